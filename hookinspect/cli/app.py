@@ -1,0 +1,70 @@
+"""The `hookinspect` command: one error boundary around every subcommand."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from hookinspect import __version__
+from hookinspect.cli.output import Output
+from hookinspect.errors import HookinspectError
+
+
+class ErrorBoundaryGroup(TyperGroup):
+    """User-caused errors become one line on stderr and their exit code; bugs still crash."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HookinspectError as exc:
+            if ctx.meta.get("hookinspect.traceback"):
+                raise
+            Output().error(exc.message, exc.hint)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            Output().info("interrupted")
+            ctx.exit(130)
+
+
+app = typer.Typer(
+    cls=ErrorBoundaryGroup,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Capture, inspect, replay, diff and export webhooks.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"hookinspect {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    traceback: bool = typer.Option(False, "--traceback", help="Show the full traceback of an error (for bug reports)."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    ctx.meta["hookinspect.traceback"] = traceback
+
+
+def _register() -> None:
+    # Imported here so each module can use `app` without an import cycle.
+    from hookinspect.cli import browse, capture  # noqa: F401
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except BrokenPipeError:  # `hookinspect ls | head`: the reader left, that is fine
+        sys.stderr.close()
+        sys.exit(0)

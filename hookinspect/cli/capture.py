@@ -1,0 +1,166 @@
+"""`hookinspect listen`: run the capture receiver and print one line per delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import signal
+import threading
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from hookinspect.cli.app import app
+from hookinspect.cli.common import STORE_OPTION, parse_header, parse_size
+from hookinspect.cli.output import Output, human_size, safe_text
+from hookinspect.cli.render import local_time, status_style
+from hookinspect.config import Settings
+from hookinspect.errors import UsageError
+from hookinspect.receiver import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
+    MockResponse,
+    ReceiverEvent,
+    ReceiverSettings,
+    create_app,
+    is_loopback,
+    start_server,
+)
+from hookinspect.store.sqlite import Store, default_store_path
+
+# Lines waiting for the terminal; past this the printer drops lines (and says how many)
+# rather than slow capture down: the store has every delivery anyway.
+PRINT_QUEUE_LIMIT = 10_000
+
+
+class LivePrinter:
+    """Prints receiver events from its own thread, so a slow terminal never delays capture."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._queue: queue.Queue[ReceiverEvent | None] = queue.Queue(PRINT_QUEUE_LIMIT)
+        self._dropped = 0
+        self._thread = threading.Thread(target=self._run, name="hookinspect-printer", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+
+    def __call__(self, event: ReceiverEvent) -> None:
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self._dropped += 1
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            if event is None:
+                return
+            if self._dropped:
+                dropped, self._dropped = self._dropped, 0
+                self.console.print(Text(f"… {dropped} lines not shown (terminal too slow); `hookinspect ls` has them", style="dim"))
+            self.console.print(render_event(event), soft_wrap=True)
+
+
+def render_event(event: ReceiverEvent) -> Text:
+    delivery = event.delivery
+    if event.kind == "rejected":
+        return Text("rejected ", style="bold red") + safe_text(event.message)
+    if event.kind == "store_error":
+        return Text("NOT STORED ", style="bold red") + safe_text(event.message)
+    assert delivery is not None
+    if event.kind == "forwarded" and event.attempt is not None:
+        attempt = event.attempt
+        line = Text(f"{'':12}  #{delivery.seq:<5} → ", style="dim") + safe_text(attempt.target_url, "dim")
+        line += Text(" ") + Text(attempt.outcome, style=status_style(attempt.outcome))
+        if attempt.latency_ms is not None:
+            line += Text(f" {attempt.latency_ms:.0f} ms", style="dim")
+        if attempt.error_message:
+            line += Text(" ") + safe_text(attempt.error_message, "red")
+        elif attempt.response is not None and not attempt.is_success and attempt.response.body:
+            line += Text(" ") + safe_text(attempt.response.text()[:300].replace("\n", " "), "red")
+        return line
+    ctype = (delivery.headers.get("content-type") or "").split(";")[0]
+    return Text.assemble(
+        (local_time(delivery.received_us), "dim"), "  ", (f"#{delivery.seq:<5}", "bold"), " ",
+        safe_text(f"{delivery.method:<6}", "bold magenta"), " ", safe_text(delivery.target), "  ",
+        (human_size(delivery.size), "cyan"), "  ", safe_text(ctype, "dim"),
+    )
+
+
+def build_mock_response(status: int, body: str | None, headers: list[str], delay: float) -> MockResponse:
+    if not 100 <= status <= 599:
+        raise UsageError(f"--status {status} is not an HTTP status")
+    if delay < 0:
+        raise UsageError("--delay cannot be negative")
+    payload: bytes | None = None
+    if body is not None:
+        if body.startswith("@"):
+            try:
+                payload = Path(body[1:]).read_bytes()
+            except OSError as exc:
+                raise UsageError(f"cannot read response body file {body[1:]}: {exc.strerror}") from None
+        else:
+            payload = body.encode("utf-8")
+    return MockResponse(status=status, headers=[parse_header(h) for h in headers], body=payload, delay=delay)
+
+
+@app.command("listen")
+def listen(
+    host: str | None = typer.Option(None, "--host", help=f"Address to bind. Example: --host 0.0.0.0 (public!) [default: {DEFAULT_HOST}]"),
+    port: int | None = typer.Option(None, "--port", "-p", help=f"Port to bind; 0 picks a free one. [default: {DEFAULT_PORT}]"),
+    status: int = typer.Option(200, "--status", help="Status to answer with. Example: --status 202"),
+    response_body: str | None = typer.Option(None, "--response-body", help="Body to answer with, or @file. Example: --response-body '{\"ok\":true}'"),
+    response_header: list[str] = typer.Option([], "--response-header", "-H", help="Header to answer with (repeatable). Example: -H 'X-Mock: 1'"),
+    delay: float = typer.Option(0.0, "--delay", help="Seconds to wait before answering (after storing). Example: --delay 2.5"),
+    max_body: str | None = typer.Option(None, "--max-body", help="Largest body accepted; larger gets 413. Example: --max-body 50MiB [default: 25MiB]"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print a line per delivery."),
+    store_path: Path | None = STORE_OPTION,
+) -> None:
+    """Receive webhooks: store every request durably, then answer it."""
+    out = Output()
+    settings = Settings()
+    host = settings.get("host", host, DEFAULT_HOST)
+    port = settings.get_int("port", port, DEFAULT_PORT)
+    limit = parse_size(str(settings.get("max_body", max_body, DEFAULT_MAX_BODY)))
+    path = Path(store_path or default_store_path())
+    Store(path).close()  # fail now, before binding, if the store cannot be opened or migrated
+    receiver_settings = ReceiverSettings(
+        response=build_mock_response(status, response_body, response_header, delay),
+        max_body=limit,
+    )
+    printer = LivePrinter(out.stdout) if not quiet else None
+    if printer is not None:
+        receiver_settings.on_event = printer
+    asyncio.run(_serve(out, path, receiver_settings, str(host), int(port or 0), printer))
+
+
+async def _serve(out: Output, path: Path, settings: ReceiverSettings, host: str, port: int,
+                 printer: LivePrinter | None) -> None:
+    app_ = create_app(path, settings)
+    runner, urls = await start_server(app_, host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if not is_loopback(host):
+        out.warn(f"listening on {host}, reachable from other machines: anyone who can reach it can send "
+                 "you requests and read nothing back but your mock answer. Use --host 127.0.0.1 unless you mean it.")
+    out.stderr.print(Text.assemble(("hookinspect ", "bold"), "listening on ", (", ".join(urls), "bold cyan"),
+                                   "  store ", (str(path), "cyan"), ("  (Ctrl+C to stop)", "dim")))
+    if printer is not None:
+        printer.start()
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        if printer is not None:
+            printer.stop()
+        out.info("stopped; every acknowledged delivery is in the store")

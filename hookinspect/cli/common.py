@@ -1,0 +1,52 @@
+"""Options shared by many commands, declared once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from hookinspect.store.sqlite import Store, default_store_path
+
+STORE_OPTION = typer.Option(
+    None, "--store", envvar="HOOKINSPECT_STORE", show_envvar=True,
+    help="Store file. Example: --store /tmp/hooks.db [default: ./.hookinspect/store.db]",
+)
+JSON_OPTION = typer.Option(False, "--json", help="Print JSON (a documented, stable shape) instead of a table.")
+FILTER_OPTION = typer.Option(
+    None, "--filter", "-f",
+    help="Filter expression. Example: -f 'method:POST path:/stripe/* event:invoice.* $.amount>1000'",
+)
+
+
+def open_store(path: Path | None, *, create: bool = False) -> Store:
+    """Open the store a command names (flag, env, then the default); readers never create one."""
+    return Store(path or default_store_path(), create=create)
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
+               "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """`25MiB`, `10MB`, `512k`, `1048576` -> bytes."""
+    import re
+
+    from hookinspect.errors import UsageError
+
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise UsageError(f"cannot read size {text!r}", "examples: 25MiB, 10MB, 512k, 1048576")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """`'X-Debug: 1'` -> ("X-Debug", "1")."""
+    from hookinspect.errors import UsageError
+
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip() or any(c in name for c in " \t\r\n"):
+        raise UsageError(f"bad header {text!r}", "write it as 'Name: value'")
+    if any(c in value for c in "\r\n"):
+        raise UsageError(f"header {name.strip()!r} contains a line break")
+    return name.strip(), value.strip()

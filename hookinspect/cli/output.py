@@ -1,0 +1,66 @@
+"""Where the CLI writes: data to stdout, messages to stderr, captured bytes always escaped."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from rich.console import Console, RenderableType
+from rich.text import Text
+
+from hookinspect.body import escape_controls
+
+
+def safe_text(value: str | None, style: str = "") -> Text:
+    """Captured text as a rich Text: never markup, control characters made visible."""
+    return Text(escape_controls(value or ""), style=style)
+
+
+def human_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    for unit in ("KiB", "MiB", "GiB"):
+        size /= 1024  # type: ignore[assignment]
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+    return f"{size:.1f} TiB"
+
+
+@dataclass
+class Output:
+    """The streams a command writes to; tests pass their own."""
+
+    stdout: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=False))
+    stderr: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    binary_stdout: BinaryIO | None = None
+
+    def print(self, renderable: RenderableType = "") -> None:
+        self.stdout.print(renderable)
+
+    def json(self, data: Any) -> None:
+        """Stable machine output: plain JSON on stdout, no colours, no wrapping."""
+        text = json.dumps(data, ensure_ascii=False, indent=2)
+        self.stdout.file.write(text + "\n")
+        self.stdout.file.flush()
+
+    def raw(self, data: bytes) -> None:
+        stream = self.binary_stdout or getattr(sys.stdout, "buffer", None)
+        if stream is None:  # a text-only stdout (some test runners): best effort
+            sys.stdout.write(data.decode("utf-8", "surrogateescape"))
+            return
+        stream.write(data)
+        stream.flush()
+
+    def info(self, message: str) -> None:
+        self.stderr.print(Text(message, style="dim"))
+
+    def warn(self, message: str) -> None:
+        self.stderr.print(Text("warning: " + message, style="bold yellow"))
+
+    def error(self, message: str, hint: str | None = None) -> None:
+        line = Text("error: ", style="bold red") + Text(escape_controls(message, keep_newlines=False))
+        if hint:
+            line += Text(f" ({hint})", style="dim")
+        self.stderr.print(line, soft_wrap=True)

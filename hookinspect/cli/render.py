@@ -1,0 +1,162 @@
+"""Rich renderings of deliveries and attempts; captured bytes only ever as escaped Text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+
+from rich.console import Group, RenderableType
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from hookinspect.body import NOT_JSON, escape_controls, hexdump, looks_binary
+from hookinspect.cli.output import human_size, safe_text
+from hookinspect.model import Attempt, Delivery, Message
+from hookinspect.store.sqlite import DeliveryRow
+
+# Pretty-printing a multi-megabyte body helps nobody in a terminal; `show --raw` has it all.
+PRETTY_LIMIT = 256 * 1024
+
+
+def local_time(us: int, with_date: bool = False) -> str:
+    moment = datetime.fromtimestamp(us / 1_000_000)
+    if with_date or moment.date() != datetime.now().date():
+        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return moment.strftime("%H:%M:%S.%f")[:-3]
+
+
+def status_style(outcome: str | None) -> str:
+    if outcome is None:
+        return "dim"
+    if outcome.isdigit():
+        code = int(outcome)
+        return "green" if code < 300 else "yellow" if code < 400 else "red"
+    return "bold red"
+
+
+VERDICT_STYLES = {"valid": "green", "invalid": "bold red", "expired": "yellow", "malformed": "red",
+                  "unsigned": "dim", "no_secret": "dim"}
+
+
+def deliveries_table(rows: Iterable[DeliveryRow]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+    for name, justify in (("#", "right"), ("time", "left"), ("method", "left"), ("path", "left"),
+                          ("size", "right"), ("type", "left"), ("event", "left"), ("sig", "left"),
+                          ("last", "left")):
+        table.add_column(name, justify=justify, no_wrap=name != "path")  # type: ignore[arg-type]
+    for row in rows:
+        target = row.path + (f"?{row.query}" if row.query else "")
+        event = " ".join(x for x in (row.provider, row.event_type) if x)
+        last = row.last_outcome
+        if last and row.last_latency_ms is not None:
+            last += f" {row.last_latency_ms:.0f}ms"
+        table.add_row(
+            str(row.seq), local_time(row.received_us), safe_text(row.method, "bold"), safe_text(target),
+            human_size(row.size), safe_text((row.content_type or "").split(";")[0]), safe_text(event),
+            Text(row.verdict or "", style=VERDICT_STYLES.get(row.verdict or "", "")),
+            Text(last or "", style=status_style(row.last_outcome)),
+        )
+    return table
+
+
+def headers_table(pairs: Iterable[tuple[str, str]]) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="cyan", no_wrap=True)
+    table.add_column(overflow="fold")
+    for name, value in pairs:
+        table.add_row(safe_text(name, "cyan"), safe_text(value))
+    return table
+
+
+def body_view(message: Message) -> RenderableType:
+    """JSON pretty-printed, form fields as a table, text as text, binary as a hexdump."""
+    if not message.body:
+        return Text("(empty body)", style="dim")
+    decoded = message.decoded()
+    notes: list[str] = []
+    if decoded.encodings:
+        notes.append(f"decoded from {'+'.join(decoded.encodings)}, {human_size(len(message.body))} on the wire")
+    if decoded.truncated:
+        notes.append(f"decoded view cut at {human_size(len(decoded.data))}")
+    if decoded.error:
+        notes.append(f"could not decode: {decoded.error}; showing the raw bytes")
+    header = Text("; ".join(notes), style="dim") if notes else None
+    data = decoded.data
+    parts: list[RenderableType] = [header] if header else []
+    if len(data) > PRETTY_LIMIT:
+        parts.append(Text(f"body of {human_size(len(data))}: first {human_size(PRETTY_LIMIT)} shown; "
+                          "`show --raw` writes all of it", style="dim"))
+        data = data[:PRETTY_LIMIT]
+    form = message.form()
+    document = message.json() if len(decoded.data) <= PRETTY_LIMIT else NOT_JSON
+    if document is not NOT_JSON:
+        pretty = json.dumps(document, indent=2, ensure_ascii=False)
+        parts.append(Syntax(escape_controls(pretty), "json", theme="ansi_dark", word_wrap=True, background_color="default"))
+    elif form is not None:
+        table = Table(box=None, show_header=True, header_style="bold", pad_edge=False)
+        table.add_column("field", style="cyan")
+        table.add_column("value", overflow="fold")
+        for name, value in form:
+            table.add_row(safe_text(name, "cyan"), safe_text(value))
+        parts.append(table)
+    elif looks_binary(data):
+        parts.append(Text(hexdump(data)))
+    else:
+        parts.append(safe_text(message.text() if len(decoded.data) <= PRETTY_LIMIT else data.decode("utf-8", "replace")))
+    return Group(*parts)
+
+
+def delivery_detail(delivery: Delivery, attempt: Attempt | None = None) -> RenderableType:
+    line = Text.assemble(
+        (f"#{delivery.seq}  ", "bold"), (escape_controls(delivery.method), "bold magenta"), " ",
+        safe_text(delivery.target), f"  HTTP/{delivery.http_version}",
+    )
+    meta = Text(
+        f"received {local_time(delivery.received_us, with_date=True)} ({delivery.received_at})"
+        f" from {delivery.remote_addr or '?'} · {human_size(delivery.size)} · id {delivery.id}",
+        style="dim",
+    )
+    parts: list[RenderableType] = [line, meta]
+    if delivery.provider or delivery.verdict:
+        sig = Text("provider ", style="dim") + safe_text(delivery.provider or "?")
+        if delivery.event_type:
+            sig += Text("  event ", style="dim") + safe_text(delivery.event_type)
+        if delivery.verdict:
+            sig += Text("  signature ", style="dim") + Text(delivery.verdict, style=VERDICT_STYLES.get(delivery.verdict, ""))
+            if delivery.verdict_reason:
+                sig += Text(": ") + safe_text(delivery.verdict_reason)
+        parts.append(sig)
+    parts += [Text(""), Text("Headers", style="bold underline"), headers_table(delivery.headers),
+              Text(""), Text("Body", style="bold underline"), body_view(delivery)]
+    if attempt is not None:
+        parts += [Text(""), Text("Latest attempt", style="bold underline"), attempt_summary(attempt)]
+    return Group(*parts)
+
+
+def attempt_summary(attempt: Attempt) -> RenderableType:
+    outcome = Text(attempt.outcome, style=status_style(attempt.outcome))
+    line = Text.assemble(f"{attempt.number or ''} {attempt.kind} → ", safe_text(attempt.target_url), "  ", outcome)
+    if attempt.latency_ms is not None:
+        line += Text(f"  {attempt.latency_ms:.1f} ms", style="dim")
+    parts: list[RenderableType] = [line]
+    if attempt.error_message:
+        parts.append(safe_text(attempt.error_message, "red"))
+    if attempt.response is not None and not attempt.is_success and attempt.response.body:
+        parts.append(body_view(attempt.response))
+    return Group(*parts)
+
+
+def attempts_table(attempts: Iterable[Attempt]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("n", "time", "kind", "target", "outcome", "latency", "error"):
+        table.add_column(name, justify="right" if name in ("n", "latency") else "left")
+    for attempt in attempts:
+        table.add_row(
+            str(attempt.number), local_time(attempt.started_us), attempt.kind, safe_text(attempt.target_url),
+            Text(attempt.outcome, style=status_style(attempt.outcome)),
+            f"{attempt.latency_ms:.1f} ms" if attempt.latency_ms is not None else "",
+            safe_text(attempt.error_message or ""),
+        )
+    return table

@@ -1,0 +1,69 @@
+"""Settings: defaults < pyproject.toml [tool.hookinspect] / hookinspect.toml < environment < flags.
+
+The file is looked up in the current directory. Environment variables are
+HOOKINSPECT_<KEY> (upper case, dashes as underscores), e.g. HOOKINSPECT_PORT=9000.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from hookinspect.errors import UsageError
+
+CONFIG_FILE = "hookinspect.toml"
+
+
+def load_file_config(directory: Path | None = None) -> dict[str, Any]:
+    """The [tool.hookinspect] table of pyproject.toml, overridden by hookinspect.toml."""
+    directory = directory or Path.cwd()
+    merged: dict[str, Any] = {}
+    pyproject = directory / "pyproject.toml"
+    if pyproject.is_file():
+        merged.update(_read_toml(pyproject).get("tool", {}).get("hookinspect", {}))
+    own = directory / CONFIG_FILE
+    if own.is_file():
+        merged.update(_read_toml(own))
+    return merged
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path.name}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+
+
+class Settings:
+    """Resolve one setting through the layers; `flag` wins when it is not None."""
+
+    def __init__(self, file_config: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> None:
+        self.file = file_config if file_config is not None else load_file_config()
+        self.environ = environ if environ is not None else dict(os.environ)
+
+    def get(self, key: str, flag: Any = None, default: Any = None) -> Any:
+        if flag is not None:
+            return flag
+        env_name = "HOOKINSPECT_" + key.upper().replace("-", "_")
+        if env_name in self.environ:
+            return self.environ[env_name]
+        if key in self.file:
+            return self.file[key]
+        return default
+
+    def get_int(self, key: str, flag: int | None = None, default: int | None = None) -> int | None:
+        value = self.get(key, flag, default)
+        if value is None:
+            return None
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"setting {key} must be a whole number, got {value!r}") from None
+
+    def table(self, key: str) -> Any:
+        return self.file.get(key)

@@ -1,0 +1,40 @@
+"""User-caused problems: each carries a one-line message, an optional hint and an exit code.
+
+Anything that is not a HookinspectError is a bug and is allowed to crash loudly.
+"""
+
+from __future__ import annotations
+
+# Exit codes are a documented interface (README "Exit codes"): scripts branch on them.
+EXIT_OK = 0
+EXIT_FAILED = 1  # a check failed, a diff found differences, an attempt failed
+EXIT_USAGE = 2  # bad arguments, bad input file, unknown delivery
+EXIT_STORE = 3  # the store cannot be opened or written
+EXIT_NETWORK = 4  # a port cannot be bound, a target cannot be reached
+
+
+class HookinspectError(Exception):
+    """Base of every error a user can cause; the CLI prints it as one line."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class UsageError(HookinspectError):
+    exit_code = EXIT_USAGE
+
+
+class NotFoundError(HookinspectError):
+    exit_code = EXIT_USAGE
+
+
+class StoreError(HookinspectError):
+    exit_code = EXIT_STORE
+
+
+class NetworkError(HookinspectError):
+    exit_code = EXIT_NETWORK

@@ -1,0 +1,304 @@
+"""Delivery, Attempt and the messages they carry: byte-exact, with views that never raise.
+
+A Delivery is a request exactly as it arrived; an Attempt is one send of it afterwards
+(forward, replay, check) with what was sent and what came back, or the error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from hookinspect import body as bodyview
+
+
+class Headers:
+    """Ordered header pairs with duplicates kept and case-insensitive lookup.
+
+    Names and values are str decoded from the wire as UTF-8 with surrogateescape, so
+    `raw()` gives back exactly the bytes that arrived.
+    """
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._pairs: list[tuple[str, str]] = [(str(k), str(v)) for k, v in pairs]
+
+    @classmethod
+    def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
+        return cls(
+            (k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
+            for k, v in raw
+        )
+
+    def raw(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (k.encode("utf-8", "surrogateescape"), v.encode("utf-8", "surrogateescape"))
+            for k, v in self._pairs
+        ]
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        lname = name.lower()
+        for k, v in self._pairs:
+            if k.lower() == lname:
+                return v
+        return default
+
+    def get_all(self, name: str) -> list[str]:
+        lname = name.lower()
+        return [v for k, v in self._pairs if k.lower() == lname]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and other._pairs == self._pairs
+
+    def __repr__(self) -> str:
+        return f"Headers({self._pairs!r})"
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return list(self._pairs)
+
+    def without(self, *names: str) -> Headers:
+        drop = {n.lower() for n in names}
+        return Headers((k, v) for k, v in self._pairs if k.lower() not in drop)
+
+    def with_set(self, name: str, value: str) -> Headers:
+        """Replace every `name` header by one, keeping the position of the first."""
+        out: list[tuple[str, str]] = []
+        placed = False
+        for k, v in self._pairs:
+            if k.lower() == name.lower():
+                if not placed:
+                    out.append((name, value))
+                    placed = True
+            else:
+                out.append((k, v))
+        if not placed:
+            out.append((name, value))
+        return Headers(out)
+
+
+@dataclass(kw_only=True)
+class Message:
+    """Headers plus raw body bytes, with the body views every shell needs."""
+
+    headers: Headers = field(default_factory=Headers)
+    body: bytes = b""
+
+    @property
+    def content_type(self) -> bodyview.ContentType:
+        return bodyview.parse_content_type(self.headers.get("content-type"))
+
+    def decoded(self, limit: int = bodyview.DECODED_VIEW_LIMIT) -> bodyview.DecodedBody:
+        return bodyview.decode_content(self.body, self.headers.get("content-encoding"), limit)
+
+    def text(self) -> str:
+        return bodyview.decode_text(self.decoded().data, self.content_type.charset)
+
+    def json(self) -> Any:
+        """The JSON value of the (decoded) body, or body.NOT_JSON."""
+        decoded = self.decoded()
+        if decoded.truncated or decoded.error:
+            return bodyview.NOT_JSON
+        return bodyview.parse_json(decoded.data)
+
+    def form(self) -> list[tuple[str, str]] | None:
+        if self.content_type.mime != "application/x-www-form-urlencoded":
+            return None
+        return bodyview.parse_form(self.decoded().data, self.content_type.charset)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def format_time_us(us: int) -> str:
+    """ISO 8601 UTC with microseconds: `2026-11-28T15:58:43.123456Z`."""
+    return datetime.fromtimestamp(us / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(kw_only=True)
+class Delivery(Message):
+    """One request exactly as it reached hookinspect."""
+
+    method: str
+    path: str  # raw, percent-encoding kept, without the query
+    query: str = ""  # raw, without the leading "?"
+    http_version: str = "1.1"
+    remote_addr: str | None = None
+    received_us: int = field(default_factory=now_us)
+    id: str = field(default_factory=new_id)
+    seq: int | None = None  # assigned by the store; what humans type
+    source: str = "listen"
+    provider: str | None = None
+    event_type: str | None = None
+    verdict: str | None = None
+    verdict_reason: str | None = None
+
+    @property
+    def target(self) -> str:
+        """Path plus query, as on the request line."""
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+    @property
+    def received_at(self) -> str:
+        return format_time_us(self.received_us)
+
+    @property
+    def size(self) -> int:
+        return len(self.body)
+
+    def content_hash(self) -> str:
+        """Identity of the request content (not of when it arrived): used to skip duplicates on import."""
+        h = hashlib.sha256()
+        for part in (self.method, self.target):
+            h.update(part.encode("utf-8", "surrogateescape") + b"\0")
+        for k, v in self.headers:
+            h.update(k.lower().encode("utf-8", "surrogateescape") + b":" + v.encode("utf-8", "surrogateescape") + b"\0")
+        h.update(self.body)
+        return h.hexdigest()
+
+    def summary(self) -> dict[str, Any]:
+        """The `ls --json` shape (documented in the README)."""
+        return {
+            "seq": self.seq,
+            "id": self.id,
+            "received_at": self.received_at,
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "content_type": self.headers.get("content-type"),
+            "size": self.size,
+            "remote_addr": self.remote_addr,
+            "provider": self.provider,
+            "event_type": self.event_type,
+            "verdict": self.verdict,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `show --json` shape: the summary plus headers in arrival order and the body."""
+        out = self.summary()
+        out["http_version"] = self.http_version
+        out["source"] = self.source
+        out["verdict_reason"] = self.verdict_reason
+        out["headers"] = [[k, v] for k, v in self.headers]
+        out.update(bodyview.encode_body_fields(self.body))
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> Delivery:
+        """Inverse of to_dict (seq and id are kept when present)."""
+        received = obj.get("received_at")
+        received_us = now_us()
+        if received:
+            received_us = int(datetime.fromisoformat(received.replace("Z", "+00:00")).timestamp() * 1_000_000)
+        return cls(
+            method=obj["method"],
+            path=obj["path"],
+            query=obj.get("query") or "",
+            http_version=obj.get("http_version") or "1.1",
+            remote_addr=obj.get("remote_addr"),
+            received_us=received_us,
+            id=obj.get("id") or new_id(),
+            source=obj.get("source") or "import",
+            provider=obj.get("provider"),
+            event_type=obj.get("event_type"),
+            verdict=obj.get("verdict"),
+            verdict_reason=obj.get("verdict_reason"),
+            headers=Headers((k, v) for k, v in obj.get("headers") or []),
+            body=bodyview.decode_body_fields(obj),
+        )
+
+
+@dataclass(kw_only=True)
+class SentRequest(Message):
+    """A request exactly as hookinspect sent it to a target."""
+
+    method: str
+    url: str
+
+
+@dataclass(kw_only=True)
+class Response(Message):
+    status: int
+    reason: str = ""
+    http_version: str = "1.1"
+
+
+# Error kinds of an Attempt that got no response; a fixed vocabulary scripts can branch on.
+ERROR_KINDS = ("connect", "timeout", "tls", "dns", "reset", "protocol", "too_large", "other")
+
+
+@dataclass(kw_only=True)
+class Attempt:
+    """One send of a delivery: what was sent, and the response or the error."""
+
+    delivery_seq: int
+    kind: str  # forward | replay | check | queue
+    target_url: str
+    request: SentRequest
+    response: Response | None = None
+    response_truncated: bool = False
+    latency_ms: float | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    started_us: int = field(default_factory=now_us)
+    id: str = field(default_factory=new_id)
+    number: int | None = None  # 1-based position among the delivery's attempts, set by the store
+
+    @property
+    def is_success(self) -> bool:
+        return self.response is not None and 200 <= self.response.status < 300
+
+    @property
+    def outcome(self) -> str:
+        """`200`, `502`, or the error kind."""
+        if self.response is not None:
+            return str(self.response.status)
+        return self.error_kind or "error"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id,
+            "number": self.number,
+            "delivery_seq": self.delivery_seq,
+            "kind": self.kind,
+            "target_url": self.target_url,
+            "started_at": format_time_us(self.started_us),
+            "latency_ms": self.latency_ms,
+            "error_kind": self.error_kind,
+            "error_message": self.error_message,
+            "request": {
+                "method": self.request.method,
+                "url": self.request.url,
+                "headers": [[k, v] for k, v in self.request.headers],
+                **bodyview.encode_body_fields(self.request.body),
+            },
+            "response": None,
+        }
+        if self.response is not None:
+            out["response"] = {
+                "status": self.response.status,
+                "reason": self.response.reason,
+                "headers": [[k, v] for k, v in self.response.headers],
+                "truncated": self.response_truncated,
+                **bodyview.encode_body_fields(self.response.body),
+            }
+        return out

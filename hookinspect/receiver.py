@@ -1,0 +1,220 @@
+"""The capture receiver: an aiohttp app that stores every request before answering it.
+
+`create_app(store_path, settings)` builds the app; `serve(app, host, port)` runs it.
+A sender gets its answer only after the delivery is committed (see store/writer.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import ipaddress
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.client_exceptions import ClientPayloadError
+from aiohttp.http_exceptions import HttpProcessingError
+
+from hookinspect.errors import NetworkError, StoreError
+from hookinspect.model import Attempt, Delivery, Headers, now_us
+from hookinspect.store.writer import GroupCommitWriter
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+# Providers cap their payloads well below this (GitHub 25 MB); larger is almost surely a mistake.
+DEFAULT_MAX_BODY = 25 * 1024 * 1024
+# Webhooks carry long JWTs and signature headers; aiohttp's 8 KiB default refuses some.
+MAX_FIELD_SIZE = 64 * 1024
+MAX_HEADERS = 2048
+READ_CHUNK = 256 * 1024
+
+
+@dataclass
+class MockResponse:
+    """What the receiver answers when it does not proxy: status, headers, body, delay."""
+
+    status: int = 200
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes | None = None  # None: a small JSON acknowledgement naming the delivery
+    delay: float = 0.0
+
+
+@dataclass
+class ReceiverEvent:
+    """What the receiver tells its shell: a capture, a rejected request, a forward result."""
+
+    kind: str  # captured | rejected | forwarded | store_error
+    delivery: Delivery | None = None
+    attempt: Attempt | None = None
+    message: str = ""
+
+
+# Forwarding is plugged in by forward.py: given the stored delivery, return the Attempt and
+# (in proxy mode) the response for the sender, or None to answer with the mock response.
+ProxyHook = Callable[[Delivery], Awaitable[tuple[Attempt, web.StreamResponse | None]]]
+
+
+@dataclass
+class ReceiverSettings:
+    response: MockResponse = field(default_factory=MockResponse)
+    path_responses: list[tuple[str, MockResponse]] = field(default_factory=list)  # (path glob, response)
+    max_body: int = DEFAULT_MAX_BODY
+    on_event: Callable[[ReceiverEvent], None] | None = None
+    proxy: ProxyHook | None = None
+    on_stored: Callable[[Delivery], Awaitable[None]] | None = None  # after commit, before answering
+
+    def response_for(self, path: str) -> MockResponse:
+        for pattern, response in self.path_responses:
+            if fnmatch.fnmatchcase(path, pattern):
+                return response
+        return self.response
+
+
+WRITER_KEY = web.AppKey("writer", GroupCommitWriter)
+SETTINGS_KEY = web.AppKey("settings", ReceiverSettings)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def create_app(store_path: str | Path, settings: ReceiverSettings | None = None) -> web.Application:
+    """The capture app: every method and path is stored, then answered."""
+    app = web.Application(client_max_size=0)  # limits are enforced while streaming, below
+    app[SETTINGS_KEY] = settings or ReceiverSettings()
+    app[WRITER_KEY] = GroupCommitWriter(store_path)
+
+    async def writer_lifecycle(app: web.Application) -> AsyncIterator[None]:
+        writer = app[WRITER_KEY]
+        await asyncio.to_thread(writer.start)
+        yield
+        await asyncio.to_thread(writer.close)
+
+    app.cleanup_ctx.append(writer_lifecycle)
+    app.router.add_route("*", "/{tail:.*}", capture_request)
+    return app
+
+
+async def read_body(request: web.BaseRequest, limit: int) -> bytes:
+    """The raw body, as sent (no transfer or content decoding); BodyTooLarge past `limit`."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge()
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.content.iter_chunked(READ_CHUNK):
+        total += len(chunk)
+        if total > limit:
+            raise BodyTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def delivery_from_request(request: web.BaseRequest, body: bytes) -> Delivery:
+    raw_path = request.raw_path
+    path, _, query = raw_path.partition("?")
+    return Delivery(
+        method=request.method,
+        path=path,
+        query=query,
+        http_version=f"{request.version.major}.{request.version.minor}",
+        remote_addr=request.remote,
+        headers=Headers.from_raw(request.raw_headers),
+        body=body,
+        received_us=now_us(),
+    )
+
+
+def _emit(settings: ReceiverSettings, event: ReceiverEvent) -> None:
+    if settings.on_event is not None:
+        settings.on_event(event)
+
+
+async def capture_request(request: web.Request) -> web.StreamResponse:
+    settings = request.app[SETTINGS_KEY]
+    writer = request.app[WRITER_KEY]
+    try:
+        body = await read_body(request, settings.max_body)
+    except BodyTooLarge:
+        message = f"hookinspect: request body exceeds the limit of {settings.max_body} bytes (listen --max-body)"
+        _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: body over {settings.max_body} bytes"))
+        return web.Response(status=413, text=message + "\n", headers={"Connection": "close"})
+    except (ClientPayloadError, ConnectionError, HttpProcessingError):
+        # The sender went away mid-body: nothing complete arrived, so nothing is stored.
+        _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: sender disconnected mid-body"))
+        raise
+    delivery = delivery_from_request(request, body)
+    try:
+        await writer.insert_delivery(delivery)
+    except StoreError as exc:
+        _emit(settings, ReceiverEvent("store_error", delivery, message=exc.message))
+        return web.Response(status=503, text="hookinspect: the delivery could not be stored; retry later\n")
+    _emit(settings, ReceiverEvent("captured", delivery))
+    if settings.on_stored is not None:
+        await settings.on_stored(delivery)
+    if settings.proxy is not None:
+        attempt, proxied = await settings.proxy(delivery)
+        await writer.add_attempt(attempt)
+        _emit(settings, ReceiverEvent("forwarded", delivery, attempt))
+        if proxied is not None:
+            return proxied
+    return await mock_response(settings.response_for(delivery.path), delivery)
+
+
+async def mock_response(mock: MockResponse, delivery: Delivery) -> web.Response:
+    if mock.delay > 0:
+        await asyncio.sleep(mock.delay)
+    if mock.body is None:
+        body = json.dumps({"received": True, "seq": delivery.seq, "id": delivery.id}).encode() + b"\n"
+        headers: list[tuple[str, str]] = [("Content-Type", "application/json")]
+    else:
+        body = mock.body
+        headers = []
+    headers += mock.headers
+    response = web.Response(status=mock.status, body=body)
+    for name, value in headers:
+        if name.lower() == "content-type":
+            response.headers["Content-Type"] = value
+        else:
+            response.headers.add(name, value)
+    return response
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach."""
+    if host in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> tuple[web.AppRunner, list[str]]:
+    """Start serving; returns the runner (for cleanup) and the bound base URLs."""
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        handle_signals=False,
+        max_headers=MAX_HEADERS,
+        max_field_size=MAX_FIELD_SIZE,
+        max_line_size=MAX_FIELD_SIZE,
+        # The stored body must be the bytes that arrived, so never inflate gzip ourselves.
+        auto_decompress=False,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "pick another --port") from None
+    urls = []
+    for sock in site._server.sockets if site._server else []:  # noqa: SLF001 - aiohttp exposes no public accessor
+        addr: Any = sock.getsockname()
+        shown = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
+        urls.append(f"http://{shown}:{addr[1]}")
+    return runner, urls

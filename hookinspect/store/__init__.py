@@ -1,0 +1,1 @@
+"""Stores: sqlite (the live capture store) and fixtures (TinyDB fixture files)."""
