@@ -20,7 +20,7 @@ from hookinspect.errors import UsageError
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_JSON_TEST = re.compile(r"^(\$[^<>=!~]*?)\s*(>=|<=|!=|==|=|>|<|~)?\s*(.*)$")
+_JSON_TEST = re.compile(r"^(\$[^<>=!~]*)\s*(>=|<=|!=|==|=|>|<|~)?\s*(.*)$")
 _STATUS = re.compile(r"^(?:[1-5]xx|[1-5]\d\d|error|none|ok|failed)$")
 
 KEYS = ("method", "path", "provider", "event", "verdict", "status", "ct", "since", "until", "text")

@@ -1,0 +1,134 @@
+import json
+
+from typer.testing import CliRunner
+
+from hookinspect.cli.app import app
+from hookinspect.store.sqlite import Store
+from tests.factories import make_attempt, make_delivery
+
+runner = CliRunner()
+
+
+def seed(store_path, *deliveries):
+    with Store(store_path) as store:
+        for delivery in deliveries:
+            store.insert_delivery(delivery)
+
+
+def invoke(*args, store_path=None):
+    extra = ["--store", str(store_path)] if store_path else []
+    return runner.invoke(app, [*args, *extra])
+
+
+def test_ls_json_is_newest_first_with_the_documented_fields(store_path):
+    seed(store_path, make_delivery(path="/a"), make_delivery(b"x=1", path="/b", query="q=1", content_type="application/x-www-form-urlencoded"))
+    result = invoke("ls", "--json", store_path=store_path)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert [r["seq"] for r in rows] == [2, 1]
+    for key in ("seq", "id", "received_at", "method", "path", "query", "content_type", "size"):
+        assert key in rows[0]
+    assert rows[0]["query"] == "q=1" and rows[0]["size"] == 3
+    assert result.stderr == ""
+
+
+def test_ls_filters_and_limit(store_path):
+    seed(store_path, *(make_delivery(method="PUT" if i % 2 else "POST", path=f"/p{i}") for i in range(10)))
+    rows = json.loads(invoke("ls", "--json", "-m", "put", "-n", "2", store_path=store_path).stdout)
+    assert [r["path"] for r in rows] == ["/p9", "/p7"]
+    rows = json.loads(invoke("ls", "--json", "--filter", "path:/p1*", store_path=store_path).stdout)
+    assert [r["path"] for r in rows] == ["/p1"]
+
+
+def test_ls_table_shows_rows_and_a_paging_hint(store_path):
+    seed(store_path, *(make_delivery(path=f"/row{i}") for i in range(3)))
+    result = invoke("ls", "-n", "2", store_path=store_path)
+    assert result.exit_code == 0
+    assert "/row2" in result.stdout and "/row0" not in result.stdout
+    assert "2 of 3 shown" in result.stderr
+
+
+def test_show_json_has_headers_in_order_and_body(store_path):
+    seed(store_path, make_delivery(b'{"a":1}', headers=[("X-Dup", "1"), ("X-Dup", "2")]),
+         make_delivery(b"\xff\xfe"))
+    data = json.loads(invoke("show", "1", "--json", store_path=store_path).stdout)
+    assert data["headers"] == [["Content-Type", "application/json"], ["X-Dup", "1"], ["X-Dup", "2"]]
+    assert data["body_text"] == '{"a":1}' and data["attempts"] == []
+    binary = json.loads(invoke("show", "2", "--json", store_path=store_path).stdout)
+    assert binary["body_base64"] == "//4=" and "body_text" not in binary
+
+
+def test_show_raw_writes_exact_bytes(store_path):
+    seed(store_path, make_delivery(b"\x00\xffraw\x1b[0m"))
+    result = runner.invoke(app, ["show", "1", "--raw", "--store", str(store_path)])
+    assert result.stdout_bytes == b"\x00\xffraw\x1b[0m"
+
+
+def test_show_renders_hostile_text_literally(store_path):
+    hostile = b"\x1b[31mRED\x1b[0m [bold]not bold[/bold] [link=http://evil]click[/link]"
+    seed(store_path, make_delivery(hostile, content_type="text/plain", headers=[("X-Evil", "\x1b]0;pwned\x07")]))
+    result = invoke("show", "1", store_path=store_path)
+    assert result.exit_code == 0
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "[bold]not bold[/bold]" in result.stdout and "[link=http://evil]" in result.stdout
+    assert "\\x1b[31mRED" in result.stdout
+
+
+def test_show_pretty_prints_json_and_form_and_hexdumps_binary(store_path):
+    seed(store_path, make_delivery(b'{"nested":{"amount":1200}}'),
+         make_delivery(b"name=Ada+L&x=%3D", content_type="application/x-www-form-urlencoded"),
+         make_delivery(b"\x89PNG\r\n\x1a\n\x00\x00\x00", content_type="image/png"))
+    assert '"amount": 1200' in invoke("show", "1", store_path=store_path).stdout
+    form = invoke("show", "2", store_path=store_path).stdout
+    assert "Ada L" in form and "=" in form
+    assert "89 50 4e 47" in invoke("show", "3", store_path=store_path).stdout
+
+
+def test_show_includes_the_latest_attempt(store_path):
+    seed(store_path, make_delivery())
+    with Store(store_path) as store:
+        store.add_attempt(make_attempt(1, 502, body=b"bad gateway"))
+    out = invoke("show", "1", store_path=store_path).stdout
+    assert "Latest attempt" in out and "502" in out and "bad gateway" in out
+    attempts = json.loads(invoke("attempts", "1", "--json", store_path=store_path).stdout)
+    assert attempts[0]["response"]["status"] == 502
+
+
+def test_unknown_delivery_is_one_line_on_stderr_with_exit_2(store_path):
+    seed(store_path, make_delivery())
+    result = invoke("show", "99", store_path=store_path)
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().startswith("error: no delivery #99")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_store_is_a_clear_error_with_exit_3(tmp_path):
+    result = invoke("ls", store_path=tmp_path / "nope.db")
+    assert result.exit_code == 3 and "no store at" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_store_from_environment(store_path):
+    seed(store_path, make_delivery(path="/env"))
+    result = runner.invoke(app, ["ls", "--json"], env={"HOOKINSPECT_STORE": str(store_path)})
+    assert json.loads(result.stdout)[0]["path"] == "/env"
+
+
+def test_rm_and_clear(store_path):
+    seed(store_path, *(make_delivery() for _ in range(5)))
+    assert invoke("rm", "2-3", store_path=store_path).exit_code == 0
+    assert [r["seq"] for r in json.loads(invoke("ls", "--json", store_path=store_path).stdout)] == [5, 4, 1]
+    missing = invoke("rm", "1", "42", store_path=store_path)
+    assert missing.exit_code == 2  # nothing deleted when one ref is wrong
+    assert len(json.loads(invoke("ls", "--json", store_path=store_path).stdout)) == 3
+    refused = invoke("clear", store_path=store_path)
+    assert refused.exit_code == 2 and "--yes" in refused.stderr
+    assert invoke("clear", "--yes", store_path=store_path).exit_code == 0
+    assert json.loads(invoke("ls", "--json", store_path=store_path).stdout) == []
+
+
+def test_bad_filter_is_a_usage_error(store_path):
+    seed(store_path, make_delivery())
+    result = invoke("ls", "--filter", "status:9xx", store_path=store_path)
+    assert result.exit_code == 2 and "bad status" in result.stderr

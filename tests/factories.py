@@ -1,0 +1,136 @@
+"""Test deliveries and loopback servers, in one place."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+from aiohttp import web
+
+from hookinspect.model import Attempt, Delivery, Headers, Response, SentRequest
+
+
+def make_delivery(
+    body: bytes = b'{"type":"payment_intent.succeeded","data":{"object":{"amount":1200}}}',
+    *,
+    method: str = "POST",
+    path: str = "/stripe/webhook",
+    query: str = "",
+    headers: list[tuple[str, str]] | None = None,
+    content_type: str | None = "application/json",
+    **fields,
+) -> Delivery:
+    pairs = list(headers or [])
+    if content_type and not any(k.lower() == "content-type" for k, _ in pairs):
+        pairs.insert(0, ("Content-Type", content_type))
+    return Delivery(method=method, path=path, query=query, headers=Headers(pairs), body=body,
+                    remote_addr="127.0.0.1", **fields)
+
+
+def make_attempt(delivery_seq: int, status: int | None = 200, *, error_kind: str | None = None,
+                 body: bytes = b'{"ok":true}', target: str = "http://127.0.0.1:9/hooks") -> Attempt:
+    response = None if status is None else Response(status=status, headers=Headers([("Content-Type", "application/json")]), body=body)
+    return Attempt(
+        delivery_seq=delivery_seq, kind="replay", target_url=target,
+        request=SentRequest(method="POST", url=target, headers=Headers([("Content-Type", "application/json")]), body=b"{}"),
+        response=response, latency_ms=1.5, error_kind=error_kind,
+        error_message=None if error_kind is None else "connection refused",
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def hookinspect_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hookinspect", *args]
+
+
+def start_listen(store: Path, *args: str, port: int | None = None, cwd: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`hookinspect listen` as a real subprocess; returns it and its base URL once it answers."""
+    port = port or free_port()
+    proc = subprocess.Popen(
+        hookinspect_cmd("listen", "--port", str(port), "--store", str(store), *args),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd or store.parent,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url, proc)
+    return proc, url
+
+
+def wait_until_up(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            with socket.create_connection((url.split("//")[1].split(":")[0], int(url.rsplit(":", 1)[1])), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> tuple[str, str]:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        out, err = proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return out.decode(errors="replace"), err.decode(errors="replace")
+
+
+class RecordingTarget:
+    """A loopback aiohttp server that records what it receives and answers as told."""
+
+    def __init__(self) -> None:
+        self.received: list[dict] = []
+        self.status = 200
+        self.body = b'{"received":true}'
+        self.headers: dict[str, str] = {"Content-Type": "application/json"}
+        self.delay = 0.0
+        self.handler: Callable[[web.Request, bytes], web.StreamResponse] | None = None
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        self.received.append({"method": request.method, "path_qs": request.raw_path,
+                              "headers": list(request.raw_headers), "body": body})
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.handler is not None:
+            return self.handler(request, body)
+        return web.Response(status=self.status, body=self.body, headers=self.headers)
+
+    async def start(self) -> RecordingTarget:
+        app = web.Application(client_max_size=100 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self.runner = web.AppRunner(app, access_log=None, auto_decompress=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def post(url: str, **kwargs) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as client:
+        return await client.post(url, **kwargs)

@@ -1,0 +1,179 @@
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from hookinspect.errors import NotFoundError, StoreError
+from hookinspect.filters import parse_filter
+from hookinspect.store.sqlite import SCHEMA_VERSION, Store
+from tests.factories import make_attempt, make_delivery
+
+
+def test_insert_and_get_by_seq_and_id_are_byte_exact(store):
+    body = b"\x00\xff binary \x1b[31m"
+    delivery = make_delivery(body, headers=[("X-Dup", "1"), ("x-dup", "2")], query="a=%20&b")
+    seq = store.insert_delivery(delivery)
+    assert seq == 1 and delivery.seq == 1
+    for ref in (1, "1", delivery.id, delivery.id[:8]):
+        got = store.get(ref)
+        assert got.body == body and got.headers == delivery.headers and got.query == "a=%20&b"
+        assert got.received_us == delivery.received_us
+
+
+def test_unknown_delivery_is_not_found(store):
+    with pytest.raises(NotFoundError, match="no delivery #42"):
+        store.get(42)
+
+
+def test_list_is_newest_first_with_paging(store):
+    for i in range(30):
+        store.insert_delivery(make_delivery(path=f"/p/{i}"))
+    rows = store.list(limit=10)
+    assert [r.seq for r in rows] == list(range(30, 20, -1))
+    assert [r.seq for r in store.list(limit=5, offset=10)] == [20, 19, 18, 17, 16]
+    assert [r.seq for r in store.list(limit=3, before_seq=5)] == [4, 3, 2]
+    assert store.count() == 30
+
+
+def test_filters_method_path_type_time_and_text(store):
+    store.insert_delivery(make_delivery(b'{"type":"invoice.paid"}', path="/stripe/hook", received_us=1_000_000))
+    store.insert_delivery(make_delivery(b"a=1", method="PUT", path="/github/hook", content_type="application/x-www-form-urlencoded", received_us=2_000_000))
+    store.insert_delivery(make_delivery(b"plain refund text", path="/other", content_type="text/plain; charset=utf-8", received_us=3_000_000))
+    assert [r.seq for r in store.list(parse_filter("method:PUT"))] == [2]
+    assert [r.seq for r in store.list(parse_filter("path:/stripe/*"))] == [1]
+    assert [r.seq for r in store.list(parse_filter("ct:text/plain"))] == [3]
+    assert [r.seq for r in store.list(parse_filter("refund"))] == [3]
+    assert [r.seq for r in store.list(parse_filter("github"))] == [2]  # text matches the path too
+    assert [r.seq for r in store.list(parse_filter("since:1970-01-01T00:00:01.5Z until:1970-01-01T00:00:02.5Z"))] == [2]
+    assert [r.seq for r in store.list(parse_filter("$.type=invoice.paid"))] == [1]
+    assert store.count(parse_filter("method:POST")) == 2
+
+
+def test_status_filters_use_the_latest_attempt(store):
+    for _ in range(4):
+        store.insert_delivery(make_delivery())
+    store.add_attempt(make_attempt(1, 200))
+    store.add_attempt(make_attempt(2, 200))
+    store.add_attempt(make_attempt(2, 503))
+    store.add_attempt(make_attempt(3, None, error_kind="connect"))
+    assert [r.seq for r in store.list(parse_filter("status:5xx"))] == [2]
+    assert [r.seq for r in store.list(parse_filter("status:failed"))] == [3, 2]
+    assert [r.seq for r in store.list(parse_filter("status:error"))] == [3]
+    assert [r.seq for r in store.list(parse_filter("status:none"))] == [4]
+    assert store.row(2).last_status == 503
+
+
+def test_attempts_are_kept_in_order_with_request_and_response(store):
+    store.insert_delivery(make_delivery())
+    store.add_attempt(make_attempt(1, 500, body=b"boom"))
+    store.add_attempt(make_attempt(1, None, error_kind="timeout"))
+    attempts = store.attempts(1)
+    assert [a.number for a in attempts] == [1, 2]
+    assert attempts[0].response.status == 500 and attempts[0].response.body == b"boom"
+    assert attempts[1].response is None and attempts[1].error_kind == "timeout"
+    assert attempts[0].request.body == b"{}"
+
+
+def test_follow_returns_only_newer_deliveries_oldest_first(store):
+    for _ in range(5):
+        store.insert_delivery(make_delivery())
+    assert [r.seq for r in store.follow(3)] == [4, 5]
+    assert store.follow(5) == []
+    assert store.max_seq() == 5
+
+
+def test_delete_and_clear_cascade_attempts_and_never_reuse_numbers(store):
+    for _ in range(3):
+        store.insert_delivery(make_delivery())
+    store.add_attempt(make_attempt(2))
+    assert store.delete([2, 99]) == 1
+    assert store.attempts(2) == []
+    assert store.clear() == 2
+    assert store.insert_delivery(make_delivery()) == 4
+
+
+def test_store_is_wal_and_versioned(store_path):
+    Store(store_path).close()
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_a_file_that_is_not_sqlite_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"my precious notes, not a database")
+    with pytest.raises(StoreError, match="not a hookinspect store"):
+        Store(path)
+    assert path.read_bytes() == b"my precious notes, not a database"
+
+
+def test_a_corrupt_store_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "store.db"
+    with Store(path) as store:
+        store.insert_delivery(make_delivery())
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(path.read_bytes())
+    data[100:4096] = b"\xa5" * (4096 - 100)  # wreck the schema page but keep the header
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="not a readable hookinspect store"):
+        Store(path)
+    assert path.read_bytes() == bytes(data)
+
+
+def test_another_programs_sqlite_database_is_refused(tmp_path):
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (name TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="another program"):
+        Store(path)
+    assert sqlite3.connect(path).execute("SELECT name FROM sqlite_master").fetchall() == [("users",)]
+
+
+def test_a_store_from_a_newer_version_is_refused(store_path):
+    Store(store_path).close()
+    conn = sqlite3.connect(store_path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(StoreError, match="newer hookinspect"):
+        Store(store_path)
+
+
+def test_readers_do_not_create_a_missing_store(tmp_path):
+    with pytest.raises(StoreError, match="no store at"):
+        Store(tmp_path / "missing.db", create=False)
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_a_reader_process_lists_while_a_writer_process_inserts(store_path):
+    Store(store_path).close()
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        from hookinspect.store.sqlite import Store
+        from tests.factories import make_delivery
+        with Store({str(store_path)!r}) as s:
+            for i in range(400):
+                with s.transaction():
+                    s.insert_delivery(make_delivery(b"x" * 2048))
+    """)])
+    reader = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from hookinspect.store.sqlite import Store
+        seen = 0
+        with Store({str(store_path)!r}, create=False) as s:
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                rows = s.list(limit=50)
+                assert [r.seq for r in rows] == sorted((r.seq for r in rows), reverse=True)
+                seen = max(seen, s.count())
+                if seen >= 400:
+                    break
+        print(seen)
+    """)], capture_output=True, text=True, timeout=60)
+    assert writer.wait(timeout=60) == 0
+    assert reader.returncode == 0, reader.stderr
+    assert int(reader.stdout) == 400

@@ -1,0 +1,47 @@
+import gzip
+
+from hookinspect.body import NOT_JSON
+from hookinspect.model import Delivery, Headers
+from tests.factories import make_delivery
+
+
+def test_headers_keep_order_and_duplicates_with_case_insensitive_lookup():
+    headers = Headers([("X-A", "1"), ("Set-Cookie", "a=1"), ("x-a", "2"), ("set-cookie", "b=2")])
+    assert headers.get("x-A") == "1"
+    assert headers.get_all("SET-COOKIE") == ["a=1", "b=2"]
+    assert [k for k, _ in headers] == ["X-A", "Set-Cookie", "x-a", "set-cookie"]
+    assert headers.with_set("X-A", "9").pairs() == [("X-A", "9"), ("Set-Cookie", "a=1"), ("set-cookie", "b=2")]
+    assert "x-a" not in headers.without("X-a")
+
+
+def test_headers_round_trip_raw_bytes_that_are_not_utf8():
+    raw = [(b"X-Weird", b"caf\xe9"), (b"X-Utf8", "é".encode())]
+    assert Headers.from_raw(raw).raw() == raw
+
+
+def test_delivery_views_json_form_and_gzip():
+    assert make_delivery(b'{"a":1}').json() == {"a": 1}
+    assert make_delivery(b"{nope").json() is NOT_JSON
+    form = make_delivery(b"a=1&b=x+y&a=2", content_type="application/x-www-form-urlencoded")
+    assert form.form() == [("a", "1"), ("b", "x y"), ("a", "2")]
+    assert make_delivery(b"a=1").form() is None
+    zipped = make_delivery(gzip.compress(b'{"z":true}'), headers=[("Content-Encoding", "gzip")])
+    assert zipped.json() == {"z": True}
+    assert zipped.body.startswith(b"\x1f\x8b")  # the stored bytes stay as received
+
+
+def test_to_dict_and_from_dict_are_inverse_and_byte_exact():
+    original = make_delivery(b"\xff\x00binary", query="a=1&b=%20", headers=[("X-Dup", "1"), ("X-Dup", "2")])
+    original.seq = 7
+    data = original.to_dict()
+    assert data["headers"][1:] == [["X-Dup", "1"], ["X-Dup", "2"]]
+    assert "body_base64" in data and "body_text" not in data
+    again = Delivery.from_dict(data)
+    assert again.body == original.body and again.headers == original.headers
+    assert again.received_us == original.received_us and again.query == original.query
+    assert again.content_hash() == original.content_hash()
+
+
+def test_received_at_has_microseconds():
+    delivery = make_delivery(received_us=1_764_345_600_123_456)
+    assert delivery.received_at == "2025-11-28T16:00:00.123456Z"

@@ -1,0 +1,164 @@
+import asyncio
+import gzip
+import os
+
+import httpx
+import pytest
+
+from hookinspect.receiver import MockResponse, is_loopback
+from hookinspect.store.sqlite import Store
+
+BODIES = {
+    "json": b'{"type":"invoice.paid","amount":1200}',
+    "invalid_utf8": b'{"name":"caf\xe9 \xff\xfe"}',
+    "nul_bytes": b"before\x00after\x00",
+    "binary": os.urandom(4096),
+    "empty": b"",
+    "ansi_and_markup": b"\x1b[2J\x1b[31mred[/] [bold]x[/bold] [link=http://evil]y[/link]",
+    "gzip": gzip.compress(b'{"zipped":true}'),
+    "corrupt_gzip": b"\x1f\x8b\x08\x00garbage",
+}
+
+
+async def raw_exchange(base_url: str, request: bytes, read: bool = True) -> bytes:
+    host, port = base_url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(request)
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(65536), 10) if read else b""
+    writer.close()
+    return data
+
+
+@pytest.mark.parametrize("name", list(BODIES))
+async def test_every_body_is_stored_byte_exact(receiver, store_path, name):
+    url, _ = receiver
+    headers = {"Content-Type": "application/json"}
+    if name.endswith("gzip"):
+        headers["Content-Encoding"] = "gzip"
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{url}/hooks/{name}?a=1&a=2", content=BODIES[name], headers=headers)
+    assert response.status_code == 200
+    assert response.json()["seq"] == 1
+    with Store(store_path) as store:
+        delivery = store.get(1)
+    assert delivery.body == BODIES[name]
+    assert delivery.path == f"/hooks/{name}" and delivery.query == "a=1&a=2"
+    assert delivery.remote_addr == "127.0.0.1"
+
+
+async def test_headers_keep_order_case_and_duplicates(receiver, store_path):
+    url, _ = receiver
+    request = (b"POST /h HTTP/1.1\r\nHost: x\r\nX-First: 1\r\nx-dup: a\r\nX-Dup: b\r\nX-Last: caf\xe9\r\n"
+               b"Content-Length: 2\r\n\r\n{}")
+    assert b"200 OK" in await raw_exchange(url, request)
+    with Store(store_path) as store:
+        pairs = store.get(1).headers.pairs()
+    assert pairs == [("Host", "x"), ("X-First", "1"), ("x-dup", "a"), ("X-Dup", "b"),
+                     ("X-Last", "caf\udce9"), ("Content-Length", "2")]
+    assert store_path.exists()
+
+
+async def test_five_hundred_headers_are_accepted(receiver, store_path):
+    url, _ = receiver
+    headers = [(f"X-H-{i}", str(i)) for i in range(500)]
+    async with httpx.AsyncClient() as client:
+        response = await client.post(url + "/many", content=b"{}", headers=headers)
+    assert response.status_code == 200
+    with Store(store_path) as store:
+        assert len(store.get(1).headers.get_all("x-h-499")) == 1
+        assert len(store.get(1).headers) >= 500
+
+
+async def test_chunked_upload_is_stored_as_its_payload(receiver, store_path):
+    url, _ = receiver
+    request = (b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    assert b"200 OK" in await raw_exchange(url, request)
+    with Store(store_path) as store:
+        assert store.get(1).body == b"hello world"
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "OPTIONS", "DELETE", "PATCH", "PURGE", "MKCOL"])
+async def test_every_method_is_captured(receiver, store_path, method):
+    url, _ = receiver
+    async with httpx.AsyncClient() as client:
+        response = await client.request(method, url + "/any/where")
+    assert response.status_code == 200
+    with Store(store_path) as store:
+        assert store.get(1).method == method
+
+
+async def test_a_25_mib_body_is_stored_and_one_byte_more_is_refused_with_413(receiver, store_path):
+    url, settings = receiver
+    big = os.urandom(1024) * (25 * 1024)
+    assert len(big) == settings.max_body
+    async with httpx.AsyncClient(timeout=60) as client:
+        ok = await client.post(url + "/big", content=big)
+        too_big = await client.post(url + "/big", content=big + b"!")
+    assert ok.status_code == 200
+    assert too_big.status_code == 413 and "exceeds the limit" in too_big.text
+    with Store(store_path) as store:
+        assert store.count() == 1 and store.get(1).body == big
+
+
+async def test_an_oversized_chunked_body_is_refused_without_content_length(receiver, store_path):
+    url, settings = receiver
+    settings.max_body = 1000
+
+    async def chunks():
+        for _ in range(10):
+            yield b"x" * 500
+
+    async with httpx.AsyncClient() as client:
+        response = await client.post(url + "/stream", content=chunks())
+    assert response.status_code == 413
+    with Store(store_path) as store:
+        assert store.count() == 0
+
+
+async def test_a_client_that_disconnects_mid_body_stores_nothing_and_the_receiver_lives(receiver, store_path):
+    url, _ = receiver
+    await raw_exchange(url, b"POST /cut HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100, read=False)
+    await asyncio.sleep(0.3)
+    async with httpx.AsyncClient() as client:
+        assert (await client.post(url + "/after", content=b"ok")).status_code == 200
+    with Store(store_path) as store:
+        assert [r.path for r in store.list()] == ["/after"]
+
+
+async def test_mock_response_status_headers_body_and_per_path(receiver):
+    url, settings = receiver
+    settings.response = MockResponse(status=202, headers=[("X-Mock", "1"), ("Content-Type", "text/plain")], body=b"accepted")
+    settings.path_responses = [("/fail/*", MockResponse(status=500, body=b"nope"))]
+    async with httpx.AsyncClient() as client:
+        plain = await client.post(url + "/x", content=b"{}")
+        failing = await client.post(url + "/fail/now", content=b"{}")
+    assert plain.status_code == 202 and plain.text == "accepted" and plain.headers["x-mock"] == "1"
+    assert plain.headers["content-type"] == "text/plain"
+    assert failing.status_code == 500 and failing.text == "nope"
+
+
+async def test_delay_is_applied_after_storing(receiver, store_path):
+    url, settings = receiver
+    settings.response = MockResponse(delay=1.0)
+    async with httpx.AsyncClient() as client:
+        task = asyncio.create_task(client.post(url + "/slow", content=b"{}"))
+        await asyncio.sleep(0.4)
+        with Store(store_path) as store:
+            assert store.count() == 1  # stored before the (delayed) answer
+        assert (await task).status_code == 200
+
+
+async def test_capture_events_are_reported_to_the_shell(receiver):
+    url, settings = receiver
+    events = []
+    settings.on_event = events.append
+    async with httpx.AsyncClient() as client:
+        await client.post(url + "/evt", content=b"{}")
+    assert [e.kind for e in events] == ["captured"] and events[0].delivery.seq == 1
+
+
+def test_loopback_detection():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
