@@ -7,8 +7,8 @@ A Delivery is a request exactly as it arrived; an Attempt is one send of it afte
 from __future__ import annotations
 
 import hashlib
+import os
 import time
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -131,7 +131,11 @@ def format_time_us(us: int) -> str:
 
 
 def new_id() -> str:
-    return uuid.uuid4().hex
+    """32 hex digits, time-ordered like UUIDv7: 48 bits of milliseconds, then 80 random bits.
+
+    Time order keeps the store's unique index append-only, so inserts stay cheap as it grows.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
 
 
 @dataclass(kw_only=True)

@@ -48,7 +48,6 @@ MIGRATIONS: list[str] = [
         body BLOB NOT NULL
     );
     CREATE INDEX deliveries_received ON deliveries(received_us);
-    CREATE INDEX deliveries_hash ON deliveries(content_hash);
     CREATE TABLE attempts (
         id TEXT PRIMARY KEY,
         delivery_seq INTEGER NOT NULL REFERENCES deliveries(seq) ON DELETE CASCADE,
@@ -275,21 +274,38 @@ class Store:
 
     def insert_delivery(self, delivery: Delivery) -> int:
         """Store a delivery and return (and set) its sequence number."""
-        cur = self.execute(
-            """INSERT INTO deliveries (id, received_us, remote_addr, method, path, query, http_version,
-                   content_type, size, source, provider, event_type, verdict, verdict_reason,
-                   content_hash, headers, body)
-               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-            (
-                delivery.id, delivery.received_us, delivery.remote_addr, delivery.method,
-                delivery.path, delivery.query, delivery.http_version,
-                delivery.headers.get("content-type"), len(delivery.body), delivery.source,
-                delivery.provider, delivery.event_type, delivery.verdict, delivery.verdict_reason,
-                delivery.content_hash(), _headers_to_json(delivery.headers), delivery.body,
-            ),
-        )
-        delivery.seq = cur.lastrowid
-        return delivery.seq  # type: ignore[return-value]
+        return self.insert_deliveries([delivery])[0]
+
+    def insert_deliveries(self, deliveries: list[Delivery]) -> list[int]:
+        """Store several deliveries with one statement; sets and returns their sequence numbers."""
+        with self.transaction():
+            # One writer at a time (BEGIN IMMEDIATE), so numbering here cannot race; the
+            # sqlite_sequence high-water mark keeps numbers of deleted deliveries unused.
+            top = self.execute(
+                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0),"
+                " coalesce((SELECT max(seq) FROM deliveries), 0))"
+            ).fetchone()[0]
+            rows = []
+            for offset, delivery in enumerate(deliveries, start=1):
+                delivery.seq = top + offset
+                rows.append((
+                    delivery.seq, delivery.id, delivery.received_us, delivery.remote_addr, delivery.method,
+                    delivery.path, delivery.query, delivery.http_version,
+                    delivery.headers.get("content-type"), len(delivery.body), delivery.source,
+                    delivery.provider, delivery.event_type, delivery.verdict, delivery.verdict_reason,
+                    delivery.content_hash(), _headers_to_json(delivery.headers), delivery.body,
+                ))
+            try:
+                self._conn.executemany(
+                    """INSERT INTO deliveries (seq, id, received_us, remote_addr, method, path, query,
+                           http_version, content_type, size, source, provider, event_type, verdict,
+                           verdict_reason, content_hash, headers, body)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                    rows,
+                )
+            except sqlite3.OperationalError as exc:
+                raise StoreError(f"store {self.path}: {exc}") from None
+        return [d.seq for d in deliveries]  # type: ignore[misc]
 
     def set_verdict(self, seq: int, provider: str | None, event_type: str | None,
                     verdict: str | None, reason: str | None) -> None:
@@ -298,8 +314,9 @@ class Store:
             (provider, event_type, verdict, reason, seq),
         )
 
-    def has_content_hash(self, content_hash: str) -> bool:
-        return self.execute("SELECT 1 FROM deliveries WHERE content_hash = ? LIMIT 1", (content_hash,)).fetchone() is not None
+    def content_hashes(self) -> set[str]:
+        """Every stored content hash: imports skip duplicates with one scan, so inserts pay no index."""
+        return {row[0] for row in self.execute("SELECT content_hash FROM deliveries WHERE content_hash IS NOT NULL")}
 
     def get(self, ref: int | str) -> Delivery:
         """A delivery by sequence number (int or digits) or id; NotFoundError if absent."""

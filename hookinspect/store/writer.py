@@ -59,7 +59,11 @@ class GroupCommitWriter:
         return await future
 
     async def insert_delivery(self, delivery: Delivery) -> int:
-        return await self.call(lambda store: store.insert_delivery(delivery))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        # Marked as an insert so a batch of them becomes one executemany (see _run_batch).
+        self._queue.put((delivery, future, loop))
+        return await future
 
     async def add_attempt(self, attempt: Attempt) -> None:
         await self.call(lambda store: store.add_attempt(attempt))
@@ -98,8 +102,13 @@ class GroupCommitWriter:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with store.transaction():
+                inserts = [op for op, _future, _loop in batch if isinstance(op, Delivery)]
+                seqs = iter(store.insert_deliveries(inserts) if inserts else [])
                 for operation, _future, _loop in batch:
-                    outcomes.append((True, operation(store)))
+                    if isinstance(operation, Delivery):
+                        outcomes.append((True, next(seqs)))
+                    else:
+                        outcomes.append((True, operation(store)))
             self.commits += 1
         except Exception:
             # One bad operation must not fail its neighbours: redo them one by one.
@@ -107,21 +116,29 @@ class GroupCommitWriter:
             for operation, _future, _loop in batch:
                 try:
                     with store.transaction():
-                        outcomes.append((True, operation(store)))
+                        if isinstance(operation, Delivery):
+                            outcomes.append((True, store.insert_delivery(operation)))
+                        else:
+                            outcomes.append((True, operation(store)))
                 except Exception as exc:
                     outcomes.append((False, exc))
                 self.commits += 1
+        # One wake-up per event loop for the whole batch, not one per caller.
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
         for (is_ok, value), (_operation, future, loop) in zip(outcomes, batch, strict=True):
+            by_loop.setdefault(loop, []).append((future, is_ok, value))
+        for loop, settlements in by_loop.items():
             try:
-                loop.call_soon_threadsafe(_settle, future, is_ok, value)
+                loop.call_soon_threadsafe(_settle_all, settlements)
             except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
                 pass
 
 
-def _settle(future: asyncio.Future[Any], is_ok: bool, value: Any) -> None:
-    if future.done():
-        return
-    if is_ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle_all(settlements: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    for future, is_ok, value in settlements:
+        if future.done():  # the caller gave up (cancelled); the write happened anyway
+            continue
+        if is_ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)

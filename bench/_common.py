@@ -1,0 +1,128 @@
+"""Helpers for the benchmark scripts: loopback servers as subprocesses, wrk runs, figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+WRK_SCRIPT = textwrap.dedent("""
+    wrk.method = "POST"
+    local f = assert(io.open(os.getenv("HOOKINSPECT_BENCH_BODY"), "rb"))
+    wrk.body = f:read("*a")
+    f:close()
+    wrk.headers["Content-Type"] = "application/json"
+    done = function(summary, latency, requests)
+      local e = summary.errors
+      io.write(string.format('WRKJSON {"requests":%d,"duration_us":%d,"p50_us":%d,"p99_us":%d,' ..
+        '"errors":%d,"non2xx":%d}\\n', summary.requests, summary.duration,
+        latency:percentile(50), latency:percentile(99),
+        e.connect + e.read + e.write + e.timeout, e.status))
+    end
+""")
+
+BARE_SERVER = textwrap.dedent("""
+    import sys
+    from aiohttp import web
+
+    async def handle(request):
+        await request.read()
+        return web.Response(text="ok")
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+""")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"port {port} did not open")
+
+
+def body_file(size: int = 2048) -> Path:
+    payload = {"type": "invoice.paid", "data": {"object": {"id": "in_123", "amount": 1200}}, "pad": ""}
+    base = len(json.dumps(payload))
+    payload["pad"] = "x" * max(0, size - base)
+    path = Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "body.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def start_bare(port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
+    wait_port(port)
+    return proc
+
+
+def start_listen(port: int, store: Path, *extra: str) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "hookinspect", "listen", "--port", str(port), "--store", str(store),
+                             "--quiet", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def require_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("wrk is needed: apt-get install wrk")
+    return wrk
+
+
+def run_wrk(url: str, body: Path, connections: int, seconds: int, rate_script: str | None = None) -> dict[str, float]:
+    script = Path(tempfile.mkdtemp(prefix="hookinspect-wrk-")) / "post.lua"
+    script.write_text(rate_script or WRK_SCRIPT)
+    result = subprocess.run(
+        [require_wrk(), "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url],
+        capture_output=True, text=True, env={**os.environ, "HOOKINSPECT_BENCH_BODY": str(body)}, timeout=seconds + 60,
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith("WRKJSON "):
+            data = json.loads(line[8:])
+            data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+            return data
+    raise SystemExit(f"wrk gave no figures:\n{result.stdout}\n{result.stderr}")
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0

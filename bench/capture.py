@@ -1,0 +1,143 @@
+"""Capture throughput, insert cost, listing speed and memory, against a bare aiohttp server.
+
+    python bench/capture.py [--seconds 8]
+
+Needs `wrk` (apt-get install wrk). Everything runs on loopback and stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import (  # noqa: E402
+    body_file,
+    free_port,
+    peak_rss_kib,
+    run_wrk,
+    start_bare,
+    start_listen,
+    stop,
+)
+from hookinspect.store.sqlite import Store  # noqa: E402
+from tests.factories import make_delivery  # noqa: E402
+
+
+def throughput(seconds: int) -> None:
+    body = body_file(2048)
+    print("== durable capture vs bare aiohttp (2 KiB JSON POST, wrk -t1) ==")
+    print(f"{'server':<22}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
+    for connections in (16, 64):
+        port = free_port()
+        bare = start_bare(port)
+        try:
+            run_wrk(f"http://127.0.0.1:{port}/warm", body, connections, 1)
+            base = run_wrk(f"http://127.0.0.1:{port}/hook", body, connections, seconds)
+        finally:
+            stop(bare)
+        store = Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "store.db"
+        port = free_port()
+        listen = start_listen(port, store)
+        try:
+            run_wrk(f"http://127.0.0.1:{port}/warm", body, connections, 1)
+            ours = run_wrk(f"http://127.0.0.1:{port}/hook", body, connections, seconds)
+        finally:
+            stop(listen)
+        for name, fig in (("bare aiohttp", base), ("hookinspect listen", ours)):
+            ratio = fig["rps"] / base["rps"]
+            print(f"{name:<22}{connections:>6}{fig['rps']:>10.0f}{fig['p50_us'] / 1000:>9.2f}{fig['p99_us'] / 1000:>9.2f}"
+                  f"{fig['errors'] + fig['non2xx']:>8}{ratio:>8.2f}")
+        with Store(store, create=False) as opened:
+            stored = opened.count()
+        print(f"  stored {stored} deliveries: {ours['requests']} from the measured run, "
+              f"{stored - ours['requests']} from warm-up)")
+
+
+def insert_cost() -> None:
+    print("\n== insert cost vs store size (one transaction per insert, 2 KiB body) ==")
+    path = Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "store.db"
+    results = {}
+    with Store(path) as store:
+        filled = 0
+        for target in (1_000, 100_000):
+            with store.transaction():
+                while filled < target:
+                    store.insert_delivery(make_delivery(b"x" * 2048, path=f"/fill/{filled}"))
+                    filled += 1
+            samples = []
+            for _ in range(3):
+                start = time.perf_counter()
+                for _ in range(500):
+                    with store.transaction():
+                        store.insert_delivery(make_delivery(b"x" * 2048))
+                samples.append((time.perf_counter() - start) / 500)
+            filled += 1500
+            results[target] = min(samples)
+            print(f"  with {target:>7} stored: {results[target] * 1e6:8.1f} µs per insert")
+        print(f"  ratio 100k/1k: {results[100_000] / results[1_000]:.2f} (target <= 1.2)")
+        print("\n== ls newest 50 from a 100k store ==")
+        samples = []
+        for _ in range(20):
+            start = time.perf_counter()
+            rows = store.list(limit=50)
+            samples.append(time.perf_counter() - start)
+        assert len(rows) == 50
+        print(f"  store.list(limit=50): best {min(samples) * 1000:.2f} ms, median {sorted(samples)[10] * 1000:.2f} ms (target < 100 ms)")
+        start = time.perf_counter()
+        total = store.count()
+        print(f"  store.count() over {total}: {(time.perf_counter() - start) * 1000:.2f} ms")
+    import subprocess
+
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "hookinspect", "ls", "-n", "50", "--json", "--store", str(path)],
+                   check=True, capture_output=True)
+    print(f"  whole `hookinspect ls -n 50 --json` process (Python start-up included): "
+          f"{(time.perf_counter() - start) * 1000:.0f} ms")
+    conn = sqlite3.connect(path)
+    print(f"  store file: {path.stat().st_size / 1e6:.0f} MB for {total} deliveries")
+    conn.close()
+
+
+def memory(seconds: int) -> None:
+    print("\n== peak memory of listen: after 1k vs after 50k deliveries ==")
+    body = body_file(2048)
+    store = Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "store.db"
+    port = free_port()
+    listen = start_listen(port, store)
+    try:
+        url = f"http://127.0.0.1:{port}/mem"
+        count = 0
+        with Store(store, create=False) as opened:
+            while opened.count() < 1000:
+                run_wrk(url, body, 16, 1)
+            count = opened.count()
+            at_1k = peak_rss_kib(listen.pid)
+            print(f"  after {count:>6} deliveries: peak RSS {at_1k / 1024:.1f} MiB")
+            deadline = time.monotonic() + 120
+            while opened.count() < 50_000 and time.monotonic() < deadline:
+                run_wrk(url, body, 64, seconds)
+            count = opened.count()
+            at_50k = peak_rss_kib(listen.pid)
+        print(f"  after {count:>6} deliveries: peak RSS {at_50k / 1024:.1f} MiB")
+        print(f"  ratio: {at_50k / at_1k:.2f} (target <= 1.3)")
+    finally:
+        stop(listen)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
+    args = parser.parse_args()
+    throughput(args.seconds)
+    insert_cost()
+    memory(args.seconds)
+
+
+if __name__ == "__main__":
+    main()
