@@ -10,7 +10,7 @@ import asyncio
 import fnmatch
 import ipaddress
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,10 @@ from aiohttp.client_exceptions import ClientPayloadError
 from aiohttp.http_exceptions import HttpProcessingError
 
 from hookinspect.errors import NetworkError, StoreError
+from hookinspect.forward import HOP_BY_HOP, Forwarder
 from hookinspect.model import Attempt, Delivery, Headers, now_us
+from hookinspect.retry_queue import DEFAULT_MAX_ATTEMPTS, DEFAULT_SCHEDULE, ForwardQueueWorker
+from hookinspect.store.sqlite import QueueItem
 from hookinspect.store.writer import GroupCommitWriter
 
 DEFAULT_HOST = "127.0.0.1"
@@ -53,9 +56,15 @@ class ReceiverEvent:
     message: str = ""
 
 
-# Forwarding is plugged in by forward.py: given the stored delivery, return the Attempt and
-# (in proxy mode) the response for the sender, or None to answer with the mock response.
-ProxyHook = Callable[[Delivery], Awaitable[tuple[Attempt, web.StreamResponse | None]]]
+@dataclass
+class ForwardSettings:
+    """`listen --forward-to`: proxy mode answers with the target's response; ack mode queues."""
+
+    forwarder: Forwarder
+    route: Callable[[Delivery], list[str]]  # the targets of one delivery (routing.targets_for)
+    ack: bool = False
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    schedule: tuple[float, ...] = DEFAULT_SCHEDULE
 
 
 @dataclass
@@ -64,8 +73,7 @@ class ReceiverSettings:
     path_responses: list[tuple[str, MockResponse]] = field(default_factory=list)  # (path glob, response)
     max_body: int = DEFAULT_MAX_BODY
     on_event: Callable[[ReceiverEvent], None] | None = None
-    proxy: ProxyHook | None = None
-    on_stored: Callable[[Delivery], Awaitable[None]] | None = None  # after commit, before answering
+    forward: ForwardSettings | None = None
 
     def response_for(self, path: str) -> MockResponse:
         for pattern, response in self.path_responses:
@@ -76,6 +84,7 @@ class ReceiverSettings:
 
 WRITER_KEY = web.AppKey("writer", GroupCommitWriter)
 SETTINGS_KEY = web.AppKey("settings", ReceiverSettings)
+QUEUE_KEY = web.AppKey("queue", ForwardQueueWorker)
 
 
 class BodyTooLarge(Exception):
@@ -95,8 +104,34 @@ def create_app(store_path: str | Path, settings: ReceiverSettings | None = None)
         await asyncio.to_thread(writer.close)
 
     app.cleanup_ctx.append(writer_lifecycle)
+    forward = app[SETTINGS_KEY].forward
+    if forward is not None:
+        app.cleanup_ctx.append(_forwarding_lifecycle(Path(store_path), forward))
     app.router.add_route("*", "/{tail:.*}", capture_request)
     return app
+
+
+def _forwarding_lifecycle(store_path: Path, forward: ForwardSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        task = None
+        if forward.ack:
+            settings = app[SETTINGS_KEY]
+
+            def report(attempt: Attempt, item: QueueItem, state: str) -> None:
+                message = "" if state == "pending" or attempt.is_success else f"gave up after {item.tries + 1} tries"
+                _emit(settings, ReceiverEvent("forwarded", attempt=attempt, message=message))
+
+            worker = ForwardQueueWorker(store_path, app[WRITER_KEY], forward.forwarder, max_attempts=forward.max_attempts,
+                                        schedule=forward.schedule, on_attempt=report)
+            app[QUEUE_KEY] = worker
+            task = asyncio.create_task(worker.run())
+        yield
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await forward.forwarder.aclose()
+
+    return lifecycle
 
 
 async def read_body(request: web.BaseRequest, limit: int) -> bytes:
@@ -147,21 +182,38 @@ async def capture_request(request: web.Request) -> web.StreamResponse:
         _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: sender disconnected mid-body"))
         raise
     delivery = delivery_from_request(request, body)
+    forward = settings.forward
+    targets = forward.route(delivery) if forward is not None else []
+    queued = targets if forward is not None and forward.ack else []
     try:
-        await writer.insert_delivery(delivery)
+        await writer.insert_delivery(delivery, enqueue_to=queued)
     except StoreError as exc:
         _emit(settings, ReceiverEvent("store_error", delivery, message=exc.message))
         return web.Response(status=503, text="hookinspect: the delivery could not be stored; retry later\n")
     _emit(settings, ReceiverEvent("captured", delivery))
-    if settings.on_stored is not None:
-        await settings.on_stored(delivery)
-    if settings.proxy is not None:
-        attempt, proxied = await settings.proxy(delivery)
-        await writer.add_attempt(attempt)
-        _emit(settings, ReceiverEvent("forwarded", delivery, attempt))
-        if proxied is not None:
-            return proxied
+    if queued:
+        request.app[QUEUE_KEY].wake()
+    elif targets and forward is not None:
+        attempts = await asyncio.gather(*(forward.forwarder.send(delivery, t, kind="forward") for t in targets))
+        for attempt in attempts:
+            await writer.add_attempt(attempt)
+            _emit(settings, ReceiverEvent("forwarded", delivery, attempt))
+        return proxied_response(attempts[0], delivery)
     return await mock_response(settings.response_for(delivery.path), delivery)
+
+
+def proxied_response(attempt: Attempt, delivery: Delivery) -> web.Response:
+    """The target's answer for the sender, or a 502 that says why there is none."""
+    if attempt.response is None or attempt.response_truncated:
+        reason = attempt.error_message or "no response"
+        text = f"hookinspect: could not forward to {attempt.target_url}: {reason} (delivery #{delivery.seq} is stored)\n"
+        return web.Response(status=502, text=text)
+    response = web.Response(status=attempt.response.status, reason=attempt.response.reason or None,
+                            body=attempt.response.body)
+    for name, value in attempt.response.headers:
+        if name.lower() not in HOP_BY_HOP and name.lower() != "content-length":
+            response.headers.add(name, value)
+    return response
 
 
 async def mock_response(mock: MockResponse, delivery: Delivery) -> web.Response:

@@ -18,10 +18,12 @@ from hookinspect.cli.output import Output, human_size, safe_text
 from hookinspect.cli.render import local_time, status_style
 from hookinspect.config import Settings
 from hookinspect.errors import UsageError
+from hookinspect.forward import Forwarder, validate_target
 from hookinspect.receiver import (
     DEFAULT_HOST,
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
+    ForwardSettings,
     MockResponse,
     ReceiverEvent,
     ReceiverSettings,
@@ -29,6 +31,8 @@ from hookinspect.receiver import (
     is_loopback,
     start_server,
 )
+from hookinspect.retry_queue import DEFAULT_SCHEDULE
+from hookinspect.routing import parse_routes, targets_for
 from hookinspect.store.sqlite import Store, default_store_path
 
 # Lines waiting for the terminal; past this the printer drops lines (and says how many)
@@ -75,10 +79,9 @@ def render_event(event: ReceiverEvent) -> Text:
         return Text("rejected ", style="bold red") + safe_text(event.message)
     if event.kind == "store_error":
         return Text("NOT STORED ", style="bold red") + safe_text(event.message)
-    assert delivery is not None
     if event.kind == "forwarded" and event.attempt is not None:
         attempt = event.attempt
-        line = Text(f"{'':12}  #{delivery.seq:<5} → ", style="dim") + safe_text(attempt.target_url, "dim")
+        line = Text(f"{'':12}  #{attempt.delivery_seq:<5} → ", style="dim") + safe_text(attempt.target_url, "dim")
         line += Text(" ") + Text(attempt.outcome, style=status_style(attempt.outcome))
         if attempt.latency_ms is not None:
             line += Text(f" {attempt.latency_ms:.0f} ms", style="dim")
@@ -86,7 +89,10 @@ def render_event(event: ReceiverEvent) -> Text:
             line += Text(" ") + safe_text(attempt.error_message, "red")
         elif attempt.response is not None and not attempt.is_success and attempt.response.body:
             line += Text(" ") + safe_text(attempt.response.text()[:300].replace("\n", " "), "red")
+        if event.message:
+            line += Text(" " + event.message, style="bold red")
         return line
+    assert delivery is not None
     ctype = (delivery.headers.get("content-type") or "").split(";")[0]
     return Text.assemble(
         (local_time(delivery.received_us), "dim"), "  ", (f"#{delivery.seq:<5}", "bold"), " ",
@@ -112,6 +118,26 @@ def build_mock_response(status: int, body: str | None, headers: list[str], delay
     return MockResponse(status=status, headers=[parse_header(h) for h in headers], body=payload, delay=delay)
 
 
+def build_forwarding(settings: Settings, forward_to: list[str], ack: bool, max_attempts: int,
+                     timeout: float) -> ForwardSettings | None:
+    """Forwarding from flags and config (forward_to, [[route]]); None when nothing is forwarded."""
+    configured = settings.get("forward_to")
+    defaults = forward_to or ([configured] if isinstance(configured, str) else list(configured or []))
+    defaults = [validate_target(url) for url in defaults]
+    routes = parse_routes(settings.table("route"))
+    if not defaults and not routes:
+        if ack:
+            raise UsageError("--ack needs somewhere to forward to", "add --forward-to URL")
+        return None
+    return ForwardSettings(
+        forwarder=Forwarder(timeout=timeout),
+        route=lambda delivery: targets_for(delivery, routes, defaults),
+        ack=ack,
+        max_attempts=max_attempts,
+        schedule=DEFAULT_SCHEDULE,
+    )
+
+
 @app.command("listen")
 def listen(
     host: str | None = typer.Option(None, "--host", help=f"Address to bind. Example: --host 0.0.0.0 (public!) [default: {DEFAULT_HOST}]"),
@@ -121,6 +147,10 @@ def listen(
     response_header: list[str] = typer.Option([], "--response-header", "-H", help="Header to answer with (repeatable). Example: -H 'X-Mock: 1'"),
     delay: float = typer.Option(0.0, "--delay", help="Seconds to wait before answering (after storing). Example: --delay 2.5"),
     max_body: str | None = typer.Option(None, "--max-body", help="Largest body accepted; larger gets 413. Example: --max-body 50MiB [default: 25MiB]"),
+    forward_to: list[str] = typer.Option([], "--forward-to", "-F", help="Pass every delivery on to this URL (repeatable). Example: -F http://localhost:3000/webhooks"),
+    ack: bool = typer.Option(False, "--ack", help="Answer senders at once and forward from a durable queue with retries."),
+    max_attempts: int = typer.Option(10, "--max-attempts", min=1, help="With --ack: tries per delivery before giving up. Example: --max-attempts 3"),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds to wait for the target. Example: --timeout 10"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print a line per delivery."),
     store_path: Path | None = STORE_OPTION,
 ) -> None:
@@ -135,6 +165,7 @@ def listen(
     receiver_settings = ReceiverSettings(
         response=build_mock_response(status, response_body, response_header, delay),
         max_body=limit,
+        forward=build_forwarding(settings, forward_to, ack, max_attempts, timeout),
     )
     printer = LivePrinter(out.stdout) if not quiet else None
     if printer is not None:

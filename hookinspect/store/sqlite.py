@@ -69,6 +69,19 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX attempts_delivery ON attempts(delivery_seq, started_us);
     """,
+    # 2: the durable forward queue of `listen --ack`
+    """
+    CREATE TABLE forward_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_seq INTEGER NOT NULL REFERENCES deliveries(seq) ON DELETE CASCADE,
+        target TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        tries INTEGER NOT NULL DEFAULT 0,
+        next_at_us INTEGER NOT NULL,
+        last_outcome TEXT
+    );
+    CREATE INDEX forward_queue_pending ON forward_queue(state, target, id);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -140,6 +153,16 @@ class DeliveryRow:
             "last_error": self.last_error,
             "last_latency_ms": self.last_latency_ms,
         }
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    id: int
+    delivery_seq: int
+    target: str
+    tries: int
+    next_at_us: int
+    last_outcome: str | None
 
 
 def default_store_path() -> Path:
@@ -505,6 +528,26 @@ class Store:
                 response=response,
             ))
         return out
+
+    # -- forward queue (listen --ack) ------------------------------------------------------
+
+    def enqueue(self, seq: int, target: str, at_us: int) -> None:
+        self.execute("INSERT INTO forward_queue (delivery_seq, target, next_at_us) VALUES (?,?,?)", (seq, target, at_us))
+
+    def queue_heads(self) -> list[QueueItem]:
+        """For each target, its oldest pending item: deliveries go out in order per target."""
+        rows = self.execute(
+            """SELECT q.id, q.delivery_seq, q.target, q.tries, q.next_at_us, q.last_outcome FROM forward_queue q
+               WHERE q.id IN (SELECT min(id) FROM forward_queue WHERE state = 'pending' GROUP BY target)"""
+        ).fetchall()
+        return [QueueItem(*row) for row in rows]
+
+    def queue_update(self, item_id: int, state: str, tries: int, next_at_us: int, outcome: str | None) -> None:
+        self.execute("UPDATE forward_queue SET state = ?, tries = ?, next_at_us = ?, last_outcome = ? WHERE id = ?",
+                     (state, tries, next_at_us, outcome, item_id))
+
+    def queue_counts(self) -> dict[str, int]:
+        return dict(self.execute("SELECT state, count(*) FROM forward_queue GROUP BY state").fetchall())
 
     def last_attempt(self, seq: int) -> Attempt | None:
         found = self.attempts(seq)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +25,16 @@ T = TypeVar("T")
 MAX_BATCH = 512
 
 _STOP = object()
+
+
+@dataclass(frozen=True)
+class _Insert:
+    delivery: Delivery
+    enqueue_to: tuple[str, ...]
+
+    def apply_queue(self, store: Store) -> None:
+        for target in self.enqueue_to:
+            store.enqueue(self.delivery.seq, target, self.delivery.received_us)  # type: ignore[arg-type]
 
 
 class GroupCommitWriter:
@@ -58,11 +69,12 @@ class GroupCommitWriter:
         self._queue.put((operation, future, loop))
         return await future
 
-    async def insert_delivery(self, delivery: Delivery) -> int:
+    async def insert_delivery(self, delivery: Delivery, enqueue_to: Sequence[str] = ()) -> int:
+        """Store a delivery (and, in the same transaction, queue it for `enqueue_to` targets)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
-        # Marked as an insert so a batch of them becomes one executemany (see _run_batch).
-        self._queue.put((delivery, future, loop))
+        # An _Insert, not a callable, so a batch of them becomes one executemany (see _run_batch).
+        self._queue.put((_Insert(delivery, tuple(enqueue_to)), future, loop))
         return await future
 
     async def add_attempt(self, attempt: Attempt) -> None:
@@ -102,10 +114,11 @@ class GroupCommitWriter:
         outcomes: list[tuple[bool, Any]] = []
         try:
             with store.transaction():
-                inserts = [op for op, _future, _loop in batch if isinstance(op, Delivery)]
-                seqs = iter(store.insert_deliveries(inserts) if inserts else [])
+                inserts = [op for op, _future, _loop in batch if isinstance(op, _Insert)]
+                seqs = iter(store.insert_deliveries([op.delivery for op in inserts]) if inserts else [])
                 for operation, _future, _loop in batch:
-                    if isinstance(operation, Delivery):
+                    if isinstance(operation, _Insert):
+                        operation.apply_queue(store)
                         outcomes.append((True, next(seqs)))
                     else:
                         outcomes.append((True, operation(store)))
@@ -116,8 +129,10 @@ class GroupCommitWriter:
             for operation, _future, _loop in batch:
                 try:
                     with store.transaction():
-                        if isinstance(operation, Delivery):
-                            outcomes.append((True, store.insert_delivery(operation)))
+                        if isinstance(operation, _Insert):
+                            seq = store.insert_delivery(operation.delivery)
+                            operation.apply_queue(store)
+                            outcomes.append((True, seq))
                         else:
                             outcomes.append((True, operation(store)))
                 except Exception as exc:
