@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -101,7 +102,7 @@ class RecordingTarget:
         self.body = b'{"received":true}'
         self.headers: dict[str, str] = {"Content-Type": "application/json"}
         self.delay = 0.0
-        self.handler: Callable[[web.Request, bytes], web.StreamResponse] | None = None
+        self.handler: Callable[[web.Request, bytes], web.StreamResponse | Awaitable[web.StreamResponse]] | None = None
         self.runner: web.AppRunner | None = None
         self.url = ""
 
@@ -112,15 +113,16 @@ class RecordingTarget:
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.handler is not None:
-            return self.handler(request, body)
+            result = self.handler(request, body)
+            return await result if inspect.isawaitable(result) else result
         return web.Response(status=self.status, body=self.body, headers=self.headers)
 
-    async def start(self) -> RecordingTarget:
+    async def start(self, port: int = 0) -> RecordingTarget:
         app = web.Application(client_max_size=100 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self.runner = web.AppRunner(app, access_log=None, auto_decompress=False)
         await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        site = web.TCPSite(self.runner, "127.0.0.1", port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
