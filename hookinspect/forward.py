@@ -1,7 +1,7 @@
 """Send a delivery to a target exactly as captured and record the Attempt.
 
-One shared httpx.AsyncClient (connection pooling), redirects never followed, the
-response stored as it came (raw bytes, no decoding). A send that gets no response is an
+One pooled client (httpclient.py: why not httpx is explained there), redirects never
+followed, the response stored as it came (raw bytes, no decoding). A send that gets no response is an
 Attempt with an error kind, never a made-up status.
 
 URL rule (documented in the README): the delivery's path is appended to a target whose
@@ -12,16 +12,13 @@ string is appended to the target's own query in both cases.
 
 from __future__ import annotations
 
-import asyncio
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
-
 from hookinspect.errors import UsageError
+from hookinspect.httpclient import HTTPClient, HTTPClientError
 from hookinspect.model import Attempt, Delivery, Headers, Response, SentRequest
 
 # Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus the ones the
@@ -106,38 +103,13 @@ def build_request(delivery: Delivery, target: str, edits: RequestEdits | None = 
     return SentRequest(method=edits.method or delivery.method, url=url, headers=headers, body=body)
 
 
-def classify_error(exc: Exception) -> tuple[str, str]:
-    """(error kind, one-line message) for a failed send."""
-    text = str(exc) or exc.__class__.__name__
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout", f"timed out ({exc.__class__.__name__})"
-    if isinstance(exc, httpx.ConnectError):
-        lowered = text.lower()
-        if "name or service not known" in lowered or "nodename nor servname" in lowered or "getaddrinfo" in lowered \
-                or "temporary failure in name resolution" in lowered:
-            return "dns", f"cannot resolve host: {text}"
-        if "ssl" in lowered or "certificate" in lowered or isinstance(exc.__cause__, ssl.SSLError):
-            return "tls", f"TLS error: {text}"
-        return "connect", f"connection failed: {text}"
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return "reset", f"connection closed early: {text}"
-    if isinstance(exc, httpx.ReadError | httpx.WriteError):
-        return "reset", f"connection reset: {text}"
-    if isinstance(exc, httpx.ProtocolError):
-        return "protocol", text
-    return "other", text
-
-
 class Forwarder:
     """Sends deliveries with one pooled client; every send becomes an Attempt."""
 
     def __init__(self, timeout: float = DEFAULT_TIMEOUT, max_response_body: int = MAX_RESPONSE_BODY,
-                 verify_tls: bool = True, transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 verify_tls: bool = True) -> None:
         self.max_response_body = max_response_body
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout), follow_redirects=False, verify=verify_tls, transport=transport,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        )
+        self._client = HTTPClient(timeout=timeout, verify_tls=verify_tls)
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -160,37 +132,17 @@ class Forwarder:
         attempt = Attempt(delivery_seq=delivery_seq, kind=kind, target_url=target, request=request)
         started = time.perf_counter()
         try:
-            # httpx.Request (not client.build_request) so the client adds no headers of its own.
-            outgoing = httpx.Request(request.method, request.url, headers=request.headers.raw(), content=request.body)
-            response = await self._client.send(outgoing, stream=True)
-            try:
-                body, truncated = await self._read_capped(response)
-            finally:
-                await response.aclose()
-        except (httpx.HTTPError, OSError) as exc:
-            attempt.error_kind, attempt.error_message = classify_error(exc)  # type: ignore[arg-type]
-        except asyncio.CancelledError:
-            raise
+            response = await self._client.request(request.method, request.url, request.headers.raw(), request.body,
+                                                  self.max_response_body)
+        except HTTPClientError as exc:
+            attempt.error_kind, attempt.error_message = exc.kind, str(exc)
         else:
             attempt.response = Response(
-                status=response.status_code, reason=response.reason_phrase,
-                http_version=response.http_version.removeprefix("HTTP/"),
-                headers=Headers.from_raw(response.headers.raw), body=body,
+                status=response.status, reason=response.reason, http_version=response.http_version,
+                headers=Headers.from_raw(response.headers), body=response.body,
             )
-            attempt.response_truncated = truncated
-            if truncated:
+            attempt.response_truncated = response.truncated
+            if response.truncated:
                 attempt.error_message = f"response body over {self.max_response_body} bytes; the rest was not read"
         attempt.latency_ms = (time.perf_counter() - started) * 1000
         return attempt
-
-    async def _read_capped(self, response: httpx.Response) -> tuple[bytes, bool]:
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in response.aiter_raw():
-            size += len(chunk)
-            if size > self.max_response_body:
-                keep = len(chunk) - (size - self.max_response_body)
-                chunks.append(chunk[:keep])
-                return b"".join(chunks), True
-            chunks.append(chunk)
-        return b"".join(chunks), False

@@ -85,6 +85,7 @@ class ReceiverSettings:
 WRITER_KEY = web.AppKey("writer", GroupCommitWriter)
 SETTINGS_KEY = web.AppKey("settings", ReceiverSettings)
 QUEUE_KEY = web.AppKey("queue", ForwardQueueWorker)
+PENDING_KEY = web.AppKey("pending_records", set)
 
 
 class BodyTooLarge(Exception):
@@ -96,11 +97,13 @@ def create_app(store_path: str | Path, settings: ReceiverSettings | None = None)
     app = web.Application(client_max_size=0)  # limits are enforced while streaming, below
     app[SETTINGS_KEY] = settings or ReceiverSettings()
     app[WRITER_KEY] = GroupCommitWriter(store_path)
+    app[PENDING_KEY] = set()
 
     async def writer_lifecycle(app: web.Application) -> AsyncIterator[None]:
         writer = app[WRITER_KEY]
         await asyncio.to_thread(writer.start)
         yield
+        await asyncio.gather(*app[PENDING_KEY], return_exceptions=True)
         await asyncio.to_thread(writer.close)
 
     app.cleanup_ctx.append(writer_lifecycle)
@@ -196,7 +199,12 @@ async def capture_request(request: web.Request) -> web.StreamResponse:
     elif targets and forward is not None:
         attempts = await asyncio.gather(*(forward.forwarder.send(delivery, t, kind="forward") for t in targets))
         for attempt in attempts:
-            await writer.add_attempt(attempt)
+            # The sender waits for the target's answer, not for this record: the writer
+            # drains its queue before closing, so it is still stored on a clean stop.
+            record = asyncio.create_task(writer.add_attempt(attempt))
+            pending = request.app[PENDING_KEY]
+            pending.add(record)
+            record.add_done_callback(pending.discard)
             _emit(settings, ReceiverEvent("forwarded", delivery, attempt))
         return proxied_response(attempts[0], delivery)
     return await mock_response(settings.response_for(delivery.path), delivery)

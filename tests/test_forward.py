@@ -69,7 +69,7 @@ async def test_an_error_status_is_a_response_and_redirects_are_not_followed(targ
 async def test_a_target_that_is_down_is_a_connect_error_not_a_fake_response():
     async with Forwarder() as forwarder:
         attempt = await forwarder.send(make_delivery(), "http://127.0.0.1:1/")
-    assert attempt.response is None and attempt.error_kind == "connect" and "connection failed" in attempt.error_message
+    assert attempt.response is None and attempt.error_kind == "connect" and "connection refused" in attempt.error_message
 
 
 async def test_a_hanging_target_times_out(target):
