@@ -45,7 +45,8 @@ def deliveries_table(rows: Iterable[DeliveryRow]) -> Table:
     for name, justify in (("#", "right"), ("time", "left"), ("method", "left"), ("path", "left"),
                           ("size", "right"), ("type", "left"), ("event", "left"), ("sig", "left"),
                           ("last", "left")):
-        table.add_column(name, justify=justify, no_wrap=name != "path")  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=name != "path",  # type: ignore[arg-type]
+                         overflow="fold" if name == "path" else "ellipsis", min_width=12 if name == "path" else None)
     for row in rows:
         target = row.path + (f"?{row.query}" if row.query else "")
         event = " ".join(x for x in (row.provider, row.event_type) if x)
