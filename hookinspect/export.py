@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from hookinspect import __version__
-from hookinspect.body import is_valid_utf8
+from hookinspect.body import decode_body_fields, is_valid_utf8
 from hookinspect.errors import UsageError
 from hookinspect.forward import HOP_BY_HOP, target_url
 from hookinspect.model import (
@@ -327,21 +327,15 @@ def load_json(document: Any) -> list[ExportItem]:
             attempts.append(Attempt(
                 delivery_seq=0, kind=a.get("kind") or "import", target_url=a["target_url"],
                 request=SentRequest(method=req["method"], url=req["url"], headers=Headers(map(tuple, req["headers"])),
-                                    body=_fields_body(req)),
+                                    body=decode_body_fields(req)),
                 response=None if resp is None else Response(status=resp["status"], reason=resp.get("reason") or "",
-                                                            headers=Headers(map(tuple, resp["headers"])), body=_fields_body(resp)),
+                                                            headers=Headers(map(tuple, resp["headers"])), body=decode_body_fields(resp)),
                 response_truncated=bool(resp and resp.get("truncated")), latency_ms=a.get("latency_ms"),
                 error_kind=a.get("error_kind"), error_message=a.get("error_message"), id=new_id(),
                 started_us=_parse_har_time(a.get("started_at")),
             ))
         items.append(ExportItem(delivery, attempts))
     return items
-
-
-def _fields_body(obj: dict[str, Any]) -> bytes:
-    from hookinspect.body import decode_body_fields
-
-    return decode_body_fields(obj)
 
 
 def parse_import(data: bytes, name: str = "input") -> list[ExportItem]:
