@@ -1,0 +1,160 @@
+"""The providers, how a delivery is matched to one, and where secrets come from."""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from hookinspect.errors import UsageError
+from hookinspect.model import Delivery, Headers, SentRequest
+from hookinspect.signing import github, shopify, slack, standard, stripe, twilio
+from hookinspect.signing.base import NO_SECRET, Detection, SignedMessage, Verdict
+
+
+@dataclass(frozen=True)
+class Provider:
+    name: str
+    detect: Callable[[SignedMessage], Detection | None]
+    verify: Callable[..., Verdict]
+    sign: Callable[..., dict[str, str]]
+    signs_url: bool = False  # Twilio: the signature covers the URL, so a new target needs a new one
+
+
+# Order matters: the first provider whose detect() answers wins.
+PROVIDERS: dict[str, Provider] = {p.name: p for p in (
+    Provider(stripe.NAME, stripe.detect, stripe.verify, stripe.sign),
+    Provider(github.NAME, github.detect, github.verify, github.sign),
+    Provider(standard.SVIX, standard.detect_svix, standard.verify_svix, standard.sign_svix),
+    Provider(standard.STANDARD, standard.detect_standard, standard.verify_standard, standard.sign_standard),
+    Provider(shopify.NAME, shopify.detect, shopify.verify, shopify.sign),
+    Provider(slack.NAME, slack.detect, slack.verify, slack.sign),
+    Provider(twilio.NAME, twilio.detect, twilio.verify, twilio.sign, signs_url=True),
+)}
+
+
+def provider_named(name: str) -> Provider:
+    try:
+        return PROVIDERS[name.lower()]
+    except KeyError:
+        raise UsageError(f"unknown provider {name!r}", "one of " + ", ".join(PROVIDERS)) from None
+
+
+def message_of(delivery: Delivery, url: str | None = None) -> SignedMessage:
+    """The delivery as its sender signed it; the URL is rebuilt from Host unless given."""
+    if url is None:
+        scheme = (delivery.headers.get("x-forwarded-proto") or "http").split(",")[0].strip()
+        host = delivery.headers.get("x-forwarded-host") or delivery.headers.get("host") or "localhost"
+        url = f"{scheme}://{host}{delivery.target}"
+    return SignedMessage(delivery.method, url, delivery.headers, delivery.body)
+
+
+def detect(message: SignedMessage) -> tuple[Provider, Detection] | None:
+    for provider in PROVIDERS.values():
+        found = provider.detect(message)
+        if found is not None:
+            return provider, found
+    return None
+
+
+@dataclass
+class Secrets:
+    """Signing secrets per provider, optionally per path glob. Never printed."""
+
+    entries: dict[str, list[tuple[str | None, str]]] = field(default_factory=dict)
+
+    def add(self, provider: str, secret: str, path_glob: str | None = None) -> None:
+        provider_named(provider)
+        self.entries.setdefault(provider.lower(), []).append((path_glob, secret))
+
+    def for_(self, provider: str, path: str) -> str | None:
+        """The most specific secret: a matching path glob first, then the provider-wide one."""
+        general = None
+        for glob, secret in self.entries.get(provider, []):
+            if glob is None:
+                general = general or secret
+            elif fnmatch.fnmatchcase(path, glob):
+                return secret
+        return general
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def __repr__(self) -> str:  # a secret must not leak through a debug print
+        return f"Secrets({ {k: len(v) for k, v in self.entries.items()} })"
+
+    @classmethod
+    def gather(cls, flags: list[str], environ: Mapping[str, str], config: Any) -> Secrets:
+        """Config `[secrets]`, then HOOKINSPECT_SECRET_<PROVIDER>, then `--secret` flags (first match wins)."""
+        found = cls()
+        for flag in flags:  # stripe=whsec_..., or stripe:/shop/*=whsec_...
+            name, eq, secret = flag.partition("=")
+            if not eq or not secret:
+                raise UsageError("--secret takes PROVIDER=SECRET or PROVIDER:/path/glob=SECRET")
+            provider, _, glob = name.partition(":")
+            found.add(provider, secret, glob or None)
+        for name in PROVIDERS:
+            value = environ.get(f"HOOKINSPECT_SECRET_{name.upper()}")
+            if value:
+                found.add(name, value)
+        if config:
+            if not isinstance(config, dict):
+                raise UsageError("config: [secrets] must be a table of provider = secret")
+            for provider, value in config.items():
+                if isinstance(value, dict):
+                    for glob, secret in value.items():
+                        found.add(provider, str(secret), glob)
+                else:
+                    found.add(provider, str(value))
+        return found
+
+
+@dataclass(frozen=True)
+class Check:
+    provider: str | None
+    event_type: str | None
+    verdict: Verdict | None
+
+
+def check_delivery(delivery: Delivery, secrets: Secrets, now: float | None = None, url: str | None = None,
+                   provider: str | None = None) -> Check:
+    """Detect the provider and event type, and verify the signature when a secret is known."""
+    message = message_of(delivery, url)
+    now = time.time() if now is None else now
+    if provider is not None:
+        chosen = provider_named(provider)
+        detection = chosen.detect(message) or Detection(chosen.name, None)
+    else:
+        found = detect(message)
+        if found is None:
+            return Check(None, None, None)
+        chosen, detection = found
+    secret = secrets.for_(chosen.name, delivery.path)
+    if secret is None:
+        return Check(chosen.name, detection.event_type,
+                     Verdict(NO_SECRET, f"no secret for {chosen.name}; pass --secret {chosen.name}=... "
+                                        f"or set HOOKINSPECT_SECRET_{chosen.name.upper()}"))
+    return Check(chosen.name, detection.event_type, chosen.verify(message, secret, now))
+
+
+def resigner_for(delivery: Delivery, secrets: Secrets, clock: Callable[[], float] = time.time
+                 ) -> Callable[[SentRequest], Headers] | None:
+    """A function giving freshly signed headers for a send of `delivery`, or None (no secret)."""
+    found = detect(message_of(delivery))
+    if found is None:
+        return None
+    provider = found[0]
+    secret = secrets.for_(provider.name, delivery.path)
+    if secret is None:
+        return None
+
+    def resign(request: SentRequest) -> Headers:
+        message = SignedMessage(request.method, request.url, request.headers, request.body)
+        headers = request.headers
+        for name, value in provider.sign(message, secret, clock()).items():
+            headers = headers.with_set(name, value)
+        return headers
+
+    return resign
