@@ -34,6 +34,8 @@ DEFAULT_MAX_BODY = 25 * 1024 * 1024
 MAX_FIELD_SIZE = 64 * 1024
 MAX_HEADERS = 2048
 READ_CHUNK = 256 * 1024
+# Bodies up to this size are inspected (JSON parsed for the event type) in the event loop.
+INLINE_INSPECT_LIMIT = 256 * 1024
 
 
 @dataclass
@@ -74,6 +76,8 @@ class ReceiverSettings:
     max_body: int = DEFAULT_MAX_BODY
     on_event: Callable[[ReceiverEvent], None] | None = None
     forward: ForwardSettings | None = None
+    # Annotates a delivery before it is stored (provider, event type, signature verdict).
+    inspect: Callable[[Delivery], None] | None = None
 
     def response_for(self, path: str) -> MockResponse:
         for pattern, response in self.path_responses:
@@ -185,6 +189,11 @@ async def capture_request(request: web.Request) -> web.StreamResponse:
         _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: sender disconnected mid-body"))
         raise
     delivery = delivery_from_request(request, body)
+    if settings.inspect is not None:
+        if len(body) > INLINE_INSPECT_LIMIT:  # parsing a big JSON body would stall every other request
+            await asyncio.to_thread(settings.inspect, delivery)
+        else:
+            settings.inspect(delivery)
     forward = settings.forward
     targets = forward.route(delivery) if forward is not None else []
     queued = targets if forward is not None and forward.ack else []

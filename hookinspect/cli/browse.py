@@ -5,24 +5,37 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from hookinspect.cli.app import app
-from hookinspect.cli.common import FILTER_OPTION, JSON_OPTION, STORE_OPTION, open_store
-from hookinspect.cli.output import Output
-from hookinspect.cli.render import attempts_table, deliveries_table, delivery_detail
-from hookinspect.errors import UsageError
+from hookinspect.cli.common import (
+    FILTER_OPTION,
+    JSON_OPTION,
+    SECRET_OPTION,
+    STORE_OPTION,
+    gather_secrets,
+    open_store,
+)
+from hookinspect.cli.output import Output, safe_text
+from hookinspect.cli.render import VERDICT_STYLES, attempts_table, deliveries_table, delivery_detail
+from hookinspect.errors import EXIT_FAILED, UsageError
 from hookinspect.filters import DeliveryFilter, parse_filter, parse_refs, parse_time
+from hookinspect.signing.registry import check_delivery
 from hookinspect.store.sqlite import Store
 
 
 def build_filter(
     expression: str | None = None, method: list[str] | None = None, path: str | None = None,
     content_type: str | None = None, since: str | None = None, until: str | None = None,
-    search: str | None = None,
+    search: str | None = None, provider: str | None = None, event: str | None = None,
+    verdict: str | None = None,
 ) -> DeliveryFilter:
     """The filter of a command's --filter expression plus its dedicated flags."""
     flt = parse_filter(expression)
     extra = DeliveryFilter(
+        providers=[provider.lower()] if provider else [],
+        event_globs=[event] if event else [],
+        verdicts=[verdict.lower()] if verdict else [],
         methods=[m.upper() for m in method or []],
         path_globs=[path] if path else [],
         content_types=[content_type.lower()] if content_type else [],
@@ -52,12 +65,15 @@ def list_deliveries(
     since: str | None = typer.Option(None, "--since", help="Received after: 10m, 2h, 3d or an ISO time."),
     until: str | None = typer.Option(None, "--until", help="Received before: 10m, 2h, 3d or an ISO time."),
     search: str | None = typer.Option(None, "--search", "-s", help="Text that must occur in the path or body."),
+    provider: str | None = typer.Option(None, "--provider", help="Only this provider. Example: --provider stripe"),
+    event: str | None = typer.Option(None, "--event", help="Event type glob. Example: --event 'invoice.*'"),
+    verdict: str | None = typer.Option(None, "--verdict", help="Signature verdict: valid, invalid, expired, malformed, unsigned, no-secret."),
     as_json: bool = JSON_OPTION,
     store_path: Path | None = STORE_OPTION,
 ) -> None:
     """List deliveries, newest first."""
     out = Output()
-    flt = build_filter(filter_expression, method, path, content_type, since, until, search)
+    flt = build_filter(filter_expression, method, path, content_type, since, until, search, provider, event, verdict)
     with open_store(store_path) as store:
         rows = store.list(flt, limit=limit, offset=offset)
         if as_json:
@@ -144,3 +160,38 @@ def clear_store(
             raise UsageError(f"this deletes all {store.count()} deliveries in {store.path}", "add --yes to confirm")
         deleted = store.clear()
     out.info(f"deleted {deleted} deliveries")
+
+
+@app.command("verify")
+def verify_delivery(
+    ref: str = typer.Argument(..., help="Delivery number or id. Example: 42"),
+    secret: list[str] = SECRET_OPTION,
+    url: str | None = typer.Option(None, "--url", help="The public URL the sender called (Twilio signs it). Example: --url https://abc.example/sms"),
+    provider: str | None = typer.Option(None, "--provider", help="Check as this provider instead of detecting it."),
+    as_json: bool = JSON_OPTION,
+    store_path: Path | None = STORE_OPTION,
+) -> None:
+    """Re-check the signature of a stored delivery (and store the new verdict)."""
+    out = Output()
+    secrets = gather_secrets(secret)
+    with open_store(store_path) as store:
+        [seq] = resolve_seqs(store, [ref])[:1]
+        delivery = store.get(seq)
+        result = check_delivery(delivery, secrets, url=url, provider=provider)
+        if result.verdict is not None:
+            with store.transaction():
+                store.set_verdict(seq, result.provider, result.event_type, result.verdict.status, result.verdict.reason)
+    data = {"seq": seq, "provider": result.provider, "event_type": result.event_type,
+            "verdict": result.verdict.status if result.verdict else None,
+            "verdict_reason": result.verdict.reason if result.verdict else None}
+    if as_json:
+        out.json(data)
+    elif result.provider is None:
+        out.print(Text(f"#{seq}: no known provider signed this delivery; --provider NAME checks it as one"))
+    else:
+        assert result.verdict is not None
+        line = Text(f"#{seq} {result.provider} {result.event_type or ''}  ") + Text(
+            result.verdict.status, style=VERDICT_STYLES.get(result.verdict.status, "")) + Text(": ") + safe_text(result.verdict.reason)
+        out.print(line)
+    if result.verdict is None or not result.verdict.is_valid:
+        raise typer.Exit(EXIT_FAILED)

@@ -12,10 +12,17 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from hookinspect.body import escape_controls
 from hookinspect.cli.app import app
-from hookinspect.cli.common import STORE_OPTION, parse_header, parse_size
+from hookinspect.cli.common import (
+    SECRET_OPTION,
+    STORE_OPTION,
+    gather_secrets,
+    parse_header,
+    parse_size,
+)
 from hookinspect.cli.output import Output, human_size, safe_text
-from hookinspect.cli.render import local_time, status_style
+from hookinspect.cli.render import VERDICT_STYLES, local_time, status_style
 from hookinspect.config import Settings
 from hookinspect.errors import UsageError
 from hookinspect.forward import Forwarder, validate_target
@@ -33,6 +40,7 @@ from hookinspect.receiver import (
 )
 from hookinspect.retry_queue import DEFAULT_SCHEDULE
 from hookinspect.routing import parse_routes, targets_for
+from hookinspect.signing.registry import annotate_delivery
 from hookinspect.store.sqlite import Store, default_store_path
 
 # Lines waiting for the terminal; past this the printer drops lines (and says how many)
@@ -94,11 +102,18 @@ def render_event(event: ReceiverEvent) -> Text:
         return line
     assert delivery is not None
     ctype = (delivery.headers.get("content-type") or "").split(";")[0]
-    return Text.assemble(
+    line = Text.assemble(
         (local_time(delivery.received_us), "dim"), "  ", (f"#{delivery.seq:<5}", "bold"), " ",
         safe_text(f"{delivery.method:<6}", "bold magenta"), " ", safe_text(delivery.target), "  ",
         (human_size(delivery.size), "cyan"), "  ", safe_text(ctype, "dim"),
     )
+    if delivery.provider:
+        line += Text("  ") + safe_text(" ".join(x for x in (delivery.provider, delivery.event_type) if x), "blue")
+    if delivery.verdict:
+        line += Text("  ") + Text(delivery.verdict, style=VERDICT_STYLES.get(delivery.verdict, ""))
+        if delivery.verdict != "valid" and delivery.verdict_reason:
+            line += Text(f" ({escape_controls(delivery.verdict_reason)})", style="dim")
+    return line
 
 
 def build_mock_response(status: int, body: str | None, headers: list[str], delay: float) -> MockResponse:
@@ -151,6 +166,8 @@ def listen(
     ack: bool = typer.Option(False, "--ack", help="Answer senders at once and forward from a durable queue with retries."),
     max_attempts: int = typer.Option(10, "--max-attempts", min=1, help="With --ack: tries per delivery before giving up. Example: --max-attempts 3"),
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds to wait for the target. Example: --timeout 10"),
+    secret: list[str] = SECRET_OPTION,
+    verify: bool | None = typer.Option(None, "--verify/--no-verify", help="Check signatures as deliveries arrive [default: on when a secret is configured]"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print a line per delivery."),
     store_path: Path | None = STORE_OPTION,
 ) -> None:
@@ -167,6 +184,9 @@ def listen(
         max_body=limit,
         forward=build_forwarding(settings, forward_to, ack, max_attempts, timeout),
     )
+    secrets = gather_secrets(secret)
+    is_verifying = bool(secrets) if verify is None else verify
+    receiver_settings.inspect = lambda delivery: annotate_delivery(delivery, secrets, is_verifying)
     printer = LivePrinter(out.stdout) if not quiet else None
     if printer is not None:
         receiver_settings.on_event = printer

@@ -50,3 +50,20 @@ def parse_header(text: str) -> tuple[str, str]:
     if any(c in value for c in "\r\n"):
         raise UsageError(f"header {name.strip()!r} contains a line break")
     return name.strip(), value.strip()
+
+
+SECRET_OPTION = typer.Option(
+    [], "--secret",
+    help="Signing secret per provider (repeatable; also HOOKINSPECT_SECRET_<PROVIDER> and [secrets] in the config). "
+         "Example: --secret stripe=whsec_... or --secret 'github:/gh/*=s3cret'",
+)
+
+
+def gather_secrets(flags: list[str]):  # -> Secrets
+    """Secrets from flags, environment and config file."""
+    import os
+
+    from hookinspect.config import Settings
+    from hookinspect.signing.registry import Secrets
+
+    return Secrets.gather(flags, os.environ, Settings().table("secrets"))

@@ -20,11 +20,11 @@ from hookinspect.store.sqlite import DeliveryRow
 PRETTY_LIMIT = 256 * 1024
 
 
-def local_time(us: int, with_date: bool = False) -> str:
+def local_time(us: int, with_date: bool = False, with_ms: bool = True) -> str:
+    """Local wall-clock time; the date only when it is not today."""
     moment = datetime.fromtimestamp(us / 1_000_000)
-    if with_date or moment.date() != datetime.now().date():
-        return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    return moment.strftime("%H:%M:%S.%f")[:-3]
+    text = moment.strftime("%Y-%m-%d %H:%M:%S.%f" if with_date or moment.date() != datetime.now().date() else "%H:%M:%S.%f")
+    return text[:-3] if with_ms else text[:-7]
 
 
 def status_style(outcome: str | None) -> str:
@@ -37,28 +37,52 @@ def status_style(outcome: str | None) -> str:
 
 
 VERDICT_STYLES = {"valid": "green", "invalid": "bold red", "expired": "yellow", "malformed": "red",
-                  "unsigned": "dim", "no_secret": "dim"}
+                  "unsigned": "dim", "no-secret": "dim"}
+
+
+def short_type(content_type: str | None) -> str:
+    """`application/json; charset=utf-8` -> `json`: room for the columns that matter."""
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if mime == "application/x-www-form-urlencoded":
+        return "form"
+    return mime.split("/", 1)[-1] if mime.startswith(("application/", "text/")) else mime
 
 
 def deliveries_table(rows: Iterable[DeliveryRow]) -> Table:
+    """The `ls` table; signature and attempt columns appear only when some row has them."""
+    rows = list(rows)
+    has_sig = any(r.verdict for r in rows)
+    has_last = any(r.last_outcome for r in rows)
+    has_event = any(r.provider for r in rows)
     table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
-    for name, justify in (("#", "right"), ("time", "left"), ("method", "left"), ("path", "left"),
-                          ("size", "right"), ("type", "left"), ("event", "left"), ("sig", "left"),
-                          ("last", "left")):
-        table.add_column(name, justify=justify, no_wrap=name != "path",  # type: ignore[arg-type]
-                         overflow="fold" if name == "path" else "ellipsis", min_width=12 if name == "path" else None)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("time", no_wrap=True)
+    table.add_column("method", no_wrap=True)
+    table.add_column("path", overflow="fold", ratio=3, min_width=12)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("type", no_wrap=True, max_width=12)
+    if has_event:
+        table.add_column("event", overflow="fold", ratio=2, min_width=12)
+    if has_sig:
+        table.add_column("sig", no_wrap=True)
+    if has_last:
+        table.add_column("last", no_wrap=True)
     for row in rows:
         target = row.path + (f"?{row.query}" if row.query else "")
-        event = " ".join(x for x in (row.provider, row.event_type) if x)
-        last = row.last_outcome
-        if last and row.last_latency_ms is not None:
-            last += f" {row.last_latency_ms:.0f}ms"
-        table.add_row(
-            str(row.seq), local_time(row.received_us), safe_text(row.method, "bold"), safe_text(target),
-            human_size(row.size), safe_text((row.content_type or "").split(";")[0]), safe_text(event),
-            Text(row.verdict or "", style=VERDICT_STYLES.get(row.verdict or "", "")),
-            Text(last or "", style=status_style(row.last_outcome)),
-        )
+        cells: list[RenderableType] = [
+            str(row.seq), local_time(row.received_us, with_ms=False),
+            safe_text(row.method, "bold"), safe_text(target), human_size(row.size), safe_text(short_type(row.content_type)),
+        ]
+        if has_event:
+            cells.append(safe_text(" ".join(x for x in (row.provider, row.event_type) if x)))
+        if has_sig:
+            cells.append(Text(row.verdict or "", style=VERDICT_STYLES.get(row.verdict or "", "")))
+        if has_last:
+            last = row.last_outcome or ""
+            if last and row.last_latency_ms is not None:
+                last += f" {row.last_latency_ms:.0f}ms"
+            cells.append(Text(last, style=status_style(row.last_outcome)))
+        table.add_row(*cells)
     return table
 
 

@@ -7,6 +7,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -19,7 +20,9 @@ from hookinspect.cli.browse import build_filter, resolve_seqs
 from hookinspect.cli.common import (
     FILTER_OPTION,
     JSON_OPTION,
+    SECRET_OPTION,
     STORE_OPTION,
+    gather_secrets,
     open_store,
     parse_header,
 )
@@ -28,9 +31,10 @@ from hookinspect.cli.render import status_style
 from hookinspect.config import Settings
 from hookinspect.errors import EXIT_FAILED, UsageError
 from hookinspect.filters import DeliveryFilter
-from hookinspect.forward import RequestEdits, validate_target
-from hookinspect.model import Attempt
+from hookinspect.forward import RequestEdits, Resigner, validate_target
+from hookinspect.model import Attempt, Delivery
 from hookinspect.replay import default_targets, replay_deliveries
+from hookinspect.signing.registry import resigner_for
 from hookinspect.store.sqlite import Store
 
 
@@ -91,6 +95,8 @@ def replay(
     edit: bool = typer.Option(False, "--edit", help="Edit the body in $EDITOR before sending (one delivery)."),
     concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, max=256, help="Sends at once. Example: -c 8"),
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds per send. Example: --timeout 5"),
+    secret: list[str] = SECRET_OPTION,
+    resign: bool = typer.Option(True, "--resign/--no-resign", help="Re-sign for the provider (fresh timestamp) when its secret is known."),
     as_json: bool = JSON_OPTION,
     store_path: Path | None = STORE_OPTION,
 ) -> None:
@@ -118,7 +124,10 @@ def replay(
                                   ".json" if delivery.json() is not None else ".txt")
         path = store.path
     edits = RequestEdits(set_headers=[parse_header(h) for h in set_header], drop_headers=drop_header, body=body)
-    attempts = _run_with_progress(out, path, targets, edits, concurrency, timeout, show=len(seqs) > 1 and not as_json)
+    secrets = gather_secrets(secret)
+    resigner = (lambda delivery: resigner_for(delivery, secrets)) if resign and secrets else None
+    attempts = _run_with_progress(out, path, targets, edits, concurrency, timeout, resigner,
+                                  show=len(seqs) > 1 and not as_json)
     if as_json:
         out.json([a.to_dict() for a in attempts])
     else:
@@ -131,10 +140,11 @@ def replay(
 
 
 def _run_with_progress(out: Output, path: Path, targets: dict[int, str], edits: RequestEdits,
-                       concurrency: int, timeout: float, show: bool) -> list[Attempt]:
+                       concurrency: int, timeout: float, resigner: Callable[[Delivery], Resigner | None] | None,
+                       show: bool) -> list[Attempt]:
     progress = Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=out.stderr, disable=not show, transient=True)
     with progress:
         task = progress.add_task("replay", total=len(targets))
         return asyncio.run(replay_deliveries(path, targets, edits=edits, concurrency=concurrency, timeout=timeout,
-                                             on_attempt=lambda _a: progress.advance(task)))
+                                             resigner_for=resigner, on_attempt=lambda _a: progress.advance(task)))

@@ -10,8 +10,16 @@ from typing import Any
 
 from hookinspect.errors import UsageError
 from hookinspect.model import Delivery, Headers, SentRequest
-from hookinspect.signing import github, shopify, slack, standard, stripe, twilio
-from hookinspect.signing.base import NO_SECRET, Detection, SignedMessage, Verdict
+from hookinspect.signing import fhir, github, shopify, slack, standard, stripe, twilio
+from hookinspect.signing.base import NO_SECRET, UNSIGNED, Detection, SignedMessage, Verdict
+
+
+def _no_verify(message: SignedMessage, secret: str, now: float) -> Verdict:
+    return Verdict(UNSIGNED, "this kind of sender defines no signature")
+
+
+def _no_sign(message: SignedMessage, secret: str, now: float) -> dict[str, str]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,7 @@ class Provider:
     verify: Callable[..., Verdict]
     sign: Callable[..., dict[str, str]]
     signs_url: bool = False  # Twilio: the signature covers the URL, so a new target needs a new one
+    has_signature: bool = True  # False: detected for its event type only (FHIR)
 
 
 # Order matters: the first provider whose detect() answers wins.
@@ -32,6 +41,7 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
     Provider(shopify.NAME, shopify.detect, shopify.verify, shopify.sign),
     Provider(slack.NAME, slack.detect, slack.verify, slack.sign),
     Provider(twilio.NAME, twilio.detect, twilio.verify, twilio.sign, signs_url=True),
+    Provider(fhir.NAME, fhir.detect, _no_verify, _no_sign, has_signature=False),
 )}
 
 
@@ -131,6 +141,8 @@ def check_delivery(delivery: Delivery, secrets: Secrets, now: float | None = Non
         if found is None:
             return Check(None, None, None)
         chosen, detection = found
+    if not chosen.has_signature:
+        return Check(chosen.name, detection.event_type, None)
     secret = secrets.for_(chosen.name, delivery.path)
     if secret is None:
         return Check(chosen.name, detection.event_type,
@@ -146,6 +158,8 @@ def resigner_for(delivery: Delivery, secrets: Secrets, clock: Callable[[], float
     if found is None:
         return None
     provider = found[0]
+    if not provider.has_signature:
+        return None
     secret = secrets.for_(provider.name, delivery.path)
     if secret is None:
         return None
@@ -158,3 +172,11 @@ def resigner_for(delivery: Delivery, secrets: Secrets, clock: Callable[[], float
         return headers
 
     return resign
+
+
+def annotate_delivery(delivery: Delivery, secrets: Secrets, verify: bool = True, now: float | None = None) -> None:
+    """Set provider, event type and (when `verify`) the signature verdict on a delivery."""
+    result = check_delivery(delivery, secrets, now)
+    delivery.provider, delivery.event_type = result.provider, result.event_type
+    if verify and result.verdict is not None:
+        delivery.verdict, delivery.verdict_reason = result.verdict.status, result.verdict.reason

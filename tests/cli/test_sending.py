@@ -166,3 +166,90 @@ async def test_ack_queue_survives_kill_9_and_delivers_in_order_after_restart(tmp
     assert [r["body"] for r in target.received] == [b'{"i":0}', b'{"i":1}', b'{"i":2}']
     with Store(store_path) as store:
         assert store.queue_counts() == {"done": 3}
+
+
+def _stale_delivery(sample_name, secret, minutes=10):
+    from hookinspect.samples import build_sample_request, find_sample
+
+    request = build_sample_request(find_sample(sample_name), "http://127.0.0.1:8787/", secret, now=time.time() - minutes * 60)
+    return make_delivery(request.body, path=request.url.split("8787", 1)[1], content_type=None, headers=request.headers.pairs())
+
+
+async def test_replay_of_an_old_capture_passes_the_official_verifiers_after_resigning(store_path, target):
+    import base64
+
+    import stripe
+    from slack_sdk.signature import SignatureVerifier
+    from standardwebhooks.webhooks import Webhook
+
+    standard_secret = "whsec_" + base64.b64encode(b"q" * 24).decode()
+    seed(store_path, _stale_delivery("stripe/payment_intent.succeeded", "whsec_s"),
+         _stale_delivery("slack/app_mention", "slack-s"), _stale_delivery("standard/invoice.paid", standard_secret))
+    result = await invoke("replay", "1-3", "--to", target.url + "/", "--secret", "stripe=whsec_s", "--secret", "slack=slack-s",
+                          "--secret", f"standard={standard_secret}", "--store", str(store_path))
+    assert result.exit_code == 0, result.output
+    by_path = {r["path_qs"]: r for r in target.received}
+
+    def header(received, name):
+        return next(v.decode() for k, v in received["headers"] if k.decode().lower() == name)
+
+    got = by_path["/stripe/webhook"]
+    assert stripe.Webhook.construct_event(got["body"], header(got, "stripe-signature"), "whsec_s")
+    got = by_path["/slack/events"]
+    assert SignatureVerifier("slack-s").is_valid(got["body"], header(got, "x-slack-request-timestamp"),
+                                                 header(got, "x-slack-signature"))
+    got = by_path["/hooks/billing"]
+    Webhook(standard_secret).verify(got["body"], {k.decode(): v.decode() for k, v in got["headers"]})
+    with Store(store_path) as store:  # the stored delivery keeps its old signature; the attempt has the new one
+        assert store.get(1).headers.get("stripe-signature") != store.attempts(1)[0].request.headers.get("stripe-signature")
+
+
+async def test_no_resign_sends_the_stored_signature(store_path, target):
+    import stripe
+
+    seed(store_path, _stale_delivery("stripe/payment_intent.succeeded", "whsec_s"))
+    result = await invoke("replay", "1", "--to", target.url + "/", "--secret", "stripe=whsec_s", "--no-resign",
+                          "--store", str(store_path))
+    assert result.exit_code == 0
+    got = target.received[0]
+    signature = next(v.decode() for k, v in got["headers"] if k.lower() == b"stripe-signature")
+    with Store(store_path) as store:
+        assert signature == store.get(1).headers.get("stripe-signature")
+    try:
+        stripe.Webhook.construct_event(got["body"], signature, "whsec_s")
+    except stripe.SignatureVerificationError as exc:
+        assert "timestamp outside the tolerance zone" in str(exc).lower()
+    else:
+        raise AssertionError("a 10-minute-old signature should be rejected")
+
+
+async def test_twilio_is_resigned_for_the_new_target_url(store_path, target):
+    from twilio.request_validator import RequestValidator
+
+    seed(store_path, _stale_delivery("twilio/message.incoming", "tok"))
+    result = await invoke("replay", "1", "--to", target.url + "/sms-in", "--secret", "twilio=tok", "--store", str(store_path))
+    assert result.exit_code == 0
+    got = target.received[0]
+    from urllib.parse import parse_qsl
+
+    signature = next(v.decode() for k, v in got["headers"] if k.lower() == b"x-twilio-signature")
+    assert RequestValidator("tok").validate(target.url + "/sms-in", dict(parse_qsl(got["body"].decode(), keep_blank_values=True)), signature)
+
+
+async def test_listen_records_verdicts_and_ls_filters_by_them(tmp_path):
+    store_path = tmp_path / "s.db"
+    proc, url = await asyncio.to_thread(start_listen, store_path, "--secret", "stripe=whsec_good")
+    try:
+        for secret in ("whsec_good", "whsec_bad"):
+            result = await invoke("send", "stripe/payment_intent.succeeded", "--to", url + "/", "--secret", secret)
+            assert result.exit_code == 0, result.output
+    finally:
+        out, _ = await asyncio.to_thread(stop_process, proc)
+    assert "valid" in out and "invalid (body differs" in out
+    rows = json.loads((await invoke("ls", "--json", "--verdict", "invalid", "--store", str(store_path))).stdout)
+    assert [(r["seq"], r["provider"], r["event_type"]) for r in rows] == [(2, "stripe", "payment_intent.succeeded")]
+    shown = json.loads((await invoke("show", "2", "--json", "--store", str(store_path))).stdout)
+    assert shown["verdict"] == "invalid" and "body differs" in shown["verdict_reason"]
+    checked = await invoke("verify", "2", "--secret", "stripe=whsec_bad", "--store", str(store_path))
+    assert checked.exit_code == 0 and "valid" in checked.stdout
+    assert "whsec_bad" not in checked.output  # secrets are never printed

@@ -15,7 +15,8 @@ from svix.webhooks import Webhook as SvixWebhook
 from twilio.request_validator import RequestValidator
 
 from hookinspect.model import Headers
-from hookinspect.signing import github, shopify, slack, standard, stripe as stripe_scheme, twilio
+from hookinspect.signing import github, shopify, slack, standard, twilio
+from hookinspect.signing import stripe as stripe_scheme
 from hookinspect.signing.base import EXPIRED, INVALID, MALFORMED, UNSIGNED, VALID, SignedMessage
 
 BODY = json.dumps({"id": "evt_1", "type": "invoice.paid", "data": {"object": {"amount": 1200}}}).encode()

@@ -1,0 +1,37 @@
+import asyncio
+import json
+
+from typer.testing import CliRunner
+
+from hookinspect.cli.app import app
+from hookinspect.store.sqlite import Store
+
+runner = CliRunner()
+
+
+def test_samples_lists_every_provider_and_the_two_scenarios():
+    result = runner.invoke(app, ["samples", "--json"])
+    names = {s["name"] for s in json.loads(result.stdout)}
+    assert {"stripe/payment_intent.succeeded", "stripe/payment_intent.payment_failed", "stripe/charge.refunded",
+            "fhir/diagnosticreport.final", "fhir/diagnosticreport.corrected"} <= names
+    assert {n.split("/")[0] for n in names} >= {"stripe", "github", "standard", "svix", "shopify", "slack", "twilio"}
+
+
+async def test_send_with_overrides_reaches_the_receiver_signed(receiver, store_path):
+    url, _ = receiver
+    result = await asyncio.to_thread(runner.invoke, app, ["send", "stripe/payment_intent.succeeded", "--to", url + "/",
+                                                          "--secret", "whsec_x", "--set", "data.object.amount=2500"])
+    assert result.exit_code == 0, result.output
+    with Store(store_path) as store:
+        delivery = store.get(1)
+    assert delivery.path == "/stripe/webhook" and delivery.json()["data"]["object"]["amount"] == 2500
+    assert delivery.headers.get("stripe-signature").startswith("t=")
+
+
+def test_send_errors_are_one_line():
+    unknown = runner.invoke(app, ["send", "stripe/payment_intent.succeded", "--to", "http://127.0.0.1:1/"])
+    assert unknown.exit_code == 2 and "did you mean stripe/payment_intent.succeeded" in unknown.stderr
+    down = runner.invoke(app, ["send", "github/push", "--to", "http://127.0.0.1:1/"])
+    assert down.exit_code == 1 and "connection refused" in down.stderr
+    bad = runner.invoke(app, ["send", "github/push", "--to", "http://127.0.0.1:1/", "--set", "nonsense"])
+    assert bad.exit_code == 2 and "write it as data.object.amount=2500" in bad.stderr

@@ -1,0 +1,108 @@
+import base64
+import time
+
+import pytest
+
+from hookinspect.errors import UsageError
+from hookinspect.model import Headers, SentRequest
+from hookinspect.samples import build_sample_request, list_samples
+from hookinspect.signing.registry import Secrets, annotate_delivery, check_delivery, resigner_for
+from tests.factories import make_delivery
+
+SECRETS = {"stripe": "whsec_stripe", "github": "gh-secret", "shopify": "shpss_x", "slack": "slack-secret",
+           "twilio": "twilio-token", "standard": "whsec_" + base64.b64encode(b"s" * 24).decode(),
+           "svix": "whsec_" + base64.b64encode(b"v" * 24).decode()}
+
+
+def delivery_from_sample(sample, secret):
+    request = build_sample_request(sample, "http://127.0.0.1:8787/", secret)
+    path = request.url.split("8787", 1)[1]
+    return make_delivery(request.body, path=path, content_type=None, headers=request.headers.pairs())
+
+
+@pytest.mark.parametrize("sample", list_samples(), ids=lambda s: s.name)
+def test_every_sample_is_detected_and_verifies_with_its_secret(sample):
+    secret = SECRETS.get(sample.provider or "")
+    delivery = delivery_from_sample(sample, secret)
+    secrets = Secrets()
+    if secret:
+        secrets.add(sample.provider, secret)
+    result = check_delivery(delivery, secrets)
+    expected_provider = sample.provider or "fhir"
+    assert result.provider == expected_provider
+    assert result.event_type is not None
+    if sample.provider:
+        assert result.verdict.status == "valid", result.verdict.reason
+        wrong = Secrets()
+        wrong.add(sample.provider, SECRETS["standard"] if sample.provider != "standard" else SECRETS["svix"])
+        assert check_delivery(delivery, wrong).verdict.status == "invalid"
+    else:
+        assert result.verdict is None
+
+
+def test_event_types_follow_each_provider():
+    types = {}
+    for sample in list_samples():
+        types[sample.name] = check_delivery(delivery_from_sample(sample, None), Secrets()).event_type
+    assert types["stripe/charge.refunded"] == "charge.refunded"
+    assert types["github/pull_request.opened"] == "pull_request.opened"
+    assert types["github/push"] == "push"
+    assert types["shopify/orders.create"] == "orders/create"
+    assert types["slack/app_mention"] == "app_mention"
+    assert types["twilio/message.incoming"] == "message.incoming"
+    assert types["fhir/diagnosticreport.corrected"] == "DiagnosticReport.corrected"
+
+
+def test_no_secret_is_its_own_verdict_and_says_how_to_fix_it():
+    sample = next(s for s in list_samples() if s.provider == "stripe")
+    verdict = check_delivery(delivery_from_sample(sample, "whsec_x"), Secrets()).verdict
+    assert verdict.status == "no-secret" and "--secret stripe=" in verdict.reason
+
+
+def test_secrets_come_from_flags_env_and_config_with_path_globs():
+    secrets = Secrets.gather(["stripe:/shop/*=whsec_shop", "github=gh"], {"HOOKINSPECT_SECRET_STRIPE": "whsec_env"},
+                             {"slack": "sl", "shopify": {"/eu/*": "eu-secret"}})
+    assert secrets.for_("stripe", "/shop/hook") == "whsec_shop"
+    assert secrets.for_("stripe", "/other") == "whsec_env"
+    assert secrets.for_("github", "/x") == "gh" and secrets.for_("slack", "/x") == "sl"
+    assert secrets.for_("shopify", "/eu/orders") == "eu-secret" and secrets.for_("shopify", "/us") is None
+    assert "whsec" not in repr(secrets) and "gh" not in repr(secrets).replace("github", "")
+    with pytest.raises(UsageError):
+        Secrets.gather(["nosuchprovider=x"], {}, None)
+    with pytest.raises(UsageError):
+        Secrets.gather(["stripe"], {}, None)
+
+
+def test_annotate_sets_provider_event_and_verdict():
+    sample = next(s for s in list_samples() if s.name == "github/push")
+    delivery = delivery_from_sample(sample, "gh-secret")
+    secrets = Secrets()
+    secrets.add("github", "gh-secret")
+    annotate_delivery(delivery, secrets)
+    assert (delivery.provider, delivery.event_type, delivery.verdict) == ("github", "push", "valid")
+    other = delivery_from_sample(sample, "gh-secret")
+    annotate_delivery(other, secrets, verify=False)
+    assert other.provider == "github" and other.verdict is None
+
+
+def test_resigner_gives_a_fresh_stripe_signature_in_place():
+    sample = next(s for s in list_samples() if s.name == "stripe/payment_intent.succeeded")
+    old = time.time() - 900
+    request = build_sample_request(sample, "http://127.0.0.1:8787/", "whsec_stripe", now=old)
+    delivery = make_delivery(request.body, path="/stripe/webhook", content_type=None, headers=request.headers.pairs())
+    secrets = Secrets()
+    secrets.add("stripe", "whsec_stripe")
+    assert check_delivery(delivery, secrets).verdict.status == "expired"
+    resign = resigner_for(delivery, secrets)
+    sent = SentRequest(method="POST", url="http://127.0.0.1:3000/stripe/webhook", headers=delivery.headers, body=delivery.body)
+    fresh = resign(sent)
+    names = [k for k, _ in fresh]
+    assert names == [k for k, _ in delivery.headers]  # same position, replaced value
+    assert fresh.get("stripe-signature") != delivery.headers.get("stripe-signature")
+    resigned = make_delivery(delivery.body, path="/stripe/webhook", content_type=None, headers=fresh.pairs())
+    assert check_delivery(resigned, secrets).verdict.status == "valid"
+    assert resigner_for(make_delivery(b"{}"), secrets) is None  # unknown sender: nothing to re-sign
+
+
+def test_headers_type_is_kept():
+    assert isinstance(Headers([("a", "b")]).with_set("a", "c"), Headers)
