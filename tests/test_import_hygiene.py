@@ -8,6 +8,8 @@ import pytest
 CORE_MODULES = [
     "hookinspect.model", "hookinspect.body", "hookinspect.filters", "hookinspect.config",
     "hookinspect.errors", "hookinspect.store.sqlite", "hookinspect.store.writer", "hookinspect.receiver",
+    "hookinspect.forward", "hookinspect.httpclient", "hookinspect.retry_queue", "hookinspect.routing",
+    "hookinspect.replay", "hookinspect.export", "hookinspect.samples", "hookinspect.signing.registry",
 ]
 
 
