@@ -1,0 +1,161 @@
+"""diff: two deliveries, a new answer against the recorded one, or two targets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Group, RenderableType
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from hookinspect.body import escape_controls
+from hookinspect.cli.app import app
+from hookinspect.cli.browse import build_filter, resolve_seqs
+from hookinspect.cli.common import (
+    FILTER_OPTION,
+    JSON_OPTION,
+    SECRET_OPTION,
+    STORE_OPTION,
+    gather_secrets,
+    open_store,
+)
+from hookinspect.cli.output import Output, safe_text
+from hookinspect.cli.render import status_style
+from hookinspect.cli.sending import select_seqs
+from hookinspect.compare import ComparisonResult, compare_answers
+from hookinspect.config import Settings
+from hookinspect.diff import Change, DiffOptions, compare_messages
+from hookinspect.errors import EXIT_FAILED, UsageError
+from hookinspect.signing.registry import resigner_for
+
+KIND_MARKS = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow"), "type_changed": ("~", "magenta")}
+
+
+def _show(value: Any) -> str:
+    return escape_controls(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value),
+                           keep_newlines=False)
+
+
+def render_changes(changes: list[Change], side_by_side: bool, labels: tuple[str, str]) -> RenderableType:
+    if not changes:
+        return Text("no differences", style="green")
+    if side_by_side:
+        table = Table(header_style="bold", pad_edge=False, show_lines=False)
+        table.add_column("path", style="cyan", overflow="fold")
+        table.add_column(labels[0], overflow="fold")
+        table.add_column(labels[1], overflow="fold")
+        for change in changes:
+            table.add_row(safe_text(change.path), Text(_show(change.old) if change.kind != "added" else "", style="red"),
+                          Text(_show(change.new) if change.kind != "removed" else "", style="green"))
+        return table
+    lines: list[RenderableType] = []
+    for change in changes:
+        mark, style = KIND_MARKS.get(change.kind, ("~", "yellow"))
+        line = Text(f"{mark} ", style=f"bold {style}") + safe_text(change.path, "cyan")
+        if change.kind == "added":
+            line += Text(": ") + Text(_show(change.new), style="green")
+        elif change.kind == "removed":
+            line += Text(": ") + Text(_show(change.old), style="red")
+        else:
+            line += Text(": ") + Text(_show(change.old), style="red") + Text(" → ") + Text(_show(change.new), style="green")
+            if change.kind == "type_changed":
+                line += Text(" (type changed)", style="dim")
+        lines.append(line)
+        if change.detail:
+            lines.append(Syntax(escape_controls(change.detail), "diff", theme="ansi_dark", background_color="default"))
+    return Group(*lines)
+
+
+def summary_table(results: list[ComparisonResult]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ("#", "a", "b", "changes", "first change"):
+        table.add_column(name, justify="right" if name in ("#", "changes") else "left", overflow="fold")
+    for result in sorted(results, key=lambda r: r.seq):
+        a = result.a.outcome if result.a else "-"
+        b = result.b.outcome if result.b else "-"
+        first = result.error or (f"{result.changes[0].kind} {result.changes[0].path}" if result.changes else "")
+        table.add_row(str(result.seq), Text(a, style=status_style(a)), Text(b, style=status_style(b)),
+                      str(len(result.changes)) if not result.error else "?", safe_text(first))
+    return table
+
+
+@app.command("diff")
+def diff_command(
+    refs: list[str] = typer.Argument(None, help="Two deliveries (41 42), or one with --to. Example: 41 42"),
+    to: str | None = typer.Option(None, "--to", help="Replay to this URL and compare its answer. Example: --to http://localhost:3000/"),
+    against: str | None = typer.Option(None, "--against", help="Also send to this URL and compare the two answers."),
+    event: str | None = typer.Option(None, "--event", help="A set: every delivery of these events (glob). Example: --event 'invoice.*'"),
+    filter_expression: str | None = FILTER_OPTION,
+    last: int | None = typer.Option(None, "--last", min=1, help="A set: the newest N deliveries."),
+    ignore: list[str] = typer.Option([], "--ignore", "-i", help="Paths or globs to ignore (repeatable). Example: -i body.created -i 'body.**.id'"),
+    default_ignores: bool = typer.Option(True, "--default-ignores/--no-default-ignores", help="Ignore volatile headers (Date, Server, request ids, signatures)."),
+    array_key: str | None = typer.Option(None, "--array-key", help="Match array items by this field. Example: --array-key id"),
+    header_order: bool = typer.Option(False, "--header-order", help="Report a change in header order too."),
+    side_by_side: bool = typer.Option(False, "--side-by-side", "-y", help="A table of path, old, new."),
+    concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, max=256, help="Sends at once for sets."),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds per send."),
+    secret: list[str] = SECRET_OPTION,
+    as_json: bool = JSON_OPTION,
+    store_path: Path | None = STORE_OPTION,
+) -> None:
+    """Compare two deliveries, or a backend's answer with the recorded one or another backend's."""
+    out = Output()
+    configured = Settings().table("diff") or {}
+    options = DiffOptions(ignore=[*(configured.get("ignore") or []), *ignore], use_default_ignores=default_ignores,
+                          array_key=array_key or configured.get("array_key"), header_order=header_order)
+    refs = refs or []
+    flt = build_filter(filter_expression, event=event)
+    is_set = not flt.is_empty or last is not None
+    if to is None:
+        if against is not None or is_set or len(refs) != 2:
+            raise UsageError("give two deliveries (diff 41 42), or --to URL to compare a backend's answers")
+        with open_store(store_path) as store:
+            seq_a, seq_b = resolve_seqs(store, refs)
+            a, b = store.get(seq_a), store.get(seq_b)
+        changes = compare_messages(a, b, options, request_line=((a.method, a.target), (b.method, b.target)))
+        if as_json:
+            out.json([c.to_dict() for c in changes])
+        else:
+            out.print(Text(f"#{seq_a} → #{seq_b}", style="bold"))
+            out.print(render_changes(changes, side_by_side, (f"#{seq_a}", f"#{seq_b}")))
+        if changes:
+            raise typer.Exit(EXIT_FAILED)
+        return
+    with open_store(store_path) as store:
+        seqs = select_seqs(store, refs, last, flt)
+        path = store.path
+    if not seqs:
+        raise UsageError("no deliveries match")
+    secrets = gather_secrets(secret)
+    progress = Progress(TextColumn("comparing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=out.stderr, disable=len(seqs) == 1 or as_json, transient=True)
+    with progress:
+        task = progress.add_task("diff", total=len(seqs))
+        results = asyncio.run(compare_answers(
+            path, seqs, to, against, options, concurrency=concurrency, timeout=timeout,
+            resigner_for=(lambda d: resigner_for(d, secrets)) if secrets else None,
+            on_result=lambda _r: progress.advance(task)))
+    labels = ("recorded", to) if against is None else (to, against)
+    if as_json:
+        out.json(results[0].to_dict()["changes"] if len(results) == 1 and not is_set and results[0].error is None
+                 else [r.to_dict() for r in results])
+    elif len(results) == 1 and not is_set:
+        result = results[0]
+        out.print(Text(f"#{result.seq}: {labels[0]} → {labels[1]}", style="bold"))
+        if result.error:
+            raise UsageError(f"cannot compare #{result.seq}: {result.error}")
+        out.print(render_changes(result.changes, side_by_side, labels))
+    else:
+        out.print(summary_table(results))
+        differing = sum(1 for r in results if r.differs)
+        out.info(f"{differing} of {len(results)} differ")
+    if any(r.error for r in results) and len(results) == 1:
+        raise UsageError(f"cannot compare #{results[0].seq}: {results[0].error}")
+    if any(r.differs for r in results):
+        raise typer.Exit(EXIT_FAILED)
