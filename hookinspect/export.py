@@ -28,6 +28,7 @@ from hookinspect.model import (
     SentRequest,
     new_id,
 )
+from hookinspect.store.fixtures import expectation_from, fixture_document, load_fixture_document
 from hookinspect.store.sqlite import Store
 
 REDACTED = "REDACTED"
@@ -218,9 +219,18 @@ def render_har(items: list[ExportItem], to: str | None = None) -> str:
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
 
+def render_fixture(items: list[ExportItem], to: str | None = None, with_json: bool = False) -> str:
+    """A fixture file (store/fixtures.py): requests plus expectations from the latest success."""
+    records = []
+    for item in items:
+        successes = [a for a in item.attempts if a.is_success]
+        records.append((item.delivery, expectation_from(successes[-1] if successes else None, with_json)))
+    return fixture_document(records)
+
+
 @dataclass(frozen=True)
 class Exporter:
-    render: Callable[[list[ExportItem], str | None], str | bytes]
+    render: Callable[..., str | bytes]
     redact_by_default: bool
     extension: str
 
@@ -231,11 +241,12 @@ EXPORTERS: dict[str, Exporter] = {
     "raw": Exporter(render_raw, False, "http"),
     "har": Exporter(render_har, True, "har"),
     "json": Exporter(render_json, True, "json"),
+    "fixture": Exporter(render_fixture, True, "json"),
 }
 
 
 def export(items: list[ExportItem], fmt: str, *, to: str | None = None, redact_secrets: bool | None = None,
-           rules: Redaction = Redaction()) -> tuple[str | bytes, list[str]]:
+           rules: Redaction = Redaction(), **format_options: Any) -> tuple[str | bytes, list[str]]:
     """Render `items` in `fmt`; returns the output and what was masked."""
     exporter = EXPORTERS.get(fmt)
     if exporter is None:
@@ -248,7 +259,7 @@ def export(items: list[ExportItem], fmt: str, *, to: str | None = None, redact_s
             masked += [f"#{item.delivery.seq} {w}" for w in what]
             redacted.append(ExportItem(delivery, item.attempts))
         items = redacted
-    return exporter.render(items, to), masked
+    return exporter.render(items, to, **format_options), masked
 
 
 # -- import -----------------------------------------------------------------------------
@@ -339,13 +350,15 @@ def load_json(document: Any) -> list[ExportItem]:
 
 
 def parse_import(data: bytes, name: str = "input") -> list[ExportItem]:
-    """Detect the format (HAR or our JSON) and load it."""
+    """Detect the format (HAR, fixture file or our JSON) and load it."""
     try:
         document = json.loads(data)
     except (ValueError, RecursionError):
         raise UsageError(f"{name} is not JSON (HAR and hookinspect JSON exports are)") from None
     if isinstance(document, dict) and "log" in document:
         return load_har(document)
+    if isinstance(document, dict) and "meta" in document and "deliveries" in document:
+        return [ExportItem(record.delivery, []) for record in load_fixture_document(document, name)]
     if isinstance(document, list | dict):
         return load_json(document)
     raise UsageError(f"{name}: neither a HAR file nor a hookinspect JSON export")

@@ -35,7 +35,7 @@ class JsonTest:
     def matches(self, doc: Any) -> bool:
         if doc is NOT_JSON:
             return False
-        found, current = _walk(doc, self.path)
+        found, current = walk_json(doc, self.path)
         if not found:
             return False
         if self.op is None:
@@ -58,7 +58,7 @@ class JsonTest:
             return False
 
 
-def _walk(doc: Any, path: tuple[str | int, ...]) -> tuple[bool, Any]:
+def walk_json(doc: Any, path: tuple[str | int, ...]) -> tuple[bool, Any]:
     current = doc
     for step in path:
         if isinstance(step, int) and isinstance(current, list) and -len(current) <= step < len(current):

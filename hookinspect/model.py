@@ -179,6 +179,17 @@ class Delivery(Message):
         h.update(self.body)
         return h.hexdigest()
 
+    def verify(self, provider: str, secret: str, now: float | None = None, url: str | None = None) -> Any:
+        """The signature Verdict for `provider` with `secret` (see signing/)."""
+        from hookinspect.signing.registry import (  # signing builds on the model
+            Secrets,
+            check_delivery,
+        )
+
+        secrets = Secrets()
+        secrets.add(provider, secret)
+        return check_delivery(self, secrets, now, url, provider=provider).verdict
+
     def summary(self) -> dict[str, Any]:
         """The `ls --json` shape (documented in the README)."""
         return {

@@ -55,7 +55,7 @@ def root(
 
 def _register() -> None:
     # Imported here so each module can use `app` without an import cycle.
-    from hookinspect.cli import browse, capture, compare, samples, sending, transfer  # noqa: F401
+    from hookinspect.cli import browse, capture, checking, compare, samples, sending, transfer  # noqa: F401
 
 
 _register()

@@ -25,10 +25,11 @@ def export_deliveries(
     to: str | None = typer.Option(None, "--to", help="Retarget curl/httpie/HAR URLs. Example: --to http://localhost:3000/"),
     last: int | None = typer.Option(None, "--last", min=1, help="The newest N deliveries. Example: --last 5"),
     filter_expression: str | None = FILTER_OPTION,
+    expect_json: bool = typer.Option(False, "--expect-json", help="Fixtures: also expect the top-level JSON fields of the latest successful answer."),
     redact_secrets: bool | None = typer.Option(None, "--redact/--no-redact", help="Mask Authorization, cookies, signatures and token query values [default: on for har and json, off for curl, httpie, raw]"),
     store_path: Path | None = STORE_OPTION,
 ) -> None:
-    """Write deliveries as curl or HTTPie commands, raw HTTP, HAR 1.2 or JSON."""
+    """Write deliveries as curl or HTTPie commands, raw HTTP, HAR 1.2, JSON or a fixture file."""
     out = Output()
     if to is not None:
         to = validate_target(to)
@@ -37,7 +38,8 @@ def export_deliveries(
         items = [ExportItem(store.get(seq), store.attempts(seq)) for seq in seqs]
     if not items:
         raise UsageError("nothing matches; nothing exported")
-    rendered, masked = export(items, fmt, to=to, redact_secrets=redact_secrets)
+    options = {"with_json": expect_json} if fmt == "fixture" else {}
+    rendered, masked = export(items, fmt, to=to, redact_secrets=redact_secrets, **options)
     data = rendered if isinstance(rendered, bytes) else rendered.encode("utf-8", "surrogateescape")
     if output is not None:
         try:
@@ -54,10 +56,10 @@ def export_deliveries(
 
 @app.command("import")
 def import_file(
-    path: Path = typer.Argument(..., help="A HAR file (from a browser or `export --format har`) or a JSON export; - for stdin."),
+    path: Path = typer.Argument(..., help="A HAR file (from a browser or `export --format har`), a fixture file or a JSON export; - for stdin."),
     store_path: Path | None = STORE_OPTION,
 ) -> None:
-    """Load deliveries from a HAR or JSON file into the store; duplicates are skipped."""
+    """Load deliveries from a HAR, fixture or JSON file into the store; duplicates are skipped."""
     out = Output()
     if str(path) == "-":
         data = sys.stdin.buffer.read()

@@ -1,0 +1,95 @@
+"""check: replay fixture files against a backend and fail on regressions."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from hookinspect.check import junit_xml, load_app, run_checks
+from hookinspect.cli.app import app
+from hookinspect.cli.common import JSON_OPTION, SECRET_OPTION, gather_secrets
+from hookinspect.cli.compare import render_changes
+from hookinspect.cli.output import Output, safe_text
+from hookinspect.cli.render import status_style
+from hookinspect.errors import EXIT_FAILED, UsageError
+from hookinspect.signing.registry import resigner_for
+from hookinspect.store.fixtures import FixtureRecord, load_fixture
+
+
+def fixture_files(paths: list[Path]) -> list[Path]:
+    """Files as given; a directory stands for the *.json files in it."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.glob("*.json"))
+            if not found:
+                raise UsageError(f"no *.json fixture files in {path}")
+            files += found
+        else:
+            files.append(path)
+    return files
+
+
+@app.command("check")
+def check(
+    paths: list[Path] = typer.Argument(..., help="Fixture files or directories. Example: tests/webhooks/*.json"),
+    target: str | None = typer.Option(None, "--target", "-t", help="Backend base URL. Example: --target http://localhost:8000"),
+    app_spec: str | None = typer.Option(None, "--app", help="An ASGI/WSGI app to call in-process. Example: --app shop.main:app"),
+    secret: list[str] = SECRET_OPTION,
+    only: list[str] = typer.Option([], "--only", help="Only these event types (glob, repeatable). Example: --only 'invoice.*'"),
+    junit: Path | None = typer.Option(None, "--junit", help="Write a JUnit XML report. Example: --junit reports/webhooks.xml"),
+    concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, max=256, help="Sends at once."),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds per send."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Replay fixtures (re-signed) against a backend and check each answer against its expectation."""
+    out = Output()
+    records: list[FixtureRecord] = []
+    for path in fixture_files(paths):
+        records += load_fixture(path, only or None)
+    if not records:
+        raise UsageError("no fixture records to check" + (" (--only matched none)" if only else ""))
+    application = load_app(app_spec) if app_spec else None
+    secrets = gather_secrets(secret)
+    progress = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        console=out.stderr, disable=as_json, transient=True)
+    with progress:
+        task = progress.add_task("check", total=len(records))
+        results = asyncio.run(run_checks(
+            records, target=target, app=application, concurrency=concurrency, timeout=timeout,
+            resigner_for=(lambda d: resigner_for(d, secrets)) if secrets else None,
+            on_result=lambda _r: progress.advance(task)))
+    if junit is not None:
+        try:
+            junit.parent.mkdir(parents=True, exist_ok=True)
+            junit.write_bytes(junit_xml(results))
+        except OSError as exc:
+            raise UsageError(f"cannot write {junit}: {exc.strerror}") from None
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        out.json({"passed": len(results) - len(failed), "failed": len(failed), "results": [r.to_dict() for r in results]})
+    else:
+        table = Table(box=None, header_style="bold", pad_edge=False)
+        for name in ("", "fixture", "file", "answer", "latency"):
+            table.add_column(name, justify="right" if name == "latency" else "left", overflow="fold")
+        for result in results:
+            mark = Text("✓", style="green") if result.passed else Text("✗", style="bold red")
+            outcome = result.attempt.outcome
+            table.add_row(mark, safe_text(result.record.name), safe_text(Path(result.record.source).name),
+                          Text(outcome, style=status_style(outcome)),
+                          f"{result.attempt.latency_ms:.0f} ms" if result.attempt.latency_ms is not None else "")
+        out.print(table)
+        for result in failed:
+            out.print(Text(f"\n✗ {result.record.name}", style="bold red") + Text(f"  ({Path(result.record.source).name})", style="dim"))
+            out.print(render_changes(result.failures, side_by_side=False, labels=("expected", "got")))
+            if result.attempt.response is not None and result.attempt.response.body:
+                out.print(Text("  response: ", style="dim") + safe_text(result.attempt.response.text()[:300].replace("\n", " ")))
+        summary = f"{len(results) - len(failed)} passed, {len(failed)} failed"
+        out.print(Text(summary, style="bold green" if not failed else "bold red"))
+    if failed:
+        raise typer.Exit(EXIT_FAILED)
