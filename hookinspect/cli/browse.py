@@ -18,6 +18,7 @@ from hookinspect.cli.common import (
 )
 from hookinspect.cli.output import Output, safe_text
 from hookinspect.cli.render import VERDICT_STYLES, attempts_table, deliveries_table, delivery_detail
+from hookinspect.config import Settings
 from hookinspect.errors import EXIT_FAILED, UsageError
 from hookinspect.filters import DeliveryFilter, parse_filter, parse_refs, parse_time
 from hookinspect.signing.registry import check_delivery
@@ -195,3 +196,19 @@ def verify_delivery(
         out.print(line)
     if result.verdict is None or not result.verdict.is_valid:
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("ui")
+def open_ui(
+    target: str | None = typer.Option(None, "--target", "--to", help="Where r replays to. Example: --target http://localhost:3000/"),
+    secret: list[str] = SECRET_OPTION,
+    store_path: Path | None = STORE_OPTION,
+) -> None:
+    """Open the terminal UI over the store (it follows what `listen` captures)."""
+    from hookinspect.forward import validate_target
+    from hookinspect.tui.app import run_ui
+
+    with open_store(store_path) as store:  # a clear error now rather than inside the UI
+        path = store.path
+    run_ui(path, target=validate_target(target) if target else Settings().get("forward_to"),
+           secrets=gather_secrets(secret))

@@ -169,6 +169,7 @@ def listen(
     secret: list[str] = SECRET_OPTION,
     verify: bool | None = typer.Option(None, "--verify/--no-verify", help="Check signatures as deliveries arrive [default: on when a secret is configured]"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print a line per delivery."),
+    ui: bool = typer.Option(False, "--ui", help="Open the terminal UI while listening."),
     store_path: Path | None = STORE_OPTION,
 ) -> None:
     """Receive webhooks: store every request durably, then answer it."""
@@ -187,6 +188,13 @@ def listen(
     secrets = gather_secrets(secret)
     is_verifying = bool(secrets) if verify is None else verify
     receiver_settings.inspect = lambda delivery: annotate_delivery(delivery, secrets, is_verifying)
+    if ui:
+        from hookinspect.tui.app import run_ui
+
+        forward = receiver_settings.forward
+        run_ui(path, listen=(str(host), int(port or 0), receiver_settings), secrets=secrets,
+               target=(forward_to[0] if forward_to else settings.get("forward_to")) if forward else None)
+        return
     printer = LivePrinter(out.stdout) if not quiet else None
     if printer is not None:
         receiver_settings.on_event = printer

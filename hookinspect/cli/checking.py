@@ -13,9 +13,8 @@ from rich.text import Text
 from hookinspect.check import junit_xml, load_app, run_checks
 from hookinspect.cli.app import app
 from hookinspect.cli.common import JSON_OPTION, SECRET_OPTION, gather_secrets
-from hookinspect.cli.compare import render_changes
 from hookinspect.cli.output import Output, safe_text
-from hookinspect.cli.render import status_style
+from hookinspect.cli.render import render_changes, status_style
 from hookinspect.errors import EXIT_FAILED, UsageError
 from hookinspect.signing.registry import resigner_for
 from hookinspect.store.fixtures import FixtureRecord, load_fixture

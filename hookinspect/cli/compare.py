@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
-from typing import Any
 
 import typer
-from rich.console import Group, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from hookinspect.body import escape_controls
 from hookinspect.cli.app import app
 from hookinspect.cli.browse import build_filter, resolve_seqs
 from hookinspect.cli.common import (
@@ -26,50 +21,13 @@ from hookinspect.cli.common import (
     open_store,
 )
 from hookinspect.cli.output import Output, safe_text
-from hookinspect.cli.render import status_style
+from hookinspect.cli.render import render_changes, status_style
 from hookinspect.cli.sending import select_seqs
 from hookinspect.compare import ComparisonResult, compare_answers
 from hookinspect.config import Settings
-from hookinspect.diff import Change, DiffOptions, compare_messages
+from hookinspect.diff import DiffOptions, compare_messages
 from hookinspect.errors import EXIT_FAILED, UsageError
 from hookinspect.signing.registry import resigner_for
-
-KIND_MARKS = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow"), "type_changed": ("~", "magenta")}
-
-
-def _show(value: Any) -> str:
-    return escape_controls(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value),
-                           keep_newlines=False)
-
-
-def render_changes(changes: list[Change], side_by_side: bool, labels: tuple[str, str]) -> RenderableType:
-    if not changes:
-        return Text("no differences", style="green")
-    if side_by_side:
-        table = Table(header_style="bold", pad_edge=False, show_lines=False)
-        table.add_column("path", style="cyan", overflow="fold")
-        table.add_column(labels[0], overflow="fold")
-        table.add_column(labels[1], overflow="fold")
-        for change in changes:
-            table.add_row(safe_text(change.path), Text(_show(change.old) if change.kind != "added" else "", style="red"),
-                          Text(_show(change.new) if change.kind != "removed" else "", style="green"))
-        return table
-    lines: list[RenderableType] = []
-    for change in changes:
-        mark, style = KIND_MARKS.get(change.kind, ("~", "yellow"))
-        line = Text(f"{mark} ", style=f"bold {style}") + safe_text(change.path, "cyan")
-        if change.kind == "added":
-            line += Text(": ") + Text(_show(change.new), style="green")
-        elif change.kind == "removed":
-            line += Text(": ") + Text(_show(change.old), style="red")
-        else:
-            line += Text(": ") + Text(_show(change.old), style="red") + Text(" → ") + Text(_show(change.new), style="green")
-            if change.kind == "type_changed":
-                line += Text(" (type changed)", style="dim")
-        lines.append(line)
-        if change.detail:
-            lines.append(Syntax(escape_controls(change.detail), "diff", theme="ansi_dark", background_color="default"))
-    return Group(*lines)
 
 
 def summary_table(results: list[ComparisonResult]) -> Table:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from rich.console import Group, RenderableType
 from rich.syntax import Syntax
@@ -13,6 +14,7 @@ from rich.text import Text
 
 from hookinspect.body import NOT_JSON, escape_controls, hexdump, looks_binary
 from hookinspect.cli.output import human_size, safe_text
+from hookinspect.diff import Change
 from hookinspect.model import Attempt, Delivery, Message
 from hookinspect.store.sqlite import DeliveryRow
 
@@ -95,8 +97,8 @@ def headers_table(pairs: Iterable[tuple[str, str]]) -> Table:
     return table
 
 
-def body_view(message: Message) -> RenderableType:
-    """JSON pretty-printed, form fields as a table, text as text, binary as a hexdump."""
+def body_view(message: Message, limit: int = PRETTY_LIMIT) -> RenderableType:
+    """JSON pretty-printed, form fields as a table, text as text, binary as a hexdump (first `limit` bytes)."""
     if not message.body:
         return Text("(empty body)", style="dim")
     decoded = message.decoded()
@@ -110,12 +112,11 @@ def body_view(message: Message) -> RenderableType:
     header = Text("; ".join(notes), style="dim") if notes else None
     data = decoded.data
     parts: list[RenderableType] = [header] if header else []
-    if len(data) > PRETTY_LIMIT:
-        parts.append(Text(f"body of {human_size(len(data))}: first {human_size(PRETTY_LIMIT)} shown; "
-                          "`show --raw` writes all of it", style="dim"))
-        data = data[:PRETTY_LIMIT]
+    if len(data) > limit:
+        parts.append(Text(f"body of {human_size(len(data))}: first {human_size(limit)} shown", style="dim"))
+        data = data[:limit]
     form = message.form()
-    document = message.json() if len(decoded.data) <= PRETTY_LIMIT else NOT_JSON
+    document = message.json() if len(decoded.data) <= limit else NOT_JSON
     if document is not NOT_JSON:
         pretty = json.dumps(document, indent=2, ensure_ascii=False)
         parts.append(Syntax(escape_controls(pretty), "json", theme="ansi_dark", word_wrap=True, background_color="default"))
@@ -127,13 +128,13 @@ def body_view(message: Message) -> RenderableType:
             table.add_row(safe_text(name, "cyan"), safe_text(value))
         parts.append(table)
     elif looks_binary(data):
-        parts.append(Text(hexdump(data)))
+        parts.append(Text(hexdump(data, limit)))
     else:
-        parts.append(safe_text(message.text() if len(decoded.data) <= PRETTY_LIMIT else data.decode("utf-8", "replace")))
+        parts.append(safe_text(message.text() if len(decoded.data) <= limit else data.decode("utf-8", "replace")))
     return Group(*parts)
 
 
-def delivery_detail(delivery: Delivery, attempt: Attempt | None = None) -> RenderableType:
+def delivery_detail(delivery: Delivery, attempt: Attempt | None = None, body_limit: int = PRETTY_LIMIT) -> RenderableType:
     line = Text.assemble(
         (f"#{delivery.seq}  ", "bold"), (escape_controls(delivery.method), "bold magenta"), " ",
         safe_text(delivery.target), f"  HTTP/{delivery.http_version}",
@@ -154,7 +155,7 @@ def delivery_detail(delivery: Delivery, attempt: Attempt | None = None) -> Rende
                 sig += Text(": ") + safe_text(delivery.verdict_reason)
         parts.append(sig)
     parts += [Text(""), Text("Headers", style="bold underline"), headers_table(delivery.headers),
-              Text(""), Text("Body", style="bold underline"), body_view(delivery)]
+              Text(""), Text("Body", style="bold underline"), body_view(delivery, body_limit)]
     if attempt is not None:
         parts += [Text(""), Text("Latest attempt", style="bold underline"), attempt_summary(attempt)]
     return Group(*parts)
@@ -185,3 +186,41 @@ def attempts_table(attempts: Iterable[Attempt]) -> Table:
             safe_text(attempt.error_message or ""),
         )
     return table
+
+
+KIND_MARKS = {"added": ("+", "green"), "removed": ("-", "red"), "changed": ("~", "yellow"), "type_changed": ("~", "magenta")}
+
+
+def _show(value: Any) -> str:
+    return escape_controls(json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value),
+                           keep_newlines=False)
+
+
+def render_changes(changes: list[Change], side_by_side: bool, labels: tuple[str, str]) -> RenderableType:
+    if not changes:
+        return Text("no differences", style="green")
+    if side_by_side:
+        table = Table(header_style="bold", pad_edge=False, show_lines=False)
+        table.add_column("path", style="cyan", overflow="fold")
+        table.add_column(labels[0], overflow="fold")
+        table.add_column(labels[1], overflow="fold")
+        for change in changes:
+            table.add_row(safe_text(change.path), Text(_show(change.old) if change.kind != "added" else "", style="red"),
+                          Text(_show(change.new) if change.kind != "removed" else "", style="green"))
+        return table
+    lines: list[RenderableType] = []
+    for change in changes:
+        mark, style = KIND_MARKS.get(change.kind, ("~", "yellow"))
+        line = Text(f"{mark} ", style=f"bold {style}") + safe_text(change.path, "cyan")
+        if change.kind == "added":
+            line += Text(": ") + Text(_show(change.new), style="green")
+        elif change.kind == "removed":
+            line += Text(": ") + Text(_show(change.old), style="red")
+        else:
+            line += Text(": ") + Text(_show(change.old), style="red") + Text(" → ") + Text(_show(change.new), style="green")
+            if change.kind == "type_changed":
+                line += Text(" (type changed)", style="dim")
+        lines.append(line)
+        if change.detail:
+            lines.append(Syntax(escape_controls(change.detail), "diff", theme="ansi_dark", background_color="default"))
+    return Group(*lines)

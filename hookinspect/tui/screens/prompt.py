@@ -1,0 +1,86 @@
+"""Small modal screens: ask for a URL, edit a request, show the keys."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static, TextArea
+
+
+class UrlPrompt(ModalScreen[str | None]):
+    """Asks for a target URL; dismisses with it, or None on escape."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, value: str = "") -> None:
+        super().__init__()
+        self.title_text = title
+        self.value = value
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="prompt"):
+            yield Label(Text(self.title_text))
+            yield Input(value=self.value, placeholder="http://localhost:3000/webhooks", id="url")
+
+    @on(Input.Submitted, "#url")
+    def submit(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class EditRequest(ModalScreen[tuple[list[tuple[str, str]], bytes] | None]):
+    """Edit headers (one `Name: value` per line) and the body, then send with ctrl+s."""
+
+    BINDINGS = [Binding("ctrl+s", "send", "Send"), Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, headers: list[tuple[str, str]], body: str) -> None:
+        super().__init__()
+        self.headers_text = "\n".join(f"{k}: {v}" for k, v in headers)
+        self.body_text = body
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="editor"):
+            yield Label(Text("Edit and replay — ctrl+s sends, escape cancels. The stored delivery is not changed."))
+            yield TextArea(self.headers_text, id="headers")
+            yield TextArea(self.body_text, id="body")
+
+    def action_send(self) -> None:
+        headers = []
+        for line in self.query_one("#headers", TextArea).text.splitlines():
+            name, colon, value = line.partition(":")
+            if colon and name.strip():
+                headers.append((name.strip(), value.strip()))
+        self.dismiss((headers, self.query_one("#body", TextArea).text.encode("utf-8")))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
+
+    def __init__(self, bindings: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.bindings_list = bindings
+
+    def compose(self) -> ComposeResult:
+        table = Table(title="hookinspect keys", box=None, show_header=False)
+        table.add_column(style="bold cyan")
+        table.add_column()
+        for key, description in self.bindings_list:
+            table.add_row(key, description)
+        table.add_row("", "")
+        table.add_row("filter", "method:POST provider:stripe event:invoice.* verdict:invalid status:5xx path:/hooks/* "
+                                "$.data.object.amount>1000 and free text")
+        with Vertical(id="help"):
+            yield Static(table)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
