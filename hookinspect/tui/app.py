@@ -153,7 +153,12 @@ class HookinspectApp(App[None]):
             self._arrivals += newest - self.max_seen
             if self.following:
                 rows = self.store.list(self.filter, limit=1000, before_seq=self.max_seen, oldest_first=True)
-                self.query_one(DeliveryList).prepend(rows)
+                table = self.query_one(DeliveryList)
+                at_top = table.cursor_row <= 0
+                table.prepend(rows)
+                if at_top and table.seqs:  # following the newest: show it
+                    table.move_cursor(row=0)
+                    self.show_delivery(table.seqs[0])
                 self.total = self.store.count()
             self.max_seen = newest
             self.update_status()
