@@ -155,6 +155,8 @@ class Delivery(Message):
     event_type: str | None = None
     verdict: str | None = None
     verdict_reason: str | None = None
+    origin: str | None = None  # for deliveries that came through a relay: `<channel url>#<event id>`
+    note: str | None = None  # what a user should know about how it arrived
 
     @property
     def target(self) -> str:
@@ -213,6 +215,8 @@ class Delivery(Message):
         out["http_version"] = self.http_version
         out["source"] = self.source
         out["verdict_reason"] = self.verdict_reason
+        out["origin"] = self.origin
+        out["note"] = self.note
         out["headers"] = [[k, v] for k, v in self.headers]
         out.update(bodyview.encode_body_fields(self.body))
         return out

@@ -82,6 +82,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX forward_queue_pending ON forward_queue(state, target, id);
     """,
+    # 3: deliveries that came through a relay: where from (never stored twice), and a note
+    """
+    ALTER TABLE deliveries ADD COLUMN origin TEXT;
+    ALTER TABLE deliveries ADD COLUMN note TEXT;
+    CREATE UNIQUE INDEX deliveries_origin ON deliveries(origin) WHERE origin IS NOT NULL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -95,7 +101,7 @@ _ROW_COLUMNS = """
 """
 _DELIVERY_COLUMNS = (
     "seq", "id", "received_us", "remote_addr", "method", "path", "query", "http_version", "source",
-    "provider", "event_type", "verdict", "verdict_reason", "headers", "body",
+    "provider", "event_type", "verdict", "verdict_reason", "headers", "body", "origin", "note",
 )
 _LAST_STATUS = "(SELECT a.status FROM attempts a WHERE a.delivery_seq = d.seq ORDER BY a.started_us DESC LIMIT 1)"
 _LAST_ERROR = "(SELECT a.error_kind FROM attempts a WHERE a.delivery_seq = d.seq ORDER BY a.started_us DESC LIMIT 1)"
@@ -317,13 +323,14 @@ class Store:
                     delivery.headers.get("content-type"), len(delivery.body), delivery.source,
                     delivery.provider, delivery.event_type, delivery.verdict, delivery.verdict_reason,
                     delivery.content_hash(), _headers_to_json(delivery.headers), delivery.body,
+                    delivery.origin, delivery.note,
                 ))
             try:
                 self._conn.executemany(
                     """INSERT INTO deliveries (seq, id, received_us, remote_addr, method, path, query,
                            http_version, content_type, size, source, provider, event_type, verdict,
-                           verdict_reason, content_hash, headers, body)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                           verdict_reason, content_hash, headers, body, origin, note)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                     rows,
                 )
             except sqlite3.OperationalError as exc:
@@ -336,6 +343,19 @@ class Store:
             "UPDATE deliveries SET provider = ?, event_type = ?, verdict = ?, verdict_reason = ? WHERE seq = ?",
             (provider, event_type, verdict, reason, seq),
         )
+
+    def latest_origin_id(self, prefix: str) -> int | None:
+        """The highest remote event id stored from one relay channel (`prefix` + id), to resume after."""
+        best = None
+        for (origin,) in self.execute("SELECT origin FROM deliveries WHERE origin LIKE ? ESCAPE '\\'",
+                                      (prefix.replace("%", "\\%").replace("_", "\\_") + "%",)):
+            tail = origin[len(prefix):]
+            if tail.isdigit():
+                best = max(best or 0, int(tail))
+        return best
+
+    def has_origin(self, origin: str) -> bool:
+        return self.execute("SELECT 1 FROM deliveries WHERE origin = ?", (origin,)).fetchone() is not None
 
     def content_hashes(self) -> set[str]:
         """Every stored content hash: imports skip duplicates with one scan, so inserts pay no index."""
@@ -365,6 +385,7 @@ class Store:
             source=rec["source"], provider=rec["provider"], event_type=rec["event_type"],
             verdict=rec["verdict"], verdict_reason=rec["verdict_reason"],
             headers=_headers_from_json(rec["headers"]), body=bytes(rec["body"]),
+            origin=rec["origin"], note=rec["note"],
         )
 
     def _where(self, flt: DeliveryFilter | None) -> tuple[str, list[Any]]:

@@ -177,3 +177,22 @@ def test_a_reader_process_lists_while_a_writer_process_inserts(store_path):
     assert writer.wait(timeout=60) == 0
     assert reader.returncode == 0, reader.stderr
     assert int(reader.stdout) == 400
+
+
+def test_a_version_1_store_is_migrated_in_place_and_keeps_its_data(tmp_path):
+    import shutil
+    from pathlib import Path
+
+    path = tmp_path / "old.db"
+    shutil.copy(Path(__file__).resolve().parents[1] / "data" / "store-v1.db", path)
+    with Store(path) as store:
+        delivery = store.get(1)
+        assert delivery.body == b'{"type":"v1"}\xff\x00\x01' and delivery.headers.get_all("x-dup") == ["1", "2"]
+        assert delivery.origin is None
+        store.enqueue(1, "http://127.0.0.1:9/", 0)  # version 2 table exists
+        second = make_delivery(origin="https://relay.example/c/abc#7")
+        store.insert_delivery(second)
+        assert store.has_origin("https://relay.example/c/abc#7")  # version 3 columns exist
+        assert store.latest_origin_id("https://relay.example/c/abc#") == 7
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
