@@ -52,7 +52,7 @@ class MockResponse:
 class ReceiverEvent:
     """What the receiver tells its shell: a capture, a rejected request, a forward result."""
 
-    kind: str  # captured | rejected | forwarded | store_error
+    kind: str  # captured | rejected | forwarded | store_error | relay
     delivery: Delivery | None = None
     attempt: Attempt | None = None
     message: str = ""
@@ -78,6 +78,9 @@ class ReceiverSettings:
     forward: ForwardSettings | None = None
     # Annotates a delivery before it is stored (provider, event type, signature verdict).
     inspect: Callable[[Delivery], None] | None = None
+    # A relay channel to subscribe to (listen --source), and its token.
+    source: str | None = None
+    source_token: str | None = None
 
     def response_for(self, path: str) -> MockResponse:
         for pattern, response in self.path_responses:
@@ -114,6 +117,8 @@ def create_app(store_path: str | Path, settings: ReceiverSettings | None = None)
     forward = app[SETTINGS_KEY].forward
     if forward is not None:
         app.cleanup_ctx.append(_forwarding_lifecycle(Path(store_path), forward))
+    if app[SETTINGS_KEY].source is not None:
+        app.cleanup_ctx.append(_source_lifecycle(Path(store_path)))
     app.router.add_route("*", "/{tail:.*}", capture_request)
     return app
 
@@ -137,6 +142,34 @@ def _forwarding_lifecycle(store_path: Path, forward: ForwardSettings) -> Callabl
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         await forward.forwarder.aclose()
+
+    return lifecycle
+
+
+def _source_lifecycle(store_path: Path) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        from hookinspect.relay.client import (
+            RelaySubscriber,  # the relay builds on the receiver's pieces
+        )
+
+        settings = app[SETTINGS_KEY]
+        forward = settings.forward
+
+        def stored(delivery: Delivery) -> None:
+            _emit(settings, ReceiverEvent("captured", delivery))
+            if QUEUE_KEY in app:
+                app[QUEUE_KEY].wake()
+
+        subscriber = RelaySubscriber(
+            settings.source, store_path, app[WRITER_KEY], token=settings.source_token,  # type: ignore[arg-type]
+            enqueue_to=(forward.route if forward is not None and forward.ack else (lambda _d: [])),
+            inspect=settings.inspect, on_stored=stored,
+            on_state=lambda message: _emit(settings, ReceiverEvent("relay", message=message)),
+        )
+        task = asyncio.create_task(subscriber.run())
+        yield
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     return lifecycle
 

@@ -55,7 +55,16 @@ def root(
 
 def _register() -> None:
     # Imported here so each module can use `app` without an import cycle.
-    from hookinspect.cli import browse, capture, checking, compare, samples, sending, transfer  # noqa: F401
+    from hookinspect.cli import (  # noqa: F401
+        browse,
+        capture,
+        checking,
+        compare,
+        samples,
+        sending,
+        transfer,
+        tunnel,
+    )
 
 
 _register()

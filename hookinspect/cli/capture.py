@@ -85,6 +85,8 @@ def render_event(event: ReceiverEvent) -> Text:
     delivery = event.delivery
     if event.kind == "rejected":
         return Text("rejected ", style="bold red") + safe_text(event.message)
+    if event.kind == "relay":
+        return Text("relay ", style="bold blue") + safe_text(event.message)
     if event.kind == "store_error":
         return Text("NOT STORED ", style="bold red") + safe_text(event.message)
     if event.kind == "forwarded" and event.attempt is not None:
@@ -169,6 +171,8 @@ def listen(
     secret: list[str] = SECRET_OPTION,
     verify: bool | None = typer.Option(None, "--verify/--no-verify", help="Check signatures as deliveries arrive [default: on when a secret is configured]"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print a line per delivery."),
+    source: str | None = typer.Option(None, "--source", help="Also take deliveries from a relay channel (ours or smee.io). Example: --source https://relay.example.com/AbC…"),
+    token: str | None = typer.Option(None, "--token", envvar="HOOKINSPECT_RELAY_TOKEN", help="The channel's subscribe token (from `hookinspect channel new`)."),
     ui: bool = typer.Option(False, "--ui", help="Open the terminal UI while listening."),
     store_path: Path | None = STORE_OPTION,
 ) -> None:
@@ -184,7 +188,12 @@ def listen(
         response=build_mock_response(status, response_body, response_header, delay),
         max_body=limit,
         forward=build_forwarding(settings, forward_to, ack, max_attempts, timeout),
+        source=validate_target(source) if source else None,
+        source_token=token,
     )
+    if source is not None and receiver_settings.forward is not None:
+        # Deliveries from a relay have no sender waiting for an answer: they go out from the queue.
+        receiver_settings.forward.ack = True
     secrets = gather_secrets(secret)
     is_verifying = bool(secrets) if verify is None else verify
     receiver_settings.inspect = lambda delivery: annotate_delivery(delivery, secrets, is_verifying)

@@ -1,0 +1,85 @@
+"""relay and channel: run the self-hostable relay, and create channels on one."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import httpx
+import typer
+from rich.text import Text
+
+from hookinspect.cli.app import app
+from hookinspect.cli.common import JSON_OPTION, parse_size
+from hookinspect.cli.output import Output
+from hookinspect.errors import NetworkError, UsageError
+from hookinspect.forward import validate_target
+from hookinspect.receiver import is_loopback, start_server
+from hookinspect.relay.server import RelaySettings, create_relay_app
+from hookinspect.relay.storage import SqliteRelayStorage
+
+channel_app = typer.Typer(help="Channels on a relay.", no_args_is_help=True)
+app.add_typer(channel_app, name="channel")
+
+
+@app.command("relay")
+def run_relay(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; a public relay needs 0.0.0.0. Example: --host 0.0.0.0"),
+    port: int = typer.Option(8080, "--port", "-p", help="Port. Example: --port 8080"),
+    data: Path = typer.Option(Path(".hookinspect-relay"), "--data", help="Where deliveries are kept. Example: --data /var/lib/hookinspect-relay"),
+    max_body: str = typer.Option("25MiB", "--max-body", help="Largest body accepted (413 beyond)."),
+    rate: float = typer.Option(200.0, "--rate", min=0.1, help="Requests per second per channel, sustained (429 beyond)."),
+    keep: int = typer.Option(10_000, "--keep", min=1, help="Deliveries kept per channel."),
+    max_age_days: float = typer.Option(7.0, "--max-age-days", min=0.01, help="Days a delivery is kept."),
+) -> None:
+    """Run the relay: senders POST to /<channel>, subscribers stream it (smee-compatible)."""
+    out = Output()
+    storage = SqliteRelayStorage(data)
+    settings = RelaySettings(max_body=parse_size(max_body), rate_per_second=rate, rate_burst=max(1, int(rate * 10)),
+                             keep_per_channel=keep, max_age_seconds=max_age_days * 86400)
+
+    async def serve() -> None:
+        runner, urls = await start_server(create_relay_app(storage, settings), host, port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        if not is_loopback(host):
+            out.warn(f"relay on {host}: reachable from other machines (that is its job; put TLS in front of it)")
+        out.stderr.print(Text.assemble(("hookinspect relay ", "bold"), "on ", (", ".join(urls), "bold cyan"),
+                                       "  data ", (str(data), "cyan"), ("  (Ctrl+C to stop)", "dim")))
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
+            storage.close()
+
+    asyncio.run(serve())
+
+
+@channel_app.command("new")
+def new_channel(
+    relay: str = typer.Option(..., "--relay", help="The relay's base URL. Example: --relay https://relay.example.com"),
+    public: bool = typer.Option(False, "--public", help="No token needed to subscribe (as with smee)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Create a channel: prints its public URL and the token to subscribe with."""
+    out = Output()
+    base = validate_target(relay).rstrip("/")
+    try:
+        response = httpx.post(f"{base}/api/channels", json={"public": public}, timeout=10)
+    except httpx.HTTPError as exc:
+        raise NetworkError(f"cannot reach the relay at {base}: {exc}") from None
+    if response.status_code != 201:
+        raise UsageError(f"the relay answered {response.status_code}: {response.text[:200]}")
+    data = response.json()
+    if as_json:
+        out.json({"url": data["url"], "token": data["token"], "id": data["id"], "public": data["public"]})
+        return
+    out.print(Text.assemble(("channel ", "bold"), (data["url"], "bold cyan")))
+    if data["token"]:
+        out.print(Text.assemble(("token   ", "bold"), data["token"]))
+        out.info(f"hookinspect listen --source {data['url']} --token {data['token']}")
+    else:
+        out.info(f"hookinspect listen --source {data['url']}")

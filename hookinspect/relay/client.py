@@ -1,0 +1,158 @@
+"""`listen --source`: subscribe to a relay channel (ours or smee.io) and store what it brings.
+
+Each delivery is stored with its origin (`<channel url>#<event id>`), never twice (a unique
+index), and the subscription resumes after the newest stored origin with `Last-Event-ID`,
+so a reconnect or a restart (even after kill -9) neither loses nor repeats a delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import httpx
+from httpx_sse import aconnect_sse
+
+from hookinspect.model import Delivery, Headers, now_us
+from hookinspect.store.sqlite import Store
+from hookinspect.store.writer import GroupCommitWriter
+
+REENCODED_NOTE = "re-encoded by relay: signature cannot be verified (the relay sent parsed JSON, not the bytes)"
+# Reconnect delays in seconds; the last one repeats.
+BACKOFF = (0.5, 1, 2, 4, 8, 15, 30)
+
+
+def channel_url(source: str) -> str:
+    """The channel URL without query or fragment: the prefix of every origin from it."""
+    parts = urlsplit(source)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def delivery_from_event(data: dict[str, Any], event_id: str, source: str) -> Delivery:
+    """The stored delivery: byte-exact from our relay's raw data, rebuilt (and marked) from smee's JSON."""
+    origin = f"{channel_url(source)}#{event_id}"
+    raw = data.get("hookinspect")
+    if isinstance(raw, dict):
+        return Delivery(
+            method=raw["method"], path=raw["path"] or "/", query=raw.get("query") or "",
+            headers=Headers((k, v) for k, v in raw["headers"]), body=base64.b64decode(raw["body_base64"]),
+            received_us=int(raw.get("received_us") or 0) or now_us(),
+            remote_addr=raw.get("remote"), source="relay", origin=origin,
+        )
+    body = json.dumps(data.get("body", {}), separators=(",", ":")).encode()
+    skip = {"body", "query", "timestamp", "host", "content-length"}
+    headers = [(k, str(v)) for k, v in data.items() if k not in skip and isinstance(v, str | int | float)]
+    headers = [(k, v) for k, v in headers if k != "content-type"] + [("content-type", "application/json")]
+    query = urlencode(data.get("query") or {})
+    delivery = Delivery(method="POST", path="/", query=query, headers=Headers(headers), body=body,
+                        source="relay", origin=origin, note=REENCODED_NOTE)
+    if isinstance(data.get("timestamp"), int):
+        delivery.received_us = data["timestamp"] * 1000
+    return delivery
+
+
+class RelaySubscriber:
+    """Keeps one subscription alive and stores every delivery it brings."""
+
+    def __init__(self, source: str, store_path: Path, writer: GroupCommitWriter, *, token: str | None = None,
+                 enqueue_to: Callable[[Delivery], Sequence[str]] = lambda _d: (),
+                 inspect: Callable[[Delivery], None] | None = None,
+                 on_stored: Callable[[Delivery], None] | None = None,
+                 on_state: Callable[[str], None] | None = None) -> None:
+        self.source = source
+        self.store_path = store_path
+        self.writer = writer
+        self.token = token
+        self.enqueue_to = enqueue_to
+        self.inspect = inspect
+        self.on_stored = on_stored
+        self.on_state = on_state or (lambda _message: None)
+        self.prefix = f"{channel_url(source)}#"
+        self.stored = 0
+        self.duplicates = 0
+
+    def _subscribe_url(self) -> str:
+        parts = urlsplit(self.source)
+        query = parts.query + ("&" if parts.query else "") + "raw=1"  # ours sends raw bytes; smee ignores it
+        return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+    async def _resume_after(self) -> int | None:
+        def latest() -> int | None:
+            with Store(self.store_path) as store:
+                return store.latest_origin_id(self.prefix)
+
+        return await asyncio.to_thread(latest)
+
+    async def run(self) -> None:
+        """Subscribe until cancelled, reconnecting with backoff (reset once a connection worked)."""
+        failures = 0
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None)) as client:
+            while True:
+                self._is_ready = False
+                try:
+                    await self._stream(client)
+                    reason = "the relay closed the stream"
+                except httpx.HTTPStatusError as exc:
+                    code = exc.response.status_code
+                    reason = {401: "the relay wants the channel token (--token)", 403: "the token was refused",
+                              404: "no such channel on the relay"}.get(code, f"the relay answered {code}")
+                except (httpx.HTTPError, OSError) as exc:
+                    reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+                failures = 0 if self._is_ready else failures + 1
+                delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
+                self.on_state(f"relay disconnected ({reason}); reconnecting in {delay:g} s")
+                await asyncio.sleep(delay)
+
+    _is_ready = False
+
+    async def _stream(self, client: httpx.AsyncClient) -> None:
+        last = await self._resume_after()
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last or 0)}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        async with aconnect_sse(client, "GET", self._subscribe_url(), headers=headers) as source:
+            source.response.raise_for_status()
+            caught_up = 0
+            is_live = False
+            async for event in source.aiter_sse():
+                if event.event == "ready":
+                    self._is_ready = True
+                    self.on_state(f"relay connected: {channel_url(self.source)} (resuming after #{last or 0})")
+                    continue
+                if event.event in ("caught-up", "ping"):  # caught-up: ours, after the backlog
+                    if not is_live:
+                        self.on_state(f"caught up {caught_up} missed deliver{'y' if caught_up == 1 else 'ies'}; live")
+                    is_live = True
+                    continue
+                if event.event not in ("message", ""):
+                    continue
+                if not event.id:
+                    continue
+                try:
+                    data = json.loads(event.data)
+                except ValueError:
+                    self.on_state(f"relay sent an unreadable event {event.id}; skipped")
+                    continue
+                await self._store(delivery_from_event(data, event.id, self.source))
+                if not is_live:
+                    caught_up += 1
+
+    async def _store(self, delivery: Delivery) -> None:
+        if self.inspect is not None:
+            self.inspect(delivery)
+        if delivery.note == REENCODED_NOTE:
+            delivery.verdict, delivery.verdict_reason = None, REENCODED_NOTE
+        try:
+            await self.writer.insert_delivery(delivery, enqueue_to=self.enqueue_to(delivery))
+        except sqlite3.IntegrityError:
+            self.duplicates += 1  # already stored (unique origin): a resent event
+            return
+        self.stored += 1
+        if self.on_stored is not None:
+            self.on_stored(delivery)

@@ -1,0 +1,250 @@
+"""The relay server: public senders post to a channel; subscribers stream it as Server-Sent Events.
+
+It speaks smee.io's protocol (HEAD|GET /new, SSE on GET /<channel>, the flat JSON `data:`),
+so smee-client works against it, and adds what smee lacks: every delivery is stored, a
+subscriber that reconnects with `Last-Event-ID` gets everything it missed, private channels
+need a token, and subscribers that ask (`?raw=1`) get the exact bytes, so signatures verify.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from hookinspect.body import NOT_JSON, parse_content_type, parse_json
+from hookinspect.model import now_us
+from hookinspect.receiver import BodyTooLarge, read_body
+from hookinspect.relay.storage import Channel, RelayEvent, RelayStorage
+
+PING_SECONDS = 30.0
+DEFAULT_MAX_BODY = 25 * 1024 * 1024
+
+
+@dataclass
+class RelaySettings:
+    max_body: int = DEFAULT_MAX_BODY
+    rate_per_second: float = 200.0  # per channel, sustained
+    rate_burst: int = 2000  # per channel, requests allowed at once
+    keep_per_channel: int = 10_000
+    max_age_seconds: float = 7 * 86400
+    ping_seconds: float = PING_SECONDS
+    response_status: int = 200
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float = field(default_factory=time.monotonic)
+
+
+class ChannelHub:
+    """Wakes the subscribers of a channel when something new is stored."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def notify(self, channel: str) -> None:
+        event = self._events.pop(channel, None)
+        if event is not None:
+            event.set()
+
+    def waiter(self, channel: str) -> asyncio.Event:
+        """Take this before reading the store, so nothing stored after the read is missed."""
+        return self._events.setdefault(channel, asyncio.Event())
+
+
+STORAGE_KEY = web.AppKey("relay_storage", RelayStorage)
+SETTINGS_KEY = web.AppKey("relay_settings", RelaySettings)
+HUB_KEY = web.AppKey("relay_hub", ChannelHub)
+BUCKETS_KEY = web.AppKey("relay_buckets", dict)
+WRITE_LOCK_KEY = web.AppKey("relay_write_lock", asyncio.Lock)
+
+
+def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = None) -> web.Application:
+    app = web.Application(client_max_size=0)
+    app[STORAGE_KEY] = storage
+    app[SETTINGS_KEY] = settings or RelaySettings()
+    app[HUB_KEY] = ChannelHub()
+    app[BUCKETS_KEY] = {}
+    app[WRITE_LOCK_KEY] = asyncio.Lock()
+    app.cleanup_ctx.append(_retention)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_route("GET", "/new", new_channel_redirect)
+    app.router.add_route("HEAD", "/new", new_channel_redirect)
+    app.router.add_post("/api/channels", create_channel)
+    app.router.add_route("*", "/{channel}", channel_endpoint)
+    app.router.add_route("*", "/{channel}/{tail:.*}", channel_endpoint)
+    return app
+
+
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    async def prune_forever() -> None:
+        settings = app[SETTINGS_KEY]
+        while True:
+            await asyncio.sleep(60)
+            await asyncio.to_thread(app[STORAGE_KEY].prune, settings.keep_per_channel, settings.max_age_seconds)
+
+    task = asyncio.create_task(prune_forever())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def _base_url(request: web.Request) -> str:
+    proto = request.headers.get("X-Forwarded-Proto", request.scheme)
+    host = request.headers.get("X-Forwarded-Host", request.host)
+    return f"{proto}://{host}"
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def new_channel_redirect(request: web.Request) -> web.Response:
+    """smee's way: a public channel, and a 307 to its URL."""
+    channel, _ = await asyncio.to_thread(request.app[STORAGE_KEY].create_channel, True)
+    raise web.HTTPTemporaryRedirect(f"{_base_url(request)}/{channel.id}")
+
+
+async def create_channel(request: web.Request) -> web.Response:
+    """A private channel (subscribing needs its token) unless {"public": true} is posted."""
+    try:
+        options = await request.json() if request.can_read_body else {}
+    except json.JSONDecodeError:
+        return web.json_response({"error": "body must be JSON, e.g. {\"public\": false}"}, status=400)
+    is_public = bool(isinstance(options, dict) and options.get("public"))
+    channel, token = await asyncio.to_thread(request.app[STORAGE_KEY].create_channel, is_public)
+    return web.json_response({"id": channel.id, "url": f"{_base_url(request)}/{channel.id}", "token": token,
+                              "public": is_public}, status=201)
+
+
+def _token(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return request.query.get("token")
+
+
+async def channel_endpoint(request: web.Request) -> web.StreamResponse:
+    storage = request.app[STORAGE_KEY]
+    channel_id = request.match_info["channel"]
+    channel = await asyncio.to_thread(storage.channel, channel_id)
+    if channel is None:
+        return web.json_response({"error": f"no channel {channel_id!r}; create one with GET /new or POST /api/channels"},
+                                 status=404)
+    if request.method == "GET" and "text/event-stream" in request.headers.get("Accept", ""):
+        return await subscribe(request, channel)
+    if request.method == "GET" and not request.match_info.get("tail") and "text/html" in request.headers.get("Accept", ""):
+        return web.Response(text=f"hookinspect relay channel {channel.id}: POST webhooks here; "
+                                 "subscribe with `hookinspect listen --source <this URL>`\n")
+    return await ingest(request, channel)
+
+
+def _allow(app: web.Application, channel: str) -> bool:
+    settings = app[SETTINGS_KEY]
+    bucket = app[BUCKETS_KEY].setdefault(channel, _Bucket(float(settings.rate_burst)))
+    now = time.monotonic()
+    bucket.tokens = min(settings.rate_burst, bucket.tokens + (now - bucket.updated) * settings.rate_per_second)
+    bucket.updated = now
+    if bucket.tokens < 1:
+        return False
+    bucket.tokens -= 1
+    return True
+
+
+async def ingest(request: web.Request, channel: Channel) -> web.Response:
+    settings = request.app[SETTINGS_KEY]
+    if not _allow(request.app, channel.id):
+        return web.json_response({"error": "rate limit for this channel exceeded"}, status=429,
+                                 headers={"Retry-After": "1"})
+    try:
+        body = await read_body(request, settings.max_body)
+    except BodyTooLarge:
+        return web.json_response({"error": f"body over the relay's limit of {settings.max_body} bytes"}, status=413)
+    raw_path = request.raw_path
+    path, _, query = raw_path.partition("?")
+    tail = path[len(channel.id) + 1:] or "/"
+    event = RelayEvent(0, channel.id, now_us(), request.method, tail, query,
+                       [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
+                        for k, v in request.raw_headers], body)
+    # The sender is acknowledged only once the delivery is durable in the relay's store.
+    await asyncio.to_thread(request.app[STORAGE_KEY].append, event)
+    request.app[HUB_KEY].notify(channel.id)
+    return web.Response(status=settings.response_status)
+
+
+def smee_payload(event: RelayEvent, include_raw: bool, remote: str | None = None) -> dict:
+    """smee's flat shape (lower-cased headers as keys, body, query, timestamp), plus ours when asked."""
+    data: dict = {}
+    for name, value in event.headers:
+        data[name.lower()] = value
+    content_type = parse_content_type(dict((k.lower(), v) for k, v in event.headers).get("content-type")).mime
+    parsed = parse_json(event.body) if content_type.endswith("json") else NOT_JSON
+    if parsed is not NOT_JSON:
+        data["body"] = parsed
+    elif content_type == "application/x-www-form-urlencoded":
+        data["body"] = dict(parse_qsl(event.body.decode("utf-8", "replace"), keep_blank_values=True))
+    else:
+        data["body"] = {}
+    data["query"] = dict(parse_qsl(event.query, keep_blank_values=True))
+    data["timestamp"] = event.received_us // 1000
+    if include_raw:
+        data["hookinspect"] = {
+            "id": event.id, "method": event.method, "path": event.path, "query": event.query,
+            "headers": [[k, v] for k, v in event.headers], "body_base64": base64.b64encode(event.body).decode(),
+            "received_us": event.received_us, "remote": remote,
+        }
+    return data
+
+
+async def subscribe(request: web.Request, channel: Channel) -> web.StreamResponse:
+    if not channel.accepts_token(_token(request)):
+        return web.json_response({"error": "this channel needs its token (Authorization: Bearer … or ?token=…)"},
+                                 status=401)
+    storage = request.app[STORAGE_KEY]
+    settings = request.app[SETTINGS_KEY]
+    hub = request.app[HUB_KEY]
+    include_raw = request.query.get("raw") in ("1", "true")
+    last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""
+    last_id = int(last) if last.isdigit() else None
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
+                                           "Connection": "keep-alive", "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    await response.write(b"event: ready\ndata: {}\n\n")
+    if last_id is None:
+        # Without Last-Event-ID a subscription starts with what arrives from now on, as with smee.
+        last_id = await asyncio.to_thread(storage.last_event_id, channel.id)
+    last_ping = time.monotonic()
+    is_caught_up = False
+    try:
+        while True:
+            waiter = hub.waiter(channel.id)
+            events = await asyncio.to_thread(storage.events_after, channel.id, last_id, 500)
+            if events:
+                chunk = bytearray()
+                for event in events:
+                    data = json.dumps(smee_payload(event, include_raw), separators=(",", ":"))
+                    chunk += f"id: {event.id}\ndata: {data}\n\n".encode()
+                    last_id = event.id
+                await response.write(bytes(chunk))
+                continue
+            if not is_caught_up:  # the backlog is sent; smee-client ignores named events
+                await response.write(b"event: caught-up\ndata: {}\n\n")
+                is_caught_up = True
+            if time.monotonic() - last_ping >= settings.ping_seconds:
+                await response.write(b"event: ping\ndata: {}\n\n")
+                last_ping = time.monotonic()
+            try:
+                await asyncio.wait_for(waiter.wait(), settings.ping_seconds)
+            except TimeoutError:
+                pass
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    return response

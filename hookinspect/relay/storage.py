@@ -1,0 +1,154 @@
+"""Where the relay keeps channels and deliveries. The server talks only to RelayStorage, so a
+shared backend (PostgreSQL, Redis Streams) can replace SQLite without touching the protocol."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+
+from hookinspect.errors import StoreError
+
+# 16 URL-safe characters, like smee's channel ids, but from a CSPRNG: ~95 bits, unguessable.
+CHANNEL_ID_BYTES = 12
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    is_public: bool
+    token_hash: str | None
+    created_at: float
+
+    def accepts_token(self, token: str | None) -> bool:
+        if self.is_public:
+            return True
+        if not token or self.token_hash is None:
+            return False
+        return hmac.compare_digest(hash_token(token), self.token_hash)
+
+
+@dataclass(frozen=True)
+class RelayEvent:
+    """One request that reached a channel, exactly as it arrived."""
+
+    id: int  # increases per relay; SSE `id:` and Last-Event-ID
+    channel: str
+    received_us: int
+    method: str
+    path: str  # below the channel, with a leading "/" ("/" when posted to the channel itself)
+    query: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_channel_id() -> str:
+    return secrets.token_urlsafe(CHANNEL_ID_BYTES)
+
+
+class RelayStorage(ABC):
+    @abstractmethod
+    def create_channel(self, is_public: bool) -> tuple[Channel, str | None]:
+        """A new channel and its subscribe token (None for a public channel)."""
+
+    @abstractmethod
+    def channel(self, channel_id: str) -> Channel | None: ...
+
+    @abstractmethod
+    def append(self, event: RelayEvent) -> int:
+        """Store an event durably; returns its id."""
+
+    @abstractmethod
+    def events_after(self, channel_id: str, after_id: int, limit: int = 500) -> list[RelayEvent]: ...
+
+    @abstractmethod
+    def last_event_id(self, channel_id: str) -> int:
+        """The newest event id of a channel (0 when it has none)."""
+
+    @abstractmethod
+    def prune(self, keep_per_channel: int, max_age_seconds: float) -> int: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class SqliteRelayStorage(RelayStorage):
+    """The relay's own SQLite file (WAL); one connection, guarded by a lock."""
+
+    def __init__(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(directory / "relay.db", isolation_level=None, check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.executescript("""
+                CREATE TABLE IF NOT EXISTS channels (id TEXT PRIMARY KEY, public INTEGER NOT NULL,
+                    token_hash TEXT, created_at REAL NOT NULL);
+                CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, channel TEXT NOT NULL,
+                    received_us INTEGER NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, query TEXT NOT NULL,
+                    headers TEXT NOT NULL, body BLOB NOT NULL);
+                CREATE INDEX IF NOT EXISTS events_channel ON events(channel, id);
+            """)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open relay data in {directory}: {exc}") from None
+        self._lock = threading.Lock()
+
+    def create_channel(self, is_public: bool) -> tuple[Channel, str | None]:
+        token = None if is_public else secrets.token_urlsafe(24)
+        channel = Channel(new_channel_id(), is_public, hash_token(token) if token else None, time.time())
+        with self._lock:
+            self._conn.execute("INSERT INTO channels VALUES (?,?,?,?)",
+                               (channel.id, int(is_public), channel.token_hash, channel.created_at))
+        return channel, token
+
+    def channel(self, channel_id: str) -> Channel | None:
+        with self._lock:
+            row = self._conn.execute("SELECT id, public, token_hash, created_at FROM channels WHERE id = ?",
+                                     (channel_id,)).fetchone()
+        return Channel(row[0], bool(row[1]), row[2], row[3]) if row else None
+
+    def append(self, event: RelayEvent) -> int:
+        with self._lock:
+            cur = self._conn.execute(
+                "INSERT INTO events (channel, received_us, method, path, query, headers, body) VALUES (?,?,?,?,?,?,?)",
+                (event.channel, event.received_us, event.method, event.path, event.query,
+                 json.dumps(event.headers, ensure_ascii=True), event.body))
+        return cur.lastrowid  # type: ignore[return-value]
+
+    def events_after(self, channel_id: str, after_id: int, limit: int = 500) -> list[RelayEvent]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, channel, received_us, method, path, query, headers, body FROM events "
+                "WHERE channel = ? AND id > ? ORDER BY id LIMIT ?", (channel_id, after_id, limit)).fetchall()
+        return [RelayEvent(r[0], r[1], r[2], r[3], r[4], r[5], [tuple(p) for p in json.loads(r[6])], bytes(r[7]))  # type: ignore[misc]
+                for r in rows]
+
+    def last_event_id(self, channel_id: str) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT coalesce(max(id), 0) FROM events WHERE channel = ?",
+                                      (channel_id,)).fetchone()[0]
+
+    def prune(self, keep_per_channel: int, max_age_seconds: float) -> int:
+        cutoff = int((time.time() - max_age_seconds) * 1_000_000)
+        with self._lock:
+            aged = self._conn.execute("DELETE FROM events WHERE received_us < ?", (cutoff,)).rowcount
+            extra = self._conn.execute(
+                """DELETE FROM events WHERE id IN (
+                       SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY channel ORDER BY id DESC) AS n FROM events)
+                       WHERE n > ?)""", (keep_per_channel,)).rowcount
+        return aged + extra
+
+    def close(self) -> None:
+        self._conn.close()
