@@ -171,6 +171,12 @@ class QueueItem:
     last_outcome: str | None
 
 
+def _has_sqlite_header(path: Path) -> bool:
+    """Only called once SQLite has refused the file, so no connection of ours holds locks on it."""
+    with open(path, "rb") as fh:
+        return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+
+
 def default_store_path() -> Path:
     return Path(os.environ.get("HOOKINSPECT_STORE") or ".hookinspect/store.db")
 
@@ -201,10 +207,10 @@ class Store:
         if exists:
             if self.path.is_dir():
                 raise StoreError(f"{self.path} is a directory, not a store file")
-            with open(self.path, "rb") as fh:
-                head = fh.read(len(SQLITE_MAGIC))
-            if head and head != SQLITE_MAGIC:
-                raise StoreError(f"{self.path} is not a hookinspect store (not an SQLite file); it was left untouched")
+            # No plain open() of the file here: closing any descriptor of it drops every POSIX lock
+            # this process holds on it, including those of a live SQLite connection (the receiver's
+            # writer), and another process would then checkpoint and delete the WAL under it.
+            # SQLite refuses a file that is not a database on the first read and writes nothing.
         else:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -218,6 +224,8 @@ class Store:
             self._prepare(conn)
         except sqlite3.DatabaseError as exc:
             conn.close()
+            if "not a database" in str(exc) and not _has_sqlite_header(self.path):
+                raise StoreError(f"{self.path} is not a hookinspect store (not an SQLite file); it was left untouched") from None
             raise StoreError(f"{self.path} is not a readable hookinspect store ({exc}); it was left untouched") from None
         except StoreError:
             conn.close()

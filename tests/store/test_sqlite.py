@@ -196,3 +196,42 @@ def test_a_version_1_store_is_migrated_in_place_and_keeps_its_data(tmp_path):
         assert store.latest_origin_id("https://relay.example/c/abc#") == 7
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_opening_the_store_again_in_the_writers_process_keeps_other_readers_in_sync(store_path):
+    # Regression: a plain open()/close() of the file dropped the writer's POSIX locks, so another
+    # process checkpointed and deleted the WAL under the live writer and saw none of its commits.
+    script = textwrap.dedent(f"""
+        import asyncio, sys
+        from hookinspect.store.sqlite import Store
+        from hookinspect.store.writer import GroupCommitWriter
+        from tests.factories import make_delivery
+
+        async def main():
+            writer = GroupCommitWriter({str(store_path)!r})
+            await asyncio.to_thread(writer.start)
+            with Store({str(store_path)!r}) as again:  # e.g. a resume read or a UI reader
+                again.count()
+            print("ready", flush=True)
+            sys.stdin.readline()
+            await writer.insert_delivery(make_delivery())
+            print("inserted", flush=True)
+            sys.stdin.readline()
+            await asyncio.to_thread(writer.close)
+
+        asyncio.run(main())
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        with Store(store_path) as reader:
+            assert reader.count() == 0
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "inserted"
+        with Store(store_path) as reader:
+            assert reader.count() == 1  # visible while the writer is still running
+    finally:
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        proc.wait(timeout=30)
