@@ -44,6 +44,53 @@ class _Bucket:
     updated: float = field(default_factory=time.monotonic)
 
 
+class BatchingAppender:
+    """Group commit for the relay: concurrent ingests share one transaction, and each sender is
+    answered only after its delivery is committed."""
+
+    MAX_BATCH = 512
+
+    def __init__(self, storage: RelayStorage, hub: ChannelHub) -> None:
+        self.storage = storage
+        self.hub = hub
+        self._pending: list[tuple[RelayEvent, asyncio.Future[int]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def append(self, event: RelayEvent) -> int:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._pending.append((event, future))
+        self._wake.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH:]
+                try:
+                    ids = await asyncio.to_thread(self.storage.append_many, [event for event, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - every sender of the batch gets the error
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), event_id in zip(batch, ids, strict=True):
+                    if not future.done():
+                        future.set_result(event_id)
+                for channel in {event.channel for event, _ in batch}:
+                    self.hub.notify(channel)
+
+
 class ChannelHub:
     """Wakes the subscribers of a channel when something new is stored."""
 
@@ -55,6 +102,10 @@ class ChannelHub:
         if event is not None:
             event.set()
 
+    def notify_all(self) -> None:
+        for channel in list(self._events):
+            self.notify(channel)
+
     def waiter(self, channel: str) -> asyncio.Event:
         """Take this before reading the store, so nothing stored after the read is missed."""
         return self._events.setdefault(channel, asyncio.Event())
@@ -64,7 +115,8 @@ STORAGE_KEY = web.AppKey("relay_storage", RelayStorage)
 SETTINGS_KEY = web.AppKey("relay_settings", RelaySettings)
 HUB_KEY = web.AppKey("relay_hub", ChannelHub)
 BUCKETS_KEY = web.AppKey("relay_buckets", dict)
-WRITE_LOCK_KEY = web.AppKey("relay_write_lock", asyncio.Lock)
+CLOSING_KEY = web.AppKey("relay_closing", asyncio.Event)
+APPENDER_KEY = web.AppKey("relay_appender", BatchingAppender)
 
 
 def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = None) -> web.Application:
@@ -73,8 +125,11 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app[SETTINGS_KEY] = settings or RelaySettings()
     app[HUB_KEY] = ChannelHub()
     app[BUCKETS_KEY] = {}
-    app[WRITE_LOCK_KEY] = asyncio.Lock()
+    app[CLOSING_KEY] = asyncio.Event()
+    app[APPENDER_KEY] = BatchingAppender(storage, app[HUB_KEY])
+    app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.append(_retention)
+    app.cleanup_ctx.append(_appender)
     app.router.add_get("/healthz", healthz)
     app.router.add_route("GET", "/new", new_channel_redirect)
     app.router.add_route("HEAD", "/new", new_channel_redirect)
@@ -82,6 +137,18 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app.router.add_route("*", "/{channel}", channel_endpoint)
     app.router.add_route("*", "/{channel}/{tail:.*}", channel_endpoint)
     return app
+
+
+async def _appender(app: web.Application) -> AsyncIterator[None]:
+    app[APPENDER_KEY].start()
+    yield
+    await app[APPENDER_KEY].stop()
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Open SSE streams would hold a shutdown for its whole timeout: end them (clients reconnect)."""
+    app[CLOSING_KEY].set()
+    app[HUB_KEY].notify_all()
 
 
 async def _retention(app: web.Application) -> AsyncIterator[None]:
@@ -175,8 +242,7 @@ async def ingest(request: web.Request, channel: Channel) -> web.Response:
                        [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
                         for k, v in request.raw_headers], body)
     # The sender is acknowledged only once the delivery is durable in the relay's store.
-    await asyncio.to_thread(request.app[STORAGE_KEY].append, event)
-    request.app[HUB_KEY].notify(channel.id)
+    await request.app[APPENDER_KEY].append(event)
     return web.Response(status=settings.response_status)
 
 
@@ -223,8 +289,9 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
         last_id = await asyncio.to_thread(storage.last_event_id, channel.id)
     last_ping = time.monotonic()
     is_caught_up = False
+    closing = request.app[CLOSING_KEY]
     try:
-        while True:
+        while not closing.is_set():
             waiter = hub.waiter(channel.id)
             events = await asyncio.to_thread(storage.events_after, channel.id, last_id, 500)
             if events:

@@ -69,6 +69,10 @@ class RelayStorage(ABC):
     def append(self, event: RelayEvent) -> int:
         """Store an event durably; returns its id."""
 
+    def append_many(self, events: list[RelayEvent]) -> list[int]:
+        """Store several events durably, in order (backends override this with one transaction)."""
+        return [self.append(event) for event in events]
+
     @abstractmethod
     def events_after(self, channel_id: str, after_id: int, limit: int = 500) -> list[RelayEvent]: ...
 
@@ -126,6 +130,20 @@ class SqliteRelayStorage(RelayStorage):
                 (event.channel, event.received_us, event.method, event.path, event.query,
                  json.dumps(event.headers, ensure_ascii=True), event.body))
         return cur.lastrowid  # type: ignore[return-value]
+
+    def append_many(self, events: list[RelayEvent]) -> list[int]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [self._conn.execute(
+                    "INSERT INTO events (channel, received_us, method, path, query, headers, body) VALUES (?,?,?,?,?,?,?)",
+                    (e.channel, e.received_us, e.method, e.path, e.query, json.dumps(e.headers, ensure_ascii=True), e.body),
+                ).lastrowid for e in events]
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return ids  # type: ignore[return-value]
 
     def events_after(self, channel_id: str, after_id: int, limit: int = 500) -> list[RelayEvent]:
         with self._lock:

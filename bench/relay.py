@@ -1,0 +1,146 @@
+"""Tunnel end to end: sender -> relay -> `listen --source` -> stored, on loopback.
+
+    python bench/relay.py [--burst 5000] [--steady-seconds 20]
+
+Prints delivered count, throughput and end-to-end latency (send to visible in the local
+store) for a burst and for a steady 100/s, next to a bare aiohttp server loaded by the same
+sender in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import free_port, start_bare, stop, wait_port  # noqa: E402
+from hookinspect.store.sqlite import Store  # noqa: E402
+
+
+def start(args: list[str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-m", "hookinspect", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc
+
+
+async def send(session: aiohttp.ClientSession, url: str, n: int, sent: dict[int, float]) -> None:
+    body = json.dumps({"n": n, "pad": "x" * 1900}).encode()
+    sent[n] = time.perf_counter()
+    async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+        await response.read()
+        assert response.status == 200, response.status
+
+
+async def watch(store: Path, total: int, seen: dict[int, float], deadline: float) -> None:
+    """Note when each delivery becomes visible in the local store (polled every millisecond)."""
+    last = 0
+    with Store(store) as opened:
+        while len(seen) < total and time.perf_counter() < deadline:
+            top = opened.max_seq()
+            if top > last:
+                now = time.perf_counter()
+                for row in opened.list(None, limit=None, before_seq=last, oldest_first=True):
+                    n = json.loads(opened.get(row.seq).body)["n"]
+                    seen.setdefault(n, now)
+                last = top
+            await asyncio.sleep(0.001)
+
+
+async def burst(url: str, store: Path | None, count: int, concurrency: int = 32) -> dict:
+    sent: dict[int, float] = {}
+    seen: dict[int, float] = {}
+    start_time = time.perf_counter()
+    watcher = asyncio.create_task(watch(store, count, seen, start_time + 120)) if store else None
+    semaphore = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession() as session:
+        async def one(n: int) -> None:
+            async with semaphore:
+                await send(session, url, n, sent)
+
+        await asyncio.gather(*(one(n) for n in range(count)))
+    sent_done = time.perf_counter()
+    if watcher:
+        await watcher
+    end = max(seen.values()) if seen else sent_done
+    latencies = [(seen[n] - sent[n]) * 1000 for n in seen]
+    return {"delivered": len(seen) if store else count, "seconds": end - start_time,
+            "rate": (len(seen) if store else count) / (end - start_time), "latencies": latencies}
+
+
+async def steady(url: str, store: Path, rate: int, seconds: int) -> dict:
+    sent: dict[int, float] = {}
+    seen: dict[int, float] = {}
+    total = rate * seconds
+    watcher = asyncio.create_task(watch(store, total, seen, time.perf_counter() + seconds + 30))
+    async with aiohttp.ClientSession() as session:
+        begin = time.perf_counter()
+        tasks = []
+        for n in range(total):
+            delay = begin + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(session, url, n, sent)))
+        await asyncio.gather(*tasks)
+    await watcher
+    return {"delivered": len(seen), "latencies": [(seen[n] - sent[n]) * 1000 for n in seen]}
+
+
+def pct(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100)[p - 1] if len(values) > 1 else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--burst", type=int, default=5000)
+    parser.add_argument("--steady-seconds", type=int, default=20)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="hookinspect-bench-"))
+
+    bare_port = free_port()
+    bare = start_bare(bare_port)
+    try:
+        base = asyncio.run(burst(f"http://127.0.0.1:{bare_port}/hook", None, args.burst))
+    finally:
+        stop(bare)
+    print(f"bare aiohttp server, same sender: {base['rate']:.0f} req/s")
+
+    relay_port = free_port()
+    relay = start(["relay", "--port", str(relay_port), "--data", str(tmp / "relay"), "--rate", "100000"], relay_port)
+    listen = None
+    try:
+        channel = json.loads(subprocess.run([sys.executable, "-m", "hookinspect", "channel", "new", "--relay",
+                                             f"http://127.0.0.1:{relay_port}", "--json"], capture_output=True,
+                                            text=True, check=True).stdout)
+        listen_port = free_port()
+        store = tmp / "laptop.db"
+        listen = start(["listen", "--port", str(listen_port), "--store", str(store), "--source", channel["url"],
+                        "--token", channel["token"], "-q"], listen_port)
+        time.sleep(1.0)
+        result = asyncio.run(burst(channel["url"] + "/hook", store, args.burst))
+        print(f"burst of {args.burst}: delivered {result['delivered']} (lost {args.burst - result['delivered']}), "
+              f"{result['rate']:.0f}/s end to end = {result['rate'] / base['rate']:.2f}x bare; "
+              f"latency p50 {pct(result['latencies'], 50):.0f} ms, p99 {pct(result['latencies'], 99):.0f} ms")
+        with Store(store) as opened:
+            opened.clear()
+        result = asyncio.run(steady(channel["url"] + "/hook", store, 100, args.steady_seconds))
+        total = 100 * args.steady_seconds
+        print(f"steady 100/s for {args.steady_seconds} s: delivered {result['delivered']} of {total}; "
+              f"latency p50 {pct(result['latencies'], 50):.2f} ms, p99 {pct(result['latencies'], 99):.2f} ms (target p50 <= 5 ms)")
+    finally:
+        if listen is not None:
+            stop(listen)
+        stop(relay)
+
+
+if __name__ == "__main__":
+    main()

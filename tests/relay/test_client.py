@@ -1,0 +1,213 @@
+"""The tunnel end to end with real processes: relay, `listen --source`, senders, on loopback."""
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hookinspect.relay.client import REENCODED_NOTE, delivery_from_event
+from hookinspect.store.sqlite import Store
+from tests.factories import (
+    RecordingTarget,
+    free_port,
+    hookinspect_cmd,
+    start_listen,
+    stop_process,
+    wait_until_up,
+)
+
+
+def start_relay(data: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    port = port or free_port()
+    proc = subprocess.Popen(hookinspect_cmd("relay", "--port", str(port), "--data", str(data), "--rate", "10000"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url, proc)
+    return proc, url
+
+
+def new_channel(relay_url: str, public: bool = False) -> dict:
+    result = subprocess.run(hookinspect_cmd("channel", "new", "--relay", relay_url, "--json", *(["--public"] if public else [])),
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def stored_bodies(store_path: Path) -> list[bytes]:
+    with Store(store_path) as store:
+        return [store.get(seq).body for seq in store.seqs()]
+
+
+def wait_for_count(store_path: Path, count: int, timeout: float = 20.0, proc=None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if store_path.exists():
+            with Store(store_path) as store:
+                if store.count() >= count:
+                    return
+        time.sleep(0.1)
+    said = stop_process(proc) if proc is not None else ""
+    raise AssertionError(f"expected {count} deliveries in {store_path}; listen said {said}")
+
+
+def send_many(url: str, bodies: list[bytes]) -> None:
+    with httpx.Client() as client:
+        for body in bodies:
+            assert client.post(url, content=body, headers={"Content-Type": "application/json"}).status_code == 200
+
+
+def test_offline_client_gets_exactly_what_it_missed_in_order(tmp_path):
+    relay, relay_url = start_relay(tmp_path / "relay")
+    store = tmp_path / "laptop.db"
+    try:
+        channel = new_channel(relay_url)
+        listen, _ = start_listen(store, "--source", channel["url"], "--token", channel["token"])
+        send_many(channel["url"] + "/hook", [b'{"before":1}'])
+        wait_for_count(store, 1, proc=listen)
+        stop_process(listen)  # the laptop goes offline
+        bodies = [json.dumps({"n": i}).encode() for i in range(100)]
+        send_many(channel["url"] + "/hook", bodies)
+        listen, _ = start_listen(store, "--source", channel["url"], "--token", channel["token"])
+        wait_for_count(store, 101)
+        time.sleep(0.5)
+        out, _ = stop_process(listen)
+    finally:
+        stop_process(relay)
+    assert stored_bodies(store) == [b'{"before":1}', *bodies]  # all, in order, none twice
+    assert "caught up 100 missed deliveries" in out
+
+
+def test_relay_restart_with_pending_deliveries_loses_none(tmp_path):
+    port = free_port()
+    relay, relay_url = start_relay(tmp_path / "relay", port)
+    channel = new_channel(relay_url)
+    send_many(channel["url"], [b'{"a":1}', b'{"a":2}'])
+    relay.send_signal(signal.SIGKILL)
+    relay.wait()
+    relay, relay_url = start_relay(tmp_path / "relay", port)
+    store = tmp_path / "laptop.db"
+    try:
+        listen, _ = start_listen(store, "--source", channel["url"], "--token", channel["token"], "-q")
+        wait_for_count(store, 2)
+        stop_process(listen)
+    finally:
+        stop_process(relay)
+    assert stored_bodies(store) == [b'{"a":1}', b'{"a":2}']
+
+
+def test_kill_9_of_the_client_mid_stream_leaves_no_duplicates(tmp_path):
+    relay, relay_url = start_relay(tmp_path / "relay")
+    store = tmp_path / "laptop.db"
+    try:
+        channel = new_channel(relay_url)
+        bodies = [json.dumps({"n": i, "pad": "x" * 500}).encode() for i in range(400)]
+        send_many(channel["url"], bodies)
+        listen, _ = start_listen(store, "--source", channel["url"], "--token", channel["token"], "-q")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if store.exists():
+                with Store(store) as opened:
+                    if opened.count() >= 50:
+                        break
+            time.sleep(0.01)
+        listen.send_signal(signal.SIGKILL)
+        listen.wait()
+        listen, _ = start_listen(store, "--source", channel["url"], "--token", channel["token"], "-q")
+        wait_for_count(store, 400)
+        time.sleep(0.5)
+        stop_process(listen)
+    finally:
+        stop_process(relay)
+    assert stored_bodies(store) == bodies
+
+
+def test_a_stripe_signature_made_by_the_stripe_library_verifies_at_the_laptop(tmp_path):
+    import stripe
+
+    relay, relay_url = start_relay(tmp_path / "relay")
+    store = tmp_path / "laptop.db"
+    try:
+        channel = new_channel(relay_url)
+        listen, _ = start_listen(store, "--source", channel["url"], "--token", channel["token"], "--secret", "stripe=whsec_r", "-q")
+        payload = '{\n  "id": "evt_1",  "type": "invoice.paid"\n}'  # odd spacing: re-encoding would break it
+        now = int(time.time())
+        signature = stripe.WebhookSignature._compute_signature(f"{now}.{payload}", "whsec_r")
+        httpx.post(channel["url"] + "/stripe", content=payload.encode(),
+                   headers={"Content-Type": "application/json", "Stripe-Signature": f"t={now},v1={signature}"})
+        wait_for_count(store, 1)
+        stop_process(listen)
+    finally:
+        stop_process(relay)
+    with Store(store) as opened:
+        delivery = opened.get(1)
+    assert delivery.body == payload.encode() and delivery.verdict == "valid" and delivery.provider == "stripe"
+    assert stripe.Webhook.construct_event(delivery.body, delivery.headers.get("stripe-signature"), "whsec_r")
+    assert delivery.origin.endswith("#1") and delivery.path == "/stripe"
+
+
+async def test_source_with_forward_to_delivers_to_the_backend(tmp_path):
+    relay, relay_url = await asyncio.to_thread(start_relay, tmp_path / "relay")
+    target = await RecordingTarget().start()
+    store = tmp_path / "laptop.db"
+    try:
+        channel = await asyncio.to_thread(new_channel, relay_url)
+        listen, _ = await asyncio.to_thread(start_listen, store, "--source", channel["url"], "--token", channel["token"],
+                                            "--forward-to", target.url + "/", "-q")
+        async with httpx.AsyncClient() as client:
+            await client.post(channel["url"] + "/hooks/x", content=b'{"fwd":1}')
+        deadline = time.monotonic() + 15
+        while not target.received and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.to_thread(stop_process, listen)
+    finally:
+        await asyncio.to_thread(stop_process, relay)
+        await target.stop()
+    assert target.received[0]["body"] == b'{"fwd":1}' and target.received[0]["path_qs"] == "/hooks/x"
+
+
+def test_a_plain_smee_event_is_rebuilt_and_marked():
+    data = {"content-type": "application/json", "x-github-event": "push", "x-hub-signature-256": "sha256=ab",
+            "body": {"ref": "main"}, "query": {"a": "1"}, "timestamp": 1_764_345_600_000}
+    delivery = delivery_from_event(data, "12", "https://smee.io/abc")
+    assert delivery.body == b'{"ref":"main"}' and delivery.query == "a=1"
+    assert delivery.headers.get("x-github-event") == "push" and delivery.note == REENCODED_NOTE
+    assert delivery.origin == "https://smee.io/abc#12" and delivery.received_us == 1_764_345_600_000_000
+
+
+@pytest.mark.skipif(shutil.which("npm") is None, reason="npm is not installed, so smee-client cannot be tried")
+async def test_smee_client_forwards_from_our_relay(tmp_path):
+    workdir = Path(tempfile.mkdtemp(prefix="smee-client-"))
+    install = await asyncio.to_thread(subprocess.run, ["npm", "install", "--silent", "--no-audit", "--no-fund", "smee-client@5"],
+                                      cwd=workdir, capture_output=True, text=True, timeout=300)
+    if install.returncode != 0:
+        pytest.skip(f"npm could not install smee-client: {install.stderr.strip()[:200]}")
+    relay, relay_url = await asyncio.to_thread(start_relay, tmp_path / "relay")
+    target = await RecordingTarget().start()
+    smee = None
+    try:
+        async with httpx.AsyncClient() as client:
+            channel_url = (await client.head(relay_url + "/new")).headers["location"]
+            smee = subprocess.Popen([str(workdir / "node_modules" / ".bin" / "smee"), "--url", channel_url,
+                                     "--target", target.url + "/from-smee"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NODE_NO_WARNINGS": "1"})
+            await asyncio.sleep(2.0)  # smee-client connects
+            await client.post(channel_url, json={"hello": "smee"})
+        deadline = time.monotonic() + 15
+        while not target.received and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        if smee is not None:
+            smee.terminate()
+            smee.wait(10)
+        await asyncio.to_thread(stop_process, relay)
+        await target.stop()
+    assert target.received, "smee-client delivered nothing"
+    assert json.loads(target.received[0]["body"]) == {"hello": "smee"}
+    assert target.received[0]["path_qs"] == "/from-smee"

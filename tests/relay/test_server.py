@@ -1,0 +1,144 @@
+import asyncio
+import base64
+import json
+
+import httpx
+import pytest
+
+from hookinspect.receiver import start_server
+from hookinspect.relay.server import RelaySettings, create_relay_app, smee_payload
+from hookinspect.relay.storage import RelayEvent, SqliteRelayStorage
+
+
+@pytest.fixture
+async def relay(tmp_path):
+    storage = SqliteRelayStorage(tmp_path / "relay")
+    settings = RelaySettings(max_body=1024, rate_per_second=50, rate_burst=100, ping_seconds=0.5)
+    runner, urls = await start_server(create_relay_app(storage, settings), "127.0.0.1", 0)
+    try:
+        yield urls[0], storage
+    finally:
+        await runner.cleanup()
+        storage.close()
+
+
+async def read_events(response, count, timeout=5.0):
+    events, current = [], {}
+    async def collect():
+        async for line in response.aiter_lines():
+            if line == "":
+                if current:
+                    events.append(dict(current))
+                    current.clear()
+                if len([e for e in events if "id" in e]) >= count:
+                    return
+                continue
+            key, _, value = line.partition(": ")
+            current[key] = value
+    await asyncio.wait_for(collect(), timeout)
+    return events
+
+
+async def test_new_redirects_to_a_public_channel_like_smee(relay):
+    url, storage = relay
+    async with httpx.AsyncClient() as client:
+        response = await client.head(url + "/new")
+    assert response.status_code == 307
+    channel_id = response.headers["location"].rsplit("/", 1)[1]
+    assert len(channel_id) == 16 and storage.channel(channel_id).is_public
+
+
+async def test_private_channel_needs_its_token(relay):
+    url, _ = relay
+    async with httpx.AsyncClient() as client:
+        created = (await client.post(url + "/api/channels", json={})).json()
+        assert created["token"] and not created["public"]
+        refused = await client.get(created["url"], headers={"Accept": "text/event-stream"})
+        assert refused.status_code == 401
+        wrong = await client.get(created["url"] + "?token=nope", headers={"Accept": "text/event-stream"})
+        assert wrong.status_code == 401
+        async with client.stream("GET", created["url"], headers={"Accept": "text/event-stream",
+                                                                 "Authorization": f"Bearer {created['token']}"}) as ok:
+            assert ok.status_code == 200 and ok.headers["content-type"] == "text/event-stream"
+
+
+async def test_catch_up_with_last_event_id_and_raw_bytes(relay):
+    url, _ = relay
+    async with httpx.AsyncClient() as client:
+        created = (await client.post(url + "/api/channels", json={"public": True})).json()
+        bodies = [b'{"n":1}', b"\xff\x00binary", b"a=1&b=2"]
+        for body in bodies:
+            assert (await client.post(created["url"] + "/sub/path?q=1", content=body)).status_code == 200
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": "0"}
+        async with client.stream("GET", created["url"] + "?raw=1", headers=headers) as response:
+            events = await read_events(response, 3)
+    assert events[0] == {"event": "ready", "data": "{}"}
+    messages = [json.loads(e["data"]) for e in events if "id" in e]
+    assert [base64.b64decode(m["hookinspect"]["body_base64"]) for m in messages] == bodies
+    assert messages[0]["hookinspect"]["path"] == "/sub/path" and messages[0]["query"] == {"q": "1"}
+    ids = [int(e["id"]) for e in events if "id" in e]
+    async with httpx.AsyncClient() as client:
+        async with client.stream("GET", created["url"], headers={"Accept": "text/event-stream",
+                                                                 "Last-Event-ID": str(ids[0])}) as response:
+            later = await read_events(response, 2)
+    assert [int(e["id"]) for e in later if "id" in e] == ids[1:]
+    assert all("hookinspect" not in json.loads(e["data"]) for e in later if "id" in e)  # smee shape unless asked
+
+
+async def test_live_delivery_reaches_a_subscriber_at_once(relay):
+    url, _ = relay
+    async with httpx.AsyncClient() as client:
+        created = (await client.post(url + "/api/channels", json={"public": True})).json()
+        async with client.stream("GET", created["url"], headers={"Accept": "text/event-stream"}) as response:
+            await asyncio.sleep(0.2)
+            await client.post(created["url"], content=b'{"live":true}', headers={"Content-Type": "application/json"})
+            events = await read_events(response, 1)
+    message = json.loads([e for e in events if "id" in e][0]["data"])
+    assert message["body"] == {"live": True} and message["content-type"] == "application/json"
+    assert isinstance(message["timestamp"], int)
+
+
+async def test_limits_unknown_channels_and_health(relay):
+    url, _ = relay
+    async with httpx.AsyncClient() as client:
+        created = (await client.post(url + "/api/channels", json={"public": True})).json()
+        assert (await client.post(created["url"], content=b"x" * 2048)).status_code == 413
+        assert (await client.post(url + "/nochannelhere", content=b"{}")).status_code == 404
+        assert (await client.get(url + "/healthz")).json() == {"ok": True}
+        statuses = [(await client.post(created["url"], content=b"{}")).status_code for _ in range(150)]
+    assert 429 in statuses and statuses.count(200) >= 100
+
+
+async def test_a_malformed_request_flood_does_not_kill_the_relay(relay):
+    url, _ = relay
+    host, port = url.removeprefix("http://").split(":")
+    for junk in (b"\x00\xff\xfe garbage\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"POST /x HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+                 b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n") * 50:
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(junk)
+            await writer.drain()
+            await asyncio.wait_for(reader.read(100), 2)
+            writer.close()
+        except (OSError, TimeoutError):
+            pass
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(url + "/healthz")).status_code == 200
+
+
+def test_smee_payload_shape():
+    event = RelayEvent(7, "c", 1_764_345_600_123_000, "POST", "/", "a=1",
+                       [("Content-Type", "application/x-www-form-urlencoded"), ("X-GitHub-Event", "push")], b"payload=%7B%7D")
+    data = smee_payload(event, include_raw=False)
+    assert data == {"content-type": "application/x-www-form-urlencoded", "x-github-event": "push",
+                    "body": {"payload": "{}"}, "query": {"a": "1"}, "timestamp": 1_764_345_600_123}
+
+
+def test_retention_prunes_by_count(tmp_path):
+    storage = SqliteRelayStorage(tmp_path)
+    channel, _ = storage.create_channel(True)
+    for i in range(20):
+        storage.append(RelayEvent(0, channel.id, 1, "POST", "/", "", [], str(i).encode()))
+    assert storage.prune(keep_per_channel=5, max_age_seconds=10**12) == 15
+    assert [e.body for e in storage.events_after(channel.id, 0)] == [b"15", b"16", b"17", b"18", b"19"]
+    storage.close()
