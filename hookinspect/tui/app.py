@@ -14,6 +14,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Input, Sparkline, Static, TabbedContent, TabPane
 
+from hookinspect.body import escape_controls
 from hookinspect.cli.output import safe_text
 from hookinspect.cli.render import (
     VERDICT_STYLES,
@@ -28,7 +29,7 @@ from hookinspect.export import ExportItem, export, render_curl
 from hookinspect.filters import DeliveryFilter, parse_filter
 from hookinspect.forward import RequestEdits, validate_target
 from hookinspect.model import Delivery
-from hookinspect.receiver import ReceiverSettings, create_app, start_server
+from hookinspect.receiver import ReceiverEvent, ReceiverSettings, create_app, start_server
 from hookinspect.replay import replay_deliveries
 from hookinspect.signing.registry import Secrets, check_delivery, resigner_for
 from hookinspect.store.sqlite import Store
@@ -72,6 +73,7 @@ class HookinspectApp(App[None]):
         self.secrets = secrets or Secrets()
         self.listen = listen
         self.listening_on: str | None = None
+        self.relay_state: str | None = None
         self.store: Store | None = None
         self.filter = DeliveryFilter()
         self.following = True
@@ -107,13 +109,21 @@ class HookinspectApp(App[None]):
     async def on_mount(self) -> None:
         if self.listen is not None:
             host, port, settings = self.listen
-            settings.on_event = lambda _event: None
+            settings.on_event = self.on_receiver_event
             self._runner, urls = await start_server(create_app(self.store_path, settings), host, port)
             self.listening_on = urls[0]
         self.store = Store(self.store_path, create=self.listen is not None)
         self.load_first_page()
         self.set_interval(POLL_SECONDS, self.poll)
         self.query_one(DeliveryList).focus()
+
+    def on_receiver_event(self, event: ReceiverEvent) -> None:
+        """Events of the receiver running in this app (listen --ui): relay state and refusals."""
+        if event.kind == "relay":
+            self.relay_state = event.message
+            self.update_status()
+        elif event.kind in ("rejected", "store_error"):
+            self.notify(escape_controls(event.message), severity="error", title=event.kind.replace("_", " "))
 
     async def on_unmount(self) -> None:
         if self._runner is not None:
@@ -171,6 +181,8 @@ class HookinspectApp(App[None]):
         parts = [Text("hookinspect", style="bold")]
         if self.listening_on:
             parts.append(Text(f"listening on {self.listening_on}", style="green"))
+        if self.relay_state:
+            parts.append(safe_text(self.relay_state, "blue"))
         parts.append(Text(f"store {self.store_path}", style="dim"))
         parts.append(Text(f"→ {self.target}" if self.target else "no target (R asks)", style="cyan" if self.target else "dim"))
         shown = len(self.query_one(DeliveryList).seqs)

@@ -159,3 +159,21 @@ async def test_a_100k_store_opens_with_the_first_page(tmp_path):
             await pilot.press("down")
         await pilot.pause()
         assert len(table.seqs) > 200  # the next page came on demand
+
+
+async def test_listen_ui_captures_and_shows_refusals(tmp_path):
+    import httpx
+
+    from hookinspect.receiver import ReceiverSettings
+    from tests.factories import free_port
+
+    port = free_port()
+    settings = ReceiverSettings(max_body=10)
+    app = HookinspectApp(tmp_path / "s.db", listen=("127.0.0.1", port, settings))
+    async with app.run_test(size=(140, 40), notifications=True) as pilot:
+        assert app.listening_on == f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient() as client:
+            await client.post(app.listening_on + "/in", content=b"{}")
+            assert (await client.post(app.listening_on + "/big", content=b"x" * 100)).status_code == 413
+        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1])
+        assert any("body over 10 bytes" in n.message for n in app._notifications)
