@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from hookinspect.store.sqlite import Store
 from hookinspect.store.writer import GroupCommitWriter
 
 REENCODED_NOTE = "re-encoded by relay: signature cannot be verified (the relay sent parsed JSON, not the bytes)"
+# Deliveries handed to the writer but not yet confirmed, at most.
+MAX_IN_FLIGHT = 256
 # Reconnect delays in seconds; the last one repeats.
 BACKOFF = (0.5, 1, 2, 4, 8, 15, 30)
 
@@ -118,30 +121,45 @@ class RelaySubscriber:
             headers["Authorization"] = f"Bearer {self.token}"
         async with aconnect_sse(client, "GET", self._subscribe_url(), headers=headers) as source:
             source.response.raise_for_status()
-            caught_up = 0
-            is_live = False
-            async for event in source.aiter_sse():
-                if event.event == "ready":
-                    self._is_ready = True
-                    self.on_state(f"relay connected: {channel_url(self.source)} (resuming after #{last or 0})")
-                    continue
-                if event.event in ("caught-up", "ping"):  # caught-up: ours, after the backlog
-                    if not is_live:
-                        self.on_state(f"caught up {caught_up} missed deliver{'y' if caught_up == 1 else 'ies'}; live")
-                    is_live = True
-                    continue
-                if event.event not in ("message", ""):
-                    continue
-                if not event.id:
-                    continue
-                try:
-                    data = json.loads(event.data)
-                except ValueError:
-                    self.on_state(f"relay sent an unreadable event {event.id}; skipped")
-                    continue
-                await self._store(delivery_from_event(data, event.id, self.source))
+            pending: deque[asyncio.Future[None]] = deque()
+            try:
+                await self._consume(source, pending, last)
+            finally:
+                while pending:  # what was received is stored before the stream is let go
+                    await pending.popleft()
+
+    async def _consume(self, source: Any, pending: deque[asyncio.Future[None]], last: int | None) -> None:
+        caught_up = 0
+        is_live = False
+        async for event in source.aiter_sse():
+            if event.event == "ready":
+                self._is_ready = True
+                self.on_state(f"relay connected: {channel_url(self.source)} (resuming after #{last or 0})")
+                continue
+            if event.event in ("caught-up", "ping"):  # caught-up: ours, after the backlog
+                while pending:
+                    await pending.popleft()
                 if not is_live:
-                    caught_up += 1
+                    self.on_state(f"caught up {caught_up} missed deliver{'y' if caught_up == 1 else 'ies'}; live")
+                is_live = True
+                continue
+            if event.event not in ("message", ""):
+                continue
+            if not event.id:
+                continue
+            try:
+                data = json.loads(event.data)
+            except ValueError:
+                self.on_state(f"relay sent an unreadable event {event.id}; skipped")
+                continue
+            # Stores are pipelined (the writer commits in arrival order, in shared
+            # transactions); a bounded number is in flight, so a resume point is never ahead
+            # of what is stored by more than that, and nothing is stored twice.
+            pending.append(asyncio.ensure_future(self._store(delivery_from_event(data, event.id, self.source))))
+            if len(pending) >= MAX_IN_FLIGHT:
+                await pending.popleft()
+            if not is_live:
+                caught_up += 1
 
     async def _store(self, delivery: Delivery) -> None:
         if self.inspect is not None:

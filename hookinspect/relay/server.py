@@ -117,6 +117,7 @@ HUB_KEY = web.AppKey("relay_hub", ChannelHub)
 BUCKETS_KEY = web.AppKey("relay_buckets", dict)
 CLOSING_KEY = web.AppKey("relay_closing", asyncio.Event)
 APPENDER_KEY = web.AppKey("relay_appender", BatchingAppender)
+CHANNELS_KEY = web.AppKey("relay_channels", dict)
 
 
 def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = None) -> web.Application:
@@ -126,6 +127,7 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app[HUB_KEY] = ChannelHub()
     app[BUCKETS_KEY] = {}
     app[CLOSING_KEY] = asyncio.Event()
+    app[CHANNELS_KEY] = {}
     app[APPENDER_KEY] = BatchingAppender(storage, app[HUB_KEY])
     app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.append(_retention)
@@ -202,7 +204,12 @@ def _token(request: web.Request) -> str | None:
 async def channel_endpoint(request: web.Request) -> web.StreamResponse:
     storage = request.app[STORAGE_KEY]
     channel_id = request.match_info["channel"]
-    channel = await asyncio.to_thread(storage.channel, channel_id)
+    cache = request.app[CHANNELS_KEY]
+    channel = cache.get(channel_id)
+    if channel is None:
+        channel = await asyncio.to_thread(storage.channel, channel_id)
+        if channel is not None:  # channels never change once created
+            cache[channel_id] = channel
     if channel is None:
         return web.json_response({"error": f"no channel {channel_id!r}; create one with GET /new or POST /api/channels"},
                                  status=404)
