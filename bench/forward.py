@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -20,7 +22,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import body_file, free_port, run_wrk, start_bare, start_listen, stop  # noqa: E402
+from bench._common import body_file, free_port, run_wrk, start_bare, start_listen, stop, wait_port  # noqa: E402
 
 
 async def steady(url: str, body: bytes, rate: int, seconds: float) -> list[float]:
@@ -51,6 +53,8 @@ def percentile(values: list[float], p: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--mitmdump", default=shutil.which("mitmdump"),
+                        help="mitmdump to compare with (it needs its own venv on this Python): --mitmdump /path/to/mitmdump")
     args = parser.parse_args()
     body_path = body_file(2048)
     body = body_path.read_bytes()
@@ -65,9 +69,24 @@ def main() -> None:
         run_wrk(proxied_url, body_path, 16, 1)
         direct = run_wrk(direct_url, body_path, 16, args.seconds)
         through = run_wrk(proxied_url, body_path, 16, args.seconds)
-        for name, fig in (("direct to target", direct), ("through hookinspect", through)):
+        rows = [("direct to target", direct), ("through hookinspect", through)]
+        if args.mitmdump:
+            mitm_port = free_port()
+            flows = Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "flows"
+            mitm = subprocess.Popen([args.mitmdump, "--mode", f"reverse:http://127.0.0.1:{target_port}", "-p", str(mitm_port),
+                                     "-w", str(flows), "-q"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_port(mitm_port)
+                run_wrk(f"http://127.0.0.1:{mitm_port}/hook", body_path, 16, 1)
+                rows.append(("through mitmdump -w", run_wrk(f"http://127.0.0.1:{mitm_port}/hook", body_path, 16, args.seconds)))
+            finally:
+                stop(mitm)
+        for name, fig in rows:
             print(f"{name:<28}{fig['rps']:>10.0f}{fig['p50_us'] / 1000:>9.2f}{fig['p99_us'] / 1000:>9.2f}"
                   f"{fig['errors'] + fig['non2xx']:>8}{fig['rps'] / direct['rps']:>8.2f}")
+        if len(rows) == 3:
+            print(f"hookinspect vs mitmdump: {through['rps'] / rows[2][1]['rps']:.1f}x the throughput, "
+                  f"p50 {through['p50_us'] / 1000:.1f} vs {rows[2][1]['p50_us'] / 1000:.1f} ms")
         print("\n== steady 100 req/s (one httpx client) ==")
         base = asyncio.run(steady(direct_url, body, 100, args.seconds))
         ours = asyncio.run(steady(proxied_url, body, 100, args.seconds))

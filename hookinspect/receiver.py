@@ -176,8 +176,10 @@ def _source_lifecycle(store_path: Path) -> Callable[[web.Application], AsyncIter
 
 async def read_body(request: web.BaseRequest, limit: int) -> bytes:
     """The raw body, as sent (no transfer or content decoding); BodyTooLarge past `limit`."""
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge()
+    if request.content_length is not None:
+        if request.content_length > limit:
+            raise BodyTooLarge()
+        return await request.read()  # length known and within the limit: one read
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.content.iter_chunked(READ_CHUNK):

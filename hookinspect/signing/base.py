@@ -34,7 +34,10 @@ class SignedMessage:
     body: bytes
 
     def json(self) -> Any:
-        return parse_json(self.body)
+        # Parsed once: several providers' detect() may ask for it.
+        if not hasattr(self, "_json"):
+            self._json = parse_json(self.body)
+        return self._json
 
     def json_field(self, *path: str) -> Any:
         doc = self.json()
