@@ -121,6 +121,18 @@ class Message:
         return bodyview.parse_form(self.decoded().data, self.content_type.charset)
 
 
+# The fields `ls --json` prints for every delivery, in order (a documented interface).
+SUMMARY_FIELDS = ("seq", "id", "received_at", "method", "path", "query", "content_type", "size", "remote_addr",
+                  "source", "provider", "event_type", "verdict")
+
+
+def summary_fields(delivery: Any, content_type: str | None) -> dict[str, Any]:
+    """The `ls --json` fields of a Delivery or a store listing row (the two share these names)."""
+    out = {name: getattr(delivery, name) for name in SUMMARY_FIELDS if name != "content_type"}
+    out["content_type"] = content_type
+    return {name: out[name] for name in SUMMARY_FIELDS}
+
+
 def now_us() -> int:
     return time.time_ns() // 1000
 
@@ -193,27 +205,13 @@ class Delivery(Message):
         return check_delivery(self, secrets, now, url, provider=provider).verdict
 
     def summary(self) -> dict[str, Any]:
-        """The `ls --json` shape (documented in the README)."""
-        return {
-            "seq": self.seq,
-            "id": self.id,
-            "received_at": self.received_at,
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "content_type": self.headers.get("content-type"),
-            "size": self.size,
-            "remote_addr": self.remote_addr,
-            "provider": self.provider,
-            "event_type": self.event_type,
-            "verdict": self.verdict,
-        }
+        """The `ls --json` fields of this delivery (without its attempts' outcome)."""
+        return summary_fields(self, self.headers.get("content-type"))
 
     def to_dict(self) -> dict[str, Any]:
         """The `show --json` shape: the summary plus headers in arrival order and the body."""
         out = self.summary()
         out["http_version"] = self.http_version
-        out["source"] = self.source
         out["verdict_reason"] = self.verdict_reason
         out["origin"] = self.origin
         out["note"] = self.note

@@ -18,7 +18,15 @@ from typing import Any
 
 from hookinspect.errors import NotFoundError, StoreError
 from hookinspect.filters import DeliveryFilter
-from hookinspect.model import Attempt, Delivery, Headers, Response, SentRequest, format_time_us
+from hookinspect.model import (
+    Attempt,
+    Delivery,
+    Headers,
+    Response,
+    SentRequest,
+    format_time_us,
+    summary_fields,
+)
 
 APPLICATION_ID = 0x484B494E  # "HKIN"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -141,24 +149,8 @@ class DeliveryRow:
 
     def to_dict(self) -> dict[str, Any]:
         """The `ls --json` shape (documented in the README)."""
-        return {
-            "seq": self.seq,
-            "id": self.id,
-            "received_at": self.received_at,
-            "method": self.method,
-            "path": self.path,
-            "query": self.query,
-            "content_type": self.content_type,
-            "size": self.size,
-            "remote_addr": self.remote_addr,
-            "source": self.source,
-            "provider": self.provider,
-            "event_type": self.event_type,
-            "verdict": self.verdict,
-            "last_status": self.last_status,
-            "last_error": self.last_error,
-            "last_latency_ms": self.last_latency_ms,
-        }
+        return {**summary_fields(self, self.content_type), "last_status": self.last_status,
+                "last_error": self.last_error, "last_latency_ms": self.last_latency_ms}
 
 
 @dataclass(frozen=True)
