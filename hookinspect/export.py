@@ -17,8 +17,9 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from hookinspect import __version__
-from hookinspect.body import decode_body_fields, is_valid_utf8
+from hookinspect.body import NOT_JSON, decode_body_fields, is_valid_utf8, parse_json
 from hookinspect.errors import UsageError
+from hookinspect.filters import parse_json_path, walk_json
 from hookinspect.forward import HOP_BY_HOP, target_url
 from hookinspect.model import (
     Attempt,
@@ -53,10 +54,47 @@ class ExportItem:
 class Redaction:
     headers: frozenset[str] = SECRET_HEADERS
     query_keys: frozenset[str] = SECRET_QUERY_KEYS
+    json_paths: tuple[str, ...] = ()  # e.g. "$.data.object.customer_email"
+
+    @classmethod
+    def from_config(cls, table: Any) -> Redaction:
+        """Defaults plus `[redact] headers = [...], query = [...], json = [...]` from the config file."""
+        if not table:
+            return cls()
+        if not isinstance(table, dict):
+            raise UsageError("config: [redact] must be a table with headers, query and json lists")
+        json_paths = tuple(str(p) for p in table.get("json") or [])
+        for path in json_paths:
+            parse_json_path(path)  # a bad path is reported now, not at export time
+        return cls(SECRET_HEADERS | {str(h).lower() for h in table.get("headers") or []},
+                   SECRET_QUERY_KEYS | {str(q).lower() for q in table.get("query") or []}, json_paths)
+
+
+def _mask_json_paths(body: bytes, paths: tuple[str, ...]) -> tuple[bytes, list[str]]:
+    """The body with the values at `paths` replaced by REDACTED (re-serialised only if one was found)."""
+    doc = parse_json(body)
+    if doc is NOT_JSON:
+        return body, []
+    masked = []
+    for path in paths:
+        steps = parse_json_path(path)
+        if not steps:
+            continue
+        found, parent = walk_json(doc, steps[:-1])
+        last = steps[-1]
+        if found and isinstance(parent, dict) and isinstance(last, str) and last in parent:
+            parent[last] = REDACTED
+            masked.append(f"body {path}")
+        elif found and isinstance(parent, list) and isinstance(last, int) and -len(parent) <= last < len(parent):
+            parent[last] = REDACTED
+            masked.append(f"body {path}")
+    if not masked:
+        return body, []
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode(), masked
 
 
 def redact(delivery: Delivery, rules: Redaction = Redaction()) -> tuple[Delivery, list[str]]:
-    """A copy with secret headers and query values masked, and what was masked."""
+    """A copy with secret headers, query values and configured JSON paths masked, and what was masked."""
     masked: list[str] = []
     pairs = []
     for name, value in delivery.headers:
@@ -73,7 +111,13 @@ def redact(delivery: Delivery, rules: Redaction = Redaction()) -> tuple[Delivery
             query_parts.append(f"{key}={REDACTED}")
         else:
             query_parts.append(part)
-    return replace(delivery, headers=Headers(pairs), query="&".join(query_parts)), masked
+    body = delivery.body
+    if rules.json_paths:
+        body, in_body = _mask_json_paths(body, rules.json_paths)
+        masked += in_body
+        if in_body:
+            pairs = [(k, str(len(body)) if k.lower() == "content-length" else v) for k, v in pairs]
+    return replace(delivery, headers=Headers(pairs), query="&".join(query_parts), body=body), masked
 
 
 def original_url(delivery: Delivery, scheme: str = "http") -> str:

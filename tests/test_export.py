@@ -154,3 +154,21 @@ async def test_the_curl_command_delivers_identical_bytes(receiver, store_path, n
     assert got.method == original.method
     assert "user-agent" not in got.headers  # curl's own headers are suppressed
     assert got.headers.get("content-type") == original.headers.get("content-type")
+
+
+def test_configured_redaction_adds_headers_query_keys_and_json_paths():
+    from hookinspect.export import Redaction
+
+    rules = Redaction.from_config({"headers": ["X-Internal-Key"], "query": ["session"],
+                                   "json": ["$.data.object.customer_email", "$.items[0]"]})
+    delivery = make_delivery(b'{"data":{"object":{"customer_email":"ada@example.com","amount":1}},"items":["x","y"]}',
+                             query="session=s1&page=2", headers=[("X-Internal-Key", "k"), ("Content-Length", "90")])
+    masked, what = redact(delivery, rules)
+    assert masked.headers.get("x-internal-key") == "REDACTED" and masked.query == "session=REDACTED&page=2"
+    assert json.loads(masked.body) == {"data": {"object": {"customer_email": "REDACTED", "amount": 1}}, "items": ["REDACTED", "y"]}
+    assert masked.headers.get("content-length") == str(len(masked.body))
+    assert what == ["header X-Internal-Key", "query session", "body $.data.object.customer_email", "body $.items[0]"]
+    untouched, nothing = redact(make_delivery(b"not json"), rules)
+    assert untouched.body == b"not json" and nothing == []
+    with pytest.raises(UsageError):
+        Redaction.from_config({"json": ["data.no.dollar"]})

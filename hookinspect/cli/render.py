@@ -97,7 +97,24 @@ def headers_table(pairs: Iterable[tuple[str, str]]) -> Table:
     return table
 
 
-def body_view(message: Message, limit: int = PRETTY_LIMIT) -> RenderableType:
+# Arrays longer than this are folded in the pretty JSON view (the TUI's `A` unfolds them).
+FOLD_ARRAY_OVER = 50
+FOLD_ARRAY_KEEP = 10
+
+
+def fold_long_arrays(document: Any) -> Any:
+    """A copy where arrays over FOLD_ARRAY_OVER items keep their first ones and say how many follow."""
+    if isinstance(document, list):
+        items = [fold_long_arrays(x) for x in document[:FOLD_ARRAY_KEEP if len(document) > FOLD_ARRAY_OVER else None]]
+        if len(document) > FOLD_ARRAY_OVER:
+            items.append(f"… {len(document) - FOLD_ARRAY_KEEP} more items (folded)")
+        return items
+    if isinstance(document, dict):
+        return {k: fold_long_arrays(v) for k, v in document.items()}
+    return document
+
+
+def body_view(message: Message, limit: int = PRETTY_LIMIT, fold_arrays: bool = True) -> RenderableType:
     """JSON pretty-printed, form fields as a table, text as text, binary as a hexdump (first `limit` bytes)."""
     if not message.body:
         return Text("(empty body)", style="dim")
@@ -118,6 +135,8 @@ def body_view(message: Message, limit: int = PRETTY_LIMIT) -> RenderableType:
     form = message.form()
     document = message.json() if len(decoded.data) <= limit else NOT_JSON
     if document is not NOT_JSON:
+        if fold_arrays:
+            document = fold_long_arrays(document)
         pretty = json.dumps(document, indent=2, ensure_ascii=False)
         parts.append(Syntax(escape_controls(pretty), "json", theme="ansi_dark", word_wrap=True, background_color="default"))
     elif form is not None:
@@ -134,7 +153,8 @@ def body_view(message: Message, limit: int = PRETTY_LIMIT) -> RenderableType:
     return Group(*parts)
 
 
-def delivery_detail(delivery: Delivery, attempt: Attempt | None = None, body_limit: int = PRETTY_LIMIT) -> RenderableType:
+def delivery_detail(delivery: Delivery, attempt: Attempt | None = None, body_limit: int = PRETTY_LIMIT,
+                    fold_arrays: bool = True) -> RenderableType:
     line = Text.assemble(
         (f"#{delivery.seq}  ", "bold"), (escape_controls(delivery.method), "bold magenta"), " ",
         safe_text(delivery.target), f"  HTTP/{delivery.http_version}",
@@ -155,7 +175,7 @@ def delivery_detail(delivery: Delivery, attempt: Attempt | None = None, body_lim
                 sig += Text(": ") + safe_text(delivery.verdict_reason)
         parts.append(sig)
     parts += [Text(""), Text("Headers", style="bold underline"), headers_table(delivery.headers),
-              Text(""), Text("Body", style="bold underline"), body_view(delivery, body_limit)]
+              Text(""), Text("Body", style="bold underline"), body_view(delivery, body_limit, fold_arrays)]
     if attempt is not None:
         parts += [Text(""), Text("Latest attempt", style="bold underline"), attempt_summary(attempt)]
     return Group(*parts)

@@ -28,8 +28,9 @@ def show_samples(as_json: bool = JSON_OPTION) -> None:
         out.json([s.to_dict() for s in samples])
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("sample", "path", "what it is"):
-        table.add_column(name)
+    table.add_column("sample", overflow="fold", min_width=20)
+    table.add_column("path", no_wrap=True)
+    table.add_column("what it is", overflow="fold")
     for sample in samples:
         table.add_row(Text(sample.name, style="bold"), sample.path, sample.description)
     out.print(table)

@@ -12,8 +12,9 @@ from hookinspect.cli.browse import build_filter
 from hookinspect.cli.common import FILTER_OPTION, STORE_OPTION, open_store
 from hookinspect.cli.output import Output
 from hookinspect.cli.sending import select_seqs
+from hookinspect.config import Settings
 from hookinspect.errors import UsageError
-from hookinspect.export import EXPORTERS, ExportItem, export, import_items, parse_import
+from hookinspect.export import EXPORTERS, ExportItem, Redaction, export, import_items, parse_import
 from hookinspect.forward import validate_target
 
 
@@ -39,7 +40,8 @@ def export_deliveries(
     if not items:
         raise UsageError("nothing matches; nothing exported")
     options = {"with_json": expect_json} if fmt == "fixture" else {}
-    rendered, masked = export(items, fmt, to=to, redact_secrets=redact_secrets, **options)
+    rules = Redaction.from_config(Settings().table("redact"))
+    rendered, masked = export(items, fmt, to=to, redact_secrets=redact_secrets, rules=rules, **options)
     data = rendered if isinstance(rendered, bytes) else rendered.encode("utf-8", "surrogateescape")
     if output is not None:
         try:

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import json
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -95,6 +96,7 @@ class RelaySubscriber:
     async def run(self) -> None:
         """Subscribe until cancelled, reconnecting with backoff (reset once a connection worked)."""
         failures = 0
+        down_since: str | None = None
         async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None)) as client:
             while True:
                 self._is_ready = False
@@ -107,9 +109,11 @@ class RelaySubscriber:
                               404: "no such channel on the relay"}.get(code, f"the relay answered {code}")
                 except (httpx.HTTPError, OSError) as exc:
                     reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+                if self._is_ready or down_since is None:
+                    down_since = time.strftime("%H:%M:%S")
                 failures = 0 if self._is_ready else failures + 1
                 delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
-                self.on_state(f"relay disconnected ({reason}); reconnecting in {delay:g} s")
+                self.on_state(f"relay disconnected since {down_since} ({reason}); reconnecting in {delay:g} s")
                 await asyncio.sleep(delay)
 
     _is_ready = False

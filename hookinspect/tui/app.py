@@ -62,7 +62,7 @@ class HookinspectApp(App[None]):
         Binding("x", "export_marked", "Export"),
         Binding("delete", "delete", "Delete"),
         Binding("f", "toggle_follow", "Follow"),
-        Binding("A", "show_all", "Whole body", show=False),
+        Binding("A", "show_all", "Whole body", show=False),  # unfolds long arrays and lifts the 256 KiB cut
     ]
 
     def __init__(self, store_path: Path, *, target: str | None = None, secrets: Secrets | None = None,
@@ -215,7 +215,7 @@ class HookinspectApp(App[None]):
             self.notify(exc.message, severity="error")
             return
         limit = max(len(delivery.body), 1) if self.show_all_body else 256 * 1024
-        self.query_one("#request", Static).update(delivery_detail(delivery, body_limit=limit))
+        self.query_one("#request", Static).update(delivery_detail(delivery, body_limit=limit, fold_arrays=not self.show_all_body))
         attempts = self.store.attempts(seq)
         if attempts:
             self.query_one("#attempts", Static).update(Group(attempts_table(attempts), Text(""),

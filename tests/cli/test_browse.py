@@ -132,3 +132,12 @@ def test_bad_filter_is_a_usage_error(store_path):
     seed(store_path, make_delivery())
     result = invoke("ls", "--filter", "status:9xx", store_path=store_path)
     assert result.exit_code == 2 and "bad status" in result.stderr
+
+
+def test_show_folds_long_json_arrays(store_path):
+    import json as _json
+
+    seed(store_path, make_delivery(_json.dumps({"items": list(range(500))}).encode()))
+    out = invoke("show", "1", store_path=store_path).stdout
+    assert "490 more items (folded)" in out and "499" not in out
+    assert json.loads(invoke("show", "1", "--json", store_path=store_path).stdout)["body_text"].count(",") == 499

@@ -51,6 +51,9 @@ def test_event_types_follow_each_provider():
     assert types["slack/app_mention"] == "app_mention"
     assert types["twilio/message.incoming"] == "message.incoming"
     assert types["fhir/diagnosticreport.corrected"] == "DiagnosticReport.corrected"
+    assert types["twilio/message.delivered"] == "message.delivered"
+    assert types["shopify/refunds.create"] == "refunds/create"
+    assert types["standard/invoice.payment_failed"] == "invoice.payment_failed"
 
 
 def test_no_secret_is_its_own_verdict_and_says_how_to_fix_it():

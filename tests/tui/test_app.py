@@ -177,3 +177,13 @@ async def test_listen_ui_captures_and_shows_refusals(tmp_path):
             assert (await client.post(app.listening_on + "/big", content=b"x" * 100)).status_code == 413
         await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1])
         assert any("body over 10 bytes" in n.message for n in app._notifications)
+
+
+async def test_long_arrays_fold_and_A_shows_everything(store_path):
+    seed(store_path, make_delivery(json.dumps({"items": list(range(300))}).encode()))
+    app = HookinspectApp(store_path)
+    async with app.run_test(size=(140, 40)) as pilot:
+        assert "290 more items (folded)" in rendered(app, "#request")
+        await pilot.press("A")
+        text = rendered(app, "#request")
+        assert "folded" not in text and "299" in text
