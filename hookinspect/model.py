@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -146,8 +147,12 @@ def new_id() -> str:
     """32 hex digits, time-ordered like UUIDv7: 48 bits of milliseconds, then 80 random bits.
 
     Time order keeps the store's unique index append-only, so inserts stay cheap as it grows.
+    Ids are identifiers, not secrets: a seeded PRNG avoids a system call per capture.
     """
-    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+    return f"{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(80):020x}"
+
+
+_ids = random.Random(os.urandom(16))
 
 
 @dataclass(kw_only=True)
