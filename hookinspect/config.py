@@ -15,6 +15,12 @@ from hookinspect.errors import UsageError
 
 CONFIG_FILE = "hookinspect.toml"
 
+# Where `listen` binds unless told otherwise: loopback only, so nothing outside this machine reaches it.
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8787
+# Providers cap their payloads well below this (GitHub 25 MB); larger is almost surely a mistake.
+DEFAULT_MAX_BODY = 25 * 1024 * 1024
+
 
 def load_file_config(directory: Path | None = None) -> dict[str, Any]:
     """The [tool.hookinspect] table of pyproject.toml, overridden by hookinspect.toml."""

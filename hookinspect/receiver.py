@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.client_exceptions import ClientPayloadError
 from aiohttp.http_exceptions import HttpProcessingError
 
+from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
 from hookinspect.errors import NetworkError, StoreError
 from hookinspect.forward import HOP_BY_HOP, Forwarder
 from hookinspect.model import Attempt, Delivery, Headers, now_us
@@ -26,10 +27,6 @@ from hookinspect.retry_queue import DEFAULT_MAX_ATTEMPTS, DEFAULT_SCHEDULE, Forw
 from hookinspect.store.sqlite import QueueItem
 from hookinspect.store.writer import GroupCommitWriter
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8787
-# Providers cap their payloads well below this (GitHub 25 MB); larger is almost surely a mistake.
-DEFAULT_MAX_BODY = 25 * 1024 * 1024
 # Webhooks carry long JWTs and signature headers; aiohttp's 8 KiB default refuses some.
 MAX_FIELD_SIZE = 64 * 1024
 MAX_HEADERS = 2048

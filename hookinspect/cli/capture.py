@@ -7,6 +7,7 @@ import queue
 import signal
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -23,25 +24,15 @@ from hookinspect.cli.common import (
 )
 from hookinspect.cli.output import Output, human_size, safe_text
 from hookinspect.cli.render import VERDICT_STYLES, local_time, status_style
-from hookinspect.config import Settings
+from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, Settings
 from hookinspect.errors import UsageError
-from hookinspect.forward import Forwarder, validate_target
-from hookinspect.receiver import (
-    DEFAULT_HOST,
-    DEFAULT_MAX_BODY,
-    DEFAULT_PORT,
-    ForwardSettings,
-    MockResponse,
-    ReceiverEvent,
-    ReceiverSettings,
-    create_app,
-    is_loopback,
-    start_server,
-)
-from hookinspect.retry_queue import DEFAULT_SCHEDULE
-from hookinspect.routing import parse_routes, targets_for
-from hookinspect.signing.registry import annotate_delivery
 from hookinspect.store.sqlite import Store, default_store_path
+
+if TYPE_CHECKING:
+    from hookinspect.receiver import ForwardSettings, MockResponse, ReceiverEvent, ReceiverSettings
+
+# The receiver, forwarding and signing modules are imported inside the functions that use them:
+# they pull in aiohttp and friends, which `ls`, `show` and the other commands do not need at start-up.
 
 # Lines waiting for the terminal; past this the printer drops lines (and says how many)
 # rather than slow capture down: the store has every delivery anyway.
@@ -119,6 +110,8 @@ def render_event(event: ReceiverEvent) -> Text:
 
 
 def build_mock_response(status: int, body: str | None, headers: list[str], delay: float) -> MockResponse:
+    from hookinspect.receiver import MockResponse
+
     if not 100 <= status <= 599:
         raise UsageError(f"--status {status} is not an HTTP status")
     if delay < 0:
@@ -138,6 +131,11 @@ def build_mock_response(status: int, body: str | None, headers: list[str], delay
 def build_forwarding(settings: Settings, forward_to: list[str], ack: bool, max_attempts: int,
                      timeout: float) -> ForwardSettings | None:
     """Forwarding from flags and config (forward_to, [[route]]); None when nothing is forwarded."""
+    from hookinspect.forward import Forwarder, validate_target
+    from hookinspect.receiver import ForwardSettings
+    from hookinspect.retry_queue import DEFAULT_SCHEDULE
+    from hookinspect.routing import parse_routes, targets_for
+
     configured = settings.get("forward_to")
     defaults = forward_to or ([configured] if isinstance(configured, str) else list(configured or []))
     defaults = [validate_target(url) for url in defaults]
@@ -177,6 +175,10 @@ def listen(
     store_path: Path | None = STORE_OPTION,
 ) -> None:
     """Receive webhooks: store every request durably, then answer it."""
+    from hookinspect.forward import validate_target
+    from hookinspect.receiver import ReceiverSettings
+    from hookinspect.signing.registry import annotate_delivery
+
     out = Output()
     settings = Settings()
     host = settings.get("host", host, DEFAULT_HOST)
@@ -212,6 +214,8 @@ def listen(
 
 async def _serve(out: Output, path: Path, settings: ReceiverSettings, host: str, port: int,
                  printer: LivePrinter | None) -> None:
+    from hookinspect.receiver import create_app, is_loopback, start_server
+
     app_ = create_app(path, settings)
     runner, urls = await start_server(app_, host, port)
     stop = asyncio.Event()

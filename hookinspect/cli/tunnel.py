@@ -15,9 +15,6 @@ from hookinspect.cli.common import JSON_OPTION, parse_size
 from hookinspect.cli.output import Output
 from hookinspect.errors import NetworkError, UsageError
 from hookinspect.forward import validate_target
-from hookinspect.receiver import is_loopback, start_server
-from hookinspect.relay.server import RelaySettings, create_relay_app
-from hookinspect.relay.storage import SqliteRelayStorage
 
 channel_app = typer.Typer(help="Channels on a relay.", no_args_is_help=True)
 app.add_typer(channel_app, name="channel")
@@ -34,6 +31,11 @@ def run_relay(
     max_age_days: float = typer.Option(7.0, "--max-age-days", min=0.01, help="Days a delivery is kept."),
 ) -> None:
     """Run the relay: senders POST to /<channel>, subscribers stream it (smee-compatible)."""
+    # Imported here: the server pulls in aiohttp, which other commands need not load at start-up.
+    from hookinspect.receiver import is_loopback, start_server
+    from hookinspect.relay.server import RelaySettings, create_relay_app
+    from hookinspect.relay.storage import SqliteRelayStorage
+
     out = Output()
     storage = SqliteRelayStorage(data)
     settings = RelaySettings(max_body=parse_size(max_body), rate_per_second=rate, rate_burst=max(1, int(rate * 10)),
