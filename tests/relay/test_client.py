@@ -24,11 +24,29 @@ from tests.factories import (
     wait_until_up,
 )
 
+STARTED: list[subprocess.Popen] = []
+
+
+@pytest.fixture(autouse=True)
+def stop_leftover_processes():
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.poll() is None:
+            stop_process(proc)
+
+
+def start_listen_tracked(*args, **kwargs) -> tuple[subprocess.Popen, str]:
+    proc, url = start_listen(*args, **kwargs)
+    STARTED.append(proc)
+    return proc, url
+
 
 def start_relay(data: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
     port = port or free_port()
     proc = subprocess.Popen(hookinspect_cmd("relay", "--port", str(port), "--data", str(data), "--rate", "10000"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    STARTED.append(proc)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url, proc)
     return proc, url
@@ -68,13 +86,13 @@ def test_offline_client_gets_exactly_what_it_missed_in_order(tmp_path):
     store = tmp_path / "laptop.db"
     try:
         channel = new_channel(relay_url)
-        listen, _ = start_listen(store, "--source", channel["url"], "--token", channel["token"])
+        listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token", channel["token"])
         send_many(channel["url"] + "/hook", [b'{"before":1}'])
         wait_for_count(store, 1, proc=listen)
         stop_process(listen)  # the laptop goes offline
         bodies = [json.dumps({"n": i}).encode() for i in range(100)]
         send_many(channel["url"] + "/hook", bodies)
-        listen, _ = start_listen(store, "--source", channel["url"], "--token", channel["token"])
+        listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token", channel["token"])
         wait_for_count(store, 101)
         time.sleep(0.5)
         out, _ = stop_process(listen)
@@ -94,7 +112,7 @@ def test_relay_restart_with_pending_deliveries_loses_none(tmp_path):
     relay, relay_url = start_relay(tmp_path / "relay", port)
     store = tmp_path / "laptop.db"
     try:
-        listen, _ = start_listen(store, "--source", channel["url"], "--token", channel["token"], "-q")
+        listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token", channel["token"], "-q")
         wait_for_count(store, 2)
         stop_process(listen)
     finally:
@@ -109,7 +127,7 @@ def test_kill_9_of_the_client_mid_stream_leaves_no_duplicates(tmp_path):
         channel = new_channel(relay_url)
         bodies = [json.dumps({"n": i, "pad": "x" * 500}).encode() for i in range(400)]
         send_many(channel["url"], bodies)
-        listen, _ = start_listen(store, "--source", channel["url"], "--token", channel["token"], "-q")
+        listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token", channel["token"], "-q")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if store.exists():
@@ -119,7 +137,7 @@ def test_kill_9_of_the_client_mid_stream_leaves_no_duplicates(tmp_path):
             time.sleep(0.01)
         listen.send_signal(signal.SIGKILL)
         listen.wait()
-        listen, _ = start_listen(store, "--source", channel["url"], "--token", channel["token"], "-q")
+        listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token", channel["token"], "-q")
         wait_for_count(store, 400)
         time.sleep(0.5)
         stop_process(listen)
@@ -135,7 +153,7 @@ def test_a_stripe_signature_made_by_the_stripe_library_verifies_at_the_laptop(tm
     store = tmp_path / "laptop.db"
     try:
         channel = new_channel(relay_url)
-        listen, _ = start_listen(store, "--source", channel["url"], "--token", channel["token"], "--secret", "stripe=whsec_r", "-q")
+        listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token", channel["token"], "--secret", "stripe=whsec_r", "-q")
         payload = '{\n  "id": "evt_1",  "type": "invoice.paid"\n}'  # odd spacing: re-encoding would break it
         now = int(time.time())
         signature = stripe.WebhookSignature._compute_signature(f"{now}.{payload}", "whsec_r")
@@ -158,7 +176,7 @@ async def test_source_with_forward_to_delivers_to_the_backend(tmp_path):
     store = tmp_path / "laptop.db"
     try:
         channel = await asyncio.to_thread(new_channel, relay_url)
-        listen, _ = await asyncio.to_thread(start_listen, store, "--source", channel["url"], "--token", channel["token"],
+        listen, _ = await asyncio.to_thread(start_listen_tracked, store, "--source", channel["url"], "--token", channel["token"],
                                             "--forward-to", target.url + "/", "-q")
         async with httpx.AsyncClient() as client:
             await client.post(channel["url"] + "/hooks/x", content=b'{"fwd":1}')
