@@ -151,7 +151,8 @@ def ensure_reachable(target: str, timeout: float = 3.0) -> None:
 async def run_checks(records: list[FixtureRecord], *, target: str | None = None, app: Any = None,
                      concurrency: int = 4, timeout: float = DEFAULT_TIMEOUT,
                      resigner_for: Callable[[Delivery], Resigner | None] | None = None,
-                     on_result: Callable[[CheckResult], None] | None = None) -> list[CheckResult]:
+                     on_result: Callable[[CheckResult], None] | None = None,
+                     verify_tls: bool = True) -> list[CheckResult]:
     """Send every record (re-signed when a secret is known) and evaluate its expectation."""
     if (target is None) == (app is None):
         raise UsageError("check needs exactly one of --target URL and --app module:app")
@@ -159,7 +160,7 @@ async def run_checks(records: list[FixtureRecord], *, target: str | None = None,
         validate_target(target)
         await asyncio.to_thread(ensure_reachable, target)
     semaphore = asyncio.Semaphore(max(1, concurrency))
-    sender: Forwarder | AppSender = Forwarder(timeout=timeout) if target is not None else AppSender(app, timeout)
+    sender: Forwarder | AppSender = Forwarder(timeout=timeout, verify_tls=verify_tls) if target is not None else AppSender(app, timeout)
 
     async def one(record: FixtureRecord) -> CheckResult:
         resign = resigner_for(record.delivery) if resigner_for is not None else None

@@ -62,6 +62,7 @@ async def compare_answers(
     concurrency: int = 4, timeout: float = DEFAULT_TIMEOUT,
     resigner_for: Callable[[Delivery], Resigner | None] | None = None,
     on_result: Callable[[ComparisonResult], None] | None = None,
+    verify_tls: bool = True,
 ) -> list[ComparisonResult]:
     """Send each delivery to `to` (and `against`) and compare; every send is recorded as an attempt."""
     validate_target(to)
@@ -99,7 +100,7 @@ async def compare_answers(
         return result
 
     try:
-        async with Forwarder(timeout=timeout) as forwarder:
+        async with Forwarder(timeout=timeout, verify_tls=verify_tls) as forwarder:
             return list(await asyncio.gather(*(one(seq, forwarder) for seq in seqs)))
     finally:
         await asyncio.to_thread(writer.close)

@@ -116,6 +116,8 @@ class HTTPClient:
     async def _exchange(self, conn: _Connection, key: tuple[str, str, int], method: str, target: str,
                         headers: list[tuple[bytes, bytes]], body: bytes, max_body: int) -> RawResponse:
         reused = conn.used
+        if body and not any(k.lower() in (b"content-length", b"transfer-encoding") for k, _ in headers):
+            headers = [*headers, (b"Content-Length", str(len(body)).encode())]  # h11 would send no body otherwise
         try:
             payload = conn.h11.send(h11.Request(method=method.encode(), target=target.encode(), headers=headers))
             payload = (payload or b"") + (conn.h11.send(h11.Data(data=body)) or b"" if body else b"")

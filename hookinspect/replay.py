@@ -42,6 +42,7 @@ async def replay_deliveries(
     resigner_for: Callable[[Delivery], Resigner | None] | None = None,
     on_attempt: Callable[[Attempt], None] | None = None,
     kind: str = "replay",
+    verify_tls: bool = True,
 ) -> list[Attempt]:
     """Send each delivery to its target (at most `concurrency` at once); attempts in input order."""
     for target in set(targets.values()):
@@ -64,7 +65,7 @@ async def replay_deliveries(
             return attempt
 
     try:
-        async with Forwarder(timeout=timeout) as forwarder:
+        async with Forwarder(timeout=timeout, verify_tls=verify_tls) as forwarder:
             return list(await asyncio.gather(*(one(seq, t, forwarder) for seq, t in targets.items())))
     finally:
         await asyncio.to_thread(writer.close)

@@ -16,6 +16,7 @@ from rich.text import Text
 from hookinspect.body import escape_controls
 from hookinspect.cli.app import app
 from hookinspect.cli.common import (
+    INSECURE_OPTION,
     SECRET_OPTION,
     STORE_OPTION,
     gather_secrets,
@@ -129,7 +130,7 @@ def build_mock_response(status: int, body: str | None, headers: list[str], delay
 
 
 def build_forwarding(settings: Settings, forward_to: list[str], ack: bool, max_attempts: int,
-                     timeout: float) -> ForwardSettings | None:
+                     timeout: float, verify_tls: bool = True) -> ForwardSettings | None:
     """Forwarding from flags and config (forward_to, [[route]]); None when nothing is forwarded."""
     from hookinspect.forward import Forwarder, validate_target
     from hookinspect.receiver import ForwardSettings
@@ -145,7 +146,7 @@ def build_forwarding(settings: Settings, forward_to: list[str], ack: bool, max_a
             raise UsageError("--ack needs somewhere to forward to", "add --forward-to URL")
         return None
     return ForwardSettings(
-        forwarder=Forwarder(timeout=timeout),
+        forwarder=Forwarder(timeout=timeout, verify_tls=verify_tls),
         route=lambda delivery: targets_for(delivery, routes, defaults),
         ack=ack,
         max_attempts=max_attempts,
@@ -166,6 +167,7 @@ def listen(
     ack: bool = typer.Option(False, "--ack", help="Answer senders at once and forward from a durable queue with retries."),
     max_attempts: int = typer.Option(10, "--max-attempts", min=1, help="With --ack: tries per delivery before giving up. Example: --max-attempts 3"),
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds to wait for the target. Example: --timeout 10"),
+    insecure: bool = INSECURE_OPTION,
     secret: list[str] = SECRET_OPTION,
     verify: bool | None = typer.Option(None, "--verify/--no-verify", help="Check signatures as deliveries arrive [default: on when a secret is configured]"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print a line per delivery."),
@@ -189,7 +191,7 @@ def listen(
     receiver_settings = ReceiverSettings(
         response=build_mock_response(status, response_body, response_header, delay),
         max_body=limit,
-        forward=build_forwarding(settings, forward_to, ack, max_attempts, timeout),
+        forward=build_forwarding(settings, forward_to, ack, max_attempts, timeout, verify_tls=not insecure),
         source=validate_target(source) if source else None,
         source_token=token,
     )

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from hookinspect.check import junit_xml, load_app, run_checks
 from hookinspect.cli.app import app
-from hookinspect.cli.common import JSON_OPTION, SECRET_OPTION, gather_secrets
+from hookinspect.cli.common import INSECURE_OPTION, JSON_OPTION, SECRET_OPTION, gather_secrets
 from hookinspect.cli.output import Output, safe_text
 from hookinspect.cli.render import render_changes, status_style
 from hookinspect.errors import EXIT_FAILED, UsageError
@@ -44,6 +44,7 @@ def check(
     junit: Path | None = typer.Option(None, "--junit", help="Write a JUnit XML report. Example: --junit reports/webhooks.xml"),
     concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, max=256, help="Sends at once."),
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds per send."),
+    insecure: bool = INSECURE_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Replay fixtures (re-signed) against a backend and check each answer against its expectation."""
@@ -62,7 +63,7 @@ def check(
         results = asyncio.run(run_checks(
             records, target=target, app=application, concurrency=concurrency, timeout=timeout,
             resigner_for=(lambda d: resigner_for(d, secrets)) if secrets else None,
-            on_result=lambda _r: progress.advance(task)))
+            on_result=lambda _r: progress.advance(task), verify_tls=not insecure))
     if junit is not None:
         try:
             junit.parent.mkdir(parents=True, exist_ok=True)

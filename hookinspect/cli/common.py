@@ -13,6 +13,10 @@ STORE_OPTION = typer.Option(
     help="Store file. Example: --store /tmp/hooks.db [default: ./.hookinspect/store.db]",
 )
 JSON_OPTION = typer.Option(False, "--json", help="Print JSON (a documented, stable shape) instead of a table.")
+INSECURE_OPTION = typer.Option(
+    False, "--insecure", "-k",
+    help="Do not verify the target's TLS certificate (a local https server with a self-signed one).",
+)
 FILTER_OPTION = typer.Option(
     None, "--filter", "-f",
     help="Filter expression. Example: -f 'method:POST path:/stripe/* event:invoice.* $.amount>1000'",

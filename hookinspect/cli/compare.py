@@ -14,6 +14,7 @@ from hookinspect.cli.app import app
 from hookinspect.cli.browse import build_filter, resolve_seqs
 from hookinspect.cli.common import (
     FILTER_OPTION,
+    INSECURE_OPTION,
     JSON_OPTION,
     SECRET_OPTION,
     STORE_OPTION,
@@ -59,6 +60,7 @@ def diff_command(
     concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, max=256, help="Sends at once for sets."),
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds per send."),
     secret: list[str] = SECRET_OPTION,
+    insecure: bool = INSECURE_OPTION,
     as_json: bool = JSON_OPTION,
     store_path: Path | None = STORE_OPTION,
 ) -> None:
@@ -98,7 +100,7 @@ def diff_command(
         results = asyncio.run(compare_answers(
             path, seqs, to, against, options, concurrency=concurrency, timeout=timeout,
             resigner_for=(lambda d: resigner_for(d, secrets)) if secrets else None,
-            on_result=lambda _r: progress.advance(task)))
+            on_result=lambda _r: progress.advance(task), verify_tls=not insecure))
     labels = ("recorded", to) if against is None else (to, against)
     if as_json:
         out.json(results[0].to_dict()["changes"] if len(results) == 1 and not is_set and results[0].error is None

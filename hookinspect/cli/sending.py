@@ -19,6 +19,7 @@ from hookinspect.cli.app import app
 from hookinspect.cli.browse import build_filter, resolve_seqs
 from hookinspect.cli.common import (
     FILTER_OPTION,
+    INSECURE_OPTION,
     JSON_OPTION,
     SECRET_OPTION,
     STORE_OPTION,
@@ -96,6 +97,7 @@ def replay(
     concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, max=256, help="Sends at once. Example: -c 8"),
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds per send. Example: --timeout 5"),
     secret: list[str] = SECRET_OPTION,
+    insecure: bool = INSECURE_OPTION,
     resign: bool = typer.Option(True, "--resign/--no-resign", help="Re-sign for the provider (fresh timestamp) when its secret is known."),
     as_json: bool = JSON_OPTION,
     store_path: Path | None = STORE_OPTION,
@@ -127,7 +129,7 @@ def replay(
     secrets = gather_secrets(secret)
     resigner = (lambda delivery: resigner_for(delivery, secrets)) if resign and secrets else None
     attempts = _run_with_progress(out, path, targets, edits, concurrency, timeout, resigner,
-                                  show=len(seqs) > 1 and not as_json)
+                                  show=len(seqs) > 1 and not as_json, verify_tls=not insecure)
     if as_json:
         out.json([a.to_dict() for a in attempts])
     else:
@@ -141,10 +143,11 @@ def replay(
 
 def _run_with_progress(out: Output, path: Path, targets: dict[int, str], edits: RequestEdits,
                        concurrency: int, timeout: float, resigner: Callable[[Delivery], Resigner | None] | None,
-                       show: bool) -> list[Attempt]:
+                       show: bool, verify_tls: bool = True) -> list[Attempt]:
     progress = Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=out.stderr, disable=not show, transient=True)
     with progress:
         task = progress.add_task("replay", total=len(targets))
         return asyncio.run(replay_deliveries(path, targets, edits=edits, concurrency=concurrency, timeout=timeout,
-                                             resigner_for=resigner, on_attempt=lambda _a: progress.advance(task)))
+                                             resigner_for=resigner, verify_tls=verify_tls,
+                                             on_attempt=lambda _a: progress.advance(task)))

@@ -1,0 +1,75 @@
+import asyncio
+import ssl
+import subprocess
+
+import pytest
+from aiohttp import web
+
+from hookinspect.httpclient import HTTPClient, HTTPClientError
+
+
+@pytest.fixture
+async def tls_server(tmp_path):
+    """An https server on loopback with a self-signed certificate made by openssl."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+
+    async def handle(request):
+        return web.Response(text="secure")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+    await site.start()
+    yield f"https://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
+    await runner.cleanup()
+
+
+async def test_a_self_signed_certificate_is_a_tls_error_unless_insecure(tls_server):
+    client = HTTPClient(timeout=5)
+    with pytest.raises(HTTPClientError) as info:
+        await client.request("POST", tls_server, [(b"Host", b"127.0.0.1")], b"{}", 1024)
+    assert info.value.kind == "tls" and "certificate" in str(info.value).lower()
+    await client.aclose()
+    insecure = HTTPClient(timeout=5, verify_tls=False)
+    response = await insecure.request("POST", tls_server, [(b"Host", b"127.0.0.1")], b"{}", 1024)
+    assert response.status == 200 and response.body == b"secure"
+    await insecure.aclose()
+
+
+async def test_a_kept_alive_connection_the_server_closed_is_retried_once(target):
+    client = HTTPClient(timeout=5)
+    host = target.url.removeprefix("http://").encode()
+    first = await client.request("POST", target.url + "/a", [(b"Host", host)], b"1", 1024)
+    assert first.status == 200
+    await target.runner.shutdown()  # closes idle keep-alive connections
+    await target.runner.cleanup()
+    await target.start(int(target.url.rsplit(":", 1)[1]))
+    second = await client.request("POST", target.url + "/b", [(b"Host", host)], b"2", 1024)
+    assert second.status == 200 and [r["body"] for r in target.received] == [b"1", b"2"]
+    await client.aclose()
+
+
+async def test_headers_are_sent_exactly_as_given(target):
+    client = HTTPClient(timeout=5)
+    headers = [(b"Host", b"x"), (b"X-Dup", b"1"), (b"x-dup", b"2"), (b"X-Raw", b"caf\xe9"), (b"Content-Length", b"2")]
+    await client.request("PUT", target.url + "/h?q=1", headers, b"{}", 1024)
+    await client.aclose()
+    got = target.received[0]
+    assert got["method"] == "PUT" and got["path_qs"] == "/h?q=1"
+    assert [(k, v) for k, v in got["headers"]] == headers
+
+
+async def test_a_timeout_is_a_timeout(target):
+    target.delay = 2
+    client = HTTPClient(timeout=0.2)
+    with pytest.raises(HTTPClientError) as info:
+        await client.request("POST", target.url + "/", [(b"Host", b"x")], b"", 1024)
+    assert info.value.kind == "timeout"
+    await client.aclose()
+    await asyncio.sleep(0)
