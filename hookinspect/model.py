@@ -25,17 +25,20 @@ class Headers:
     `raw()` gives back exactly the bytes that arrived.
     """
 
-    __slots__ = ("_pairs",)
+    __slots__ = ("_pairs", "_first")
 
     def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
         self._pairs: list[tuple[str, str]] = [(str(k), str(v)) for k, v in pairs]
+        # Lower-cased name -> first value, built on the first lookup: provider detection asks
+        # for a dozen names per capture, and the pairs never change after construction.
+        self._first: dict[str, str] | None = None
 
     @classmethod
     def from_raw(cls, raw: Iterable[tuple[bytes, bytes]]) -> Headers:
-        return cls(
-            (k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
-            for k, v in raw
-        )
+        headers = cls.__new__(cls)
+        headers._pairs = [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape")) for k, v in raw]
+        headers._first = None
+        return headers
 
     def raw(self) -> list[tuple[bytes, bytes]]:
         return [
@@ -44,11 +47,12 @@ class Headers:
         ]
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        lname = name.lower()
-        for k, v in self._pairs:
-            if k.lower() == lname:
-                return v
-        return default
+        first = self._first
+        if first is None:
+            first = self._first = {}
+            for k, v in self._pairs:
+                first.setdefault(k.lower(), v)
+        return first.get(name.lower(), default)
 
     def get_all(self, name: str) -> list[str]:
         lname = name.lower()

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import ipaddress
-import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -269,14 +268,12 @@ async def mock_response(mock: MockResponse, delivery: Delivery) -> web.Response:
     if mock.delay > 0:
         await asyncio.sleep(mock.delay)
     if mock.body is None:
-        body = json.dumps({"received": True, "seq": delivery.seq, "id": delivery.id}).encode() + b"\n"
-        headers: list[tuple[str, str]] = [("Content-Type", "application/json")]
+        # seq is an int and id is hex, so formatting gives the same JSON as json.dumps, cheaper.
+        body = b'{"received": true, "seq": %d, "id": "%s"}\n' % (delivery.seq, delivery.id.encode())
+        response = web.Response(status=mock.status, body=body, content_type="application/json")
     else:
-        body = mock.body
-        headers = []
-    headers += mock.headers
-    response = web.Response(status=mock.status, body=body)
-    for name, value in headers:
+        response = web.Response(status=mock.status, body=mock.body)
+    for name, value in mock.headers:
         if name.lower() == "content-type":
             response.headers["Content-Type"] = value
         else:

@@ -12,6 +12,9 @@ def test_headers_keep_order_and_duplicates_with_case_insensitive_lookup():
     assert [k for k, _ in headers] == ["X-A", "Set-Cookie", "x-a", "set-cookie"]
     assert headers.with_set("X-A", "9").pairs() == [("X-A", "9"), ("Set-Cookie", "a=1"), ("set-cookie", "b=2")]
     assert "x-a" not in headers.without("X-a")
+    # a looked-up Headers still answers for its own pairs after deriving a new one
+    assert headers.with_set("x-a", "9").get("X-A") == "9" and headers.get("x-a") == "1"
+    assert Headers.from_raw([(b"A", b"1"), (b"a", b"2")]).get("a") == "1"
 
 
 def test_headers_round_trip_raw_bytes_that_are_not_utf8():
