@@ -35,32 +35,50 @@ def start(args: list[str], port: int) -> subprocess.Popen[bytes]:
 
 async def send(session: aiohttp.ClientSession, url: str, n: int, sent: dict[int, float]) -> None:
     body = json.dumps({"n": n, "pad": "x" * 1900}).encode()
-    sent[n] = time.perf_counter()
-    async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+    sent[n] = time.monotonic()
+    async with session.post(f"{url}/{n}", data=body, headers={"Content-Type": "application/json"}) as response:
         await response.read()
         assert response.status == 200, response.status
 
 
-async def watch(store: Path, total: int, seen: dict[int, float], deadline: float) -> None:
-    """Note when each delivery becomes visible in the local store (polled every millisecond)."""
-    last = 0
-    with Store(store) as opened:
-        while len(seen) < total and time.perf_counter() < deadline:
-            top = opened.max_seq()
-            if top > last:
-                now = time.perf_counter()
-                for row in opened.list(None, limit=None, before_seq=last, oldest_first=True):
-                    n = json.loads(opened.get(row.seq).body)["n"]
-                    seen.setdefault(n, now)
-                last = top
-            await asyncio.sleep(0.001)
+# The watcher runs in its own process, so that noting arrivals does not slow the sender
+# (the bare server's run has no watcher). time.monotonic() is one clock for both processes.
+WATCHER = """
+import json, sys, time
+from hookinspect.store.sqlite import Store
+store, total, deadline = sys.argv[1], int(sys.argv[2]), time.monotonic() + float(sys.argv[3])
+seen, last = {}, 0
+with Store(store) as opened:
+    print("ready", flush=True)
+    while len(seen) < total and time.monotonic() < deadline:
+        top = opened.max_seq()
+        if top > last:
+            now = time.monotonic()
+            for row in opened.list(None, limit=None, before_seq=last, oldest_first=True):
+                seen.setdefault(int(row.path.rsplit("/", 1)[1]), now)
+            last = top
+        time.sleep(0.001)
+print(json.dumps(seen))
+"""
+
+
+def start_watcher(store: Path, total: int, timeout: float) -> subprocess.Popen[str]:
+    """Notes when each delivery becomes visible in the local store (polled every millisecond)."""
+    proc = subprocess.Popen([sys.executable, "-c", WATCHER, str(store), str(total), str(timeout)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+def watched(proc: subprocess.Popen[str]) -> dict[int, float]:
+    out, _ = proc.communicate(timeout=300)
+    return {int(n): t for n, t in json.loads(out.splitlines()[-1]).items()}
 
 
 async def burst(url: str, store: Path | None, count: int, concurrency: int = 32) -> dict:
     sent: dict[int, float] = {}
-    seen: dict[int, float] = {}
-    start_time = time.perf_counter()
-    watcher = asyncio.create_task(watch(store, count, seen, start_time + 120)) if store else None
+    watcher = start_watcher(store, count, 120) if store else None
+    start_time = time.monotonic()
     semaphore = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession() as session:
         async def one(n: int) -> None:
@@ -68,9 +86,8 @@ async def burst(url: str, store: Path | None, count: int, concurrency: int = 32)
                 await send(session, url, n, sent)
 
         await asyncio.gather(*(one(n) for n in range(count)))
-    sent_done = time.perf_counter()
-    if watcher:
-        await watcher
+    sent_done = time.monotonic()
+    seen = watched(watcher) if watcher else {}
     end = max(seen.values()) if seen else sent_done
     latencies = [(seen[n] - sent[n]) * 1000 for n in seen]
     return {"delivered": len(seen) if store else count, "seconds": end - start_time,
@@ -79,19 +96,18 @@ async def burst(url: str, store: Path | None, count: int, concurrency: int = 32)
 
 async def steady(url: str, store: Path, rate: int, seconds: int) -> dict:
     sent: dict[int, float] = {}
-    seen: dict[int, float] = {}
     total = rate * seconds
-    watcher = asyncio.create_task(watch(store, total, seen, time.perf_counter() + seconds + 30))
+    watcher = start_watcher(store, total, seconds + 30)
     async with aiohttp.ClientSession() as session:
-        begin = time.perf_counter()
+        begin = time.monotonic()
         tasks = []
         for n in range(total):
-            delay = begin + n / rate - time.perf_counter()
+            delay = begin + n / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(send(session, url, n, sent)))
         await asyncio.gather(*tasks)
-    await watcher
+    seen = watched(watcher)
     return {"delivered": len(seen), "latencies": [(seen[n] - sent[n]) * 1000 for n in seen]}
 
 
