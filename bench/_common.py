@@ -44,6 +44,73 @@ BARE_SERVER = textwrap.dedent("""
 """)
 
 
+# Reference points for what this stack can do at best on the machine at hand. Neither is
+# hookinspect: they show how much of the gap to the bare server is the stack's own cost.
+
+# The least a durable receiver can do: aiohttp, a writer thread with group commit, and one
+# table without indexes; no model, no provider detection, no store schema.
+MINIMAL_CAPTURE_SERVER = textwrap.dedent("""
+    import asyncio, json, queue, sqlite3, sys, threading
+    from aiohttp import web
+
+    jobs = queue.SimpleQueue()
+
+    def write(path):
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS d (seq INTEGER PRIMARY KEY, method, path, headers, body)")
+        while True:
+            batch = [jobs.get()]
+            while True:
+                try:
+                    batch.append(jobs.get_nowait())
+                except queue.Empty:
+                    break
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO d (method, path, headers, body) VALUES (?, ?, ?, ?)", [r for r, _, _ in batch])
+            conn.execute("COMMIT")
+            loop = batch[0][2]
+            loop.call_soon_threadsafe(lambda b=batch: [f.set_result(None) for _, f, _ in b])
+
+    async def handle(request):
+        body = await request.read()
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        headers = json.dumps([(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers])
+        jobs.put(((request.method, request.raw_path, headers, body), done, loop))
+        await done
+        return web.Response(text="ok")
+
+    threading.Thread(target=write, args=(sys.argv[2],), daemon=True).start()
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+""")
+
+# The least a reverse proxy can do: aiohttp's server and client, nothing stored or recorded.
+MINIMAL_PROXY = textwrap.dedent("""
+    import sys
+    from aiohttp import ClientSession, web
+
+    async def handle(request):
+        body = await request.read()
+        async with request.app["session"].request(request.method, sys.argv[2] + request.path_qs, data=body,
+                                                  headers={"Content-Type": request.content_type}) as answer:
+            return web.Response(status=answer.status, body=await answer.read())
+
+    async def session(app):
+        app["session"] = ClientSession()
+        yield
+        await app["session"].close()
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    app.cleanup_ctx.append(session)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+""")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -72,6 +139,13 @@ def body_file(size: int = 2048) -> Path:
 
 def start_bare(port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen([sys.executable, "-c", BARE_SERVER, str(port)])
+    wait_port(port)
+    return proc
+
+
+def start_script(script: str, port: int, *args: str) -> subprocess.Popen[bytes]:
+    """One of the reference servers above, on `port`."""
+    proc = subprocess.Popen([sys.executable, "-c", script, str(port), *args])
     wait_port(port)
     return proc
 

@@ -17,12 +17,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import (  # noqa: E402
+    MINIMAL_CAPTURE_SERVER,
     body_file,
     free_port,
     peak_rss_kib,
     run_wrk,
     start_bare,
     start_listen,
+    start_script,
     stop,
 )
 from hookinspect.store.sqlite import Store  # noqa: E402
@@ -32,6 +34,7 @@ from tests.factories import make_delivery  # noqa: E402
 def throughput(seconds: int) -> None:
     body = body_file(2048)
     print("== durable capture vs bare aiohttp (2 KiB JSON POST, wrk -t1) ==")
+    print("   minimal durable (ref): aiohttp + a group-commit SQLite thread, one table, nothing else")
     print(f"{'server':<22}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
     for connections in (16, 64):
         port = free_port()
@@ -41,6 +44,13 @@ def throughput(seconds: int) -> None:
             base = run_wrk(f"http://127.0.0.1:{port}/hook", body, connections, seconds)
         finally:
             stop(bare)
+        port = free_port()
+        minimal = start_script(MINIMAL_CAPTURE_SERVER, port, str(Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "min.db"))
+        try:
+            run_wrk(f"http://127.0.0.1:{port}/warm", body, connections, 1)
+            least = run_wrk(f"http://127.0.0.1:{port}/hook", body, connections, seconds)
+        finally:
+            stop(minimal)
         store = Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "store.db"
         port = free_port()
         listen = start_listen(port, store)
@@ -49,7 +59,7 @@ def throughput(seconds: int) -> None:
             ours = run_wrk(f"http://127.0.0.1:{port}/hook", body, connections, seconds)
         finally:
             stop(listen)
-        for name, fig in (("bare aiohttp", base), ("hookinspect listen", ours)):
+        for name, fig in (("bare aiohttp", base), ("minimal durable (ref)", least), ("hookinspect listen", ours)):
             ratio = fig["rps"] / base["rps"]
             print(f"{name:<22}{connections:>6}{fig['rps']:>10.0f}{fig['p50_us'] / 1000:>9.2f}{fig['p99_us'] / 1000:>9.2f}"
                   f"{fig['errors'] + fig['non2xx']:>8}{ratio:>8.2f}")

@@ -22,7 +22,17 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import body_file, free_port, run_wrk, start_bare, start_listen, stop, wait_port  # noqa: E402
+from bench._common import (  # noqa: E402
+    MINIMAL_PROXY,
+    body_file,
+    free_port,
+    run_wrk,
+    start_bare,
+    start_listen,
+    start_script,
+    stop,
+    wait_port,
+)
 
 
 async def steady(url: str, body: bytes, rate: int, seconds: float) -> list[float]:
@@ -65,11 +75,19 @@ def main() -> None:
     try:
         direct_url, proxied_url = f"http://127.0.0.1:{target_port}/hook", f"http://127.0.0.1:{proxy_port}/hook"
         print("== 16 connections, 2 KiB JSON POST (wrk -t1) ==")
+        print("   minimal proxy (ref): aiohttp server + aiohttp client, nothing stored or recorded")
         print(f"{'path':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
         run_wrk(proxied_url, body_path, 16, 1)
         direct = run_wrk(direct_url, body_path, 16, args.seconds)
         through = run_wrk(proxied_url, body_path, 16, args.seconds)
-        rows = [("direct to target", direct), ("through hookinspect", through)]
+        least_port = free_port()
+        least_proxy = start_script(MINIMAL_PROXY, least_port, f"http://127.0.0.1:{target_port}")
+        try:
+            run_wrk(f"http://127.0.0.1:{least_port}/hook", body_path, 16, 1)
+            least = run_wrk(f"http://127.0.0.1:{least_port}/hook", body_path, 16, args.seconds)
+        finally:
+            stop(least_proxy)
+        rows = [("direct to target", direct), ("minimal proxy (ref)", least), ("through hookinspect", through)]
         if args.mitmdump:
             mitm_port = free_port()
             flows = Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "flows"
@@ -84,9 +102,10 @@ def main() -> None:
         for name, fig in rows:
             print(f"{name:<28}{fig['rps']:>10.0f}{fig['p50_us'] / 1000:>9.2f}{fig['p99_us'] / 1000:>9.2f}"
                   f"{fig['errors'] + fig['non2xx']:>8}{fig['rps'] / direct['rps']:>8.2f}")
-        if len(rows) == 3:
-            print(f"hookinspect vs mitmdump: {through['rps'] / rows[2][1]['rps']:.1f}x the throughput, "
-                  f"p50 {through['p50_us'] / 1000:.1f} vs {rows[2][1]['p50_us'] / 1000:.1f} ms")
+        if len(rows) == 4:
+            mitm_fig = rows[3][1]
+            print(f"hookinspect vs mitmdump: {through['rps'] / mitm_fig['rps']:.1f}x the throughput, "
+                  f"p50 {through['p50_us'] / 1000:.1f} vs {mitm_fig['p50_us'] / 1000:.1f} ms")
         print("\n== steady 100 req/s (one httpx client) ==")
         base = asyncio.run(steady(direct_url, body, 100, args.seconds))
         ours = asyncio.run(steady(proxied_url, body, 100, args.seconds))

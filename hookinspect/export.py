@@ -419,7 +419,7 @@ def import_items(store: Store, items: list[ExportItem]) -> tuple[int, int]:
                 skipped += 1
                 continue
             known.add(digest)
-            seq = store.insert_delivery(item.delivery)
+            seq = store.insert_deliveries([item.delivery], [digest])[0]
             for attempt in item.attempts:
                 attempt.delivery_seq = seq
                 store.add_attempt(attempt)

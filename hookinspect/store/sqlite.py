@@ -7,6 +7,8 @@ corrupt file is refused, never overwritten.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import sqlite3
@@ -173,6 +175,19 @@ def default_store_path() -> Path:
     return Path(os.environ.get("HOOKINSPECT_STORE") or ".hookinspect/store.db")
 
 
+_INSERT_COLUMNS = ("id", "received_us", "remote_addr", "method", "path", "query", "http_version", "content_type",
+                   "size", "source", "provider", "event_type", "verdict", "verdict_reason", "content_hash", "headers",
+                   "body", "origin", "note")
+_INSERT_WIDTH = len(_INSERT_COLUMNS)
+_MAX_INSERT_ROWS = 256
+
+
+@functools.cache
+def _insert_statement(rows: int) -> str:
+    one = "(" + ",".join("?" * _INSERT_WIDTH) + ")"
+    return f"INSERT INTO deliveries ({', '.join(_INSERT_COLUMNS)}) VALUES " + ",".join([one] * rows)
+
+
 def _headers_to_json(headers: Headers) -> str:
     # ensure_ascii keeps surrogate-escaped bytes representable in a TEXT column
     return json.dumps(headers.pairs(), ensure_ascii=True, separators=(",", ":"))
@@ -189,6 +204,8 @@ class Store:
         self.path = Path(path)
         self._depth = 0
         self._conn = self._open(create)
+        # Rows per INSERT, within SQLite's bound-variable limit (999 in old builds).
+        self._max_insert_rows = min(_MAX_INSERT_ROWS, self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // _INSERT_WIDTH)
 
     # -- opening -----------------------------------------------------------------------
 
@@ -209,7 +226,9 @@ class Store:
             except OSError as exc:
                 raise StoreError(f"cannot create store directory {self.path.parent}: {exc.strerror}") from None
         try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
+            # The statement cache holds an INSERT for every batch size (see insert_deliveries).
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0,
+                                   cached_statements=_MAX_INSERT_ROWS + 64)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open store {self.path}: {exc}") from None
         try:
@@ -305,37 +324,44 @@ class Store:
         """Store a delivery and return (and set) its sequence number."""
         return self.insert_deliveries([delivery])[0]
 
-    def insert_deliveries(self, deliveries: list[Delivery]) -> list[int]:
-        """Store several deliveries with one statement; sets and returns their sequence numbers."""
-        with self.transaction():
-            # One writer at a time (BEGIN IMMEDIATE), so numbering here cannot race; the
-            # sqlite_sequence high-water mark keeps numbers of deleted deliveries unused.
-            top = self.execute(
-                "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'deliveries'), 0),"
-                " coalesce((SELECT max(seq) FROM deliveries), 0))"
-            ).fetchone()[0]
-            rows = []
-            for offset, delivery in enumerate(deliveries, start=1):
-                delivery.seq = top + offset
-                rows.append((
-                    delivery.seq, delivery.id, delivery.received_us, delivery.remote_addr, delivery.method,
-                    delivery.path, delivery.query, delivery.http_version,
-                    delivery.headers.get("content-type"), len(delivery.body), delivery.source,
-                    delivery.provider, delivery.event_type, delivery.verdict, delivery.verdict_reason,
-                    delivery.content_hash(), _headers_to_json(delivery.headers), delivery.body,
-                    delivery.origin, delivery.note,
-                ))
-            try:
-                self._conn.executemany(
-                    """INSERT INTO deliveries (seq, id, received_us, remote_addr, method, path, query,
-                           http_version, content_type, size, source, provider, event_type, verdict,
-                           verdict_reason, content_hash, headers, body, origin, note)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                    rows,
-                )
-            except sqlite3.OperationalError as exc:
-                raise StoreError(f"store {self.path}: {exc}") from None
-        return [d.seq for d in deliveries]  # type: ignore[misc]
+    def insert_deliveries(self, deliveries: list[Delivery], content_hashes: list[str | None] | None = None) -> list[int]:
+        """Store several deliveries atomically; sets and returns their sequence numbers.
+
+        The content hash (for skipping duplicates on import) is left empty unless given:
+        `content_hashes()` fills it in when an import first needs it, not on the capture path.
+        """
+        hashes = content_hashes or [None] * len(deliveries)
+        values: list[Any] = []
+        for delivery, digest in zip(deliveries, hashes, strict=True):
+            values += (
+                delivery.id, delivery.received_us, delivery.remote_addr, delivery.method,
+                delivery.path, delivery.query, delivery.http_version,
+                delivery.headers.get("content-type"), len(delivery.body), delivery.source,
+                delivery.provider, delivery.event_type, delivery.verdict, delivery.verdict_reason,
+                digest, _headers_to_json(delivery.headers), delivery.body, delivery.origin, delivery.note,
+            )
+        # Multi-row statements rather than executemany: SQLite runs each statement with the GIL
+        # released, and the receiver's writer thread waits to get it back after every one.
+        total = len(deliveries)
+        chunks = [min(self._max_insert_rows, total - start) for start in range(0, total, self._max_insert_rows)]
+        seqs: list[int] = []
+        # One statement is a transaction of its own; several need BEGIN and COMMIT around them.
+        with self.transaction() if len(chunks) > 1 else contextlib.nullcontext():
+            start = 0
+            for size in chunks:
+                try:
+                    cursor = self._conn.execute(_insert_statement(size), values[start * _INSERT_WIDTH:(start + size) * _INSERT_WIDTH])
+                except sqlite3.OperationalError as exc:
+                    raise StoreError(f"store {self.path}: {exc}") from None
+                # AUTOINCREMENT numbers the rows of one statement consecutively, after the highest
+                # number ever used (so numbers of deleted deliveries are never reused).
+                last = cursor.lastrowid
+                assert last is not None
+                seqs.extend(range(last - size + 1, last + 1))
+                start += size
+        for delivery, seq in zip(deliveries, seqs, strict=True):
+            delivery.seq = seq
+        return seqs
 
     def set_verdict(self, seq: int, provider: str | None, event_type: str | None,
                     verdict: str | None, reason: str | None) -> None:
@@ -358,7 +384,17 @@ class Store:
         return self.execute("SELECT 1 FROM deliveries WHERE origin = ?", (origin,)).fetchone() is not None
 
     def content_hashes(self) -> set[str]:
-        """Every stored content hash: imports skip duplicates with one scan, so inserts pay no index."""
+        """Every stored content hash: imports skip duplicates with one scan, so inserts pay no index.
+
+        Captures are stored without one (it would cost the receiver a hash per request), so the
+        missing ones are computed and saved here, once.
+        """
+        missing = self.execute("SELECT seq FROM deliveries WHERE content_hash IS NULL").fetchall()
+        if missing:
+            with self.transaction():
+                for (seq,) in missing:
+                    digest = self.get(seq).content_hash()
+                    self.execute("UPDATE deliveries SET content_hash = ? WHERE seq = ?", (digest, seq))
         return {row[0] for row in self.execute("SELECT content_hash FROM deliveries WHERE content_hash IS NOT NULL")}
 
     def get(self, ref: int | str) -> Delivery:
