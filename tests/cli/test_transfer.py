@@ -26,6 +26,21 @@ def test_export_har_to_a_file_then_import_into_another_store(tmp_path):
     assert [r["source"] for r in rows] == ["import"] * 3
 
 
+def test_import_into_the_store_it_was_exported_from_skips_every_captured_delivery(tmp_path):
+    # Captures are stored without a content hash; the first import computes the missing ones.
+    store_path = tmp_path / "s.db"
+    with Store(store_path) as store:
+        store.insert_deliveries([make_delivery(f'{{"i":{i}}}'.encode()) for i in range(3)])
+        assert store.execute("SELECT count(*) FROM deliveries WHERE content_hash IS NULL").fetchone()[0] == 3
+    out = tmp_path / "out.json"
+    assert runner.invoke(app, ["export", "1-3", "--format", "json", "-o", str(out), "--store", str(store_path)]).exit_code == 0
+    result = runner.invoke(app, ["import", str(out), "--store", str(store_path)])
+    assert result.exit_code == 0 and "skipped 3 already stored" in result.stderr
+    with Store(store_path) as store:
+        assert store.count() == 3
+        assert store.execute("SELECT count(*) FROM deliveries WHERE content_hash IS NULL").fetchone()[0] == 0
+
+
 def test_export_errors(tmp_path):
     source = tmp_path / "a.db"
     with Store(source) as store:

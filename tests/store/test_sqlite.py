@@ -94,6 +94,15 @@ def test_delete_and_clear_cascade_attempts_and_never_reuse_numbers(store):
     assert store.insert_delivery(make_delivery()) == 4
 
 
+def test_a_batch_larger_than_one_statement_is_numbered_in_order_and_stored_whole(store):
+    batch = [make_delivery(f"{i}".encode(), path=f"/b/{i}") for i in range(600)]  # three INSERT statements
+    assert store.insert_deliveries(batch) == list(range(1, 601))
+    assert [d.seq for d in batch] == list(range(1, 601))
+    assert store.get(600).path == "/b/599" and store.get(257).body == b"256"
+    store.delete([600])
+    assert store.insert_deliveries([make_delivery(b"next")]) == [601]
+
+
 def test_store_is_wal_and_versioned(store_path):
     Store(store_path).close()
     conn = sqlite3.connect(store_path)
