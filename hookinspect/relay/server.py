@@ -12,8 +12,9 @@ import asyncio
 import base64
 import json
 import time
+from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -84,18 +85,48 @@ class BatchingAppender:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, future), event_id in zip(batch, ids, strict=True):
+                committed: dict[str, list[RelayEvent]] = {}
+                for (event, future), event_id in zip(batch, ids, strict=True):
+                    committed.setdefault(event.channel, []).append(replace(event, id=event_id))
                     if not future.done():
                         future.set_result(event_id)
-                for channel in {event.channel for event, _ in batch}:
-                    self.hub.notify(channel)
+                for channel, events in committed.items():
+                    self.hub.publish(channel, events)
 
 
 class ChannelHub:
-    """Wakes the subscribers of a channel when something new is stored."""
+    """Wakes the subscribers of a channel when something new is stored, and keeps the newest
+    events of each channel in memory, so that live subscribers need not read them back."""
 
-    def __init__(self) -> None:
+    RECENT_PER_CHANNEL = 1024
+
+    def __init__(self, remember: bool = True) -> None:
         self._events: dict[str, asyncio.Event] = {}
+        self._recent: dict[str, deque[RelayEvent]] = {}
+        self._remember = remember  # False when other processes append to the same store
+
+    def publish(self, channel: str, events: list[RelayEvent]) -> None:
+        """Events just committed, in id order."""
+        if self._remember:
+            self._recent.setdefault(channel, deque(maxlen=self.RECENT_PER_CHANNEL)).extend(events)
+        self.notify(channel)
+
+    def recent_after(self, channel: str, after_id: int, limit: int) -> list[RelayEvent] | None:
+        """The events after `after_id` from memory, or None when memory may not hold all of them.
+
+        Everything this process committed to a channel since its oldest kept event is kept,
+        so memory is complete for a subscriber that already has that oldest event.
+        """
+        recent = self._recent.get(channel)
+        if not recent or after_id < recent[0].id:
+            return None
+        newer: list[RelayEvent] = []
+        for event in reversed(recent):
+            if event.id <= after_id:
+                break
+            newer.append(event)
+        newer.reverse()
+        return newer[:limit]
 
     def notify(self, channel: str) -> None:
         event = self._events.pop(channel, None)
@@ -124,7 +155,7 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app = web.Application(client_max_size=0)
     app[STORAGE_KEY] = storage
     app[SETTINGS_KEY] = settings or RelaySettings()
-    app[HUB_KEY] = ChannelHub()
+    app[HUB_KEY] = ChannelHub(remember=not storage.shared)
     app[BUCKETS_KEY] = {}
     app[CLOSING_KEY] = asyncio.Event()
     app[CHANNELS_KEY] = {}
@@ -300,7 +331,9 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
     try:
         while not closing.is_set():
             waiter = hub.waiter(channel.id)
-            events = await asyncio.to_thread(storage.events_after, channel.id, last_id, 500)
+            events = hub.recent_after(channel.id, last_id, 500)
+            if events is None:  # catching up from further back than memory reaches
+                events = await asyncio.to_thread(storage.events_after, channel.id, last_id, 500)
             if events:
                 chunk = bytearray()
                 for event in events:

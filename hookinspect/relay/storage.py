@@ -58,6 +58,10 @@ def new_channel_id() -> str:
 
 
 class RelayStorage(ABC):
+    # True for a store that other relay processes append to as well (a shared database): the
+    # server then reads live events back from it instead of serving them from its own memory.
+    shared = False
+
     @abstractmethod
     def create_channel(self, is_public: bool) -> tuple[Channel, str | None]:
         """A new channel and its subscribe token (None for a public channel)."""
@@ -132,18 +136,34 @@ class SqliteRelayStorage(RelayStorage):
         return cur.lastrowid  # type: ignore[return-value]
 
     def append_many(self, events: list[RelayEvent]) -> list[int]:
+        # Multi-row statements: SQLite runs each one with the GIL released, and the thread that
+        # runs this waits to get the GIL back after each, so one per row would cost a wait per row.
+        rows_per_statement = max(1, self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 7)
+        ids: list[int] = []
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            chunks = [events[i:i + rows_per_statement] for i in range(0, len(events), rows_per_statement)]
+            if len(chunks) > 1:  # one statement is a transaction of its own
+                self._conn.execute("BEGIN IMMEDIATE")
             try:
-                ids = [self._conn.execute(
-                    "INSERT INTO events (channel, received_us, method, path, query, headers, body) VALUES (?,?,?,?,?,?,?)",
-                    (e.channel, e.received_us, e.method, e.path, e.query, json.dumps(e.headers, ensure_ascii=True), e.body),
-                ).lastrowid for e in events]
-                self._conn.execute("COMMIT")
+                for chunk in chunks:
+                    values: list[object] = []
+                    for e in chunk:
+                        values += (e.channel, e.received_us, e.method, e.path, e.query,
+                                   json.dumps(e.headers, ensure_ascii=True), e.body)
+                    cursor = self._conn.execute(
+                        "INSERT INTO events (channel, received_us, method, path, query, headers, body) VALUES "
+                        + ",".join(["(?,?,?,?,?,?,?)"] * len(chunk)), values)
+                    # AUTOINCREMENT numbers the rows of one statement consecutively.
+                    last = cursor.lastrowid
+                    assert last is not None
+                    ids.extend(range(last - len(chunk) + 1, last + 1))
+                if len(chunks) > 1:
+                    self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
                 raise
-        return ids  # type: ignore[return-value]
+        return ids
 
     def events_after(self, channel_id: str, after_id: int, limit: int = 500) -> list[RelayEvent]:
         with self._lock:
