@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from hookinspect.receiver import start_server
-from hookinspect.relay.server import RelaySettings, create_relay_app, smee_payload
+from hookinspect.relay.server import ChannelHub, RelaySettings, create_relay_app, smee_payload
 from hookinspect.relay.storage import RelayEvent, SqliteRelayStorage
 
 
@@ -124,6 +124,43 @@ async def test_a_malformed_request_flood_does_not_kill_the_relay(relay):
             pass
     async with httpx.AsyncClient() as client:
         assert (await client.get(url + "/healthz")).status_code == 200
+
+
+def test_memory_serves_only_what_it_holds_whole():
+    hub = ChannelHub()
+    hub.RECENT_PER_CHANNEL = 3
+
+    def event(i):
+        return RelayEvent(i, "a", 0, "POST", "/", "", [], b"")
+
+    assert hub.recent_after("a", 0, 10) is None  # nothing published in this process yet
+    hub.publish("a", [event(i) for i in (2, 5, 7, 9)])  # ids interleave with other channels'
+    assert [e.id for e in hub.recent_after("a", 5, 10)] == [7, 9]  # 5 is the oldest kept: complete
+    assert hub.recent_after("a", 9, 10) == []
+    assert hub.recent_after("a", 3, 10) is None  # 5 might not be the only event after 3: read the store
+    assert [e.id for e in hub.recent_after("a", 5, 1)] == [7]
+    shared = ChannelHub(remember=False)
+    shared.publish("a", [event(1)])
+    assert shared.recent_after("a", 0, 10) is None
+
+
+async def test_a_subscriber_from_further_back_than_memory_gets_everything_in_order(relay, monkeypatch):
+    monkeypatch.setattr(ChannelHub, "RECENT_PER_CHANNEL", 2)
+    url, _ = relay
+    async with httpx.AsyncClient() as client:
+        first = (await client.post(url + "/api/channels", json={"public": True})).json()
+        other = (await client.post(url + "/api/channels", json={"public": True})).json()
+        for n in range(5):
+            await client.post(first["url"], content=f'{{"n":{n}}}'.encode(), headers={"Content-Type": "application/json"})
+            await client.post(other["url"], content=b'{"other":true}', headers={"Content-Type": "application/json"})
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": "0"}
+        async def send_one_live():
+            await asyncio.sleep(0.3)  # after the backlog: this one comes from memory
+            await client.post(first["url"], content=b'{"n":5}', headers={"Content-Type": "application/json"})
+
+        async with client.stream("GET", first["url"], headers=headers) as response:
+            events, _ = await asyncio.gather(read_events(response, 6), send_one_live())
+    assert [json.loads(e["data"])["body"]["n"] for e in events if "id" in e] == [0, 1, 2, 3, 4, 5]
 
 
 def test_smee_payload_shape():
