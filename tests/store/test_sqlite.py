@@ -94,8 +94,8 @@ def test_delete_and_clear_cascade_attempts_and_never_reuse_numbers(store):
     assert store.insert_delivery(make_delivery()) == 4
 
 
-def test_a_batch_larger_than_one_statement_is_numbered_in_order_and_stored_whole(store):
-    batch = [make_delivery(f"{i}".encode(), path=f"/b/{i}") for i in range(600)]  # three INSERT statements
+def test_a_batch_of_several_statements_is_numbered_in_order_and_stored_whole(store):
+    batch = [make_delivery(f"{i}".encode(), path=f"/b/{i}") for i in range(600)]  # several INSERT statements
     assert store.insert_deliveries(batch) == list(range(1, 601))
     assert [d.seq for d in batch] == list(range(1, 601))
     assert store.get(600).path == "/b/599" and store.get(257).body == b"256"
