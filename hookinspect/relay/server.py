@@ -12,7 +12,7 @@ import asyncio
 import base64
 import json
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl
@@ -94,21 +94,40 @@ class BatchingAppender:
                     self.hub.publish(channel, events)
 
 
+class _Recent:
+    """The newest committed events of one channel, oldest first, and their body bytes."""
+
+    def __init__(self) -> None:
+        self.events: deque[RelayEvent] = deque()
+        self.size = 0
+
+
 class ChannelHub:
     """Wakes the subscribers of a channel when something new is stored, and keeps the newest
-    events of each channel in memory, so that live subscribers need not read them back."""
+    events of recently active channels in memory, so that live subscribers need not read
+    them back. Memory is bounded by events and bytes per channel and by channel count."""
 
     RECENT_PER_CHANNEL = 1024
+    RECENT_BYTES_PER_CHANNEL = 1024 * 1024
+    RECENT_CHANNELS = 64
 
     def __init__(self, remember: bool = True) -> None:
         self._events: dict[str, asyncio.Event] = {}
-        self._recent: dict[str, deque[RelayEvent]] = {}
+        self._recent: OrderedDict[str, _Recent] = OrderedDict()  # least recently published first
         self._remember = remember  # False when other processes append to the same store
 
     def publish(self, channel: str, events: list[RelayEvent]) -> None:
         """Events just committed, in id order."""
         if self._remember:
-            self._recent.setdefault(channel, deque(maxlen=self.RECENT_PER_CHANNEL)).extend(events)
+            recent = self._recent.pop(channel, None) or _Recent()
+            self._recent[channel] = recent
+            recent.events.extend(events)
+            recent.size += sum(len(event.body) for event in events)
+            while recent.events and (len(recent.events) > self.RECENT_PER_CHANNEL
+                                     or recent.size > self.RECENT_BYTES_PER_CHANNEL):
+                recent.size -= len(recent.events.popleft().body)
+            while len(self._recent) > self.RECENT_CHANNELS:
+                self._recent.popitem(last=False)
         self.notify(channel)
 
     def recent_after(self, channel: str, after_id: int, limit: int) -> list[RelayEvent] | None:
@@ -118,10 +137,10 @@ class ChannelHub:
         so memory is complete for a subscriber that already has that oldest event.
         """
         recent = self._recent.get(channel)
-        if not recent or after_id < recent[0].id:
+        if recent is None or not recent.events or after_id < recent.events[0].id:
             return None
         newer: list[RelayEvent] = []
-        for event in reversed(recent):
+        for event in reversed(recent.events):
             if event.id <= after_id:
                 break
             newer.append(event)

@@ -144,6 +144,23 @@ def test_memory_serves_only_what_it_holds_whole():
     assert shared.recent_after("a", 0, 10) is None
 
 
+def test_memory_is_bounded_by_bytes_and_channels():
+    hub = ChannelHub()
+    hub.RECENT_BYTES_PER_CHANNEL, hub.RECENT_CHANNELS = 10, 2
+
+    def event(i, channel="a", size=4):
+        return RelayEvent(i, channel, 0, "POST", "/", "", [], b"x" * size)
+
+    hub.publish("a", [event(1), event(2), event(3)])  # 12 bytes: the oldest goes
+    assert hub.recent_after("a", 1, 10) is None and [e.id for e in hub.recent_after("a", 2, 10)] == [3]
+    hub.publish("a", [event(4, size=50)])  # bigger than the budget: memory gives up on "a"
+    assert hub.recent_after("a", 3, 10) is None
+    hub.publish("b", [event(5, "b")])
+    hub.publish("c", [event(6, "c")])  # a third channel: the least recently published is dropped
+    assert hub.recent_after("a", 3, 10) is None and hub.recent_after("b", 5, 10) == []
+    assert hub.recent_after("c", 6, 10) == []
+
+
 async def test_a_subscriber_from_further_back_than_memory_gets_everything_in_order(relay, monkeypatch):
     monkeypatch.setattr(ChannelHub, "RECENT_PER_CHANNEL", 2)
     url, _ = relay
