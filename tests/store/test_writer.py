@@ -1,4 +1,5 @@
 import asyncio
+import sqlite3
 
 import pytest
 
@@ -45,3 +46,26 @@ async def test_writer_reports_a_store_it_cannot_open(tmp_path):
     writer = GroupCommitWriter(bad)
     with pytest.raises(StoreError):
         await asyncio.to_thread(writer.start)
+
+
+async def test_a_duplicate_in_a_batch_of_captures_fails_alone(store_path):
+    # A batch of plain captures is one INSERT statement: one bad row fails the statement, so
+    # the writer stores the others one by one and only the duplicate gets its error.
+    writer = GroupCommitWriter(store_path)
+    await asyncio.to_thread(writer.start)
+    try:
+        first = make_delivery(b"first")
+        first.origin = "https://relay.example/c/x#1"
+        assert await writer.insert_delivery(first) == 1
+        again = make_delivery(b"again")
+        again.origin = first.origin
+        results = await asyncio.gather(
+            writer.insert_delivery(make_delivery(b"a")), writer.insert_delivery(again),
+            writer.insert_delivery(make_delivery(b"b")), return_exceptions=True,
+        )
+    finally:
+        await asyncio.to_thread(writer.close)
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    assert sorted([results[0], results[2]]) == [2, 3]  # the failed statement used up no numbers
+    with Store(store_path) as store:
+        assert sorted(bytes(store.get(seq).body) for seq in store.seqs()) == [b"a", b"b", b"first"]
