@@ -113,7 +113,7 @@ class RelaySubscriber:
                     down_since = time.strftime("%H:%M:%S")
                 failures = 0 if self._is_ready else failures + 1
                 delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
-                self.on_state(f"relay disconnected since {down_since} ({reason}); reconnecting in {delay:g} s")
+                self.on_state(f"disconnected since {down_since} ({reason}); reconnecting in {delay:g} s")
                 await asyncio.sleep(delay)
 
     _is_ready = False
@@ -138,7 +138,7 @@ class RelaySubscriber:
         async for event in source.aiter_sse():
             if event.event == "ready":
                 self._is_ready = True
-                self.on_state(f"relay connected: {channel_url(self.source)} (resuming after #{last or 0})")
+                self.on_state(f"connected: {channel_url(self.source)} (resuming after #{last or 0})")
                 continue
             if event.event in ("caught-up", "ping"):  # caught-up: ours, after the backlog
                 while pending:
@@ -154,7 +154,7 @@ class RelaySubscriber:
             try:
                 data = json.loads(event.data)
             except ValueError:
-                self.on_state(f"relay sent an unreadable event {event.id}; skipped")
+                self.on_state(f"sent an unreadable event {event.id}; skipped")
                 continue
             # Stores are pipelined (the writer commits in arrival order, in shared
             # transactions); a bounded number is in flight, so a resume point is never ahead

@@ -182,7 +182,7 @@ class HookinspectApp(App[None]):
         if self.listening_on:
             parts.append(Text(f"listening on {self.listening_on}", style="green"))
         if self.relay_state:
-            parts.append(safe_text(self.relay_state, "blue"))
+            parts.append(safe_text(f"relay {self.relay_state}", "blue"))
         parts.append(Text(f"store {self.store_path}", style="dim"))
         parts.append(Text(f"→ {self.target}" if self.target else "no target (R asks)", style="cyan" if self.target else "dim"))
         shown = len(self.query_one(DeliveryList).seqs)

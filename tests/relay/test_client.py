@@ -100,6 +100,7 @@ def test_offline_client_gets_exactly_what_it_missed_in_order(tmp_path):
         stop_process(relay)
     assert stored_bodies(store) == [b'{"before":1}', *bodies]  # all, in order, none twice
     assert "caught up 100 missed deliveries" in out
+    assert "relay connected: " + channel["url"] in out and "relay relay" not in out  # the live line names it once
 
 
 def test_relay_restart_with_pending_deliveries_loses_none(tmp_path):
