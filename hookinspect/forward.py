@@ -82,25 +82,45 @@ def build_request(delivery: Delivery, target: str, edits: RequestEdits | None = 
     edits = edits or RequestEdits()
     url = target_url(target, delivery.path, delivery.query)
     body = edits.body if edits.body is not None else delivery.body
-    headers = Headers(pair for pair in delivery.headers if pair[0].lower() not in HOP_BY_HOP)
-    for name in edits.drop_headers:
-        headers = headers.without(name)
+    dropped = HOP_BY_HOP.union(name.lower() for name in edits.drop_headers)
+    pairs = [pair for pair in delivery.headers if pair[0].lower() not in dropped]
+    present = {name.lower() for name, _ in pairs}
+    # Each change replaces every header of its name by one, at the place of the first, or is
+    # added at the end; they are collected here and applied in one pass over the pairs.
+    changes: dict[str, tuple[str, str]] = {}
     for name, value in edits.set_headers:
-        headers = headers.with_set(name, value)
+        changes[name.lower()] = (name, value)
+
+    def has(name: str) -> bool:
+        return name in present or name in changes
+
     netloc = urlsplit(url).netloc.rsplit("@", 1)[-1]
-    headers = headers.with_set("Host", netloc) if "host" in headers else Headers([("Host", netloc), *headers])
-    if body or delivery.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or "content-length" in headers:
-        headers = headers.with_set("Content-Length", str(len(body)))
+    host_first = not has("host")  # a request without Host gets it first, where clients put it
+    if not host_first:
+        changes["host"] = ("Host", netloc)
+    if body or delivery.method not in ("GET", "HEAD", "OPTIONS", "DELETE") or has("content-length"):
+        changes["content-length"] = ("Content-Length", str(len(body)))
     if forwarded:
         original_host = delivery.headers.get("host")
         if delivery.remote_addr:
             prior = delivery.headers.get("x-forwarded-for")
-            headers = headers.with_set("X-Forwarded-For", f"{prior}, {delivery.remote_addr}" if prior else delivery.remote_addr)
-        if original_host and "x-forwarded-host" not in headers:
-            headers = headers.with_set("X-Forwarded-Host", original_host)
-        if "x-forwarded-proto" not in headers:
-            headers = headers.with_set("X-Forwarded-Proto", "http")
-    return SentRequest(method=edits.method or delivery.method, url=url, headers=headers, body=body)
+            changes["x-forwarded-for"] = ("X-Forwarded-For", f"{prior}, {delivery.remote_addr}" if prior else delivery.remote_addr)
+        if original_host and not has("x-forwarded-host"):
+            changes["x-forwarded-host"] = ("X-Forwarded-Host", original_host)
+        if not has("x-forwarded-proto"):
+            changes["x-forwarded-proto"] = ("X-Forwarded-Proto", "http")
+    out = [("Host", netloc)] if host_first else []
+    placed: set[str] = set()
+    for name, value in pairs:
+        lower = name.lower()
+        change = changes.get(lower)
+        if change is None:
+            out.append((name, value))
+        elif lower not in placed:
+            out.append(change)
+            placed.add(lower)
+    out += [change for lower, change in changes.items() if lower not in present]
+    return SentRequest(method=edits.method or delivery.method, url=url, headers=Headers(out), body=body)
 
 
 class Forwarder:
