@@ -88,13 +88,41 @@ MINIMAL_CAPTURE_SERVER = textwrap.dedent("""
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """)
 
-# The least a reverse proxy can do: aiohttp's server and client, nothing stored or recorded.
+# The least a reverse proxy can do: aiohttp's server and client, nothing recorded. Given a
+# store path as a third argument it first commits each request as the minimal durable
+# receiver above does (what `listen --forward-to` must do at the least); else nothing is stored.
 MINIMAL_PROXY = textwrap.dedent("""
-    import sys
+    import asyncio, json, queue, sqlite3, sys, threading
     from aiohttp import ClientSession, web
+
+    jobs = queue.SimpleQueue()
+
+    def write(path):
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("CREATE TABLE IF NOT EXISTS d (seq INTEGER PRIMARY KEY, method, path, headers, body)")
+        while True:
+            batch = [jobs.get()]
+            while True:
+                try:
+                    batch.append(jobs.get_nowait())
+                except queue.Empty:
+                    break
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO d (method, path, headers, body) VALUES (?, ?, ?, ?)", [r for r, _, _ in batch])
+            conn.execute("COMMIT")
+            loop = batch[0][2]
+            loop.call_soon_threadsafe(lambda b=batch: [f.set_result(None) for _, f, _ in b])
 
     async def handle(request):
         body = await request.read()
+        if durable:
+            loop = asyncio.get_running_loop()
+            done = loop.create_future()
+            headers = json.dumps([(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers])
+            jobs.put(((request.method, request.raw_path, headers, body), done, loop))
+            await done
         async with request.app["session"].request(request.method, sys.argv[2] + request.path_qs, data=body,
                                                   headers={"Content-Type": request.content_type}) as answer:
             return web.Response(status=answer.status, body=await answer.read())
@@ -104,6 +132,9 @@ MINIMAL_PROXY = textwrap.dedent("""
         yield
         await app["session"].close()
 
+    durable = len(sys.argv) > 3
+    if durable:
+        threading.Thread(target=write, args=(sys.argv[3],), daemon=True).start()
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.cleanup_ctx.append(session)
     app.router.add_route("*", "/{tail:.*}", handle)

@@ -76,18 +76,22 @@ def main() -> None:
         direct_url, proxied_url = f"http://127.0.0.1:{target_port}/hook", f"http://127.0.0.1:{proxy_port}/hook"
         print("== 16 connections, 2 KiB JSON POST (wrk -t1) ==")
         print("   minimal proxy (ref): aiohttp server + aiohttp client, nothing stored or recorded")
-        print(f"{'path':<28}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
+        print("   minimal durable proxy (ref): the same, committing each request (group commit) before forwarding")
+        print(f"{'path':<30}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
         run_wrk(proxied_url, body_path, 16, 1)
         direct = run_wrk(direct_url, body_path, 16, args.seconds)
         through = run_wrk(proxied_url, body_path, 16, args.seconds)
-        least_port = free_port()
-        least_proxy = start_script(MINIMAL_PROXY, least_port, f"http://127.0.0.1:{target_port}")
-        try:
-            run_wrk(f"http://127.0.0.1:{least_port}/hook", body_path, 16, 1)
-            least = run_wrk(f"http://127.0.0.1:{least_port}/hook", body_path, 16, args.seconds)
-        finally:
-            stop(least_proxy)
-        rows = [("direct to target", direct), ("minimal proxy (ref)", least), ("through hookinspect", through)]
+        references = []
+        for name, store_args in (("minimal proxy (ref)", ()),
+                                 ("minimal durable proxy (ref)", (str(Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "m.db"),))):
+            least_port = free_port()
+            least_proxy = start_script(MINIMAL_PROXY, least_port, f"http://127.0.0.1:{target_port}", *store_args)
+            try:
+                run_wrk(f"http://127.0.0.1:{least_port}/hook", body_path, 16, 1)
+                references.append((name, run_wrk(f"http://127.0.0.1:{least_port}/hook", body_path, 16, args.seconds)))
+            finally:
+                stop(least_proxy)
+        rows = [("direct to target", direct), *references, ("through hookinspect", through)]
         if args.mitmdump:
             mitm_port = free_port()
             flows = Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "flows"
@@ -100,10 +104,10 @@ def main() -> None:
             finally:
                 stop(mitm)
         for name, fig in rows:
-            print(f"{name:<28}{fig['rps']:>10.0f}{fig['p50_us'] / 1000:>9.2f}{fig['p99_us'] / 1000:>9.2f}"
+            print(f"{name:<30}{fig['rps']:>10.0f}{fig['p50_us'] / 1000:>9.2f}{fig['p99_us'] / 1000:>9.2f}"
                   f"{fig['errors'] + fig['non2xx']:>8}{fig['rps'] / direct['rps']:>8.2f}")
-        if len(rows) == 4:
-            mitm_fig = rows[3][1]
+        if args.mitmdump:
+            mitm_fig = rows[-1][1]
             print(f"hookinspect vs mitmdump: {through['rps'] / mitm_fig['rps']:.1f}x the throughput, "
                   f"p50 {through['p50_us'] / 1000:.1f} vs {mitm_fig['p50_us'] / 1000:.1f} ms")
         print("\n== steady 100 req/s (one httpx client) ==")
