@@ -54,6 +54,12 @@ class Headers:
                 first.setdefault(k.lower(), v)
         return first.get(name.lower(), default)
 
+    def names(self) -> frozenset[str]:
+        """The header names present, lower-cased."""
+        if self._first is None:
+            self.get("")
+        return frozenset(self._first)  # type: ignore[arg-type]
+
     def get_all(self, name: str) -> list[str]:
         lname = name.lower()
         return [v for k, v in self._pairs if k.lower() == lname]

@@ -61,7 +61,33 @@ def message_of(delivery: Delivery, url: str | None = None) -> SignedMessage:
     return SignedMessage(delivery.method, url, delivery.headers, delivery.body)
 
 
+# What every detector above needs before it can answer: one of these headers, a user agent
+# or a content type of its kind, or (FHIR) a resourceType near the start of the body. A capture
+# with none of them (most plain POSTs) skips the detectors, which costs the receiver more than
+# its own work otherwise. A provider added above must add its signs here
+# (tests/signing/test_registry.py runs every sample through both paths).
+CUE_HEADERS = frozenset({
+    stripe.HEADER.lower(), "x-github-event", "svix-id", "svix-signature", "webhook-id", "webhook-signature",
+    "x-shopify-topic", "shopify-topic", *(name.lower() for name in shopify.HEADERS), "x-slack-signature",
+    twilio.HEADER.lower(),
+})
+
+
+def may_be_from_a_provider(headers: Headers, body: bytes) -> bool:
+    if not CUE_HEADERS.isdisjoint(headers.names()):
+        return True
+    user_agent = headers.get("user-agent") or ""
+    if user_agent.startswith("Stripe/") or "Slackbot" in user_agent:
+        return True
+    content_type = (headers.get("content-type") or "").lower()
+    if content_type.startswith("application/x-www-form-urlencoded") or "fhir" in content_type:
+        return True
+    return b'"resourceType"' in body[:4096]
+
+
 def detect(message: SignedMessage) -> tuple[Provider, Detection] | None:
+    if not may_be_from_a_provider(message.headers, message.body):
+        return None
     for provider in PROVIDERS.values():
         found = provider.detect(message)
         if found is not None:
@@ -131,6 +157,8 @@ class Check:
 def check_delivery(delivery: Delivery, secrets: Secrets, now: float | None = None, url: str | None = None,
                    provider: str | None = None) -> Check:
     """Detect the provider and event type, and verify the signature when a secret is known."""
+    if provider is None and not may_be_from_a_provider(delivery.headers, delivery.body):
+        return Check(None, None, None)
     message = message_of(delivery, url)
     now = time.time() if now is None else now
     if provider is not None:

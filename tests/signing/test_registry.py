@@ -6,7 +6,15 @@ import pytest
 from hookinspect.errors import UsageError
 from hookinspect.model import Headers, SentRequest
 from hookinspect.samples import build_sample_request, list_samples
-from hookinspect.signing.registry import Secrets, annotate_delivery, check_delivery, resigner_for
+from hookinspect.signing.base import SignedMessage
+from hookinspect.signing.registry import (
+    PROVIDERS,
+    Secrets,
+    annotate_delivery,
+    check_delivery,
+    may_be_from_a_provider,
+    resigner_for,
+)
 from tests.factories import make_delivery
 
 SECRETS = {"stripe": "whsec_stripe", "github": "gh-secret", "shopify": "shpss_x", "slack": "slack-secret",
@@ -38,6 +46,23 @@ def test_every_sample_is_detected_and_verifies_with_its_secret(sample):
         assert check_delivery(delivery, wrong).verdict.status == "invalid"
     else:
         assert result.verdict is None
+
+
+@pytest.mark.parametrize("sample", list_samples(), ids=lambda s: s.name)
+def test_the_quick_refusal_never_hides_a_provider(sample):
+    delivery = delivery_from_sample(sample, SECRETS.get(sample.provider or ""))
+    assert may_be_from_a_provider(delivery.headers, delivery.body)
+    # and each detector alone still finds it with the cue that let it through
+    message = SignedMessage(delivery.method, "http://h/", delivery.headers, delivery.body)
+    assert any(provider.detect(message) for provider in PROVIDERS.values())
+
+
+def test_a_plain_post_skips_the_detectors_and_none_of_them_would_answer():
+    delivery = make_delivery(b'{"type":"invoice.paid","data":{}}', headers=[("User-Agent", "curl/8"), ("X-Request-Id", "1")])
+    assert not may_be_from_a_provider(delivery.headers, delivery.body)
+    message = SignedMessage(delivery.method, "http://h/", delivery.headers, delivery.body)
+    assert all(provider.detect(message) is None for provider in PROVIDERS.values())
+    assert check_delivery(delivery, Secrets()).provider is None
 
 
 def test_event_types_follow_each_provider():
