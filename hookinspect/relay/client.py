@@ -83,7 +83,9 @@ class RelaySubscriber:
 
     def _subscribe_url(self) -> str:
         parts = urlsplit(self.source)
-        query = parts.query + ("&" if parts.query else "") + "raw=1"  # ours sends raw bytes; smee ignores it
+        # Ours sends the exact bytes, and with smee=0 nothing else (an older relay of ours sends
+        # smee's shape as well; smee.io ignores both and sends only its shape).
+        query = parts.query + ("&" if parts.query else "") + "raw=1&smee=0"
         return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
     async def _resume_after(self) -> int | None:

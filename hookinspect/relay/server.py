@@ -3,7 +3,8 @@
 It speaks smee.io's protocol (HEAD|GET /new, SSE on GET /<channel>, the flat JSON `data:`),
 so smee-client works against it, and adds what smee lacks: every delivery is stored, a
 subscriber that reconnects with `Last-Event-ID` gets everything it missed, private channels
-need a token, and subscribers that ask (`?raw=1`) get the exact bytes, so signatures verify.
+need a token, and subscribers that ask (`?raw=1`) get the exact bytes, so signatures verify
+(`&smee=0` leaves smee's flat shape out for those that read only the exact bytes).
 """
 
 from __future__ import annotations
@@ -303,8 +304,14 @@ async def ingest(request: web.Request, channel: Channel) -> web.Response:
     return web.Response(status=settings.response_status)
 
 
-def smee_payload(event: RelayEvent, include_raw: bool, remote: str | None = None) -> dict:
-    """smee's flat shape (lower-cased headers as keys, body, query, timestamp), plus ours when asked."""
+def smee_payload(event: RelayEvent, include_raw: bool, remote: str | None = None, include_smee: bool = True) -> dict:
+    """smee's flat shape (lower-cased headers as keys, body, query, timestamp), plus ours when asked.
+
+    A subscriber that reads only ours (hookinspect's own, `?raw=1&smee=0`) is spared the flat
+    shape: re-encoding the parsed body costs the relay more than the rest of the event.
+    """
+    if include_raw and not include_smee:
+        return {"timestamp": event.received_us // 1000, "hookinspect": _raw_fields(event, remote)}
     data: dict = {}
     for name, value in event.headers:
         data[name.lower()] = value
@@ -319,12 +326,17 @@ def smee_payload(event: RelayEvent, include_raw: bool, remote: str | None = None
     data["query"] = dict(parse_qsl(event.query, keep_blank_values=True))
     data["timestamp"] = event.received_us // 1000
     if include_raw:
-        data["hookinspect"] = {
-            "id": event.id, "method": event.method, "path": event.path, "query": event.query,
-            "headers": [[k, v] for k, v in event.headers], "body_base64": base64.b64encode(event.body).decode(),
-            "received_us": event.received_us, "remote": remote,
-        }
+        data["hookinspect"] = _raw_fields(event, remote)
     return data
+
+
+def _raw_fields(event: RelayEvent, remote: str | None) -> dict:
+    """The request exactly as it arrived: what a subscriber needs to store it byte for byte."""
+    return {
+        "id": event.id, "method": event.method, "path": event.path, "query": event.query,
+        "headers": [[k, v] for k, v in event.headers], "body_base64": base64.b64encode(event.body).decode(),
+        "received_us": event.received_us, "remote": remote,
+    }
 
 
 async def subscribe(request: web.Request, channel: Channel) -> web.StreamResponse:
@@ -335,6 +347,7 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
     settings = request.app[SETTINGS_KEY]
     hub = request.app[HUB_KEY]
     include_raw = request.query.get("raw") in ("1", "true")
+    include_smee = request.query.get("smee") not in ("0", "false")
     last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""
     last_id = int(last) if last.isdigit() else None
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -356,7 +369,7 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
             if events:
                 chunk = bytearray()
                 for event in events:
-                    data = json.dumps(smee_payload(event, include_raw), separators=(",", ":"))
+                    data = json.dumps(smee_payload(event, include_raw, include_smee=include_smee), separators=(",", ":"))
                     chunk += f"id: {event.id}\ndata: {data}\n\n".encode()
                     last_id = event.id
                 await response.write(bytes(chunk))

@@ -85,6 +85,20 @@ async def test_catch_up_with_last_event_id_and_raw_bytes(relay):
     assert all("hookinspect" not in json.loads(e["data"]) for e in later if "id" in e)  # smee shape unless asked
 
 
+async def test_a_subscriber_of_the_exact_bytes_only_can_leave_smees_shape_out(relay):
+    url, _ = relay
+    async with httpx.AsyncClient() as client:
+        created = (await client.post(url + "/api/channels", json={"public": True})).json()
+        body = b'{"n": 1, "\xff": "not utf-8 \xfe"}'
+        await client.post(created["url"] + "/p?q=1", content=body, headers={"Content-Type": "application/json"})
+        headers = {"Accept": "text/event-stream", "Last-Event-ID": "0"}
+        async with client.stream("GET", created["url"] + "?raw=1&smee=0", headers=headers) as response:
+            [message] = [json.loads(e["data"]) for e in await read_events(response, 1) if "id" in e]
+    assert set(message) == {"timestamp", "hookinspect"}  # no flat headers, no parsed body
+    assert base64.b64decode(message["hookinspect"]["body_base64"]) == body
+    assert message["hookinspect"]["query"] == "q=1" and message["hookinspect"]["path"] == "/p"
+
+
 async def test_live_delivery_reaches_a_subscriber_at_once(relay):
     url, _ = relay
     async with httpx.AsyncClient() as client:
