@@ -47,11 +47,11 @@ BARE_SERVER = textwrap.dedent("""
 # Reference points for what this stack can do at best on the machine at hand. Neither is
 # hookinspect: they show how much of the gap to the bare server is the stack's own cost.
 
-# The least a durable receiver can do: aiohttp, a writer thread with group commit, and one
-# table without indexes; no model, no provider detection, no store schema.
-MINIMAL_CAPTURE_SERVER = textwrap.dedent("""
-    import asyncio, json, queue, sqlite3, sys, threading
-    from aiohttp import web
+# The least a durable store can do: a writer thread that commits whatever is queued in one
+# transaction, into one table without indexes, then wakes the waiting requests. `commit(request,
+# body)` returns once the request is stored. Shared by the two reference servers below.
+_MINIMAL_STORE = textwrap.dedent("""
+    import asyncio, json, queue, sqlite3, threading
 
     jobs = queue.SimpleQueue()
 
@@ -73,56 +73,44 @@ MINIMAL_CAPTURE_SERVER = textwrap.dedent("""
             loop = batch[0][2]
             loop.call_soon_threadsafe(lambda b=batch: [f.set_result(None) for _, f, _ in b])
 
-    async def handle(request):
-        body = await request.read()
+    def start_store(path):
+        threading.Thread(target=write, args=(path,), daemon=True).start()
+
+    async def commit(request, body):
         loop = asyncio.get_running_loop()
         done = loop.create_future()
         headers = json.dumps([(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers])
         jobs.put(((request.method, request.raw_path, headers, body), done, loop))
         await done
+""")
+
+# The least a durable receiver can do: aiohttp and the store above; no model, no provider
+# detection, no store schema.
+MINIMAL_CAPTURE_SERVER = _MINIMAL_STORE + textwrap.dedent("""
+    import sys
+    from aiohttp import web
+
+    async def handle(request):
+        await commit(request, await request.read())
         return web.Response(text="ok")
 
-    threading.Thread(target=write, args=(sys.argv[2],), daemon=True).start()
+    start_store(sys.argv[2])
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_route("*", "/{tail:.*}", handle)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """)
 
 # The least a reverse proxy can do: aiohttp's server and client, nothing recorded. Given a
-# store path as a third argument it first commits each request as the minimal durable
-# receiver above does (what `listen --forward-to` must do at the least); else nothing is stored.
-MINIMAL_PROXY = textwrap.dedent("""
-    import asyncio, json, queue, sqlite3, sys, threading
+# store path as a third argument it first commits each request to the store above (what
+# `listen --forward-to` must do at the least); else nothing is stored.
+MINIMAL_PROXY = _MINIMAL_STORE + textwrap.dedent("""
+    import sys
     from aiohttp import ClientSession, web
-
-    jobs = queue.SimpleQueue()
-
-    def write(path):
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("CREATE TABLE IF NOT EXISTS d (seq INTEGER PRIMARY KEY, method, path, headers, body)")
-        while True:
-            batch = [jobs.get()]
-            while True:
-                try:
-                    batch.append(jobs.get_nowait())
-                except queue.Empty:
-                    break
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany("INSERT INTO d (method, path, headers, body) VALUES (?, ?, ?, ?)", [r for r, _, _ in batch])
-            conn.execute("COMMIT")
-            loop = batch[0][2]
-            loop.call_soon_threadsafe(lambda b=batch: [f.set_result(None) for _, f, _ in b])
 
     async def handle(request):
         body = await request.read()
         if durable:
-            loop = asyncio.get_running_loop()
-            done = loop.create_future()
-            headers = json.dumps([(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers])
-            jobs.put(((request.method, request.raw_path, headers, body), done, loop))
-            await done
+            await commit(request, body)
         async with request.app["session"].request(request.method, sys.argv[2] + request.path_qs, data=body,
                                                   headers={"Content-Type": request.content_type}) as answer:
             return web.Response(status=answer.status, body=await answer.read())
@@ -134,7 +122,7 @@ MINIMAL_PROXY = textwrap.dedent("""
 
     durable = len(sys.argv) > 3
     if durable:
-        threading.Thread(target=write, args=(sys.argv[3],), daemon=True).start()
+        start_store(sys.argv[3])
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.cleanup_ctx.append(session)
     app.router.add_route("*", "/{tail:.*}", handle)
