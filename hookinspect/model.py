@@ -46,19 +46,19 @@ class Headers:
             for k, v in self._pairs
         ]
 
-    def get(self, name: str, default: str | None = None) -> str | None:
-        first = self._first
-        if first is None:
-            first = self._first = {}
+    def _index(self) -> dict[str, str]:
+        if self._first is None:
+            self._first = {}
             for k, v in self._pairs:
-                first.setdefault(k.lower(), v)
-        return first.get(name.lower(), default)
+                self._first.setdefault(k.lower(), v)
+        return self._first
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self._index().get(name.lower(), default)
 
     def names(self) -> frozenset[str]:
         """The header names present, lower-cased."""
-        if self._first is None:
-            self.get("")
-        return frozenset(self._first)  # type: ignore[arg-type]
+        return frozenset(self._index())
 
     def get_all(self, name: str) -> list[str]:
         lname = name.lower()
