@@ -268,8 +268,9 @@ async def mock_response(mock: MockResponse, delivery: Delivery) -> web.Response:
     if mock.delay > 0:
         await asyncio.sleep(mock.delay)
     if mock.body is None:
-        # seq is an int and id is hex, so formatting gives the same JSON as json.dumps, cheaper.
-        body = b'{"received": true, "seq": %d, "id": "%s"}\n' % (delivery.seq, delivery.id.encode())
+        # seq is an int (or unset) and id is hex: formatting gives json.dumps's JSON, cheaper.
+        seq = b"null" if delivery.seq is None else b"%d" % delivery.seq
+        body = b'{"received": true, "seq": %s, "id": "%s"}\n' % (seq, delivery.id.encode())
         response = web.Response(status=mock.status, body=body, content_type="application/json")
     else:
         response = web.Response(status=mock.status, body=mock.body)
