@@ -1,33 +1,8 @@
 import asyncio
-import ssl
-import subprocess
 
 import pytest
-from aiohttp import web
 
 from hookinspect.httpclient import HTTPClient, HTTPClientError
-
-
-@pytest.fixture
-async def tls_server(tmp_path):
-    """An https server on loopback with a self-signed certificate made by openssl."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-
-    async def handle(request):
-        return web.Response(text="secure")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    yield f"https://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
-    await runner.cleanup()
 
 
 async def test_a_self_signed_certificate_is_a_tls_error_unless_insecure(tls_server):

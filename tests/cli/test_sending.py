@@ -2,7 +2,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 
@@ -256,31 +255,9 @@ async def test_listen_records_verdicts_and_ls_filters_by_them(tmp_path):
     assert "whsec_bad" not in checked.output  # secrets are never printed
 
 
-async def test_replay_insecure_reaches_a_self_signed_https_target(store_path, tmp_path):
+async def test_replay_insecure_reaches_a_self_signed_https_target(store_path, tls_server):
     seed(store_path, make_delivery())
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
-    import ssl
-
-    from aiohttp import web
-
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    async def ok(request):
-        return web.Response(text="ok")
-
-    app_ = web.Application()
-    app_.router.add_route("*", "/{tail:.*}", ok)
-    app_runner = web.AppRunner(app_)
-    await app_runner.setup()
-    site = web.TCPSite(app_runner, "127.0.0.1", 0, ssl_context=context)
-    await site.start()
-    url = f"https://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
-    try:
-        strict = await invoke("replay", "1", "--to", url, "--store", str(store_path))
-        loose = await invoke("replay", "1", "--to", url, "-k", "--store", str(store_path))
-    finally:
-        await app_runner.cleanup()
+    strict = await invoke("replay", "1", "--to", tls_server, "--store", str(store_path))
+    loose = await invoke("replay", "1", "--to", tls_server, "-k", "--store", str(store_path))
     assert strict.exit_code == 1 and "tls" in strict.stdout
     assert loose.exit_code == 0
