@@ -163,6 +163,8 @@ def new_id() -> str:
 
 
 _ids = random.Random(os.urandom(16))
+# A forked child would otherwise repeat its parent's ids from the fork on.
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(16)))
 
 
 @dataclass(kw_only=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import ipaddress
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,8 +293,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> tuple[web.AppRunner, list[str]]:
-    """Start serving; returns the runner (for cleanup) and the bound base URLs."""
+async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
+                       sock: socket.socket | None = None) -> tuple[web.AppRunner, list[str]]:
+    """Start serving on host:port, or on a bound `sock`; returns the runner (for cleanup) and the base URLs."""
     runner = web.AppRunner(
         app,
         access_log=None,
@@ -305,15 +307,15 @@ async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int
         auto_decompress=False,
     )
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site: web.BaseSite = web.SockSite(runner, sock) if sock is not None else web.TCPSite(runner, host, port, reuse_address=True)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "pick another --port") from None
     urls = []
-    for sock in site._server.sockets if site._server else []:  # noqa: SLF001 - aiohttp exposes no public accessor
-        addr: Any = sock.getsockname()
+    for bound in site._server.sockets if site._server else []:  # noqa: SLF001 - aiohttp exposes no public accessor
+        addr: Any = bound.getsockname()
         shown = f"[{addr[0]}]" if ":" in addr[0] else addr[0]
         urls.append(f"http://{shown}:{addr[1]}")
     return runner, urls

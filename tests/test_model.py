@@ -1,7 +1,8 @@
 import gzip
+import os
 
 from hookinspect.body import NOT_JSON
-from hookinspect.model import Delivery, Headers
+from hookinspect.model import Delivery, Headers, new_id
 from tests.factories import make_delivery
 
 
@@ -48,3 +49,16 @@ def test_to_dict_and_from_dict_are_inverse_and_byte_exact():
 def test_received_at_has_microseconds():
     delivery = make_delivery(received_us=1_764_345_600_123_456)
     assert delivery.received_at == "2025-11-28T16:00:00.123456Z"
+
+
+def test_a_forked_process_does_not_repeat_its_parents_ids():
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id and leave without running anything else
+        os.write(write_end, new_id().encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(pid, 0)
+    child_id = os.read(read_end, 64).decode()
+    os.close(read_end)
+    assert len(child_id) == 32 and child_id[12:] != new_id()[12:]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import signal
+import socket
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +27,7 @@ from hookinspect.cli.common import (
 from hookinspect.cli.output import Output, human_size, safe_text
 from hookinspect.cli.render import VERDICT_STYLES, local_time, status_style
 from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, Settings
-from hookinspect.errors import UsageError
+from hookinspect.errors import HookinspectError, NetworkError, UsageError
 from hookinspect.store.sqlite import Store, default_store_path
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ def listen(
     source: str | None = typer.Option(None, "--source", help="Also take deliveries from a relay channel (ours or smee.io). Example: --source https://relay.example.com/AbC…"),
     token: str | None = typer.Option(None, "--token", envvar="HOOKINSPECT_RELAY_TOKEN", help="The channel's subscribe token (from `hookinspect channel new`)."),
     ui: bool = typer.Option(False, "--ui", help="Open the terminal UI while listening."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Receiver processes sharing the port and the store, for high request rates (Linux). Example: --workers 2 [default: 1]"),
     store_path: Path | None = STORE_OPTION,
 ) -> None:
     """Receive webhooks: store every request durably, then answer it."""
@@ -185,6 +187,7 @@ def listen(
     settings = Settings()
     host = settings.get("host", host, DEFAULT_HOST)
     port = settings.get_int("port", port, DEFAULT_PORT)
+    workers = settings.get_int("workers", workers, 1)
     limit = parse_size(str(settings.get("max_body", max_body, DEFAULT_MAX_BODY)))
     path = Path(store_path or default_store_path())
     Store(path).close()  # fail now, before binding, if the store cannot be opened or migrated
@@ -198,6 +201,8 @@ def listen(
     if source is not None and receiver_settings.forward is not None:
         # Deliveries from a relay have no sender waiting for an answer: they go out from the queue.
         receiver_settings.forward.ack = True
+    if workers > 1:
+        check_workers_fit(ui=ui, source=source, ack=receiver_settings.forward is not None and receiver_settings.forward.ack)
     secrets = gather_secrets(secret)
     is_verifying = bool(secrets) if verify is None else verify
     receiver_settings.inspect = lambda delivery: annotate_delivery(delivery, secrets, is_verifying)
@@ -211,30 +216,86 @@ def listen(
     printer = LivePrinter(out.stdout) if not quiet else None
     if printer is not None:
         receiver_settings.on_event = printer
-    asyncio.run(_serve(out, path, receiver_settings, str(host), int(port or 0), printer))
+    if workers == 1:
+        asyncio.run(_serve(out, path, receiver_settings, str(host), int(port or 0), printer))
+    else:
+        _serve_with_workers(out, path, receiver_settings, str(host), int(port or 0), printer, workers)
+
+
+def check_workers_fit(ui: bool, source: str | None, ack: bool) -> None:
+    from hookinspect.workers import workers_unavailable
+
+    reason = workers_unavailable()
+    if reason is not None:
+        raise UsageError(reason, "drop --workers")
+    for flag, is_set in (("--ui", ui), ("--source", source is not None), ("--ack", ack)):
+        if is_set:
+            # Each needs one process: the UI owns the terminal, a channel must be read once,
+            # and the retry queue must be worked once.
+            raise UsageError(f"{flag} runs in one process and cannot be combined with --workers", "drop --workers")
+
+
+def _serve_with_workers(out: Output, path: Path, settings: ReceiverSettings, host: str, port: int,
+                        printer: LivePrinter | None, workers: int) -> None:
+    from hookinspect.workers import bind_shared, fork_workers, stop_workers
+
+    try:
+        first = bind_shared(host, port)
+    except OSError as exc:
+        raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "pick another --port") from None
+    port = first.getsockname()[1]  # when 0 was asked for, the others join the port it got
+
+    def run_worker(parent: int) -> int:
+        first.close()  # the kernel would keep handing connections to it, and nobody accepts there
+        try:
+            sock = bind_shared(host, port)
+            asyncio.run(_serve(out, path, settings, host, port, printer, sock=sock, parent=parent))
+        except HookinspectError as exc:
+            out.error(exc.message)
+            return exc.exit_code
+        except Exception as exc:  # noqa: BLE001 - a worker's end must be said, the others keep serving
+            out.error(f"a worker stopped: {type(exc).__name__}: {exc}")
+            return 1
+        return 0
+
+    children = fork_workers(workers - 1, run_worker)
+    try:
+        asyncio.run(_serve(out, path, settings, host, port, printer, sock=first, workers=workers))
+    finally:
+        stop_workers(children)
+    out.info("stopped; every acknowledged delivery is in the store")
 
 
 async def _serve(out: Output, path: Path, settings: ReceiverSettings, host: str, port: int,
-                 printer: LivePrinter | None) -> None:
+                 printer: LivePrinter | None, sock: socket.socket | None = None, parent: int | None = None,
+                 workers: int = 1) -> None:
+    """Serve until SIGINT/SIGTERM. A worker (`parent` set) prints only its live lines and stops with its parent."""
     from hookinspect.receiver import create_app, is_loopback, start_server
+    from hookinspect.workers import stop_when_orphaned
 
     app_ = create_app(path, settings)
-    runner, urls = await start_server(app_, host, port)
+    runner, urls = await start_server(app_, host, port, sock=sock)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    if not is_loopback(host):
-        out.warn(f"listening on {host}, reachable from other machines: anyone who can reach it can send "
-                 "you requests and read nothing back but your mock answer. Use --host 127.0.0.1 unless you mean it.")
-    out.stderr.print(Text.assemble(("hookinspect ", "bold"), "listening on ", (", ".join(urls), "bold cyan"),
-                                   "  store ", (str(path), "cyan"), ("  (Ctrl+C to stop)", "dim")))
+    orphan_watch = asyncio.create_task(stop_when_orphaned(parent, stop)) if parent is not None else None
+    if parent is None:
+        if not is_loopback(host):
+            out.warn(f"listening on {host}, reachable from other machines: anyone who can reach it can send "
+                     "you requests and read nothing back but your mock answer. Use --host 127.0.0.1 unless you mean it.")
+        shown_workers = f"  {workers} workers" if workers > 1 else ""
+        out.stderr.print(Text.assemble(("hookinspect ", "bold"), "listening on ", (", ".join(urls), "bold cyan"),
+                                       "  store ", (str(path), "cyan"), shown_workers, ("  (Ctrl+C to stop)", "dim")))
     if printer is not None:
         printer.start()
     try:
         await stop.wait()
     finally:
         await runner.cleanup()
+        if orphan_watch is not None:
+            orphan_watch.cancel()
         if printer is not None:
             printer.stop()
-        out.info("stopped; every acknowledged delivery is in the store")
+        if workers == 1 and parent is None:
+            out.info("stopped; every acknowledged delivery is in the store")

@@ -1,10 +1,14 @@
 import asyncio
 import json
+import os
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from hookinspect.store.sqlite import Store
 from tests.factories import free_port, hookinspect_cmd, start_listen, stop_process
@@ -92,3 +96,73 @@ def test_mock_response_flags(tmp_path):
         stop_process(proc)
     assert response.status_code == 201 and response.json() == {"mocked": True}
     assert response.headers["x-mock"] == "yes"
+
+
+workers_need_linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers needs Linux")
+
+
+def child_pids(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def has_exited(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@workers_need_linux
+async def test_workers_share_the_port_and_the_store_and_stop_together(tmp_path):
+    store_path = tmp_path / "store.db"
+    proc, url = start_listen(store_path, "--quiet", "--workers", "2")
+    children = child_pids(proc.pid)
+    assert len(children) == 1
+    worker_cpu = cpu_seconds(children[0])
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=32), timeout=20) as client:
+        responses = await asyncio.gather(*(client.post(f"{url}/w/{i}", content=b'{"i":%d}' % i) for i in range(600)))
+    assert [r.status_code for r in responses] == [200] * 600
+    # Numbers come from one store: unique and gapless across the two processes.
+    assert sorted(r.json()["seq"] for r in responses) == list(range(1, 601))
+    assert cpu_seconds(children[0]) - worker_cpu > 0.05, "the second worker took no part of the load"
+    out, err = stop_process(proc)
+    err = " ".join(err.split())  # rich wraps at the pipe's default width
+    assert proc.returncode == 0 and "2 workers" in err and "stopped; every acknowledged delivery is in the store" in err
+    assert has_exited(children[0])
+    with Store(store_path, create=False) as store:
+        assert store.count() == 600
+        assert {d.path: d.body for d in (store.get(n) for n in range(1, 601))} == {f"/w/{i}": b'{"i":%d}' % i for i in range(600)}
+
+
+@workers_need_linux
+def test_workers_stop_when_listen_is_killed(tmp_path):
+    proc, url = start_listen(tmp_path / "store.db", "--quiet", "--workers", "3")
+    children = child_pids(proc.pid)
+    assert len(children) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while not all(has_exited(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(has_exited(pid) for pid in children), "a worker outlived the killed listen"
+
+
+@workers_need_linux
+def test_workers_print_live_lines_and_refuse_one_process_modes(tmp_path):
+    proc, url = start_listen(tmp_path / "store.db", "--workers", "2")
+    try:
+        for i in range(20):
+            httpx.post(f"{url}/line/{i}", content=b"{}")
+        time.sleep(0.5)
+    finally:
+        out, _err = stop_process(proc)
+    assert sorted(int(line.split("/line/")[1].split()[0]) for line in out.splitlines() if "/line/" in line) == list(range(20))
+    for flags in (["--ack", "--forward-to", "http://127.0.0.1:9/"], ["--source", "http://127.0.0.1:9/c/x"], ["--ui"]):
+        result = subprocess.run(hookinspect_cmd("listen", "--port", str(free_port()), "--store", str(tmp_path / "s.db"),
+                                                "--workers", "2", *flags), capture_output=True, text=True, timeout=30)
+        assert result.returncode == 2 and result.stderr.count("\n") <= 2 and "cannot be combined with --workers" in result.stderr
