@@ -1,6 +1,6 @@
 """Capture throughput, insert cost, listing speed and memory, against a bare aiohttp server.
 
-    python bench/capture.py [--seconds 8] [--rounds 2]
+    python bench/capture.py [--seconds 8] [--rounds 2] [--throughput-only]
 
 Needs `wrk` (apt-get install wrk). Everything runs on loopback and stops by itself.
 """
@@ -52,14 +52,17 @@ def throughput(seconds: int, rounds: int) -> None:
     print(f"{'server':<22}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
     stores: list[Path] = []
 
-    def start_ours(port: int) -> subprocess.Popen[bytes]:
-        stores.append(fresh_dir() / "store.db")
-        return start_listen(port, stores[-1])
+    def start_ours(*extra: str):
+        def start(port: int) -> subprocess.Popen[bytes]:
+            stores.append(fresh_dir() / "store.db")
+            return start_listen(port, stores[-1], *extra)
+        return start
 
     servers = (
         ("bare aiohttp", start_bare),
         ("minimal durable (ref)", lambda port: start_script(MINIMAL_CAPTURE_SERVER, port, str(fresh_dir() / "min.db"))),
-        ("hookinspect listen", start_ours),
+        ("hookinspect listen", start_ours()),
+        ("listen --workers 2", start_ours("--workers", "2")),
     )
     for connections in (16, 64):
         ratios: dict[str, list[float]] = {name: [] for name, _ in servers}
@@ -70,10 +73,11 @@ def throughput(seconds: int, rounds: int) -> None:
                 ratios[name].append(fig["rps"] / base)
                 print(f"{name:<22}{connections:>6}{fig['rps']:>10.0f}{fig['p50_us'] / 1000:>9.2f}"
                       f"{fig['p99_us'] / 1000:>9.2f}{fig['errors'] + fig['non2xx']:>8}{fig['rps'] / base:>8.2f}")
-            with Store(stores[-1], create=False) as opened:
-                stored, acknowledged = opened.count(), figures["hookinspect listen"]["requests"]
-            # wrk counts the measured run only; the store also holds the warm-up second's deliveries.
-            print(f"  stored {stored} deliveries for {acknowledged} measured requests plus the warm-up")
+            for store, name in zip(stores[-2:], ("hookinspect listen", "listen --workers 2"), strict=True):
+                with Store(store, create=False) as opened:
+                    stored, acknowledged = opened.count(), figures[name]["requests"]
+                # wrk counts the measured run only; the store also holds the warm-up second's deliveries.
+                print(f"  {name}: stored {stored} deliveries for {acknowledged} measured requests plus the warm-up")
         for name, values in ratios.items():
             if name != "bare aiohttp":
                 print(f"  {name} at {connections} connections: ratio median {statistics.median(values):.2f}"
@@ -157,10 +161,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=2, help="throughput rounds per connection count (runs vary)")
+    parser.add_argument("--throughput-only", action="store_true", help="skip insert cost, listing and memory")
     args = parser.parse_args()
     throughput(args.seconds, max(1, args.rounds))
-    insert_cost()
-    memory(args.seconds)
+    if not args.throughput_only:
+        insert_cost()
+        memory(args.seconds)
 
 
 if __name__ == "__main__":
