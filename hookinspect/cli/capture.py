@@ -246,7 +246,7 @@ def _serve_with_workers(out: Output, path: Path, settings: ReceiverSettings, hos
     port = first.getsockname()[1]  # when 0 was asked for, the others join the port it got
 
     def run_worker(parent: int) -> int:
-        first.close()  # the kernel would keep handing connections to it, and nobody accepts there
+        first.close()  # the parent's: were the parent killed, this copy would keep it open with nobody accepting
         try:
             sock = bind_shared(host, port)
             asyncio.run(_serve(out, path, settings, host, port, printer, sock=sock, parent=parent))

@@ -78,11 +78,12 @@ def test_a_port_in_use_is_exit_4(tmp_path):
     proc, url = start_listen(tmp_path / "a.db")
     try:
         port = url.rsplit(":", 1)[1]
-        result = subprocess.run(hookinspect_cmd("listen", "--port", port, "--store", str(tmp_path / "b.db")),
-                                capture_output=True, text=True, timeout=30)
+        results = [subprocess.run(hookinspect_cmd("listen", "--port", port, "--store", str(tmp_path / "b.db"), *extra),
+                                  capture_output=True, text=True, timeout=30) for extra in ([], ["--workers", "2"])]
     finally:
         stop_process(proc)
-    assert result.returncode == 4 and "cannot listen on" in result.stderr and "Traceback" not in result.stderr
+    for result in results:
+        assert result.returncode == 4 and "cannot listen on" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_mock_response_flags(tmp_path):
