@@ -77,7 +77,7 @@ def main() -> None:
         print("== 16 connections, 2 KiB JSON POST (wrk -t1) ==")
         print("   minimal proxy (ref): aiohttp server + aiohttp client, nothing stored or recorded")
         print("   minimal durable proxy (ref): the same, committing each request (group commit) before forwarding")
-        print(f"{'path':<30}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
+        print(f"{'path':<32}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
         run_wrk(proxied_url, body_path, 16, 1)
         direct = run_wrk(direct_url, body_path, 16, args.seconds)
         through = run_wrk(proxied_url, body_path, 16, args.seconds)
@@ -91,7 +91,16 @@ def main() -> None:
                 references.append((name, run_wrk(f"http://127.0.0.1:{least_port}/hook", body_path, 16, args.seconds)))
             finally:
                 stop(least_proxy)
-        rows = [("direct to target", direct), *references, ("through hookinspect", through)]
+        workers_port = free_port()
+        workers_proxy = start_listen(workers_port, Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "store.db",
+                                     "--forward-to", f"http://127.0.0.1:{target_port}/", "--workers", "2")
+        try:
+            run_wrk(f"http://127.0.0.1:{workers_port}/hook", body_path, 16, 1)
+            through_workers = run_wrk(f"http://127.0.0.1:{workers_port}/hook", body_path, 16, args.seconds)
+        finally:
+            stop(workers_proxy)
+        rows = [("direct to target", direct), *references, ("through hookinspect", through),
+                ("through hookinspect, 2 workers", through_workers)]
         if args.mitmdump:
             mitm_port = free_port()
             flows = Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "flows"
@@ -104,7 +113,7 @@ def main() -> None:
             finally:
                 stop(mitm)
         for name, fig in rows:
-            print(f"{name:<30}{fig['rps']:>10.0f}{fig['p50_us'] / 1000:>9.2f}{fig['p99_us'] / 1000:>9.2f}"
+            print(f"{name:<32}{fig['rps']:>10.0f}{fig['p50_us'] / 1000:>9.2f}{fig['p99_us'] / 1000:>9.2f}"
                   f"{fig['errors'] + fig['non2xx']:>8}{fig['rps'] / direct['rps']:>8.2f}")
         if args.mitmdump:
             mitm_fig = rows[-1][1]
