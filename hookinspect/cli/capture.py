@@ -188,6 +188,8 @@ def listen(
     host = settings.get("host", host, DEFAULT_HOST)
     port = settings.get_int("port", port, DEFAULT_PORT)
     workers = settings.get_int("workers", workers, 1)
+    if workers < 1:
+        raise UsageError(f"workers = {workers} in the configuration: it must be 1 or more")
     limit = parse_size(str(settings.get("max_body", max_body, DEFAULT_MAX_BODY)))
     path = Path(store_path or default_store_path())
     Store(path).close()  # fail now, before binding, if the store cannot be opened or migrated
