@@ -102,8 +102,14 @@ def test_mock_response_flags(tmp_path):
 workers_need_linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers needs Linux")
 
 
-def child_pids(pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+def child_pids(pid: int, count: int) -> list[int]:
+    """The `count` children of `pid`: the first worker may answer while the next is still being started."""
+    deadline = time.monotonic() + 10
+    while True:
+        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        if len(children) >= count or time.monotonic() > deadline:
+            return children
+        time.sleep(0.02)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -122,7 +128,7 @@ def has_exited(pid: int) -> bool:
 async def test_workers_share_the_port_and_the_store_and_stop_together(tmp_path):
     store_path = tmp_path / "store.db"
     proc, url = start_listen(store_path, "--quiet", "--workers", "2")
-    children = child_pids(proc.pid)
+    children = child_pids(proc.pid, 1)
     assert len(children) == 1
     worker_cpu = cpu_seconds(children[0])
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=32), timeout=20) as client:
@@ -143,7 +149,7 @@ async def test_workers_share_the_port_and_the_store_and_stop_together(tmp_path):
 @workers_need_linux
 def test_workers_stop_when_listen_is_killed(tmp_path):
     proc, url = start_listen(tmp_path / "store.db", "--quiet", "--workers", "3")
-    children = child_pids(proc.pid)
+    children = child_pids(proc.pid, 2)
     assert len(children) == 2
     proc.kill()
     proc.wait()
