@@ -79,6 +79,17 @@ async def stop_when_orphaned(parent: int, stop: asyncio.Event) -> None:
         await asyncio.sleep(PARENT_CHECK_SECONDS)
 
 
+def reap_exited(children: list[int]) -> list[tuple[int, int]]:
+    """(pid, exit code) of the workers that have ended, which are taken out of `children`."""
+    ended = []
+    for pid in list(children):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            children.remove(pid)
+            ended.append((pid, os.waitstatus_to_exitcode(status)))
+    return ended
+
+
 def stop_workers(children: list[int], timeout: float = 30.0) -> list[int]:
     """SIGTERM each worker and wait for it; returns the exit codes (-N: killed by signal N)."""
     for pid in children:

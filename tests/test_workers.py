@@ -12,6 +12,7 @@ import pytest
 from hookinspect.workers import (
     bind_shared,
     fork_workers,
+    reap_exited,
     stop_when_orphaned,
     stop_workers,
     workers_unavailable,
@@ -95,3 +96,12 @@ async def test_a_worker_stops_when_its_parent_is_gone():
     await asyncio.sleep(0.7)
     assert not still.is_set()
     watch.cancel()
+
+
+def test_ended_workers_are_reaped_and_taken_out_of_the_list():
+    children = fork_workers(2, lambda _parent: 3)
+    for pid in children:
+        wait_for_exit(pid)
+    remaining = list(children)
+    assert sorted(reap_exited(remaining)) == sorted((pid, 3) for pid in children)
+    assert remaining == [] and reap_exited(remaining) == []

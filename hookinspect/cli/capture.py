@@ -262,7 +262,7 @@ def _serve_with_workers(out: Output, path: Path, settings: ReceiverSettings, hos
 
     children = fork_workers(workers - 1, run_worker)
     try:
-        asyncio.run(_serve(out, path, settings, host, port, printer, sock=first, workers=workers))
+        asyncio.run(_serve(out, path, settings, host, port, printer, sock=first, workers=workers, children=children))
     finally:
         stop_workers(children)
     out.info("stopped; every acknowledged delivery is in the store")
@@ -270,8 +270,9 @@ def _serve_with_workers(out: Output, path: Path, settings: ReceiverSettings, hos
 
 async def _serve(out: Output, path: Path, settings: ReceiverSettings, host: str, port: int,
                  printer: LivePrinter | None, sock: socket.socket | None = None, parent: int | None = None,
-                 workers: int = 1) -> None:
-    """Serve until SIGINT/SIGTERM. A worker (`parent` set) prints only its live lines and stops with its parent."""
+                 workers: int = 1, children: list[int] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM. A worker (`parent` set) prints only its live lines and stops with its parent;
+    the first process says when one of its `children` ends."""
     from hookinspect.receiver import create_app, is_loopback, start_server
     from hookinspect.workers import stop_when_orphaned
 
@@ -281,7 +282,12 @@ async def _serve(out: Output, path: Path, settings: ReceiverSettings, host: str,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    orphan_watch = asyncio.create_task(stop_when_orphaned(parent, stop)) if parent is not None else None
+    if parent is not None:
+        watch = asyncio.create_task(stop_when_orphaned(parent, stop))
+    elif children:
+        watch = asyncio.create_task(_report_ended_workers(out, children, workers))
+    else:
+        watch = None
     if parent is None:
         if not is_loopback(host):
             out.warn(f"listening on {host}, reachable from other machines: anyone who can reach it can send "
@@ -295,9 +301,20 @@ async def _serve(out: Output, path: Path, settings: ReceiverSettings, host: str,
         await stop.wait()
     finally:
         await runner.cleanup()
-        if orphan_watch is not None:
-            orphan_watch.cancel()
+        if watch is not None:
+            watch.cancel()
         if printer is not None:
             printer.stop()
         if workers == 1 and parent is None:
             out.info("stopped; every acknowledged delivery is in the store")
+
+
+async def _report_ended_workers(out: Output, children: list[int], workers: int) -> None:
+    """A worker that ends early is said at once; the kernel hands its share of connections to the rest."""
+    from hookinspect.workers import PARENT_CHECK_SECONDS, reap_exited
+
+    while children:
+        await asyncio.sleep(PARENT_CHECK_SECONDS)
+        for pid, code in reap_exited(children):
+            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+            out.warn(f"worker {pid} ended ({how}); {len(children) + 1} of {workers} processes still serve")

@@ -173,3 +173,19 @@ def test_workers_print_live_lines_and_refuse_one_process_modes(tmp_path):
         result = subprocess.run(hookinspect_cmd("listen", "--port", str(free_port()), "--store", str(tmp_path / "s.db"),
                                                 "--workers", "2", *flags), capture_output=True, text=True, timeout=30)
         assert result.returncode == 2 and result.stderr.count("\n") <= 2 and "cannot be combined with --workers" in result.stderr
+
+
+@workers_need_linux
+def test_a_worker_that_dies_is_reported_and_the_others_keep_serving(tmp_path):
+    proc, url = start_listen(tmp_path / "store.db", "--quiet", "--workers", "2")
+    (child,) = child_pids(proc.pid, 1)
+    os.kill(child, signal.SIGKILL)
+    time.sleep(1.5)
+    answers = [httpx.post(f"{url}/after/{i}", content=b"{}").status_code for i in range(20)]
+    out, err = stop_process(proc)
+    err = " ".join(err.split())
+    assert answers == [200] * 20
+    assert f"worker {child} ended (killed by signal 9); 1 of 2 processes still serve" in err
+    assert proc.returncode == 0
+    with Store(tmp_path / "store.db", create=False) as store:
+        assert store.count() == 20
