@@ -30,10 +30,22 @@ def workers_unavailable() -> str | None:
     return None
 
 
+def claim_shared(host: str, port: int) -> socket.socket:
+    """The first worker's socket, refused (OSError) if anything listens on the port already.
+
+    SO_REUSEPORT would let a second `listen --workers` (of the same user) join the port of
+    a running one and silently take half of its connections; a plain bind first says no.
+    """
+    if port != 0:
+        with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as one process would bind
+            probe.bind((host.strip("[]"), port))
+    return bind_shared(host, port)
+
+
 def bind_shared(host: str, port: int) -> socket.socket:
     """A listening socket that other workers can bind too (the port is chosen if 0)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
@@ -44,6 +56,10 @@ def bind_shared(host: str, port: int) -> socket.socket:
         raise
     sock.setblocking(False)
     return sock
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 def fork_workers(count: int, run_worker: Callable[[int], int]) -> list[int]:

@@ -11,6 +11,7 @@ import pytest
 
 from hookinspect.workers import (
     bind_shared,
+    claim_shared,
     fork_workers,
     reap_exited,
     stop_when_orphaned,
@@ -105,3 +106,13 @@ def test_ended_workers_are_reaped_and_taken_out_of_the_list():
     remaining = list(children)
     assert sorted(reap_exited(remaining)) == sorted((pid, 3) for pid in children)
     assert remaining == [] and reap_exited(remaining) == []
+
+
+def test_the_first_worker_will_not_join_a_port_that_is_already_listening():
+    running = claim_shared("127.0.0.1", 0)
+    try:
+        with pytest.raises(OSError):
+            claim_shared("127.0.0.1", running.getsockname()[1])
+        bind_shared("127.0.0.1", running.getsockname()[1]).close()  # the workers of the running one may
+    finally:
+        running.close()

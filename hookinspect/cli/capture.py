@@ -239,10 +239,10 @@ def check_workers_fit(ui: bool, source: str | None, ack: bool) -> None:
 
 def _serve_with_workers(out: Output, path: Path, settings: ReceiverSettings, host: str, port: int,
                         printer: LivePrinter | None, workers: int) -> None:
-    from hookinspect.workers import bind_shared, fork_workers, stop_workers
+    from hookinspect.workers import bind_shared, claim_shared, fork_workers, stop_workers
 
     try:
-        first = bind_shared(host, port)
+        first = claim_shared(host, port)
     except OSError as exc:
         raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "pick another --port") from None
     port = first.getsockname()[1]  # when 0 was asked for, the others join the port it got

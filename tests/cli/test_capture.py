@@ -74,10 +74,14 @@ def test_a_bad_store_fails_before_binding_with_one_line(tmp_path):
     assert bad.read_text() == "not a store"
 
 
-def test_a_port_in_use_is_exit_4(tmp_path):
-    proc, url = start_listen(tmp_path / "a.db")
+@pytest.mark.parametrize("running", [[], ["--workers", "2"]], ids=["one-process", "workers"])
+def test_a_port_in_use_is_exit_4(tmp_path, running):
+    if running and not sys.platform.startswith("linux"):
+        pytest.skip("--workers needs Linux")
+    proc, url = start_listen(tmp_path / "a.db", *running)
     try:
         port = url.rsplit(":", 1)[1]
+        # Not even a second listen with workers may join the port (SO_REUSEPORT would let it).
         results = [subprocess.run(hookinspect_cmd("listen", "--port", port, "--store", str(tmp_path / "b.db"), *extra),
                                   capture_output=True, text=True, timeout=30) for extra in ([], ["--workers", "2"])]
     finally:
