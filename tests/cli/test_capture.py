@@ -106,6 +106,22 @@ def test_mock_response_flags(tmp_path):
 workers_need_linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers needs Linux")
 
 
+@pytest.fixture
+def start_workers(tmp_path):
+    """`listen --workers` as a subprocess, stopped after the test even when an assertion failed."""
+    started = []
+
+    def start(*args: str) -> tuple[subprocess.Popen[bytes], str]:
+        proc, url = start_listen(tmp_path / "store.db", *args)
+        started.append(proc)
+        return proc, url
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            stop_process(proc)
+
+
 def child_pids(pid: int, count: int) -> list[int]:
     """The `count` children of `pid`: the first worker may answer while the next is still being started."""
     deadline = time.monotonic() + 10
@@ -129,9 +145,9 @@ def has_exited(pid: int) -> bool:
 
 
 @workers_need_linux
-async def test_workers_share_the_port_and_the_store_and_stop_together(tmp_path):
+async def test_workers_share_the_port_and_the_store_and_stop_together(tmp_path, start_workers):
     store_path = tmp_path / "store.db"
-    proc, url = start_listen(store_path, "--quiet", "--workers", "2")
+    proc, url = start_workers("--quiet", "--workers", "2")
     children = child_pids(proc.pid, 1)
     assert len(children) == 1
     worker_cpu = cpu_seconds(children[0])
@@ -151,8 +167,8 @@ async def test_workers_share_the_port_and_the_store_and_stop_together(tmp_path):
 
 
 @workers_need_linux
-def test_workers_stop_when_listen_is_killed(tmp_path):
-    proc, url = start_listen(tmp_path / "store.db", "--quiet", "--workers", "3")
+def test_workers_stop_when_listen_is_killed(start_workers):
+    proc, _url = start_workers("--quiet", "--workers", "3")
     children = child_pids(proc.pid, 2)
     assert len(children) == 2
     proc.kill()
@@ -164,8 +180,8 @@ def test_workers_stop_when_listen_is_killed(tmp_path):
 
 
 @workers_need_linux
-def test_workers_print_live_lines_and_refuse_one_process_modes(tmp_path):
-    proc, url = start_listen(tmp_path / "store.db", "--workers", "2")
+def test_workers_print_live_lines_and_refuse_one_process_modes(tmp_path, start_workers):
+    proc, url = start_workers("--workers", "2")
     try:
         for i in range(20):
             httpx.post(f"{url}/line/{i}", content=b"{}")
@@ -180,8 +196,8 @@ def test_workers_print_live_lines_and_refuse_one_process_modes(tmp_path):
 
 
 @workers_need_linux
-def test_a_worker_that_dies_is_reported_and_the_others_keep_serving(tmp_path):
-    proc, url = start_listen(tmp_path / "store.db", "--quiet", "--workers", "2")
+def test_a_worker_that_dies_is_reported_and_the_others_keep_serving(tmp_path, start_workers):
+    proc, url = start_workers("--quiet", "--workers", "2")
     (child,) = child_pids(proc.pid, 1)
     os.kill(child, signal.SIGKILL)
     time.sleep(1.5)
