@@ -14,9 +14,13 @@ from hookinspect.store.sqlite import Store
 from tests.factories import free_port, hookinspect_cmd, start_listen, stop_process
 
 
-async def test_kill_9_mid_load_loses_no_acknowledged_delivery(tmp_path):
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "workers"])
+async def test_kill_9_mid_load_loses_no_acknowledged_delivery(tmp_path, workers):
+    if workers and not sys.platform.startswith("linux"):
+        pytest.skip("--workers needs Linux")
     store_path = tmp_path / "store.db"
-    proc, url = start_listen(store_path, "--quiet")
+    proc, url = start_listen(store_path, "--quiet", *workers)
+    children = child_pids(proc.pid, 1) if workers else []
     acknowledged: set[str] = set()
     limits = httpx.Limits(max_connections=64)
 
@@ -33,7 +37,8 @@ async def test_kill_9_mid_load_loses_no_acknowledged_delivery(tmp_path):
         tasks = [asyncio.create_task(send(client, i)) for i in range(600)]
         while len(acknowledged) < 150:
             await asyncio.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
+        for pid in [proc.pid, *children]:  # every process at once, as a crash of the machine's processes would
+            os.kill(pid, signal.SIGKILL)
         await asyncio.gather(*tasks)
     proc.wait(timeout=10)
     with Store(store_path, create=False) as store:
