@@ -23,7 +23,12 @@ from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
 from hookinspect.errors import NetworkError, StoreError
 from hookinspect.forward import HOP_BY_HOP, Forwarder
 from hookinspect.model import Attempt, Delivery, Headers, now_us
-from hookinspect.retry_queue import DEFAULT_MAX_ATTEMPTS, DEFAULT_SCHEDULE, ForwardQueueWorker
+from hookinspect.retry_queue import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_SCHEDULE,
+    IDLE_POLL,
+    ForwardQueueWorker,
+)
 from hookinspect.store.sqlite import QueueItem
 from hookinspect.store.writer import GroupCommitWriter
 
@@ -64,6 +69,10 @@ class ForwardSettings:
     ack: bool = False
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    # With --ack and several processes (listen --workers), one works the queue for all of them,
+    # looking at it every `queue_poll` seconds; the others only add to it.
+    works_queue: bool = True
+    queue_poll: float = IDLE_POLL
 
 
 @dataclass
@@ -123,7 +132,7 @@ def create_app(store_path: str | Path, settings: ReceiverSettings | None = None)
 def _forwarding_lifecycle(store_path: Path, forward: ForwardSettings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         task = None
-        if forward.ack:
+        if forward.ack and forward.works_queue:
             settings = app[SETTINGS_KEY]
 
             def report(attempt: Attempt, item: QueueItem, state: str) -> None:
@@ -131,7 +140,7 @@ def _forwarding_lifecycle(store_path: Path, forward: ForwardSettings) -> Callabl
                 _emit(settings, ReceiverEvent("forwarded", attempt=attempt, message=message))
 
             worker = ForwardQueueWorker(store_path, app[WRITER_KEY], forward.forwarder, max_attempts=forward.max_attempts,
-                                        schedule=forward.schedule, on_attempt=report)
+                                        schedule=forward.schedule, on_attempt=report, idle_poll=forward.queue_poll)
             app[QUEUE_KEY] = worker
             task = asyncio.create_task(worker.run())
         yield
@@ -236,7 +245,8 @@ async def capture_request(request: web.Request) -> web.StreamResponse:
         return web.Response(status=503, text="hookinspect: the delivery could not be stored; retry later\n")
     _emit(settings, ReceiverEvent("captured", delivery))
     if queued:
-        request.app[QUEUE_KEY].wake()
+        if QUEUE_KEY in request.app:  # else another process works the queue, and looks at it soon
+            request.app[QUEUE_KEY].wake()
     elif targets and forward is not None:
         attempts = await asyncio.gather(*(forward.forwarder.send(delivery, t, kind="forward") for t in targets))
         for attempt in attempts:

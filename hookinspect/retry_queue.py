@@ -60,8 +60,10 @@ class ForwardQueueWorker:
 
     def __init__(self, store_path: Path, writer: GroupCommitWriter, forwarder: Forwarder, *,
                  max_attempts: int = DEFAULT_MAX_ATTEMPTS, schedule: tuple[float, ...] = DEFAULT_SCHEDULE,
-                 on_attempt: Callable[[Attempt, QueueItem, str], None] | None = None) -> None:
+                 on_attempt: Callable[[Attempt, QueueItem, str], None] | None = None,
+                 idle_poll: float = IDLE_POLL) -> None:
         self.store_path = store_path
+        self.idle_poll = idle_poll  # shorter when other processes queue deliveries without waking this one
         self.writer = writer
         self.forwarder = forwarder
         self.max_attempts = max_attempts
@@ -82,7 +84,7 @@ class ForwardQueueWorker:
             while True:
                 heads = await self._read(lambda store: store.queue_heads())
                 now = now_us()
-                sleep_for = IDLE_POLL
+                sleep_for = self.idle_poll
                 for item in heads:
                     if item.target in self._in_flight:
                         continue

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 # Lines waiting for the terminal; past this the printer drops lines (and says how many)
 # rather than slow capture down: the store has every delivery anyway.
 PRINT_QUEUE_LIMIT = 10_000
+# With --ack and --workers, how often the first process looks for deliveries the others queued.
+QUEUE_POLL_WITH_WORKERS = 0.05
 
 
 class LivePrinter:
@@ -204,7 +206,7 @@ def listen(
         # Deliveries from a relay have no sender waiting for an answer: they go out from the queue.
         receiver_settings.forward.ack = True
     if workers > 1:
-        check_workers_fit(ui=ui, source=source, ack=receiver_settings.forward is not None and receiver_settings.forward.ack)
+        check_workers_fit(ui=ui, source=source)
     secrets = gather_secrets(secret)
     is_verifying = bool(secrets) if verify is None else verify
     receiver_settings.inspect = lambda delivery: annotate_delivery(delivery, secrets, is_verifying)
@@ -224,16 +226,15 @@ def listen(
         _serve_with_workers(out, path, receiver_settings, str(host), int(port or 0), printer, workers)
 
 
-def check_workers_fit(ui: bool, source: str | None, ack: bool) -> None:
+def check_workers_fit(ui: bool, source: str | None) -> None:
     from hookinspect.workers import workers_unavailable
 
     reason = workers_unavailable()
     if reason is not None:
         raise UsageError(reason, "drop --workers")
-    for flag, is_set in (("--ui", ui), ("--source", source is not None), ("--ack", ack)):
+    for flag, is_set in (("--ui", ui), ("--source", source is not None)):
         if is_set:
-            # Each needs one process: the UI owns the terminal, a channel must be read once,
-            # and the retry queue must be worked once.
+            # Each needs one process: the UI owns the terminal, and a channel must be read once.
             raise UsageError(f"{flag} runs in one process and cannot be combined with --workers", "drop --workers")
 
 
@@ -246,9 +247,14 @@ def _serve_with_workers(out: Output, path: Path, settings: ReceiverSettings, hos
     except OSError as exc:
         raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "pick another --port") from None
     port = first.getsockname()[1]  # when 0 was asked for, the others join the port it got
+    forward = settings.forward
+    if forward is not None and forward.ack:
+        forward.queue_poll = QUEUE_POLL_WITH_WORKERS  # the first process forwards what every worker queues
 
     def run_worker(parent: int) -> int:
         first.close()  # the parent's: were the parent killed, this copy would keep it open with nobody accepting
+        if forward is not None:
+            forward.works_queue = False
         try:
             sock = bind_shared(host, port)
             asyncio.run(_serve(out, path, settings, host, port, printer, sock=sock, parent=parent))

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from hookinspect.store.sqlite import Store
-from tests.factories import free_port, hookinspect_cmd, start_listen, stop_process
+from tests.factories import RecordingTarget, free_port, hookinspect_cmd, start_listen, stop_process
 
 
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "workers"])
@@ -194,7 +194,7 @@ def test_workers_print_live_lines_and_refuse_one_process_modes(tmp_path, start_w
     finally:
         out, _err = stop_process(proc)
     assert sorted(int(line.split("/line/")[1].split()[0]) for line in out.splitlines() if "/line/" in line) == list(range(20))
-    for flags in (["--ack", "--forward-to", "http://127.0.0.1:9/"], ["--source", "http://127.0.0.1:9/c/x"], ["--ui"]):
+    for flags in (["--source", "http://127.0.0.1:9/c/x"], ["--ui"]):
         result = subprocess.run(hookinspect_cmd("listen", "--port", str(free_port()), "--store", str(tmp_path / "s.db"),
                                                 "--workers", "2", *flags), capture_output=True, text=True, timeout=30)
         assert result.returncode == 2 and result.stderr.count("\n") <= 2 and "cannot be combined with --workers" in result.stderr
@@ -214,3 +214,27 @@ def test_a_worker_that_dies_is_reported_and_the_others_keep_serving(tmp_path, st
     assert proc.returncode == 0
     with Store(tmp_path / "store.db", create=False) as store:
         assert store.count() == 20
+
+
+@workers_need_linux
+async def test_ack_mode_with_workers_forwards_every_delivery_once(tmp_path, start_workers):
+    port = free_port()
+    target = await RecordingTarget().start(port)
+    try:
+        proc, url = await asyncio.to_thread(start_workers, "--quiet", "--workers", "2", "--ack",
+                                            "--forward-to", f"http://127.0.0.1:{port}/in")
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=16), timeout=20) as client:
+            answers = await asyncio.gather(*(client.post(f"{url}/a/{i}", content=b"%d" % i) for i in range(100)))
+        assert [a.status_code for a in answers] == [200] * 100  # acknowledged at once, by whichever process
+        # Only the first process works the queue: what the other one queued goes out too, once.
+        deadline = time.monotonic() + 20
+        while len(target.received) < 100 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
+    finally:
+        await target.stop()
+    assert sorted(int(r["body"]) for r in target.received) == list(range(100))
+    _out, _err = await asyncio.to_thread(stop_process, proc)
+    with Store(tmp_path / "store.db", create=False) as store:
+        assert store.count() == 100
+        assert sum(len(store.attempts(n)) for n in range(1, 101)) == 100
