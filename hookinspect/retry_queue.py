@@ -71,6 +71,7 @@ class ForwardQueueWorker:
         self.on_attempt = on_attempt
         self._wake = asyncio.Event()
         self._in_flight: set[str] = set()
+        self._settled = 0  # sends recorded so far; a queue read that overlapped one may predate it
         self._reader_lock = asyncio.Lock()
         self._reader: Store | None = None
 
@@ -82,7 +83,12 @@ class ForwardQueueWorker:
         tasks: set[asyncio.Task[None]] = set()
         try:
             while True:
+                settled = self._settled
                 heads = await self._read(lambda store: store.queue_heads())
+                if settled != self._settled:
+                    # A send finished during the read, which may show its item as still due:
+                    # read again rather than send it twice (or retry it before its backoff).
+                    continue
                 now = now_us()
                 sleep_for = self.idle_poll
                 for item in heads:
@@ -128,5 +134,6 @@ class ForwardQueueWorker:
             if self.on_attempt is not None:
                 self.on_attempt(attempt, item, state)
         finally:
+            self._settled += 1
             self._in_flight.discard(item.target)
             self.wake()

@@ -1,5 +1,17 @@
+import asyncio
+import time
+
+from hookinspect.forward import Forwarder
 from hookinspect.model import Attempt, Headers, Response, SentRequest
-from hookinspect.retry_queue import DEFAULT_SCHEDULE, next_state, retry_after_seconds
+from hookinspect.retry_queue import (
+    DEFAULT_SCHEDULE,
+    ForwardQueueWorker,
+    next_state,
+    retry_after_seconds,
+)
+from hookinspect.store.sqlite import Store
+from hookinspect.store.writer import GroupCommitWriter
+from tests.factories import make_delivery
 
 
 def attempt(status=None):
@@ -20,3 +32,30 @@ def test_retry_after_is_honoured_when_longer():
     assert next_state(attempt(503), 1, 10, DEFAULT_SCHEDULE) == ("pending", 120.0)
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 30) == 30
     assert retry_after_seconds("soon") is None
+
+
+async def test_a_busy_queue_sends_each_delivery_once(store_path, target):
+    # Captures keep waking the worker, so it reads the queue while sends finish: a read that
+    # began before a send was recorded must not send that delivery again.
+    writer = GroupCommitWriter(store_path)
+    writer.start()
+    forwarder = Forwarder()
+    worker = ForwardQueueWorker(store_path, writer, forwarder)
+    running = asyncio.create_task(worker.run())
+    try:
+        for i in range(600):
+            await writer.insert_delivery(make_delivery(body=b"%d" % i), enqueue_to=[target.url])
+            worker.wake()
+        deadline = time.monotonic() + 30
+        while len(target.received) < 600 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await forwarder.aclose()
+        writer.close()
+    assert sorted(int(r["body"]) for r in target.received) == list(range(600))
+    with Store(store_path) as store:
+        assert store.queue_counts() == {"done": 600}
+        assert [len(store.attempts(seq)) for seq in range(1, 601)] == [1] * 600
