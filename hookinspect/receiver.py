@@ -303,6 +303,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def listen_error(host: str, port: int, exc: OSError) -> NetworkError:
+    """The one-line error for an address that cannot be bound."""
+    return NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "pick another --port")
+
+
 async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                        sock: socket.socket | None = None) -> tuple[web.AppRunner, list[str]]:
     """Start serving on host:port, or on a bound `sock`; returns the runner (for cleanup) and the base URLs."""
@@ -322,7 +327,7 @@ async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "pick another --port") from None
+        raise listen_error(host, port, exc) from None
     urls = []
     for bound in site._server.sockets if site._server else []:  # noqa: SLF001 - aiohttp exposes no public accessor
         addr: Any = bound.getsockname()

@@ -27,7 +27,7 @@ from hookinspect.cli.common import (
 from hookinspect.cli.output import Output, human_size, safe_text
 from hookinspect.cli.render import VERDICT_STYLES, local_time, status_style
 from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, Settings
-from hookinspect.errors import HookinspectError, NetworkError, UsageError
+from hookinspect.errors import HookinspectError, UsageError
 from hookinspect.store.sqlite import Store, default_store_path
 
 if TYPE_CHECKING:
@@ -224,6 +224,7 @@ def listen(
         asyncio.run(_serve(out, path, receiver_settings, str(host), int(port or 0), printer))
     else:
         _serve_with_workers(out, path, receiver_settings, str(host), int(port or 0), printer, workers)
+    out.info("stopped; every acknowledged delivery is in the store")
 
 
 def check_workers_fit(ui: bool, source: str | None) -> None:
@@ -240,12 +241,13 @@ def check_workers_fit(ui: bool, source: str | None) -> None:
 
 def _serve_with_workers(out: Output, path: Path, settings: ReceiverSettings, host: str, port: int,
                         printer: LivePrinter | None, workers: int) -> None:
+    from hookinspect.receiver import listen_error
     from hookinspect.workers import bind_shared, claim_shared, fork_workers, stop_workers
 
     try:
         first = claim_shared(host, port)
     except OSError as exc:
-        raise NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "pick another --port") from None
+        raise listen_error(host, port, exc) from None
     port = first.getsockname()[1]  # when 0 was asked for, the others join the port it got
     forward = settings.forward
     if forward is not None and forward.ack:
@@ -271,7 +273,6 @@ def _serve_with_workers(out: Output, path: Path, settings: ReceiverSettings, hos
         asyncio.run(_serve(out, path, settings, host, port, printer, sock=first, workers=workers, children=children))
     finally:
         stop_workers(children)
-    out.info("stopped; every acknowledged delivery is in the store")
 
 
 async def _serve(out: Output, path: Path, settings: ReceiverSettings, host: str, port: int,
@@ -311,8 +312,6 @@ async def _serve(out: Output, path: Path, settings: ReceiverSettings, host: str,
             watch.cancel()
         if printer is not None:
             printer.stop()
-        if workers == 1 and parent is None:
-            out.info("stopped; every acknowledged delivery is in the store")
 
 
 async def _report_ended_workers(out: Output, children: list[int], workers: int) -> None:
