@@ -1,0 +1,167 @@
+"""The store file's schema: versioned migrations, and opening a connection that checks it.
+
+The schema version lives in `PRAGMA user_version` and is migrated on open; `PRAGMA
+application_id` marks the file as ours so that a foreign or corrupt file is refused, never
+overwritten.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from hookinspect.errors import StoreError
+
+APPLICATION_ID = 0x484B494E  # "HKIN"
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+# Each entry upgrades the schema by one version; index + 1 is the version it produces.
+# Never edit a released entry: append a new one (tests/data holds old stores to prove it).
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE deliveries (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        received_us INTEGER NOT NULL,
+        remote_addr TEXT,
+        method TEXT NOT NULL,
+        path TEXT NOT NULL,
+        query TEXT NOT NULL DEFAULT '',
+        http_version TEXT NOT NULL DEFAULT '1.1',
+        content_type TEXT,
+        size INTEGER NOT NULL,
+        source TEXT NOT NULL DEFAULT 'listen',
+        provider TEXT,
+        event_type TEXT,
+        verdict TEXT,
+        verdict_reason TEXT,
+        content_hash TEXT,
+        headers TEXT NOT NULL,
+        body BLOB NOT NULL
+    );
+    CREATE INDEX deliveries_received ON deliveries(received_us);
+    CREATE TABLE attempts (
+        id TEXT PRIMARY KEY,
+        delivery_seq INTEGER NOT NULL REFERENCES deliveries(seq) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        target_url TEXT NOT NULL,
+        started_us INTEGER NOT NULL,
+        latency_ms REAL,
+        status INTEGER,
+        error_kind TEXT,
+        error_message TEXT,
+        request_method TEXT NOT NULL,
+        request_url TEXT NOT NULL,
+        request_headers TEXT NOT NULL,
+        response_reason TEXT,
+        response_headers TEXT,
+        response_truncated INTEGER NOT NULL DEFAULT 0,
+        request_body BLOB NOT NULL,
+        response_body BLOB
+    );
+    CREATE INDEX attempts_delivery ON attempts(delivery_seq, started_us);
+    """,
+    # 2: the durable forward queue of `listen --ack`
+    """
+    CREATE TABLE forward_queue (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_seq INTEGER NOT NULL REFERENCES deliveries(seq) ON DELETE CASCADE,
+        target TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        tries INTEGER NOT NULL DEFAULT 0,
+        next_at_us INTEGER NOT NULL,
+        last_outcome TEXT
+    );
+    CREATE INDEX forward_queue_pending ON forward_queue(state, target, id);
+    """,
+    # 3: deliveries that came through a relay: where from (never stored twice), and a note
+    """
+    ALTER TABLE deliveries ADD COLUMN origin TEXT;
+    ALTER TABLE deliveries ADD COLUMN note TEXT;
+    CREATE UNIQUE INDEX deliveries_origin ON deliveries(origin) WHERE origin IS NOT NULL;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+# The statement cache holds an INSERT for every batch size (see deliveries.MAX_INSERT_ROWS) plus the rest.
+CACHED_STATEMENTS = 128
+
+
+def _has_sqlite_header(path: Path) -> bool:
+    """Only called once SQLite has refused the file, so no connection of ours holds locks on it."""
+    with open(path, "rb") as fh:
+        return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
+
+
+def open_connection(path: Path, *, create: bool) -> sqlite3.Connection:
+    """A connection to a checked, migrated store file; StoreError says why one cannot be had."""
+    exists = path.exists()
+    if not exists and not create:
+        raise StoreError(f"no store at {path}", "run `hookinspect listen` to capture deliveries, or pass --store")
+    if exists:
+        if path.is_dir():
+            raise StoreError(f"{path} is a directory, not a store file")
+        # No plain open() of the file here: closing any descriptor of it drops every POSIX lock
+        # this process holds on it, including those of a live SQLite connection (the receiver's
+        # writer), and another process would then checkpoint and delete the WAL under it.
+        # SQLite refuses a file that is not a database on the first read and writes nothing.
+    else:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store directory {path.parent}: {exc.strerror}") from None
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0,
+                               cached_statements=CACHED_STATEMENTS)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open store {path}: {exc}") from None
+    try:
+        _prepare(conn, path)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if "not a database" in str(exc) and not _has_sqlite_header(path):
+            raise StoreError(f"{path} is not a hookinspect store (not an SQLite file); it was left untouched") from None
+        raise StoreError(f"{path} is not a readable hookinspect store ({exc}); it was left untouched") from None
+    except StoreError:
+        conn.close()
+        raise
+    return conn
+
+
+def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute("PRAGMA busy_timeout = 10000")
+    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if app_id != APPLICATION_ID:
+        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        if app_id != 0 or tables:
+            raise StoreError(f"{path} is an SQLite database of another program; it was left untouched")
+    elif version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} was written by a newer hookinspect (schema {version}, this one knows {SCHEMA_VERSION})",
+            "upgrade hookinspect",
+        )
+    # WAL lets readers (UI, ls) run while the receiver writes. NORMAL sync in WAL mode
+    # keeps every commit across a crash or kill -9 of the process (not across power loss).
+    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if version < SCHEMA_VERSION:
+        _migrate(conn)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while we waited for the lock.
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        for step in MIGRATIONS[version:]:
+            for statement in step.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
