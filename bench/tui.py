@@ -17,10 +17,11 @@ MEASURE = textwrap.dedent("""
     import asyncio, resource, sys, time
     from hookinspect.tui.app import HookinspectApp
     from hookinspect.tui.widgets.delivery_list import DeliveryList
+    from hookinspect.workspace import Workspace
 
     async def main():
         start = time.perf_counter()
-        app = HookinspectApp(sys.argv[1])
+        app = HookinspectApp(Workspace(sys.argv[1]))
         async with app.run_test(size=(160, 50)) as pilot:
             while not app.query_one(DeliveryList).seqs:
                 await pilot.pause(0.01)

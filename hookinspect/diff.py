@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hookinspect.body import NOT_JSON, decode_text, looks_binary
-from hookinspect.model import Message
+from hookinspect.model import Delivery, Message
 
 # Headers that differ on every response or send and say nothing about behaviour.
 VOLATILE_HEADERS = (
@@ -234,9 +234,9 @@ def filter_changes(changes: list[Change], options: DiffOptions) -> list[Change]:
     return kept
 
 
-def compare_messages(a: Message, b: Message, options: DiffOptions | None = None, *,
-                     status: tuple[int | None, int | None] | None = None,
-                     request_line: tuple[tuple[str, str], tuple[str, str]] | None = None) -> list[Change]:
+def diff_messages(a: Message, b: Message, options: DiffOptions | None = None, *,
+                  status: tuple[int | None, int | None] | None = None,
+                  request_line: tuple[tuple[str, str], tuple[str, str]] | None = None) -> list[Change]:
     """Every difference between two messages (requests or responses), ignore rules applied."""
     options = options or DiffOptions()
     changes: list[Change] = []
@@ -255,3 +255,8 @@ def compare_messages(a: Message, b: Message, options: DiffOptions | None = None,
     changes += diff_headers(a, b, options.header_order)
     changes += diff_bodies(a, b, options.array_key)
     return filter_changes(changes, options)
+
+
+def diff_deliveries(a: Delivery, b: Delivery, options: DiffOptions | None = None) -> list[Change]:
+    """Two deliveries: request line, headers and body (`diff 41 42`, the TUI's `d`)."""
+    return diff_messages(a, b, options, request_line=((a.method, a.target), (b.method, b.target)))

@@ -17,6 +17,7 @@ from typing import Any
 
 from hookinspect.body import NOT_JSON
 from hookinspect.errors import UsageError
+from hookinspect.model import parse_time_us
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -114,12 +115,9 @@ def parse_time(value: str, now_us: int | None = None) -> int:
         now = now_us if now_us is not None else int(datetime.now(UTC).timestamp() * 1_000_000)
         return now - int(float(match.group(1)) * _UNIT_SECONDS[match.group(2)] * 1_000_000)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_time_us(value)
     except ValueError:
         raise UsageError(f"cannot read time {value!r}", "use 10m, 2h, 3d or an ISO time such as 2026-11-28T12:00") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1_000_000)
 
 
 def parse_json_path(text: str) -> tuple[str | int, ...]:

@@ -153,6 +153,14 @@ def format_time_us(us: int) -> str:
     return datetime.fromtimestamp(us / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def parse_time_us(text: str) -> int:
+    """ISO 8601 (UTC unless it says otherwise, `Z` allowed) -> epoch µs; ValueError if it is not one."""
+    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1_000_000)
+
+
 def new_id() -> str:
     """32 hex digits, time-ordered like UUIDv7: 48 bits of milliseconds, then 80 random bits.
 
@@ -165,6 +173,10 @@ def new_id() -> str:
 _ids = random.Random(os.urandom(16))
 # A forked child would otherwise repeat its parent's ids from the fork on.
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(16)))
+
+
+# Set on a delivery whose bytes a relay rebuilt (smee sends parsed JSON): no signature over them can be judged.
+REENCODED_NOTE = "re-encoded by relay: signature cannot be verified (the relay sent parsed JSON, not the bytes)"
 
 
 @dataclass(kw_only=True)
@@ -196,6 +208,12 @@ class Delivery(Message):
     def received_at(self) -> str:
         return format_time_us(self.received_us)
 
+    def original_url(self) -> str:
+        """The URL the sender called, as far as the request tells (a proxy or tunnel in front sets X-Forwarded-*)."""
+        scheme = (self.headers.get("x-forwarded-proto") or "http").split(",")[0].strip()
+        host = self.headers.get("x-forwarded-host") or self.headers.get("host") or "localhost"
+        return f"{scheme}://{host}{self.target}"
+
     @property
     def size(self) -> int:
         return len(self.body)
@@ -209,17 +227,6 @@ class Delivery(Message):
             h.update(k.lower().encode("utf-8", "surrogateescape") + b":" + v.encode("utf-8", "surrogateescape") + b"\0")
         h.update(self.body)
         return h.hexdigest()
-
-    def verify(self, provider: str, secret: str, now: float | None = None, url: str | None = None) -> Any:
-        """The signature Verdict for `provider` with `secret` (see signing/)."""
-        from hookinspect.signing.registry import (  # signing builds on the model
-            Secrets,
-            check_delivery,
-        )
-
-        secrets = Secrets()
-        secrets.add(provider, secret)
-        return check_delivery(self, secrets, now, url, provider=provider).verdict
 
     def summary(self) -> dict[str, Any]:
         """The `ls --json` fields of this delivery (without its attempts' outcome)."""
@@ -240,9 +247,7 @@ class Delivery(Message):
     def from_dict(cls, obj: dict[str, Any]) -> Delivery:
         """Inverse of to_dict (seq and id are kept when present)."""
         received = obj.get("received_at")
-        received_us = now_us()
-        if received:
-            received_us = int(datetime.fromisoformat(received.replace("Z", "+00:00")).timestamp() * 1_000_000)
+        received_us = parse_time_us(received) if received else now_us()
         return cls(
             method=obj["method"],
             path=obj["path"],
@@ -336,3 +341,29 @@ class Attempt:
                 **bodyview.encode_body_fields(self.response.body),
             }
         return out
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any], kind: str | None = None) -> Attempt:
+        """Inverse of to_dict, under a new id (`kind` when the dict has none); KeyError if a part is missing."""
+        req, resp = obj["request"], obj.get("response")
+        started = obj.get("started_at")
+        return cls(
+            delivery_seq=obj.get("delivery_seq") or 0, kind=obj.get("kind") or kind or "import",
+            target_url=obj["target_url"],
+            request=SentRequest(method=req["method"], url=req["url"], headers=Headers((k, v) for k, v in req["headers"]),
+                                body=bodyview.decode_body_fields(req)),
+            response=None if resp is None else Response(
+                status=resp["status"], reason=resp.get("reason") or "",
+                headers=Headers((k, v) for k, v in resp["headers"]), body=bodyview.decode_body_fields(resp)),
+            response_truncated=bool(resp and resp.get("truncated")), latency_ms=obj.get("latency_ms"),
+            error_kind=obj.get("error_kind"), error_message=obj.get("error_message"),
+            started_us=parse_time_us(started) if started else now_us(),
+        )
+
+
+@dataclass
+class ExportItem:
+    """A delivery with its attempts: what exports write and imports read."""
+
+    delivery: Delivery
+    attempts: list[Attempt]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import fnmatch
 import threading
 import time
@@ -28,9 +29,10 @@ from hookinspect.diff import Change
 from hookinspect.forward import Forwarder, validate_target
 from hookinspect.model import Attempt, Delivery, Response
 from hookinspect.receiver import ReceiverSettings, create_app, start_server
-from hookinspect.signing.registry import Secrets, resigner_for
+from hookinspect.signing.base import Verdict
+from hookinspect.signing.registry import Secrets, check_delivery, resigner_for
 from hookinspect.store.fixtures import FixtureRecord, load_fixture
-from hookinspect.store.sqlite import Store
+from hookinspect.workspace import StoreChange, Workspace
 
 T = TypeVar("T")
 
@@ -45,6 +47,20 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
+class CapturedDelivery(Delivery):
+    """A delivery the receiver captured, with a signature check for assertions."""
+
+    def verify(self, provider: str, secret: str, now: float | None = None, url: str | None = None) -> Verdict | None:
+        """The signature Verdict for `provider` with `secret`: `delivery.verify("github", s).status == "valid"`."""
+        secrets = Secrets()
+        secrets.add(provider, secret)
+        return check_delivery(self, secrets, now, url, provider=provider).verdict
+
+
+def _captured(delivery: Delivery) -> CapturedDelivery:
+    return CapturedDelivery(**{f.name: getattr(delivery, f.name) for f in dataclasses.fields(delivery)})
+
+
 class WebhookReceiver:
     """A capture receiver in a background thread; every request is stored before it is answered."""
 
@@ -52,6 +68,9 @@ class WebhookReceiver:
         self.store_path = store_path
         self.settings = settings or ReceiverSettings()
         self.url = ""
+        self.workspace = Workspace(store_path, create=True)
+        self._arrived = threading.Condition()
+        self.workspace.changes.subscribe(self._on_change)
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._error: BaseException | None = None
@@ -61,11 +80,15 @@ class WebhookReceiver:
         if self._error is not None:
             raise self._error
 
+    def _on_change(self, _change: StoreChange) -> None:
+        with self._arrived:
+            self._arrived.notify_all()
+
     def _serve(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
             self._runner, urls = self._loop.run_until_complete(
-                start_server(create_app(self.store_path, self.settings), "127.0.0.1", 0))
+                start_server(create_app(self.workspace, self.settings), "127.0.0.1", 0))
             self.url = urls[0]
         except BaseException as exc:  # handed to the test's thread
             self._error = exc
@@ -80,29 +103,31 @@ class WebhookReceiver:
         if self._thread.is_alive():
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(15)
+        self.workspace.close()
 
     @property
-    def deliveries(self) -> list[Delivery]:
+    def deliveries(self) -> list[CapturedDelivery]:
         """Everything received so far, oldest first."""
-        with Store(self.store_path) as store:
-            return [store.get(seq) for seq in store.seqs()]
+        store = self.workspace.store
+        return [_captured(store.get(seq)) for seq in store.seqs()]
 
-    def wait_for(self, count: int = 1, path: str | None = None, timeout: float = 5.0) -> list[Delivery]:
+    def wait_for(self, count: int = 1, path: str | None = None, timeout: float = 5.0) -> list[CapturedDelivery]:
         """Wait until `count` deliveries (to `path`, a glob, if given) arrived; return them."""
         deadline = time.monotonic() + timeout
-        while True:
-            found = [d for d in self.deliveries if path is None or fnmatch.fnmatchcase(d.path, path)]
-            if len(found) >= count:
-                return found
-            if time.monotonic() >= deadline:
-                seen = ", ".join(f"{d.method} {d.target}" for d in self.deliveries) or "nothing"
-                raise AssertionError(f"expected {count} deliveries{f' to {path}' if path else ''} within {timeout} s, "
-                                     f"got {len(found)}; received: {seen}")
-            time.sleep(0.02)
+        with self._arrived:
+            while True:
+                found = [d for d in self.deliveries if path is None or fnmatch.fnmatchcase(d.path, path)]
+                if len(found) >= count:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = ", ".join(f"{d.method} {d.target}" for d in self.deliveries) or "nothing"
+                    raise AssertionError(f"expected {count} deliveries{f' to {path}' if path else ''} within {timeout} s, "
+                                         f"got {len(found)}; received: {seen}")
+                self._arrived.wait(left)  # woken by every delivery the receiver announces
 
     def clear(self) -> None:
-        with Store(self.store_path) as store:
-            store.clear()
+        self.workspace.clear()
 
 
 def replay(record: FixtureRecord | Delivery, target_or_app: Any, secrets: dict[str, str] | None = None,

@@ -1,7 +1,8 @@
 """The capture receiver: an aiohttp app that stores every request before answering it.
 
-`create_app(store_path, settings)` builds the app; `serve(app, host, port)` runs it.
-A sender gets its answer only after the delivery is committed (see store/writer.py).
+`create_app(workspace, settings)` builds the app; `start_server(app, host, port)` runs it.
+The receiver only turns a request into a Delivery and hands it to the recorder (the one
+capture path); a sender gets its answer only after the delivery is committed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import ipaddress
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -23,21 +23,20 @@ from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
 from hookinspect.errors import NetworkError, StoreError
 from hookinspect.forward import HOP_BY_HOP, Forwarder
 from hookinspect.model import Attempt, Delivery, Headers, now_us
+from hookinspect.recorder import Recorder
 from hookinspect.retry_queue import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_SCHEDULE,
     IDLE_POLL,
     ForwardQueueWorker,
 )
-from hookinspect.store.sqlite import QueueItem
-from hookinspect.store.writer import GroupCommitWriter
+from hookinspect.store.queue import QueueItem
+from hookinspect.workspace import Workspace
 
 # Webhooks carry long JWTs and signature headers; aiohttp's 8 KiB default refuses some.
 MAX_FIELD_SIZE = 64 * 1024
 MAX_HEADERS = 2048
 READ_CHUNK = 256 * 1024
-# Bodies up to this size are inspected (JSON parsed for the event type) in the event loop.
-INLINE_INSPECT_LIMIT = 256 * 1024
 
 
 @dataclass
@@ -54,7 +53,7 @@ class MockResponse:
 class ReceiverEvent:
     """What the receiver tells its shell: a capture, a rejected request, a forward result."""
 
-    kind: str  # captured | rejected | forwarded | store_error | relay
+    kind: str  # rejected | forwarded | store_error | relay (captures are announced by the workspace)
     delivery: Delivery | None = None
     attempt: Attempt | None = None
     message: str = ""
@@ -95,9 +94,9 @@ class ReceiverSettings:
         return self.response
 
 
-WRITER_KEY = web.AppKey("writer", GroupCommitWriter)
+WORKSPACE_KEY = web.AppKey("workspace", Workspace)
+RECORDER_KEY = web.AppKey("recorder", Recorder)
 SETTINGS_KEY = web.AppKey("settings", ReceiverSettings)
-QUEUE_KEY = web.AppKey("queue", ForwardQueueWorker)
 PENDING_KEY = web.AppKey("pending_records", set)
 
 
@@ -105,31 +104,32 @@ class BodyTooLarge(Exception):
     pass
 
 
-def create_app(store_path: str | Path, settings: ReceiverSettings | None = None) -> web.Application:
-    """The capture app: every method and path is stored, then answered."""
+def create_app(workspace: Workspace, settings: ReceiverSettings | None = None) -> web.Application:
+    """The capture app: every method and path is stored, then answered. The caller owns the workspace."""
     app = web.Application(client_max_size=0)  # limits are enforced while streaming, below
-    app[SETTINGS_KEY] = settings or ReceiverSettings()
-    app[WRITER_KEY] = GroupCommitWriter(store_path)
+    settings = app[SETTINGS_KEY] = settings or ReceiverSettings()
+    app[WORKSPACE_KEY] = workspace
+    forward = settings.forward
+    app[RECORDER_KEY] = Recorder(workspace, annotate=settings.inspect,
+                                 route=forward.route if forward is not None else None,
+                                 queue_forwards=forward is not None and forward.ack)
     app[PENDING_KEY] = set()
 
     async def writer_lifecycle(app: web.Application) -> AsyncIterator[None]:
-        writer = app[WRITER_KEY]
-        await asyncio.to_thread(writer.start)
+        await workspace.start_writer()  # a store that cannot be written fails the start, not the first request
         yield
         await asyncio.gather(*app[PENDING_KEY], return_exceptions=True)
-        await asyncio.to_thread(writer.close)
 
     app.cleanup_ctx.append(writer_lifecycle)
-    forward = app[SETTINGS_KEY].forward
     if forward is not None:
-        app.cleanup_ctx.append(_forwarding_lifecycle(Path(store_path), forward))
-    if app[SETTINGS_KEY].source is not None:
-        app.cleanup_ctx.append(_source_lifecycle(Path(store_path)))
+        app.cleanup_ctx.append(_forwarding_lifecycle(forward))
+    if settings.source is not None:
+        app.cleanup_ctx.append(_source_lifecycle)
     app.router.add_route("*", "/{tail:.*}", capture_request)
     return app
 
 
-def _forwarding_lifecycle(store_path: Path, forward: ForwardSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+def _forwarding_lifecycle(forward: ForwardSettings) -> Callable[[web.Application], AsyncIterator[None]]:
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         task = None
         if forward.ack and forward.works_queue:
@@ -139,9 +139,8 @@ def _forwarding_lifecycle(store_path: Path, forward: ForwardSettings) -> Callabl
                 message = "" if state == "pending" or attempt.is_success else f"gave up after {item.tries + 1} tries"
                 _emit(settings, ReceiverEvent("forwarded", attempt=attempt, message=message))
 
-            worker = ForwardQueueWorker(store_path, app[WRITER_KEY], forward.forwarder, max_attempts=forward.max_attempts,
+            worker = ForwardQueueWorker(app[WORKSPACE_KEY], forward.forwarder, max_attempts=forward.max_attempts,
                                         schedule=forward.schedule, on_attempt=report, idle_poll=forward.queue_poll)
-            app[QUEUE_KEY] = worker
             task = asyncio.create_task(worker.run())
         yield
         if task is not None:
@@ -152,32 +151,20 @@ def _forwarding_lifecycle(store_path: Path, forward: ForwardSettings) -> Callabl
     return lifecycle
 
 
-def _source_lifecycle(store_path: Path) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        from hookinspect.relay.client import (
-            RelaySubscriber,  # the relay builds on the receiver's pieces
-        )
+async def _source_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    from hookinspect.relay.client import (
+        RelaySubscriber,  # the relay builds on the receiver's pieces
+    )
 
-        settings = app[SETTINGS_KEY]
-        forward = settings.forward
-
-        def stored(delivery: Delivery) -> None:
-            _emit(settings, ReceiverEvent("captured", delivery))
-            if QUEUE_KEY in app:
-                app[QUEUE_KEY].wake()
-
-        subscriber = RelaySubscriber(
-            settings.source, store_path, app[WRITER_KEY], token=settings.source_token,  # type: ignore[arg-type]
-            enqueue_to=(forward.route if forward is not None and forward.ack else (lambda _d: [])),
-            inspect=settings.inspect, on_stored=stored,
-            on_state=lambda message: _emit(settings, ReceiverEvent("relay", message=message)),
-        )
-        task = asyncio.create_task(subscriber.run())
-        yield
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-    return lifecycle
+    settings = app[SETTINGS_KEY]
+    subscriber = RelaySubscriber(
+        settings.source, app[RECORDER_KEY], token=settings.source_token,  # type: ignore[arg-type]
+        on_state=lambda message: _emit(settings, ReceiverEvent("relay", message=message)),
+    )
+    task = asyncio.create_task(subscriber.run())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def read_body(request: web.BaseRequest, limit: int) -> bytes:
@@ -218,7 +205,6 @@ def _emit(settings: ReceiverSettings, event: ReceiverEvent) -> None:
 
 async def capture_request(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS_KEY]
-    writer = request.app[WRITER_KEY]
     try:
         body = await read_body(request, settings.max_body)
     except BodyTooLarge:
@@ -230,29 +216,19 @@ async def capture_request(request: web.Request) -> web.StreamResponse:
         _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: sender disconnected mid-body"))
         raise
     delivery = delivery_from_request(request, body)
-    if settings.inspect is not None:
-        if len(body) > INLINE_INSPECT_LIMIT:  # parsing a big JSON body would stall every other request
-            await asyncio.to_thread(settings.inspect, delivery)
-        else:
-            settings.inspect(delivery)
-    forward = settings.forward
-    targets = forward.route(delivery) if forward is not None else []
-    queued = targets if forward is not None and forward.ack else []
     try:
-        await writer.insert_delivery(delivery, enqueue_to=queued)
+        recorded = await request.app[RECORDER_KEY].record(delivery)
     except StoreError as exc:
         _emit(settings, ReceiverEvent("store_error", delivery, message=exc.message))
         return web.Response(status=503, text="hookinspect: the delivery could not be stored; retry later\n")
-    _emit(settings, ReceiverEvent("captured", delivery))
-    if queued:
-        if QUEUE_KEY in request.app:  # else another process works the queue, and looks at it soon
-            request.app[QUEUE_KEY].wake()
-    elif targets and forward is not None:
-        attempts = await asyncio.gather(*(forward.forwarder.send(delivery, t, kind="forward") for t in targets))
+    forward = settings.forward
+    if recorded.targets and not recorded.is_queued and forward is not None:
+        attempts = await asyncio.gather(*(forward.forwarder.send(delivery, t, kind="forward") for t in recorded.targets))
+        workspace = request.app[WORKSPACE_KEY]
         for attempt in attempts:
             # The sender waits for the target's answer, not for this record: the writer
             # drains its queue before closing, so it is still stored on a clean stop.
-            record = asyncio.create_task(writer.add_attempt(attempt))
+            record = asyncio.create_task(workspace.add_attempt(attempt))
             pending = request.app[PENDING_KEY]
             pending.add(record)
             record.add_done_callback(pending.discard)

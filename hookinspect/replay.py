@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from pathlib import Path
 
 from hookinspect.errors import UsageError
 from hookinspect.forward import DEFAULT_TIMEOUT, Forwarder, RequestEdits, Resigner, validate_target
 from hookinspect.model import Attempt, Delivery
 from hookinspect.store.sqlite import Store
-from hookinspect.store.writer import GroupCommitWriter
+from hookinspect.workspace import Workspace
 
 
 def default_targets(store: Store, seqs: list[int], configured: str | None) -> dict[int, str]:
@@ -33,7 +32,7 @@ def default_targets(store: Store, seqs: list[int], configured: str | None) -> di
 
 
 async def replay_deliveries(
-    store_path: Path,
+    workspace: Workspace,
     targets: dict[int, str],
     *,
     edits: RequestEdits | None = None,
@@ -48,25 +47,16 @@ async def replay_deliveries(
     for target in set(targets.values()):
         validate_target(target)
     semaphore = asyncio.Semaphore(max(1, concurrency))
-    writer = GroupCommitWriter(store_path)
-    await asyncio.to_thread(writer.start)
-    reader = await asyncio.to_thread(Store, store_path, create=False)
-    read_lock = asyncio.Lock()
 
     async def one(seq: int, target: str, forwarder: Forwarder) -> Attempt:
         async with semaphore:
-            async with read_lock:
-                delivery = await asyncio.to_thread(reader.get, seq)
+            delivery = await workspace.read(lambda store: store.get(seq))
             resign = resigner_for(delivery) if resigner_for is not None else None
             attempt = await forwarder.send(delivery, target, kind=kind, edits=edits, resign=resign)
-            await writer.add_attempt(attempt)
+            await workspace.add_attempt(attempt)
             if on_attempt is not None:
                 on_attempt(attempt)
             return attempt
 
-    try:
-        async with Forwarder(timeout=timeout, verify_tls=verify_tls) as forwarder:
-            return list(await asyncio.gather(*(one(seq, t, forwarder) for seq, t in targets.items())))
-    finally:
-        await asyncio.to_thread(writer.close)
-        reader.close()
+    async with Forwarder(timeout=timeout, verify_tls=verify_tls) as forwarder:
+        return list(await asyncio.gather(*(one(seq, t, forwarder) for seq, t in targets.items())))

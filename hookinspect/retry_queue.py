@@ -10,12 +10,12 @@ import asyncio
 import email.utils
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from hookinspect.forward import Forwarder
 from hookinspect.model import Attempt, now_us
-from hookinspect.store.sqlite import QueueItem, Store
-from hookinspect.store.writer import GroupCommitWriter
+from hookinspect.store.queue import QueueItem
+from hookinspect.store.sqlite import Store
+from hookinspect.workspace import StoreChange, Workspace
 
 # Seconds to wait before each retry: Standard Webhooks' recommended schedule
 # (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h).
@@ -56,15 +56,18 @@ def next_state(attempt: Attempt, tries: int, max_attempts: int, schedule: tuple[
 
 
 class ForwardQueueWorker:
-    """Runs in the receiver's event loop; one delivery in flight per target."""
+    """Runs in the receiver's event loop; one delivery in flight per target.
 
-    def __init__(self, store_path: Path, writer: GroupCommitWriter, forwarder: Forwarder, *,
+    It wakes when the workspace announces a queued delivery; deliveries queued by another
+    process (listen --workers) are found by looking at the queue every `idle_poll` seconds.
+    """
+
+    def __init__(self, workspace: Workspace, forwarder: Forwarder, *,
                  max_attempts: int = DEFAULT_MAX_ATTEMPTS, schedule: tuple[float, ...] = DEFAULT_SCHEDULE,
                  on_attempt: Callable[[Attempt, QueueItem, str], None] | None = None,
                  idle_poll: float = IDLE_POLL) -> None:
-        self.store_path = store_path
+        self.workspace = workspace
         self.idle_poll = idle_poll  # shorter when other processes queue deliveries without waking this one
-        self.writer = writer
         self.forwarder = forwarder
         self.max_attempts = max_attempts
         self.schedule = schedule
@@ -72,19 +75,21 @@ class ForwardQueueWorker:
         self._wake = asyncio.Event()
         self._in_flight: set[str] = set()
         self._settled = 0  # sends recorded so far; a queue read that overlapped one may predate it
-        self._reader_lock = asyncio.Lock()
-        self._reader: Store | None = None
 
     def wake(self) -> None:
         self._wake.set()
 
+    def _on_change(self, change: StoreChange) -> None:
+        if change.kind == "queued":
+            self._wake.set()  # announced in the event loop's thread, by the recorder
+
     async def run(self) -> None:
-        self._reader = await asyncio.to_thread(Store, self.store_path)
         tasks: set[asyncio.Task[None]] = set()
+        unsubscribe = self.workspace.changes.subscribe(self._on_change)
         try:
             while True:
                 settled = self._settled
-                heads = await self._read(lambda store: store.queue_heads())
+                heads = await self.workspace.read(lambda store: store.queue_heads())
                 if settled != self._settled:
                     # A send finished during the read, which may show its item as still due:
                     # read again rather than send it twice (or retry it before its backoff).
@@ -107,20 +112,14 @@ class ForwardQueueWorker:
                 except TimeoutError:
                     pass
         finally:
+            unsubscribe()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            reader, self._reader = self._reader, None
-            if reader is not None:
-                reader.close()
-
-    async def _read(self, query):  # type: ignore[no-untyped-def]
-        async with self._reader_lock:
-            return await asyncio.to_thread(query, self._reader)
 
     async def _deliver(self, item: QueueItem) -> None:
         try:
-            delivery = await self._read(lambda store: store.get(item.delivery_seq))
+            delivery = await self.workspace.read(lambda store: store.get(item.delivery_seq))
             attempt = await self.forwarder.send(delivery, item.target, kind="queue")
             tries = item.tries + 1
             state, delay = next_state(attempt, tries, self.max_attempts, self.schedule)
@@ -130,7 +129,8 @@ class ForwardQueueWorker:
                 store.add_attempt(attempt)
                 store.queue_update(item.id, state, tries, next_at, attempt.outcome)
 
-            await self.writer.call(record)
+            await self.workspace.writer.call(record)
+            self.workspace.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
             if self.on_attempt is not None:
                 self.on_attempt(attempt, item, state)
         finally:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from hookinspect.receiver import ReceiverSettings, create_app, start_server
 from hookinspect.store.sqlite import Store
+from hookinspect.workspace import Workspace
 from tests.factories import RecordingTarget
 
 
@@ -24,10 +25,16 @@ def store(store_path: Path):
 
 
 @pytest.fixture
-async def receiver(store_path: Path):
+def workspace(store_path: Path):
+    with Workspace(store_path, create=True) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def receiver(workspace: Workspace):
     """A real receiver on a loopback port; yields (base_url, settings) and stops it after."""
     settings = ReceiverSettings()
-    runner, urls = await start_server(create_app(store_path, settings), "127.0.0.1", 0)
+    runner, urls = await start_server(create_app(workspace, settings), "127.0.0.1", 0)
     try:
         yield urls[0], settings
     finally:

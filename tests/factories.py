@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 from aiohttp import web
 
-from hookinspect.model import Attempt, Delivery, Headers, Response, SentRequest
+from hookinspect.model import Attempt, Delivery, ExportItem, Headers, Response, SentRequest
 
 
 def make_delivery(
@@ -136,3 +136,13 @@ class RecordingTarget:
 async def post(url: str, **kwargs) -> httpx.Response:
     async with httpx.AsyncClient(timeout=30) as client:
         return await client.post(url, **kwargs)
+
+
+def import_into(store: Path, items: list[ExportItem], annotate: Callable[[Delivery], None] | None = None) -> tuple[int, int]:
+    """`hookinspect import` of `items` into the store file, through the recorder."""
+    from hookinspect.importing import import_deliveries
+    from hookinspect.recorder import Recorder
+    from hookinspect.workspace import Workspace
+
+    with Workspace(store, create=True) as workspace:
+        return asyncio.run(import_deliveries(Recorder(workspace, annotate=annotate), items))

@@ -5,9 +5,11 @@ import json
 import pytest
 
 from hookinspect.errors import UsageError
-from hookinspect.export import ExportItem, export, import_items, parse_import, redact, render_raw
+from hookinspect.export import ExportItem, export, render_raw
+from hookinspect.importing import parse_import
+from hookinspect.redaction import Redaction, redact
 from hookinspect.store.sqlite import Store
-from tests.factories import make_attempt, make_delivery
+from tests.factories import import_into, make_attempt, make_delivery
 
 SPREAD = {
     "json": (b'{"type":"invoice.paid","amount":1200}', "application/json", []),
@@ -40,9 +42,9 @@ def test_export_then_import_round_trips_byte_exact(tmp_path, fmt, name):
     assert loaded.delivery.query == original.query
     assert loaded.delivery.headers.pairs() == original.headers.pairs()
     assert loaded.attempts[0].response.status == 200
+    assert import_into(tmp_path / "s.db", [loaded]) == (1, 0)
+    assert import_into(tmp_path / "s.db", parse_import(text.encode())) == (0, 1)  # duplicate skipped
     with Store(tmp_path / "s.db") as store:
-        assert import_items(store, [loaded]) == (1, 0)
-        assert import_items(store, parse_import(text.encode())) == (0, 1)  # duplicate skipped
         assert store.get(1).body == original.body and store.attempts(1)[0].response.status == 200
 
 
@@ -96,8 +98,8 @@ BROWSER_HAR = {
 
 def test_a_browser_har_imports_with_its_responses(tmp_path):
     items = parse_import(json.dumps(BROWSER_HAR).encode())
+    assert import_into(tmp_path / "s.db", items) == (2, 0)
     with Store(tmp_path / "s.db") as store:
-        assert import_items(store, items) == (2, 0)
         first = store.get(1)
         assert first.method == "POST" and first.path == "/hooks/stripe" and first.query == "attempt=2"
         assert first.body == b'{"id":"evt_1"}' and first.headers.get("host") == "api.example.com"
@@ -157,7 +159,6 @@ async def test_the_curl_command_delivers_identical_bytes(receiver, store_path, n
 
 
 def test_configured_redaction_adds_headers_query_keys_and_json_paths():
-    from hookinspect.export import Redaction
 
     rules = Redaction.from_config({"headers": ["X-Internal-Key"], "query": ["session"],
                                    "json": ["$.data.object.customer_email", "$.items[0]"]})

@@ -150,13 +150,17 @@ async def test_delay_is_applied_after_storing(receiver, store_path):
         assert (await task).status_code == 200
 
 
-async def test_capture_events_are_reported_to_the_shell(receiver):
+async def test_captures_are_announced_by_the_workspace_and_refusals_reported_to_the_shell(receiver, workspace):
     url, settings = receiver
-    events = []
+    settings.max_body = 10
+    changes, events = [], []
+    workspace.changes.subscribe(changes.append)
     settings.on_event = events.append
     async with httpx.AsyncClient() as client:
         await client.post(url + "/evt", content=b"{}")
-    assert [e.kind for e in events] == ["captured"] and events[0].delivery.seq == 1
+        assert (await client.post(url + "/big", content=b"x" * 11)).status_code == 413
+    assert [(c.kind, c.seq, c.delivery.path) for c in changes] == [("deliveries", 1, "/evt")]
+    assert [e.kind for e in events] == ["rejected"] and "/big" in events[0].message
 
 
 def test_loopback_detection():

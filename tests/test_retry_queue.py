@@ -3,6 +3,7 @@ import time
 
 from hookinspect.forward import Forwarder
 from hookinspect.model import Attempt, Headers, Response, SentRequest
+from hookinspect.recorder import Recorder
 from hookinspect.retry_queue import (
     DEFAULT_SCHEDULE,
     ForwardQueueWorker,
@@ -10,7 +11,6 @@ from hookinspect.retry_queue import (
     retry_after_seconds,
 )
 from hookinspect.store.sqlite import Store
-from hookinspect.store.writer import GroupCommitWriter
 from tests.factories import make_delivery
 
 
@@ -34,18 +34,16 @@ def test_retry_after_is_honoured_when_longer():
     assert retry_after_seconds("soon") is None
 
 
-async def test_a_busy_queue_sends_each_delivery_once(store_path, target):
+async def test_a_busy_queue_sends_each_delivery_once(store_path, workspace, target):
     # Captures keep waking the worker, so it reads the queue while sends finish: a read that
     # began before a send was recorded must not send that delivery again.
-    writer = GroupCommitWriter(store_path)
-    writer.start()
     forwarder = Forwarder()
-    worker = ForwardQueueWorker(store_path, writer, forwarder)
+    worker = ForwardQueueWorker(workspace, forwarder)
+    recorder = Recorder(workspace, route=lambda _d: [target.url], queue_forwards=True)
     running = asyncio.create_task(worker.run())
     try:
         for i in range(600):
-            await writer.insert_delivery(make_delivery(body=b"%d" % i), enqueue_to=[target.url])
-            worker.wake()
+            await recorder.record(make_delivery(body=b"%d" % i))  # announces: wakes the worker
         deadline = time.monotonic() + 30
         while len(target.received) < 600 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -54,7 +52,6 @@ async def test_a_busy_queue_sends_each_delivery_once(store_path, target):
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
         await forwarder.aclose()
-        writer.close()
     assert sorted(int(r["body"]) for r in target.received) == list(range(600))
     with Store(store_path) as store:
         assert store.queue_counts() == {"done": 600}

@@ -9,6 +9,21 @@ import typer
 from typer.core import TyperGroup
 
 from hookinspect import __version__
+from hookinspect.cli import (
+    check,
+    diff,
+    export,
+    import_,
+    listen,
+    ls,
+    relay,
+    replay,
+    rm,
+    samples,
+    send,
+    ui,
+    verify,
+)
 from hookinspect.cli.output import Output
 from hookinspect.errors import HookinspectError
 
@@ -53,21 +68,12 @@ def root(
     ctx.meta["hookinspect.traceback"] = traceback
 
 
-def _register() -> None:
-    # Imported here so each module can use `app` without an import cycle.
-    from hookinspect.cli import (  # noqa: F401
-        browse,
-        capture,
-        checking,
-        compare,
-        samples,
-        sending,
-        transfer,
-        tunnel,
-    )
-
-
-_register()
+# Each module declares its commands on a Typer of its own and imports nothing from here,
+# so there is no import circle; the order here is the order of `hookinspect --help`.
+_COMMAND_MODULES = (listen, ui, ls, rm, verify, replay, diff, send, samples, export, import_, check, relay)
+for _module in _COMMAND_MODULES:
+    app.registered_commands += _module.app.registered_commands
+    app.registered_groups += _module.app.registered_groups
 
 
 def main() -> None:

@@ -6,7 +6,10 @@ from pathlib import Path
 
 import typer
 
+from hookinspect.errors import UsageError
+from hookinspect.filters import DeliveryFilter, parse_filter, parse_refs, parse_time
 from hookinspect.store.sqlite import Store, default_store_path
+from hookinspect.workspace import Workspace
 
 STORE_OPTION = typer.Option(
     None, "--store", envvar="HOOKINSPECT_STORE", show_envvar=True,
@@ -23,9 +26,53 @@ FILTER_OPTION = typer.Option(
 )
 
 
-def open_store(path: Path | None, *, create: bool = False) -> Store:
+def open_workspace(path: Path | None, *, create: bool = False) -> Workspace:
     """Open the store a command names (flag, env, then the default); readers never create one."""
-    return Store(path or default_store_path(), create=create)
+    return Workspace(path or default_store_path(), create=create)
+
+
+def build_filter(
+    expression: str | None = None, method: list[str] | None = None, path: str | None = None,
+    content_type: str | None = None, since: str | None = None, until: str | None = None,
+    search: str | None = None, provider: str | None = None, event: str | None = None,
+    verdict: str | None = None,
+) -> DeliveryFilter:
+    """The filter of a command's --filter expression plus its dedicated flags."""
+    flt = parse_filter(expression)
+    extra = DeliveryFilter(
+        providers=[provider.lower()] if provider else [],
+        event_globs=[event] if event else [],
+        verdicts=[verdict.lower()] if verdict else [],
+        methods=[m.upper() for m in method or []],
+        path_globs=[path] if path else [],
+        content_types=[content_type.lower()] if content_type else [],
+        since_us=parse_time(since) if since else None,
+        until_us=parse_time(until) if until else None,
+        texts=[search] if search else [],
+    )
+    return flt.merged(extra)
+
+
+def resolve_seqs(store: Store, refs: list[str]) -> list[int]:
+    """Sequence numbers for refs (numbers, ranges, id prefixes); unknown ones are an error."""
+    seqs: list[int] = []
+    for ref in parse_refs(refs):
+        seqs.append(store.get(ref).seq if isinstance(ref, str) else ref)  # type: ignore[arg-type]
+    return seqs
+
+
+def select_seqs(store: Store, refs: list[str], last: int | None, flt: DeliveryFilter) -> list[int]:
+    """Deliveries named by refs, or the newest `last`, or everything the filter matches."""
+    if refs:
+        seqs = resolve_seqs(store, refs)
+        for seq in seqs:
+            store.get(seq)
+        return seqs
+    if last:
+        return sorted(row.seq for row in store.list(flt, limit=last))
+    if not flt.is_empty:
+        return store.seqs(flt)
+    raise UsageError("which deliveries? name them (42, 40-45), or use --last N, --failed or --filter")
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
@@ -36,8 +83,6 @@ def parse_size(text: str) -> int:
     """`25MiB`, `10MB`, `512k`, `1048576` -> bytes."""
     import re
 
-    from hookinspect.errors import UsageError
-
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
     if not match or match.group(2).lower() not in _SIZE_UNITS:
         raise UsageError(f"cannot read size {text!r}", "examples: 25MiB, 10MB, 512k, 1048576")
@@ -46,8 +91,6 @@ def parse_size(text: str) -> int:
 
 def parse_header(text: str) -> tuple[str, str]:
     """`'X-Debug: 1'` -> ("X-Debug", "1")."""
-    from hookinspect.errors import UsageError
-
     name, colon, value = text.partition(":")
     if not colon or not name.strip() or any(c in name for c in " \t\r\n"):
         raise UsageError(f"bad header {text!r}", "write it as 'Name: value'")

@@ -11,21 +11,21 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from hookinspect.body import escape_controls
+from hookinspect.views.text import Line, safe
 
 
 def safe_text(value: str | None, style: str = "") -> Text:
     """Captured text as a rich Text: never markup, control characters made visible."""
-    return Text(escape_controls(value or ""), style=style)
+    return Text(*safe(value, style))
 
 
-def human_size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    for unit in ("KiB", "MiB", "GiB"):
-        size /= 1024  # type: ignore[assignment]
-        if size < 1024:
-            return f"{size:.1f} {unit}"
-    return f"{size:.1f} TiB"
+def rich_line(line: Line) -> Text:
+    """A view's line as rich Text (its spans are already escaped; styles are rich styles)."""
+    return Text.assemble(*line)
+
+
+def rich_lines(lines: list[Line]) -> Text:
+    return Text("\n").join(rich_line(line) for line in lines)
 
 
 @dataclass

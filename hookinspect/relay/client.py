@@ -13,19 +13,16 @@ import json
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
 from httpx_sse import aconnect_sse
 
-from hookinspect.model import Delivery, Headers, now_us
-from hookinspect.store.sqlite import Store
-from hookinspect.store.writer import GroupCommitWriter
+from hookinspect.model import REENCODED_NOTE, Delivery, Headers, now_us
+from hookinspect.recorder import Recorder
 
-REENCODED_NOTE = "re-encoded by relay: signature cannot be verified (the relay sent parsed JSON, not the bytes)"
 # Deliveries handed to the writer but not yet confirmed, at most.
 MAX_IN_FLIGHT = 256
 # Reconnect delays in seconds; the last one repeats.
@@ -64,18 +61,11 @@ def delivery_from_event(data: dict[str, Any], event_id: str, source: str) -> Del
 class RelaySubscriber:
     """Keeps one subscription alive and stores every delivery it brings."""
 
-    def __init__(self, source: str, store_path: Path, writer: GroupCommitWriter, *, token: str | None = None,
-                 enqueue_to: Callable[[Delivery], Sequence[str]] = lambda _d: (),
-                 inspect: Callable[[Delivery], None] | None = None,
-                 on_stored: Callable[[Delivery], None] | None = None,
+    def __init__(self, source: str, recorder: Recorder, *, token: str | None = None,
                  on_state: Callable[[str], None] | None = None) -> None:
         self.source = source
-        self.store_path = store_path
-        self.writer = writer
+        self.recorder = recorder
         self.token = token
-        self.enqueue_to = enqueue_to
-        self.inspect = inspect
-        self.on_stored = on_stored
         self.on_state = on_state or (lambda _message: None)
         self.prefix = f"{channel_url(source)}#"
         self.stored = 0
@@ -89,11 +79,7 @@ class RelaySubscriber:
         return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
     async def _resume_after(self) -> int | None:
-        def latest() -> int | None:
-            with Store(self.store_path) as store:
-                return store.latest_origin_id(self.prefix)
-
-        return await asyncio.to_thread(latest)
+        return await self.recorder.workspace.read(lambda store: store.latest_origin_id(self.prefix))
 
     async def run(self) -> None:
         """Subscribe until cancelled, reconnecting with backoff (reset once a connection worked)."""
@@ -168,15 +154,9 @@ class RelaySubscriber:
                 caught_up += 1
 
     async def _store(self, delivery: Delivery) -> None:
-        if self.inspect is not None:
-            self.inspect(delivery)
-        if delivery.note == REENCODED_NOTE:
-            delivery.verdict, delivery.verdict_reason = None, REENCODED_NOTE
         try:
-            await self.writer.insert_delivery(delivery, enqueue_to=self.enqueue_to(delivery))
+            await self.recorder.record(delivery)
         except sqlite3.IntegrityError:
             self.duplicates += 1  # already stored (unique origin): a resent event
             return
         self.stored += 1
-        if self.on_stored is not None:
-            self.on_stored(delivery)

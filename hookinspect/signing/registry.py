@@ -54,11 +54,7 @@ def provider_named(name: str) -> Provider:
 
 def message_of(delivery: Delivery, url: str | None = None) -> SignedMessage:
     """The delivery as its sender signed it; the URL is rebuilt from Host unless given."""
-    if url is None:
-        scheme = (delivery.headers.get("x-forwarded-proto") or "http").split(",")[0].strip()
-        host = delivery.headers.get("x-forwarded-host") or delivery.headers.get("host") or "localhost"
-        url = f"{scheme}://{host}{delivery.target}"
-    return SignedMessage(delivery.method, url, delivery.headers, delivery.body)
+    return SignedMessage(delivery.method, url or delivery.original_url(), delivery.headers, delivery.body)
 
 
 # What every detector above needs before it can answer: one of these headers, a user agent
@@ -177,6 +173,28 @@ def check_delivery(delivery: Delivery, secrets: Secrets, now: float | None = Non
                      Verdict(NO_SECRET, f"no secret for {chosen.name}; pass --secret {chosen.name}=... "
                                         f"or set HOOKINSPECT_SECRET_{chosen.name.upper()}"))
     return Check(chosen.name, detection.event_type, chosen.verify(message, secret, now))
+
+
+@dataclass(frozen=True)
+class SignatureReport:
+    """What a signature view shows: provider, event type, verdict and why."""
+
+    provider: str | None
+    event_type: str | None
+    status: str | None
+    reason: str | None
+
+
+def signature_report(delivery: Delivery, secrets: Secrets, url: str | None = None) -> SignatureReport:
+    """A fresh check when a secret is known, else what was found when the delivery was recorded."""
+    result = check_delivery(delivery, secrets, url=url) if secrets else None
+    verdict = result.verdict if result is not None else None
+    return SignatureReport(
+        provider=(result.provider if result else None) or delivery.provider,
+        event_type=(result.event_type if result else None) or delivery.event_type,
+        status=verdict.status if verdict else delivery.verdict,
+        reason=verdict.reason if verdict else delivery.verdict_reason,
+    )
 
 
 def resigner_for(delivery: Delivery, secrets: Secrets, clock: Callable[[], float] = time.time

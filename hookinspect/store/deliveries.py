@@ -223,6 +223,12 @@ class DeliveryTable:
                     break
         return out
 
+    def previous_of_event(self, delivery: Delivery) -> DeliveryRow | None:
+        """The newest delivery before this one with the same event type (of any event, if it has none)."""
+        same_event = DeliveryFilter(event_globs=[delivery.event_type]) if delivery.event_type else None
+        earlier = self.list(same_event, limit=1, before_seq=delivery.seq)
+        return earlier[0] if earlier else None
+
     def row(self, seq: int) -> DeliveryRow:
         found = self.execute(f"SELECT {_ROW_COLUMNS} FROM deliveries d WHERE d.seq = ?", (seq,)).fetchone()
         if found is None:

@@ -59,11 +59,13 @@ class Store(DeliveryTable, AttemptTable, QueueTable, OriginTable):
         self._depth = 1
         try:
             yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        else:
             self._conn.execute("COMMIT")
+        except BaseException:
+            # Also after a failed COMMIT (disk full, I/O error), which can leave the transaction
+            # open: without this ROLLBACK every later write on this connection would fail.
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
         finally:
             self._depth = 0
 

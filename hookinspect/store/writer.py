@@ -1,22 +1,26 @@
 """Group commit: one writer thread owns the store's write connection.
 
-The event loop hands it operations; the thread runs everything queued at that moment in
-one transaction and resolves each caller's future only after COMMIT returns. A sender
-is therefore acknowledged only for what is durably stored, and a burst of concurrent
-requests costs one commit instead of one each.
+Callers hand it operations; the thread runs everything queued at that moment in one
+transaction and settles each caller only after COMMIT returns. A sender is therefore
+acknowledged only for what is durably stored, and a burst of concurrent requests costs one
+commit instead of one each. A failed batch is rolled back and retried one operation at a
+time, so each caller gets its own answer and the thread lives on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import queue
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from hookinspect.errors import HookinspectError, StoreError
 from hookinspect.model import Attempt, Delivery
 from hookinspect.store.sqlite import Store
 
@@ -29,17 +33,44 @@ _STOP = object()
 
 
 @dataclass(frozen=True)
-class _Insert:
-    delivery: Delivery
-    enqueue_to: tuple[str, ...]
+class Insert:
+    """A delivery to store, with (in the same transaction) its queued forwards and known attempts."""
 
-    def apply_queue(self, store: Store) -> None:
+    delivery: Delivery
+    enqueue_to: tuple[str, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
+    content_hash: str | None = None
+
+    @property
+    def is_plain(self) -> bool:
+        return not self.enqueue_to and not self.attempts and self.content_hash is None
+
+    def apply_rest(self, store: Store) -> None:
+        seq = self.delivery.seq
+        assert seq is not None
         for target in self.enqueue_to:
-            store.enqueue(self.delivery.seq, target, self.delivery.received_us)  # type: ignore[arg-type]
+            store.enqueue(seq, target, self.delivery.received_us)
+        for attempt in self.attempts:
+            attempt.delivery_seq = seq
+            store.add_attempt(attempt)
+
+
+@dataclass
+class _Job:
+    operation: Insert | Callable[[Store], Any]
+    future: asyncio.Future[Any] | concurrent.futures.Future[Any]
+    loop: asyncio.AbstractEventLoop | None = field(default=None)
+
+
+def _as_store_error(exc: Exception, path: Path) -> Exception:
+    """SQLite's own failures (disk full, I/O error, locked) as a StoreError with one clear line."""
+    if isinstance(exc, HookinspectError | sqlite3.IntegrityError) or not isinstance(exc, sqlite3.Error):
+        return exc  # ours, a constraint the caller handles (a relay event stored twice), or a bug
+    return StoreError(f"store {path}: {exc}")
 
 
 class GroupCommitWriter:
-    """Serialises writes to one store from any number of coroutines."""
+    """Serialises writes to one store from any number of coroutines and threads."""
 
     def __init__(self, path: str | Path, max_batch: int = MAX_BATCH) -> None:
         self.path = Path(path)
@@ -59,6 +90,7 @@ class GroupCommitWriter:
             raise self._open_error
 
     def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(_STOP)
             self._thread.join()
@@ -67,16 +99,25 @@ class GroupCommitWriter:
         """Run `operation(store)` inside the next group transaction; returns after COMMIT."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put((operation, future, loop))
+        self._queue.put(_Job(operation, future, loop))
+        return await future
+
+    def run(self, operation: Callable[[Store], T]) -> T:
+        """`call` for code outside an event loop (a CLI command): blocks until COMMIT."""
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._queue.put(_Job(operation, future))
+        return future.result()
+
+    async def insert(self, insert: Insert) -> int:
+        """Store a delivery (see Insert); returns its sequence number after COMMIT."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[int] = loop.create_future()
+        # An Insert, not a callable, so a batch of them becomes one multi-row INSERT (see _apply).
+        self._queue.put(_Job(insert, future, loop))
         return await future
 
     async def insert_delivery(self, delivery: Delivery, enqueue_to: Sequence[str] = ()) -> int:
-        """Store a delivery (and, in the same transaction, queue it for `enqueue_to` targets)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        # An _Insert, not a callable, so a batch of them becomes one multi-row INSERT (see _run_batch).
-        self._queue.put((_Insert(delivery, tuple(enqueue_to)), future, loop))
-        return await future
+        return await self.insert(Insert(delivery, tuple(enqueue_to)))
 
     async def add_attempt(self, attempt: Attempt) -> None:
         await self.call(lambda store: store.add_attempt(attempt))
@@ -111,46 +152,57 @@ class GroupCommitWriter:
         finally:
             store.close()
 
-    def _run_batch(self, store: Store, batch: list[Any]) -> None:
-        outcomes: list[tuple[bool, Any]] = []
-        is_plain_capture = all(isinstance(op, _Insert) and not op.enqueue_to for op, _future, _loop in batch)
+    def _run_batch(self, store: Store, batch: list[_Job]) -> None:
         try:
-            # Plain captures need no transaction around them: insert_deliveries is atomic, and
-            # without BEGIN and COMMIT this thread has two fewer waits to get the GIL back.
-            with contextlib.nullcontext() if is_plain_capture else store.transaction():
-                inserts = [op for op, _future, _loop in batch if isinstance(op, _Insert)]
-                seqs = iter(store.insert_deliveries([op.delivery for op in inserts]) if inserts else [])
-                for operation, _future, _loop in batch:
-                    if isinstance(operation, _Insert):
-                        operation.apply_queue(store)
-                        outcomes.append((True, next(seqs)))
-                    else:
-                        outcomes.append((True, operation(store)))
-            self.commits += 1
+            outcomes = self._apply(store, batch)
         except Exception:
-            # One bad operation must not fail its neighbours: redo them one by one.
-            outcomes = []
-            for operation, _future, _loop in batch:
-                try:
-                    with store.transaction():
-                        if isinstance(operation, _Insert):
-                            seq = store.insert_delivery(operation.delivery)
-                            operation.apply_queue(store)
-                            outcomes.append((True, seq))
-                        else:
-                            outcomes.append((True, operation(store)))
-                except Exception as exc:
-                    outcomes.append((False, exc))
-                self.commits += 1
-        # One wake-up per event loop for the whole batch, not one per caller.
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
-        for (is_ok, value), (_operation, future, loop) in zip(outcomes, batch, strict=True):
-            by_loop.setdefault(loop, []).append((future, is_ok, value))
-        for loop, settlements in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_settle_all, settlements)
-            except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
-                pass
+            # One bad operation (or a failed COMMIT) must not fail its neighbours: the batch was
+            # rolled back, so redo them one by one and give each caller its own answer.
+            outcomes = [self._apply_one(store, job) for job in batch]
+        _settle(batch, outcomes)
+
+    def _apply(self, store: Store, batch: list[_Job]) -> list[tuple[bool, Any]]:
+        """Every job in one transaction; raises (after ROLLBACK) if any of them, or COMMIT, fails."""
+        outcomes: list[tuple[bool, Any]] = []
+        is_plain_capture = all(isinstance(job.operation, Insert) and job.operation.is_plain for job in batch)
+        # Plain captures need no transaction around them: insert_deliveries is atomic, and
+        # without BEGIN and COMMIT this thread has two fewer waits to get the GIL back.
+        with contextlib.nullcontext() if is_plain_capture else store.transaction():
+            inserts = [job.operation for job in batch if isinstance(job.operation, Insert)]
+            if inserts:
+                store.insert_deliveries([op.delivery for op in inserts], [op.content_hash for op in inserts])
+            for job in batch:
+                operation = job.operation
+                if isinstance(operation, Insert):
+                    operation.apply_rest(store)
+                    outcomes.append((True, operation.delivery.seq))
+                else:
+                    outcomes.append((True, operation(store)))
+        self.commits += 1
+        return outcomes
+
+    def _apply_one(self, store: Store, job: _Job) -> tuple[bool, Any]:
+        try:
+            return self._apply(store, [job])[0]
+        except Exception as exc:  # noqa: BLE001 - handed to the one caller it belongs to
+            return False, _as_store_error(exc, self.path)
+
+
+def _settle(batch: list[_Job], outcomes: list[tuple[bool, Any]]) -> None:
+    # One wake-up per event loop for the whole batch, not one per caller.
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]] = {}
+    for (is_ok, value), job in zip(outcomes, batch, strict=True):
+        if job.loop is None:
+            future = job.future
+            assert isinstance(future, concurrent.futures.Future)
+            future.set_result(value) if is_ok else future.set_exception(value)
+        else:
+            by_loop.setdefault(job.loop, []).append((job.future, is_ok, value))  # type: ignore[arg-type]
+    for loop, settlements in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_all, settlements)
+        except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
+            pass
 
 
 def _settle_all(settlements: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:

@@ -3,43 +3,59 @@ call the same core functions as the CLI."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.message import Message
 from textual.widgets import Footer, Input, Sparkline, Static, TabbedContent, TabPane
 
 from hookinspect.body import escape_controls
-from hookinspect.cli.output import safe_text
-from hookinspect.cli.render import (
-    VERDICT_STYLES,
-    attempt_summary,
-    attempts_table,
-    delivery_detail,
-    render_changes,
-)
-from hookinspect.diff import DiffOptions, compare_messages
+from hookinspect.diff import diff_deliveries
 from hookinspect.errors import HookinspectError
-from hookinspect.export import ExportItem, export, render_curl
+from hookinspect.export import ExportItem, render_curl, write_export
 from hookinspect.filters import DeliveryFilter, parse_filter
 from hookinspect.forward import RequestEdits, validate_target
 from hookinspect.model import Delivery
 from hookinspect.receiver import ReceiverEvent, ReceiverSettings, create_app, start_server
 from hookinspect.replay import replay_deliveries
-from hookinspect.signing.registry import Secrets, check_delivery, resigner_for
-from hookinspect.store.sqlite import Store
+from hookinspect.signing.registry import Secrets, resigner_for, signature_report
 from hookinspect.tui.screens.prompt import EditRequest, HelpScreen, UrlPrompt
 from hookinspect.tui.widgets.delivery_list import PAGE_SIZE, DeliveryList
+from hookinspect.views.delivery import (
+    ATTEMPT_COLUMNS,
+    attempt_cells,
+    attempt_lines,
+    change_lines,
+    delivery_lines,
+    signature_lines,
+)
+from hookinspect.views.text import Line, safe
+from hookinspect.workspace import StoreChange, Workspace
 
-# How often the list looks for deliveries stored by another process (the issue asks <= 0.5 s).
+# How often the workspace looks for deliveries stored by another process; this process's own
+# captures (listen --ui) and replays are announced at once.
 POLL_SECONDS = 0.25
 # Deliveries-per-second history shown in the header sparkline.
 RATE_WINDOW = 60
+
+
+def text_of(lines: list[Line]) -> Text:
+    """A view's lines as one rich Text (spans already escaped; never parsed as markup)."""
+    return Text("\n").join(Text.assemble(*line) for line in lines)
+
+
+class StoreChanged(Message):
+    """The workspace announced a change (posted from whichever thread announced it)."""
+
+    def __init__(self, change: StoreChange) -> None:
+        super().__init__()
+        self.change = change
 
 
 class HookinspectApp(App[None]):
@@ -65,16 +81,16 @@ class HookinspectApp(App[None]):
         Binding("A", "show_all", "Whole body", show=False),  # unfolds long arrays and lifts the 256 KiB cut
     ]
 
-    def __init__(self, store_path: Path, *, target: str | None = None, secrets: Secrets | None = None,
+    def __init__(self, workspace: Workspace, *, target: str | None = None, secrets: Secrets | None = None,
                  listen: tuple[str, int, ReceiverSettings] | None = None) -> None:
         super().__init__()
-        self.store_path = Path(store_path)
+        self.workspace = workspace
+        self.store = workspace.store
         self.target = target
         self.secrets = secrets or Secrets()
         self.listen = listen
         self.listening_on: str | None = None
         self.relay_state: str | None = None
-        self.store: Store | None = None
         self.filter = DeliveryFilter()
         self.following = True
         self.max_seen = 0
@@ -85,6 +101,7 @@ class HookinspectApp(App[None]):
         self.show_all_body = False
         self.diff_base: int | None = None
         self._runner = None
+        self._unsubscribe = workspace.changes.subscribe(lambda change: self.post_message(StoreChanged(change)))
 
     # -- layout --------------------------------------------------------------------------
 
@@ -110,11 +127,10 @@ class HookinspectApp(App[None]):
         if self.listen is not None:
             host, port, settings = self.listen
             settings.on_event = self.on_receiver_event
-            self._runner, urls = await start_server(create_app(self.store_path, settings), host, port)
+            self._runner, urls = await start_server(create_app(self.workspace, settings), host, port)
             self.listening_on = urls[0]
-        self.store = Store(self.store_path, create=self.listen is not None)
         self.load_first_page()
-        self.set_interval(POLL_SECONDS, self.poll)
+        self.set_interval(POLL_SECONDS, self.tick)
         self.query_one(DeliveryList).focus()
 
     def on_receiver_event(self, event: ReceiverEvent) -> None:
@@ -123,18 +139,16 @@ class HookinspectApp(App[None]):
             self.relay_state = event.message
             self.update_status()
         elif event.kind in ("rejected", "store_error"):
-            self.notify(escape_controls(event.message), severity="error", title=event.kind.replace("_", " "))
+            self.say(event.message, severity="error", title=event.kind.replace("_", " "))
 
     async def on_unmount(self) -> None:
+        self._unsubscribe()
         if self._runner is not None:
             await self._runner.cleanup()
-        if self.store is not None:
-            self.store.close()
 
     # -- data ----------------------------------------------------------------------------
 
     def load_first_page(self) -> None:
-        assert self.store is not None
         table = self.query_one(DeliveryList)
         table.reset_rows()
         rows = self.store.list(self.filter, limit=PAGE_SIZE)
@@ -150,41 +164,69 @@ class HookinspectApp(App[None]):
 
     @on(DeliveryList.NeedsMore)
     def load_older(self, event: DeliveryList.NeedsMore) -> None:
-        assert self.store is not None
         self.query_one(DeliveryList).append_page(self.store.list(self.filter, limit=PAGE_SIZE, before_seq=event.before_seq))
 
-    def poll(self) -> None:
-        """New deliveries from any writer (this process or another) appear within POLL_SECONDS."""
-        if self.store is None:
-            return
-        newest = self.store.max_seq()
+    def tick(self) -> None:
+        """Changes made by another process, and the arrivals sparkline."""
+        self.workspace.poll()
         self._tick_count += 1
-        if newest > self.max_seen:
-            self._arrivals += newest - self.max_seen
-            if self.following:
-                rows = self.store.list(self.filter, limit=1000, before_seq=self.max_seen, oldest_first=True)
-                table = self.query_one(DeliveryList)
-                at_top = table.cursor_row <= 0
-                table.prepend(rows)
-                if at_top and table.seqs:  # following the newest: show it
-                    table.move_cursor(row=0)
-                    self.show_delivery(table.seqs[0])
-                self.total = self.store.count()
-            self.max_seen = newest
-            self.update_status()
         if self._tick_count % int(1 / POLL_SECONDS) == 0:
             self.rates = [*self.rates[1:], float(self._arrivals)]
             self._arrivals = 0
             self.query_one("#rate", Sparkline).data = self.rates
+
+    @on(StoreChanged)
+    def on_store_changed(self, message: StoreChanged) -> None:
+        change = message.change
+        if change.kind == "deliveries":
+            self.show_new_deliveries()
+        elif change.kind == "attempt" and change.seq is not None:
+            self.refresh_delivery(change.seq)
+        elif change.kind in ("removed", "store"):
+            self.total = self.store.count()
+            self.update_status()
+
+    def show_new_deliveries(self) -> None:
+        """Every delivery stored since the newest one shown; followed to the top unless paused."""
+        newest = self.store.max_seq()
+        if newest <= self.max_seen:
+            return
+        self._arrivals += newest - self.max_seen
+        if self.following:
+            table = self.query_one(DeliveryList)
+            at_top = table.cursor_row <= 0
+            after = self.max_seen
+            while True:  # in pages, so a burst of any size is shown whole
+                rows = self.store.list(self.filter, limit=PAGE_SIZE, before_seq=after, oldest_first=True)
+                table.prepend(rows)
+                if len(rows) < PAGE_SIZE:
+                    break
+                after = rows[-1].seq
+            if at_top and table.seqs:  # following the newest: show it
+                table.move_cursor(row=0)
+                self.show_delivery(table.seqs[0])
+            self.total = self.store.count()
+        self.max_seen = newest
+        self.update_status()
+
+    def refresh_delivery(self, seq: int) -> None:
+        """An attempt was added to #seq: its row's last outcome, and its detail if shown."""
+        table = self.query_one(DeliveryList)
+        try:
+            table.update_delivery_row(self.store.row(seq))
+        except HookinspectError:
+            return  # deleted meanwhile
+        if table.current_seq == seq:
+            self.show_delivery(seq)
 
     def update_status(self) -> None:
         parts = [Text("hookinspect", style="bold")]
         if self.listening_on:
             parts.append(Text(f"listening on {self.listening_on}", style="green"))
         if self.relay_state:
-            parts.append(safe_text(f"relay {self.relay_state}", "blue"))
-        parts.append(Text(f"store {self.store_path}", style="dim"))
-        parts.append(Text(f"→ {self.target}" if self.target else "no target (R asks)", style="cyan" if self.target else "dim"))
+            parts.append(Text(*safe(f"relay {self.relay_state}", "blue")))
+        parts.append(Text(*safe(f"store {self.workspace.path}", "dim")))
+        parts.append(Text(*safe(f"→ {self.target}", "cyan")) if self.target else Text("no target (R asks)", style="dim"))
         shown = len(self.query_one(DeliveryList).seqs)
         parts.append(Text(f"{self.total} deliveries" + ("" if self.filter.is_empty else f", filter on ({shown} loaded)")))
         parts.append(Text("following" if self.following else "paused (f)", style="green" if self.following else "yellow"))
@@ -200,7 +242,7 @@ class HookinspectApp(App[None]):
 
     def current(self) -> Delivery | None:
         seq = self.query_one(DeliveryList).current_seq
-        if seq is None or self.store is None:
+        if seq is None:
             return None
         try:
             return self.store.get(seq)
@@ -208,37 +250,26 @@ class HookinspectApp(App[None]):
             return None
 
     def show_delivery(self, seq: int) -> None:
-        assert self.store is not None
         try:
             delivery = self.store.get(seq)
         except HookinspectError as exc:
-            self.notify(exc.message, severity="error")
+            self.say(exc.message, severity="error")
             return
         limit = max(len(delivery.body), 1) if self.show_all_body else 256 * 1024
-        self.query_one("#request", Static).update(delivery_detail(delivery, body_limit=limit, fold_arrays=not self.show_all_body))
+        self.query_one("#request", Static).update(text_of(delivery_lines(delivery, body_limit=limit,
+                                                                          fold_arrays=not self.show_all_body)))
         attempts = self.store.attempts(seq)
         if attempts:
-            self.query_one("#attempts", Static).update(Group(attempts_table(attempts), Text(""),
-                                                             *(attempt_summary(a) for a in reversed(attempts))))
+            table = Table(box=None, header_style="bold", pad_edge=False)
+            for name in ATTEMPT_COLUMNS:
+                table.add_column(name, justify="right" if name in ("n", "latency") else "left")
+            for attempt in attempts:
+                table.add_row(*(Text.assemble(*cell) for cell in attempt_cells(attempt)))
+            details = [line for attempt in reversed(attempts) for line in [[], *attempt_lines(attempt)]]
+            self.query_one("#attempts", Static).update(Group(table, text_of(details)))
         else:
             self.query_one("#attempts", Static).update(Text("not sent anywhere yet: r replays, R asks for a URL", style="dim"))
-        self.query_one("#signature", Static).update(self.signature_view(delivery))
-
-    def signature_view(self, delivery: Delivery) -> Text:
-        result = check_delivery(delivery, self.secrets) if self.secrets else None
-        provider = (result.provider if result else None) or delivery.provider
-        event_type = (result.event_type if result else None) or delivery.event_type
-        verdict = result.verdict if result and result.verdict else None
-        status = verdict.status if verdict else delivery.verdict
-        reason = verdict.reason if verdict else delivery.verdict_reason
-        if provider is None:
-            return Text("no known provider signed this delivery", style="dim")
-        text = Text("provider ", style="dim") + safe_text(provider) + Text("   event ", style="dim") + safe_text(event_type or "?")
-        if status:
-            text += Text("\nsignature ", style="dim") + Text(status, style=VERDICT_STYLES.get(status, "")) + Text(": ") + safe_text(reason or "")
-        else:
-            text += Text("\nsignature not checked: start with --secret PROVIDER=… (or HOOKINSPECT_SECRET_…)", style="dim")
-        return text
+        self.query_one("#signature", Static).update(text_of(signature_lines(signature_report(delivery, self.secrets))))
 
     # -- actions -------------------------------------------------------------------------
 
@@ -265,7 +296,7 @@ class HookinspectApp(App[None]):
         self.following = not self.following
         if self.following:
             self.max_seen = min(self.max_seen, max(self.query_one(DeliveryList).seqs or [0]))
-            self.poll()
+            self.show_new_deliveries()
         self.update_status()
 
     def action_mark(self) -> None:
@@ -289,21 +320,24 @@ class HookinspectApp(App[None]):
         try:
             self.filter = parse_filter(event.value)
         except HookinspectError as exc:
-            self.notify(f"{exc.message}" + (f" ({exc.hint})" if exc.hint else ""), severity="error", title="bad filter")
+            self.say(exc.message + (f" ({exc.hint})" if exc.hint else ""), severity="error", title="bad filter")
             return
         self.load_first_page()
         self.query_one(DeliveryList).focus()
 
+    def say(self, message: str, *, severity: str = "information", title: str = "") -> None:
+        """The one door for notifications: text (often captured or remote) is escaped, never markup."""
+        self.notify(escape_controls(message), title=escape_controls(title), severity=severity,  # type: ignore[arg-type]
+                    markup=False)
+
     def action_delete(self) -> None:
         table = self.query_one(DeliveryList)
         seq = table.current_seq
-        if seq is None or self.store is None:
+        if seq is None:
             return
-        self.store.delete([seq])
+        self.workspace.delete([seq])
         table.drop(seq)
-        self.total = self.store.count()
-        self.update_status()
-        self.notify(f"deleted #{seq}")
+        self.say(f"deleted #{seq}")
 
     def action_copy_curl(self) -> None:
         delivery = self.current()
@@ -311,18 +345,20 @@ class HookinspectApp(App[None]):
             return
         command = render_curl([ExportItem(delivery, [])], to=self.target)
         self.copy_to_clipboard(command)
-        self.notify(f"curl command for #{delivery.seq} copied to the clipboard ({len(command)} characters)")
+        self.say(f"curl command for #{delivery.seq} copied to the clipboard ({len(command)} characters)")
 
     def action_export_marked(self) -> None:
         table = self.query_one(DeliveryList)
         seqs = sorted(table.marked) or ([table.current_seq] if table.current_seq is not None else [])
-        if not seqs or self.store is None:
+        if not seqs:
             return
         items = [ExportItem(self.store.get(seq), self.store.attempts(seq)) for seq in seqs]
-        text, masked = export(items, "har")
-        path = Path.cwd() / f"hookinspect-{datetime.now():%Y%m%d-%H%M%S}.har"
-        path.write_text(text if isinstance(text, str) else text.decode())
-        self.notify(f"exported {len(items)} deliveries to {path.name}" + (f"; masked {len(masked)} secrets" if masked else ""))
+        try:
+            path, masked = write_export(items, "har", Path.cwd())
+        except HookinspectError as exc:
+            self.say(exc.message, severity="error", title="export")
+            return
+        self.say(f"exported {len(items)} deliveries to {path.name}" + (f"; masked {len(masked)} secrets" if masked else ""))
 
     def action_replay(self) -> None:
         delivery = self.current()
@@ -335,7 +371,6 @@ class HookinspectApp(App[None]):
         self.send(delivery.seq, target)  # type: ignore[arg-type]
 
     def _last_target(self, delivery: Delivery) -> str | None:
-        assert self.store is not None
         last = self.store.last_attempt(delivery.seq)  # type: ignore[arg-type]
         return last.target_url if last else None
 
@@ -375,48 +410,42 @@ class HookinspectApp(App[None]):
 
     @work(group="send")
     async def send(self, seq: int, target: str, edits: RequestEdits | None = None) -> None:
-        """Replay through the core (re-signed when a secret is known); the attempt lands in the store."""
+        """Replay through the core and the shared writer (re-signed when a secret is known)."""
         try:
             validate_target(target)
             secrets = self.secrets
             [attempt] = await replay_deliveries(
-                self.store_path, {seq: target}, edits=edits,
+                self.workspace, {seq: target}, edits=edits,
                 resigner_for=(lambda d: resigner_for(d, secrets)) if secrets else None)
         except HookinspectError as exc:
-            self.notify(exc.message, severity="error", title="replay")
+            self.say(exc.message, severity="error", title="replay")
             return
+        # The row and the detail follow from the workspace's announcement of the attempt.
         if attempt.is_success:
-            self.notify(f"#{seq} → {attempt.outcome} in {attempt.latency_ms:.0f} ms", title="replayed")
+            self.say(f"#{seq} → {attempt.outcome} in {attempt.latency_ms:.0f} ms", title="replayed")
         else:
             detail = attempt.error_message or (attempt.response.text()[:200] if attempt.response else "")
-            self.notify(f"#{seq} → {attempt.outcome}: {detail}", severity="error", title="replay failed")
-        assert self.store is not None
-        self.query_one(DeliveryList).update_delivery_row(self.store.row(seq))
-        if self.query_one(DeliveryList).current_seq == seq:
-            self.show_delivery(seq)
+            self.say(f"#{seq} → {attempt.outcome}: {detail}", severity="error", title="replay failed")
 
     def action_diff(self) -> None:
-        assert self.store is not None
         table = self.query_one(DeliveryList)
         delivery = self.current()
         if delivery is None:
             return
         other_seq = next((s for s in sorted(table.marked) if s != delivery.seq), None)
         if other_seq is None:
-            same_event = DeliveryFilter(event_globs=[delivery.event_type]) if delivery.event_type else DeliveryFilter()
-            earlier = self.store.list(same_event, limit=1, before_seq=delivery.seq)
-            other_seq = earlier[0].seq if earlier else None
+            previous = self.store.previous_of_event(delivery)
+            other_seq = previous.seq if previous else None
         if other_seq is None:
-            self.notify("nothing to compare with: mark a delivery (space) first", severity="warning")
+            self.say("nothing to compare with: mark a delivery (space) first", severity="warning")
             return
         other = self.store.get(other_seq)
-        changes = compare_messages(other, delivery, DiffOptions(),
-                                   request_line=((other.method, other.target), (delivery.method, delivery.target)))
-        header = Text(f"#{other.seq} → #{delivery.seq}   ({len(changes)} changes)\n", style="bold")
-        self.query_one("#diff", Static).update(Group(header, render_changes(changes, False, (f"#{other.seq}", f"#{delivery.seq}"))))
+        changes = diff_deliveries(other, delivery)
+        header: Line = [(f"#{other.seq} → #{delivery.seq}   ({len(changes)} changes)", "bold")]
+        self.query_one("#diff", Static).update(text_of([header, [], *change_lines(changes)]))
         self.query_one("#detail", TabbedContent).active = "tab-diff"
 
 
-def run_ui(store_path: Path, **kwargs) -> None:  # noqa: ANN003
-    """Start the UI in the terminal (blocking)."""
-    HookinspectApp(store_path, **kwargs).run()
+def run_ui(workspace: Workspace, **kwargs) -> None:  # noqa: ANN003
+    """Start the UI in the terminal (blocking); the caller owns the workspace."""
+    HookinspectApp(workspace, **kwargs).run()

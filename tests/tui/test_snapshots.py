@@ -6,6 +6,7 @@ import pytest
 
 from hookinspect.store.sqlite import Store
 from hookinspect.tui.app import HookinspectApp
+from hookinspect.workspace import Workspace
 from tests.factories import make_attempt, make_delivery
 
 FIXED_US = 1_764_345_600_000_000  # 2025-11-28 16:00:00 UTC: a past day, so rows show the full date
@@ -29,7 +30,8 @@ def snapshot_store(tmp_path, monkeypatch):
         attempt = make_attempt(1, 200)
         attempt.started_us, attempt.id, attempt.latency_ms = FIXED_US + 5_000_000, "a" * 32, 12.0
         store.add_attempt(attempt)
-    return "store.db"
+    with Workspace("store.db") as workspace:
+        yield workspace
 
 
 def test_main_screen(snap_compare, snapshot_store):

@@ -6,14 +6,27 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from hookinspect.cli.output import human_size, safe_text
-from hookinspect.cli.render import VERDICT_STYLES, local_time, status_style
-from hookinspect.store.sqlite import DeliveryRow
+from hookinspect.store.deliveries import DeliveryRow
+from hookinspect.views.delivery import row_cells
+from hookinspect.views.text import Line
 
 # Rows fetched per page; more are fetched when the cursor nears the end of what is loaded.
 PAGE_SIZE = 200
 # How close to the loaded end (in rows) the cursor gets before the next page is fetched.
 PREFETCH_MARGIN = 30
+
+
+# Columns after the mark, and how much of each is shown (None: all of it).
+_COLUMN_WIDTHS = (("seq", None), ("time", None), ("method", None), ("path", 60), ("event", 40), ("sig", None),
+                  ("size", None), ("last", None))
+
+
+def _cut(line: Line, width: int | None) -> Text:
+    text = Text.assemble(*line)
+    if width is not None and len(text) > width:
+        text.truncate(width - 1)
+        text.append("…")
+    return text
 
 
 class DeliveryList(DataTable):
@@ -49,20 +62,10 @@ class DeliveryList(DataTable):
         self.exhausted = False
 
     def _cells(self, row: DeliveryRow) -> list[Text]:
-        last = row.last_outcome or ""
-        if last and row.last_latency_ms is not None:
-            last += f" {row.last_latency_ms:.0f}ms"
-        target = row.path + (f"?{row.query}" if row.query else "")
+        cells = row_cells(row, with_ms=True)
         return [
             Text("●" if row.seq in self.marked else "", style="bold yellow"),
-            Text(str(row.seq)),
-            Text(local_time(row.received_us), style="dim"),
-            safe_text(row.method, "bold magenta"),
-            safe_text(target if len(target) <= 60 else target[:59] + "…"),
-            safe_text(" ".join(x for x in (row.provider, row.event_type) if x)[:40], "blue"),
-            Text(row.verdict or "", style=VERDICT_STYLES.get(row.verdict or "", "")),
-            Text(human_size(row.size), style="cyan"),
-            Text(last, style=status_style(row.last_outcome)),
+            *(_cut(cells[name], width) for name, width in _COLUMN_WIDTHS),
         ]
 
     def append_page(self, rows: list[DeliveryRow]) -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import queue
-import signal
-import socket
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,8 +11,6 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from hookinspect.body import escape_controls
-from hookinspect.cli.app import app
 from hookinspect.cli.common import (
     INSECURE_OPTION,
     SECRET_OPTION,
@@ -24,14 +19,17 @@ from hookinspect.cli.common import (
     parse_header,
     parse_size,
 )
-from hookinspect.cli.output import Output, human_size, safe_text
-from hookinspect.cli.render import VERDICT_STYLES, local_time, status_style
+from hookinspect.cli.output import Output, rich_line, safe_text
 from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, Settings
-from hookinspect.errors import HookinspectError, UsageError
+from hookinspect.errors import UsageError
 from hookinspect.store.sqlite import Store, default_store_path
+from hookinspect.views.delivery import attempt_line, delivery_line
+from hookinspect.workspace import StoreChange
 
 if TYPE_CHECKING:
-    from hookinspect.receiver import ForwardSettings, MockResponse, ReceiverEvent, ReceiverSettings
+    from hookinspect.receiver import ForwardSettings, MockResponse, ReceiverEvent
+
+app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
 # The receiver, forwarding and signing modules are imported inside the functions that use them:
 # they pull in aiohttp and friends, which `ls`, `show` and the other commands do not need at start-up.
@@ -39,8 +37,6 @@ if TYPE_CHECKING:
 # Lines waiting for the terminal; past this the printer drops lines (and says how many)
 # rather than slow capture down: the store has every delivery anyway.
 PRINT_QUEUE_LIMIT = 10_000
-# With --ack and --workers, how often the first process looks for deliveries the others queued.
-QUEUE_POLL_WITH_WORKERS = 0.05
 
 
 class LivePrinter:
@@ -48,7 +44,7 @@ class LivePrinter:
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._queue: queue.Queue[ReceiverEvent | None] = queue.Queue(PRINT_QUEUE_LIMIT)
+        self._queue: queue.Queue[ReceiverEvent | StoreChange | None] = queue.Queue(PRINT_QUEUE_LIMIT)
         self._dropped = 0
         self._thread = threading.Thread(target=self._run, name="hookinspect-printer", daemon=True)
 
@@ -59,11 +55,16 @@ class LivePrinter:
         self._queue.put(None)
         self._thread.join(timeout=5)
 
-    def __call__(self, event: ReceiverEvent) -> None:
+    def __call__(self, event: ReceiverEvent | StoreChange) -> None:
         try:
             self._queue.put_nowait(event)
         except queue.Full:
             self._dropped += 1
+
+    def on_change(self, change: StoreChange) -> None:
+        """A delivery this process stored gets its line (other changes are not live news)."""
+        if change.kind == "deliveries" and change.delivery is not None:
+            self(change)
 
     def _run(self) -> None:
         while True:
@@ -76,41 +77,18 @@ class LivePrinter:
             self.console.print(render_event(event), soft_wrap=True)
 
 
-def render_event(event: ReceiverEvent) -> Text:
-    delivery = event.delivery
+def render_event(event: ReceiverEvent | StoreChange) -> Text:
+    if isinstance(event, StoreChange):
+        assert event.delivery is not None
+        return rich_line(delivery_line(event.delivery))
     if event.kind == "rejected":
         return Text("rejected ", style="bold red") + safe_text(event.message)
     if event.kind == "relay":
         return Text("relay ", style="bold blue") + safe_text(event.message)
     if event.kind == "store_error":
         return Text("NOT STORED ", style="bold red") + safe_text(event.message)
-    if event.kind == "forwarded" and event.attempt is not None:
-        attempt = event.attempt
-        line = Text(f"{'':12}  #{attempt.delivery_seq:<5} → ", style="dim") + safe_text(attempt.target_url, "dim")
-        line += Text(" ") + Text(attempt.outcome, style=status_style(attempt.outcome))
-        if attempt.latency_ms is not None:
-            line += Text(f" {attempt.latency_ms:.0f} ms", style="dim")
-        if attempt.error_message:
-            line += Text(" ") + safe_text(attempt.error_message, "red")
-        elif attempt.response is not None and not attempt.is_success and attempt.response.body:
-            line += Text(" ") + safe_text(attempt.response.text()[:300].replace("\n", " "), "red")
-        if event.message:
-            line += Text(" " + event.message, style="bold red")
-        return line
-    assert delivery is not None
-    ctype = (delivery.headers.get("content-type") or "").split(";")[0]
-    line = Text.assemble(
-        (local_time(delivery.received_us), "dim"), "  ", (f"#{delivery.seq:<5}", "bold"), " ",
-        safe_text(f"{delivery.method:<6}", "bold magenta"), " ", safe_text(delivery.target), "  ",
-        (human_size(delivery.size), "cyan"), "  ", safe_text(ctype, "dim"),
-    )
-    if delivery.provider:
-        line += Text("  ") + safe_text(" ".join(x for x in (delivery.provider, delivery.event_type) if x), "blue")
-    if delivery.verdict:
-        line += Text("  ") + Text(delivery.verdict, style=VERDICT_STYLES.get(delivery.verdict, ""))
-        if delivery.verdict != "valid" and delivery.verdict_reason:
-            line += Text(f" ({escape_controls(delivery.verdict_reason)})", style="dim")
-    return line
+    assert event.kind == "forwarded" and event.attempt is not None
+    return rich_line(attempt_line(event.attempt, event.message))
 
 
 def build_mock_response(status: int, body: str | None, headers: list[str], delay: float) -> MockResponse:
@@ -183,6 +161,7 @@ def listen(
     """Receive webhooks: store every request durably, then answer it."""
     from hookinspect.forward import validate_target
     from hookinspect.receiver import ReceiverSettings
+    from hookinspect.serve import ServeReport, check_workers_fit, serve
     from hookinspect.signing.registry import annotate_delivery
 
     out = Output()
@@ -194,7 +173,7 @@ def listen(
         raise UsageError(f"workers = {workers} in the configuration: it must be 1 or more")
     limit = parse_size(str(settings.get("max_body", max_body, DEFAULT_MAX_BODY)))
     path = Path(store_path or default_store_path())
-    Store(path).close()  # fail now, before binding, if the store cannot be opened or migrated
+    Store(path).close()  # fail now, before binding or forking, if the store cannot be opened or migrated
     receiver_settings = ReceiverSettings(
         response=build_mock_response(status, response_body, response_header, delay),
         max_body=limit,
@@ -220,106 +199,16 @@ def listen(
     printer = LivePrinter(out.stdout) if not quiet else None
     if printer is not None:
         receiver_settings.on_event = printer
-    if workers == 1:
-        asyncio.run(_serve(out, path, receiver_settings, str(host), int(port or 0), printer))
-    else:
-        _serve_with_workers(out, path, receiver_settings, str(host), int(port or 0), printer, workers)
+    report = ServeReport(started=lambda urls, count: out.stderr.print(started_line(urls, path, count)),
+                         warn=out.warn, error=out.error,
+                         on_change=printer.on_change if printer is not None else None,
+                         begin=printer.start if printer is not None else (lambda: None),
+                         end=printer.stop if printer is not None else (lambda: None))
+    serve(path, receiver_settings, str(host), int(port or 0), report, workers=workers)
     out.info("stopped; every acknowledged delivery is in the store")
 
 
-def check_workers_fit(ui: bool, source: str | None) -> None:
-    from hookinspect.workers import workers_unavailable
-
-    reason = workers_unavailable()
-    if reason is not None:
-        raise UsageError(reason, "drop --workers")
-    for flag, is_set in (("--ui", ui), ("--source", source is not None)):
-        if is_set:
-            # Each needs one process: the UI owns the terminal, and a channel must be read once.
-            raise UsageError(f"{flag} runs in one process and cannot be combined with --workers", "drop --workers")
-
-
-def _serve_with_workers(out: Output, path: Path, settings: ReceiverSettings, host: str, port: int,
-                        printer: LivePrinter | None, workers: int) -> None:
-    from hookinspect.receiver import listen_error
-    from hookinspect.workers import bind_shared, claim_shared, fork_workers, stop_workers
-
-    try:
-        first = claim_shared(host, port)
-    except OSError as exc:
-        raise listen_error(host, port, exc) from None
-    port = first.getsockname()[1]  # when 0 was asked for, the others join the port it got
-    forward = settings.forward
-    if forward is not None and forward.ack:
-        forward.queue_poll = QUEUE_POLL_WITH_WORKERS  # the first process forwards what every worker queues
-
-    def run_worker(parent: int) -> int:
-        first.close()  # the parent's: were the parent killed, this copy would keep it open with nobody accepting
-        if forward is not None:
-            forward.works_queue = False
-        try:
-            sock = bind_shared(host, port)
-            asyncio.run(_serve(out, path, settings, host, port, printer, sock=sock, parent=parent))
-        except HookinspectError as exc:
-            out.error(exc.message)
-            return exc.exit_code
-        except Exception as exc:  # noqa: BLE001 - a worker's end must be said, the others keep serving
-            out.error(f"a worker stopped: {type(exc).__name__}: {exc}")
-            return 1
-        return 0
-
-    children = fork_workers(workers - 1, run_worker)
-    try:
-        asyncio.run(_serve(out, path, settings, host, port, printer, sock=first, workers=workers, children=children))
-    finally:
-        stop_workers(children)
-
-
-async def _serve(out: Output, path: Path, settings: ReceiverSettings, host: str, port: int,
-                 printer: LivePrinter | None, sock: socket.socket | None = None, parent: int | None = None,
-                 workers: int = 1, children: list[int] | None = None) -> None:
-    """Serve until SIGINT/SIGTERM. A worker (`parent` set) prints only its live lines and stops with its parent;
-    the first process says when one of its `children` ends."""
-    from hookinspect.receiver import create_app, is_loopback, start_server
-    from hookinspect.workers import stop_when_orphaned
-
-    app_ = create_app(path, settings)
-    runner, urls = await start_server(app_, host, port, sock=sock)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    if parent is not None:
-        watch = asyncio.create_task(stop_when_orphaned(parent, stop))
-    elif children:
-        watch = asyncio.create_task(_report_ended_workers(out, children, workers))
-    else:
-        watch = None
-    if parent is None:
-        if not is_loopback(host):
-            out.warn(f"listening on {host}, reachable from other machines: anyone who can reach it can send "
-                     "you requests and read nothing back but your mock answer. Use --host 127.0.0.1 unless you mean it.")
-        shown_workers = f"  {workers} workers" if workers > 1 else ""
-        out.stderr.print(Text.assemble(("hookinspect ", "bold"), "listening on ", (", ".join(urls), "bold cyan"),
-                                       "  store ", (str(path), "cyan"), shown_workers, ("  (Ctrl+C to stop)", "dim")))
-    if printer is not None:
-        printer.start()
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-        if watch is not None:
-            watch.cancel()
-        if printer is not None:
-            printer.stop()
-
-
-async def _report_ended_workers(out: Output, children: list[int], workers: int) -> None:
-    """A worker that ends early is said at once; the kernel hands its share of connections to the rest."""
-    from hookinspect.workers import PARENT_CHECK_SECONDS, reap_exited
-
-    while children:
-        await asyncio.sleep(PARENT_CHECK_SECONDS)
-        for pid, code in reap_exited(children):
-            how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-            out.warn(f"worker {pid} ended ({how}); {len(children) + 1} of {workers} processes still serve")
+def started_line(urls: list[str], path: Path, workers: int) -> Text:
+    shown_workers = f"  {workers} workers" if workers > 1 else ""
+    return Text.assemble(("hookinspect ", "bold"), "listening on ", (", ".join(urls), "bold cyan"),
+                         "  store ", (str(path), "cyan"), shown_workers, ("  (Ctrl+C to stop)", "dim"))

@@ -1,4 +1,4 @@
-"""Commands that send deliveries somewhere: replay."""
+"""replay: re-send stored deliveries to a target and record each answer."""
 
 from __future__ import annotations
 
@@ -15,20 +15,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from hookinspect.cli.app import app
-from hookinspect.cli.browse import build_filter, resolve_seqs
 from hookinspect.cli.common import (
     FILTER_OPTION,
     INSECURE_OPTION,
     JSON_OPTION,
     SECRET_OPTION,
     STORE_OPTION,
+    build_filter,
     gather_secrets,
-    open_store,
+    open_workspace,
     parse_header,
+    select_seqs,
 )
 from hookinspect.cli.output import Output, safe_text
-from hookinspect.cli.render import status_style
 from hookinspect.config import Settings
 from hookinspect.errors import EXIT_FAILED, UsageError
 from hookinspect.filters import DeliveryFilter
@@ -36,21 +35,10 @@ from hookinspect.forward import RequestEdits, Resigner, validate_target
 from hookinspect.model import Attempt, Delivery
 from hookinspect.replay import default_targets, replay_deliveries
 from hookinspect.signing.registry import resigner_for
-from hookinspect.store.sqlite import Store
+from hookinspect.views.text import status_style
+from hookinspect.workspace import Workspace
 
-
-def select_seqs(store: Store, refs: list[str], last: int | None, flt: DeliveryFilter) -> list[int]:
-    """Deliveries named by refs, or the newest `last`, or everything the filter matches."""
-    if refs:
-        seqs = resolve_seqs(store, refs)
-        for seq in seqs:
-            store.get(seq)
-        return seqs
-    if last:
-        return sorted(row.seq for row in store.list(flt, limit=last))
-    if not flt.is_empty:
-        return store.seqs(flt)
-    raise UsageError("which deliveries? name them (42, 40-45), or use --last N, --failed or --filter")
+app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
 
 def edit_in_editor(body: bytes, suffix: str) -> bytes:
@@ -111,7 +99,10 @@ def replay(
     flt = build_filter(filter_expression)
     if failed:
         flt = flt.merged(DeliveryFilter(statuses=["failed"]))
-    with open_store(store_path) as store:
+    secrets = gather_secrets(secret)
+    resigner = (lambda delivery: resigner_for(delivery, secrets)) if resign and secrets else None
+    with open_workspace(store_path) as workspace:
+        store = workspace.store
         seqs = select_seqs(store, refs or [], last, flt)
         if not seqs:
             out.info("nothing to replay")
@@ -124,12 +115,9 @@ def replay(
             delivery = store.get(seqs[0])
             body = edit_in_editor(body if body is not None else delivery.body,
                                   ".json" if delivery.json() is not None else ".txt")
-        path = store.path
-    edits = RequestEdits(set_headers=[parse_header(h) for h in set_header], drop_headers=drop_header, body=body)
-    secrets = gather_secrets(secret)
-    resigner = (lambda delivery: resigner_for(delivery, secrets)) if resign and secrets else None
-    attempts = _run_with_progress(out, path, targets, edits, concurrency, timeout, resigner,
-                                  show=len(seqs) > 1 and not as_json, verify_tls=not insecure)
+        edits = RequestEdits(set_headers=[parse_header(h) for h in set_header], drop_headers=drop_header, body=body)
+        attempts = _run_with_progress(out, workspace, targets, edits, concurrency, timeout, resigner,
+                                      show=len(seqs) > 1 and not as_json, verify_tls=not insecure)
     if as_json:
         out.json([a.to_dict() for a in attempts])
     else:
@@ -141,13 +129,13 @@ def replay(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _run_with_progress(out: Output, path: Path, targets: dict[int, str], edits: RequestEdits,
+def _run_with_progress(out: Output, workspace: Workspace, targets: dict[int, str], edits: RequestEdits,
                        concurrency: int, timeout: float, resigner: Callable[[Delivery], Resigner | None] | None,
                        show: bool, verify_tls: bool = True) -> list[Attempt]:
     progress = Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=out.stderr, disable=not show, transient=True)
     with progress:
         task = progress.add_task("replay", total=len(targets))
-        return asyncio.run(replay_deliveries(path, targets, edits=edits, concurrency=concurrency, timeout=timeout,
+        return asyncio.run(replay_deliveries(workspace, targets, edits=edits, concurrency=concurrency, timeout=timeout,
                                              resigner_for=resigner, verify_tls=verify_tls,
                                              on_attempt=lambda _a: progress.advance(task)))

@@ -6,32 +6,50 @@ import asyncio
 from pathlib import Path
 
 import typer
+from rich.console import RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
-from hookinspect.cli.app import app
-from hookinspect.cli.browse import build_filter, resolve_seqs
+from hookinspect.answers import AnswerDiff, diff_answers
 from hookinspect.cli.common import (
     FILTER_OPTION,
     INSECURE_OPTION,
     JSON_OPTION,
     SECRET_OPTION,
     STORE_OPTION,
+    build_filter,
     gather_secrets,
-    open_store,
+    open_workspace,
+    resolve_seqs,
+    select_seqs,
 )
-from hookinspect.cli.output import Output, safe_text
-from hookinspect.cli.render import render_changes, status_style
-from hookinspect.cli.sending import select_seqs
-from hookinspect.compare import ComparisonResult, compare_answers
+from hookinspect.cli.output import Output, rich_lines, safe_text
 from hookinspect.config import Settings
-from hookinspect.diff import DiffOptions, compare_messages
+from hookinspect.diff import Change, DiffOptions, diff_deliveries
 from hookinspect.errors import EXIT_FAILED, UsageError
 from hookinspect.signing.registry import resigner_for
+from hookinspect.views.delivery import change_lines, shown_value
+from hookinspect.views.text import status_style
+
+app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
 
-def summary_table(results: list[ComparisonResult]) -> Table:
+def render_changes(changes: list[Change], side_by_side: bool, labels: tuple[str, str]) -> RenderableType:
+    """Changes as `~ path: old → new` lines, or with --side-by-side a table of path, old, new."""
+    if not side_by_side or not changes:
+        return rich_lines(change_lines(changes))
+    table = Table(header_style="bold", pad_edge=False, show_lines=False)
+    table.add_column("path", style="cyan", overflow="fold")
+    table.add_column(labels[0], overflow="fold")
+    table.add_column(labels[1], overflow="fold")
+    for change in changes:
+        table.add_row(safe_text(change.path), Text(shown_value(change.old) if change.kind != "added" else "", style="red"),
+                      Text(shown_value(change.new) if change.kind != "removed" else "", style="green"))
+    return table
+
+
+def summary_table(results: list[AnswerDiff]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
     for name in ("#", "a", "b", "changes", "first change"):
         table.add_column(name, justify="right" if name in ("#", "changes") else "left", overflow="fold")
@@ -46,7 +64,8 @@ def summary_table(results: list[ComparisonResult]) -> Table:
 
 @app.command("diff")
 def diff_command(
-    refs: list[str] = typer.Argument(None, help="Two deliveries (41 42), or one with --to. Example: 41 42"),
+    refs: list[str] = typer.Argument(None, help="Two deliveries (41 42), one with --previous or --to. Example: 41 42"),
+    previous: bool = typer.Option(False, "--previous", "-p", help="Compare with the previous delivery of the same event. Example: diff 42 --previous"),
     to: str | None = typer.Option(None, "--to", help="Replay to this URL and compare its answer. Example: --to http://localhost:3000/"),
     against: str | None = typer.Option(None, "--against", help="Also send to this URL and compare the two answers."),
     event: str | None = typer.Option(None, "--event", help="A set: every delivery of these events (glob). Example: --event 'invoice.*'"),
@@ -73,34 +92,41 @@ def diff_command(
     flt = build_filter(filter_expression, event=event)
     is_set = not flt.is_empty or last is not None
     if to is None:
-        if against is not None or is_set or len(refs) != 2:
-            raise UsageError("give two deliveries (diff 41 42), or --to URL to compare a backend's answers")
-        with open_store(store_path) as store:
-            seq_a, seq_b = resolve_seqs(store, refs)
-            a, b = store.get(seq_a), store.get(seq_b)
-        changes = compare_messages(a, b, options, request_line=((a.method, a.target), (b.method, b.target)))
+        if against is not None or is_set or len(refs) != (1 if previous else 2):
+            raise UsageError("give two deliveries (diff 41 42), one with --previous, or --to URL to compare a backend's answers")
+        with open_workspace(store_path) as workspace:
+            store = workspace.store
+            seqs = resolve_seqs(store, refs)
+            b = store.get(seqs[-1])
+            if previous:
+                before = store.previous_of_event(b)
+                if before is None:
+                    raise UsageError(f"#{b.seq} has no earlier delivery of {b.event_type or 'any event'} to compare with")
+                a = store.get(before.seq)
+            else:
+                a = store.get(seqs[0])
+        changes = diff_deliveries(a, b, options)
         if as_json:
             out.json([c.to_dict() for c in changes])
         else:
-            out.print(Text(f"#{seq_a} → #{seq_b}", style="bold"))
-            out.print(render_changes(changes, side_by_side, (f"#{seq_a}", f"#{seq_b}")))
+            out.print(Text(f"#{a.seq} → #{b.seq}", style="bold"))
+            out.print(render_changes(changes, side_by_side, (f"#{a.seq}", f"#{b.seq}")))
         if changes:
             raise typer.Exit(EXIT_FAILED)
         return
-    with open_store(store_path) as store:
-        seqs = select_seqs(store, refs, last, flt)
-        path = store.path
-    if not seqs:
-        raise UsageError("no deliveries match")
     secrets = gather_secrets(secret)
-    progress = Progress(TextColumn("comparing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=out.stderr, disable=len(seqs) == 1 or as_json, transient=True)
-    with progress:
-        task = progress.add_task("diff", total=len(seqs))
-        results = asyncio.run(compare_answers(
-            path, seqs, to, against, options, concurrency=concurrency, timeout=timeout,
-            resigner_for=(lambda d: resigner_for(d, secrets)) if secrets else None,
-            on_result=lambda _r: progress.advance(task), verify_tls=not insecure))
+    with open_workspace(store_path) as workspace:
+        seqs = select_seqs(workspace.store, refs, last, flt)
+        if not seqs:
+            raise UsageError("no deliveries match")
+        progress = Progress(TextColumn("comparing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=out.stderr, disable=len(seqs) == 1 or as_json, transient=True)
+        with progress:
+            task = progress.add_task("diff", total=len(seqs))
+            results = asyncio.run(diff_answers(
+                workspace, seqs, to, against, options, concurrency=concurrency, timeout=timeout,
+                resigner_for=(lambda d: resigner_for(d, secrets)) if secrets else None,
+                on_result=lambda _r: progress.advance(task), verify_tls=not insecure))
     labels = ("recorded", to) if against is None else (to, against)
     if as_json:
         out.json(results[0].to_dict()["changes"] if len(results) == 1 and not is_set and results[0].error is None

@@ -10,11 +10,12 @@ import httpx
 import typer
 from rich.text import Text
 
-from hookinspect.cli.app import app
 from hookinspect.cli.common import JSON_OPTION, parse_size
 from hookinspect.cli.output import Output
 from hookinspect.errors import NetworkError, UsageError
 from hookinspect.forward import validate_target
+
+app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
 channel_app = typer.Typer(help="Channels on a relay.", no_args_is_help=True)
 app.add_typer(channel_app, name="channel")

@@ -1,4 +1,4 @@
-from hookinspect.compare import compare_attempts, recorded_answer
+from hookinspect.answers import diff_attempts, recorded_answer
 from hookinspect.diff import DiffOptions
 from tests.factories import make_attempt
 
@@ -12,9 +12,9 @@ def test_the_recorded_answer_is_the_first_forward_else_the_first_reply():
 
 
 def test_a_side_without_a_response_is_an_error_not_a_difference_list():
-    result = compare_attempts(1, make_attempt(1, 200), make_attempt(1, None, error_kind="connect"), DiffOptions())
+    result = diff_attempts(1, make_attempt(1, 200), make_attempt(1, None, error_kind="connect"), DiffOptions())
     assert result.error == "b: connection refused" and result.differs and result.changes == []
-    same = compare_attempts(1, make_attempt(1, 200), make_attempt(1, 200), DiffOptions())
+    same = diff_attempts(1, make_attempt(1, 200), make_attempt(1, 200), DiffOptions())
     assert not same.differs
-    status = compare_attempts(1, make_attempt(1, 200), make_attempt(1, 201), DiffOptions())
+    status = diff_attempts(1, make_attempt(1, 200), make_attempt(1, 201), DiffOptions())
     assert [c.path for c in status.changes] == ["status"]

@@ -1,23 +1,21 @@
-"""Compare a backend's answers: a new answer with the recorded one, or two targets' answers."""
+"""A backend's answers, diffed: a new answer against the recorded one, or two targets' answers."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from hookinspect.diff import Change, DiffOptions, compare_messages
+from hookinspect.diff import Change, DiffOptions, diff_messages
 from hookinspect.errors import UsageError
 from hookinspect.forward import DEFAULT_TIMEOUT, Forwarder, Resigner, validate_target
 from hookinspect.model import Attempt, Delivery
-from hookinspect.store.sqlite import Store
-from hookinspect.store.writer import GroupCommitWriter
+from hookinspect.workspace import Workspace
 
 
 @dataclass
-class ComparisonResult:
+class AnswerDiff:
     seq: int
     a: Attempt | None  # the recorded attempt, or the send to the first target
     b: Attempt | None
@@ -47,40 +45,38 @@ def recorded_answer(attempts: list[Attempt]) -> Attempt | None:
     return answered[0] if answered else None
 
 
-def compare_attempts(seq: int, a: Attempt | None, b: Attempt | None, options: DiffOptions) -> ComparisonResult:
+def diff_attempts(seq: int, a: Attempt | None, b: Attempt | None, options: DiffOptions) -> AnswerDiff:
     for side, attempt in (("a", a), ("b", b)):
         if attempt is None or attempt.response is None:
             reason = attempt.error_message if attempt is not None else "no recorded answer"
-            return ComparisonResult(seq, a, b, error=f"{side}: {reason}")
+            return AnswerDiff(seq, a, b, error=f"{side}: {reason}")
     assert a is not None and b is not None and a.response is not None and b.response is not None
-    changes = compare_messages(a.response, b.response, options, status=(a.response.status, b.response.status))
-    return ComparisonResult(seq, a, b, changes)
+    changes = diff_messages(a.response, b.response, options, status=(a.response.status, b.response.status))
+    return AnswerDiff(seq, a, b, changes)
 
 
-async def compare_answers(
-    store_path: Path, seqs: list[int], to: str, against: str | None, options: DiffOptions, *,
+async def diff_answers(
+    workspace: Workspace, seqs: list[int], to: str, against: str | None, options: DiffOptions, *,
     concurrency: int = 4, timeout: float = DEFAULT_TIMEOUT,
     resigner_for: Callable[[Delivery], Resigner | None] | None = None,
-    on_result: Callable[[ComparisonResult], None] | None = None,
+    on_result: Callable[[AnswerDiff], None] | None = None,
     verify_tls: bool = True,
-) -> list[ComparisonResult]:
+) -> list[AnswerDiff]:
     """Send each delivery to `to` (and `against`) and compare; every send is recorded as an attempt."""
     validate_target(to)
     if against is not None:
         validate_target(against)
-    with Store(store_path, create=False) as store:
-        deliveries = {seq: store.get(seq) for seq in seqs}
-        baselines = {seq: recorded_answer(store.attempts(seq)) for seq in seqs} if against is None else {}
+    store = workspace.store
+    deliveries = {seq: store.get(seq) for seq in seqs}
+    baselines = {seq: recorded_answer(store.attempts(seq)) for seq in seqs} if against is None else {}
     if against is None:
         missing = [seq for seq in seqs if baselines[seq] is None]
         if missing:
             raise UsageError(f"#{missing[0]} has no recorded answer to compare with",
                              "forward or replay it first, or compare two targets with --against URL")
     semaphore = asyncio.Semaphore(max(1, concurrency))
-    writer = GroupCommitWriter(store_path)
-    await asyncio.to_thread(writer.start)
 
-    async def one(seq: int, forwarder: Forwarder) -> ComparisonResult:
+    async def one(seq: int, forwarder: Forwarder) -> AnswerDiff:
         delivery = deliveries[seq]
         resign = resigner_for(delivery) if resigner_for is not None else None
         async with semaphore:
@@ -93,14 +89,11 @@ async def compare_answers(
                                             forwarder.send(delivery, against, kind="diff", resign=resign))
                 sent = [a, b]
         for attempt in sent:
-            await writer.add_attempt(attempt)
-        result = compare_attempts(seq, a, b, options)
+            await workspace.add_attempt(attempt)
+        result = diff_attempts(seq, a, b, options)
         if on_result is not None:
             on_result(result)
         return result
 
-    try:
-        async with Forwarder(timeout=timeout, verify_tls=verify_tls) as forwarder:
-            return list(await asyncio.gather(*(one(seq, forwarder) for seq in seqs)))
-    finally:
-        await asyncio.to_thread(writer.close)
+    async with Forwarder(timeout=timeout, verify_tls=verify_tls) as forwarder:
+        return list(await asyncio.gather(*(one(seq, forwarder) for seq in seqs)))

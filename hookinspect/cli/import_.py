@@ -1,0 +1,42 @@
+"""import: deliveries from a HAR, fixture or JSON file, recorded like captures."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import typer
+
+from hookinspect.cli.common import SECRET_OPTION, STORE_OPTION, gather_secrets, open_workspace
+from hookinspect.cli.output import Output
+from hookinspect.errors import UsageError
+from hookinspect.importing import import_deliveries, parse_import
+from hookinspect.recorder import Recorder
+from hookinspect.signing.registry import annotate_delivery
+
+app = typer.Typer()  # this module's commands; cli/app.py gathers them
+
+
+@app.command("import")
+def import_file(
+    path: Path = typer.Argument(..., help="A HAR file (from a browser or `export --format har`), a fixture file or a JSON export; - for stdin."),
+    secret: list[str] = SECRET_OPTION,
+    store_path: Path | None = STORE_OPTION,
+) -> None:
+    """Load deliveries from a HAR, fixture or JSON file into the store; duplicates are skipped."""
+    out = Output()
+    if str(path) == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    items = parse_import(data, str(path))
+    secrets = gather_secrets(secret)
+    with open_workspace(store_path, create=True) as workspace:
+        # Through the one capture path: imported deliveries get provider, event and verdict like captures.
+        recorder = Recorder(workspace, annotate=lambda delivery: annotate_delivery(delivery, secrets, bool(secrets)))
+        added, skipped = asyncio.run(import_deliveries(recorder, items))
+    out.info(f"imported {added} deliver{'y' if added == 1 else 'ies'}" + (f", skipped {skipped} already stored" if skipped else ""))

@@ -1,0 +1,140 @@
+"""Commands that read the store: ls, show, attempts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from hookinspect.cli.common import (
+    FILTER_OPTION,
+    JSON_OPTION,
+    STORE_OPTION,
+    build_filter,
+    open_workspace,
+    resolve_seqs,
+)
+from hookinspect.cli.output import Output, rich_line, rich_lines
+from hookinspect.errors import UsageError
+from hookinspect.filters import parse_refs
+from hookinspect.store.deliveries import DeliveryRow
+from hookinspect.views.delivery import ATTEMPT_COLUMNS, attempt_cells, delivery_lines, row_cells
+
+app = typer.Typer()  # this module's commands; cli/app.py gathers them
+
+
+def deliveries_table(rows: list[DeliveryRow]) -> Table:
+    """The `ls` table; signature and attempt columns appear only when some row has them."""
+    has_sig = any(r.verdict for r in rows)
+    has_last = any(r.last_outcome for r in rows)
+    has_event = any(r.provider for r in rows)
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("time", no_wrap=True)
+    table.add_column("method", no_wrap=True)
+    table.add_column("path", overflow="fold", ratio=3, min_width=12)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("type", no_wrap=True, max_width=12)
+    columns = ["seq", "time", "method", "path", "size", "type"]
+    if has_event:
+        table.add_column("event", overflow="fold", ratio=2, min_width=12)
+        columns.append("event")
+    if has_sig:
+        table.add_column("sig", no_wrap=True)
+        columns.append("sig")
+    if has_last:
+        table.add_column("last", no_wrap=True)
+        columns.append("last")
+    for row in rows:
+        cells = row_cells(row)
+        table.add_row(*(rich_line(cells[name]) for name in columns))
+    return table
+
+
+def attempts_table(attempts) -> Table:  # noqa: ANN001 - list[Attempt]
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in ATTEMPT_COLUMNS:
+        table.add_column(name, justify="right" if name in ("n", "latency") else "left")
+    for attempt in attempts:
+        table.add_row(*(rich_line(cell) for cell in attempt_cells(attempt)))
+    return table
+
+
+@app.command("ls")
+def list_deliveries(
+    limit: int = typer.Option(50, "--limit", "-n", min=1, help="How many rows. Example: -n 200"),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many newest rows (paging)."),
+    filter_expression: str | None = FILTER_OPTION,
+    method: list[str] = typer.Option([], "--method", "-m", help="Only this method (repeatable). Example: -m POST"),
+    path: str | None = typer.Option(None, "--path", help="Path glob. Example: --path '/stripe/*'"),
+    content_type: str | None = typer.Option(None, "--content-type", help="Content type prefix. Example: application/json"),
+    since: str | None = typer.Option(None, "--since", help="Received after: 10m, 2h, 3d or an ISO time."),
+    until: str | None = typer.Option(None, "--until", help="Received before: 10m, 2h, 3d or an ISO time."),
+    search: str | None = typer.Option(None, "--search", "-s", help="Text that must occur in the path or body."),
+    provider: str | None = typer.Option(None, "--provider", help="Only this provider. Example: --provider stripe"),
+    event: str | None = typer.Option(None, "--event", help="Event type glob. Example: --event 'invoice.*'"),
+    verdict: str | None = typer.Option(None, "--verdict", help="Signature verdict: valid, invalid, expired, malformed, unsigned, no-secret."),
+    as_json: bool = JSON_OPTION,
+    store_path: Path | None = STORE_OPTION,
+) -> None:
+    """List deliveries, newest first."""
+    out = Output()
+    flt = build_filter(filter_expression, method, path, content_type, since, until, search, provider, event, verdict)
+    with open_workspace(store_path) as workspace:
+        rows = workspace.store.list(flt, limit=limit, offset=offset)
+        if as_json:
+            out.json([row.to_dict() for row in rows])
+            return
+        total = workspace.store.count(flt)
+    if not rows:
+        out.info("no deliveries match" if not flt.is_empty else "no deliveries yet; send one to `hookinspect listen`")
+        return
+    out.print(deliveries_table(rows))
+    if total > len(rows) + offset:
+        out.info(f"{len(rows)} of {total} shown; --limit / --offset for more")
+
+
+@app.command("show")
+def show_delivery(
+    ref: str = typer.Argument(..., help="Delivery number or id. Example: 42"),
+    raw: bool = typer.Option(False, "--raw", help="Write the exact body bytes to stdout and nothing else."),
+    as_json: bool = JSON_OPTION,
+    store_path: Path | None = STORE_OPTION,
+) -> None:
+    """Show one delivery: request line, headers, body and its latest attempt."""
+    out = Output()
+    with open_workspace(store_path) as workspace:
+        [target] = parse_refs([ref])[:1] or [None]
+        if target is None:
+            raise UsageError("which delivery? Example: hookinspect show 42")
+        delivery = workspace.store.get(target)
+        attempts = workspace.store.attempts(delivery.seq)  # type: ignore[arg-type]
+    if raw:
+        out.raw(delivery.body)
+    elif as_json:
+        data = delivery.to_dict()
+        data["attempts"] = [a.to_dict() for a in attempts]
+        out.json(data)
+    else:
+        out.print(rich_lines(delivery_lines(delivery, attempts[-1] if attempts else None)))
+
+
+@app.command("attempts")
+def list_attempts(
+    ref: str = typer.Argument(..., help="Delivery number or id. Example: 42"),
+    as_json: bool = JSON_OPTION,
+    store_path: Path | None = STORE_OPTION,
+) -> None:
+    """List every send (forward, replay, check) of one delivery."""
+    out = Output()
+    with open_workspace(store_path) as workspace:
+        [seq] = resolve_seqs(workspace.store, [ref])[:1]
+        workspace.store.get(seq)
+        attempts = workspace.store.attempts(seq)
+    if as_json:
+        out.json([a.to_dict() for a in attempts])
+    elif not attempts:
+        out.info(f"#{seq} has not been sent anywhere yet; `hookinspect replay {seq} --to URL` sends it")
+    else:
+        out.print(attempts_table(attempts))

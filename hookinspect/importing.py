@@ -1,0 +1,61 @@
+"""`hookinspect import`: HAR, fixture and JSON files turned into deliveries, recorded through
+the one capture path (so they get provider, event type and verdict like any capture)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hookinspect.errors import UsageError
+from hookinspect.har import load_har
+from hookinspect.model import Attempt, Delivery, ExportItem
+from hookinspect.recorder import Recorder
+from hookinspect.store.fixtures import load_fixture_document
+
+
+def load_json(document: Any) -> list[ExportItem]:
+    """Our own `export --format json` / `show --json` output."""
+    objects = document if isinstance(document, list) else [document]
+    items = []
+    for number, obj in enumerate(objects, start=1):
+        try:
+            delivery = Delivery.from_dict(obj)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"JSON entry {number} is not a delivery ({exc})") from None
+        delivery.source = "import"
+        try:
+            attempts = [Attempt.from_dict(a, kind="import") for a in obj.get("attempts") or []]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"JSON entry {number} has an attempt that is not one ({exc})") from None
+        items.append(ExportItem(delivery, attempts))
+    return items
+
+
+def parse_import(data: bytes, name: str = "input") -> list[ExportItem]:
+    """Detect the format (HAR, fixture file or our JSON) and load it."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        raise UsageError(f"{name} is not JSON (HAR and hookinspect JSON exports are)") from None
+    if isinstance(document, dict) and "log" in document:
+        return load_har(document)
+    if isinstance(document, dict) and "meta" in document and "deliveries" in document:
+        return [ExportItem(record.delivery, []) for record in load_fixture_document(document, name)]
+    if isinstance(document, list | dict):
+        return load_json(document)
+    raise UsageError(f"{name}: neither a HAR file nor a hookinspect JSON export")
+
+
+async def import_deliveries(recorder: Recorder, items: list[ExportItem]) -> tuple[int, int]:
+    """Record imported deliveries with their attempts; returns (added, skipped as already stored)."""
+    known = await recorder.workspace.writer.call(lambda store: store.content_hashes())
+    added = skipped = 0
+    for item in items:
+        digest = item.delivery.content_hash()
+        if digest in known:
+            skipped += 1
+            continue
+        known.add(digest)
+        await recorder.record(item.delivery, attempts=item.attempts, content_hash=digest)
+        added += 1
+    return added, skipped

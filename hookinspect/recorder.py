@@ -1,0 +1,60 @@
+"""The one capture path: annotate -> route -> store (group commit) -> enqueue -> announce.
+
+Every intake (the HTTP receiver, a relay subscription, an import, any later one) only turns
+its input into a Delivery and hands it to `Recorder.record`, so each delivery gets the same
+provider, event type, signature verdict, routing and announcement whatever way it came in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hookinspect.model import REENCODED_NOTE, Attempt, Delivery
+from hookinspect.store.writer import Insert
+from hookinspect.workspace import Workspace
+
+# Bodies up to this size are annotated (JSON parsed for the event type) in the event loop;
+# bigger ones in a thread, since parsing them would stall every other request.
+INLINE_ANNOTATE_LIMIT = 256 * 1024
+
+
+@dataclass
+class Recorded:
+    """A stored delivery and where routing sends it: queued (ack mode), or left to the intake."""
+
+    delivery: Delivery
+    targets: list[str] = field(default_factory=list)
+    is_queued: bool = False
+
+
+class Recorder:
+    """Stores deliveries from any intake into one workspace."""
+
+    def __init__(self, workspace: Workspace, *, annotate: Callable[[Delivery], None] | None = None,
+                 route: Callable[[Delivery], Sequence[str]] | None = None, queue_forwards: bool = False) -> None:
+        self.workspace = workspace
+        self.annotate = annotate  # sets provider, event type and verdict (signing.registry.annotate_delivery)
+        self.route = route  # the targets of one delivery (routing.targets_for)
+        self.queue_forwards = queue_forwards  # ack mode: targets go to the durable queue with the delivery
+
+    async def record(self, delivery: Delivery, *, attempts: Sequence[Attempt] = (),
+                     content_hash: str | None = None) -> Recorded:
+        """Store one delivery; returns after COMMIT. Raises StoreError if it could not be stored."""
+        await self._annotate(delivery)
+        targets = list(self.route(delivery)) if self.route is not None else []
+        queued = tuple(targets) if self.queue_forwards else ()
+        await self.workspace.writer.insert(Insert(delivery, queued, tuple(attempts), content_hash))
+        self.workspace.announce_recorded(delivery, queued=bool(queued))
+        return Recorded(delivery, targets, bool(queued))
+
+    async def _annotate(self, delivery: Delivery) -> None:
+        if self.annotate is not None:
+            if len(delivery.body) > INLINE_ANNOTATE_LIMIT:
+                await asyncio.to_thread(self.annotate, delivery)
+            else:
+                self.annotate(delivery)
+        if delivery.note == REENCODED_NOTE:
+            # The bytes were rebuilt on the way (smee's JSON): no signature over them can be judged.
+            delivery.verdict, delivery.verdict_reason = None, REENCODED_NOTE

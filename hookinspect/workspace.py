@@ -1,0 +1,191 @@
+"""A workspace: one open store, its single writer and its change notifications.
+
+Everything that reads or writes deliveries is handed a workspace, never a path: the
+receiver, the relay subscription, import, replay, diff, the forward queue, the TUI and the
+pytest plugin. One process opens a store once and shares the writer; readers follow changes
+through `changes` instead of polling the store on timers of their own. Changes made by
+another process are found by `poll()`, one cheap look (`PRAGMA data_version`) in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from hookinspect.model import Attempt, Delivery
+from hookinspect.store.sqlite import Store
+from hookinspect.store.writer import GroupCommitWriter
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StoreChange:
+    """What changed in the store.
+
+    kind: `deliveries` (deliveries up to #seq exist; `delivery` is set when this process
+    recorded it), `attempt` (an attempt was added to #seq), `queued` (#seq waits in the
+    forward queue), `removed` (deliveries were deleted), `store` (something else changed,
+    seen from another process: re-read what you show).
+    """
+
+    kind: str
+    seq: int | None = None
+    delivery: Delivery | None = None
+    attempt: Attempt | None = None
+
+
+Subscriber = Callable[[StoreChange], None]
+
+
+class Changes:
+    """StoreChange notifications: subscribers are called in the announcing thread, in order."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
+        """Call `subscriber` for every change from now on; returns the function that stops it."""
+        with self._lock:
+            self._subscribers = [*self._subscribers, subscriber]
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = [s for s in self._subscribers if s is not subscriber]
+
+        return unsubscribe
+
+    def announce(self, change: StoreChange) -> None:
+        for subscriber in self._subscribers:
+            try:
+                subscriber(change)
+            except Exception:  # a broken subscriber must not fail the write that was announced
+                log.exception("a change subscriber failed on %s", change.kind)
+
+
+class Workspace:
+    """An open store: `store` reads, `writer` writes (group commit), `changes` tells."""
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        self.store = Store(self.path, create=create)
+        self.changes = Changes()
+        self._writer: GroupCommitWriter | None = None
+        self._writer_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        # What the last poll() saw, so a poll announces only what nobody announced yet.
+        self._data_version = self.store.data_version()
+        self._known_seq = self.store.max_seq()
+        self._known_attempt = self._max_attempt_rowid()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Finish queued writes, then close the writer and the reader."""
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        self.store.close()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    @property
+    def writer(self) -> GroupCommitWriter:
+        """The one writer of this workspace, started on first use."""
+        with self._writer_lock:
+            if self._writer is None:
+                writer = GroupCommitWriter(self.path)
+                writer.start()
+                self._writer = writer
+            return self._writer
+
+    async def start_writer(self) -> None:
+        """Start the writer without blocking the event loop (it opens the store in its thread)."""
+        await asyncio.to_thread(lambda: self.writer)
+
+    async def add_attempt(self, attempt: Attempt) -> None:
+        """Store an attempt and announce it."""
+        await self.writer.add_attempt(attempt)
+        self.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
+
+    def write(self, operation: Callable[[Store], T], change: StoreChange | None = None) -> T:
+        """Run a write from code outside an event loop (a CLI command); announces `change` after."""
+        result = self.writer.run(operation)
+        if change is not None:
+            self.changes.announce(change)
+        return result
+
+    def delete(self, seqs: Iterable[int]) -> int:
+        """Delete deliveries (their attempts and queue items go with them)."""
+        seqs = list(seqs)
+        deleted = self.write(lambda store: store.delete(seqs))
+        self.changes.announce(StoreChange("removed"))
+        return deleted
+
+    def clear(self) -> int:
+        deleted = self.write(lambda store: store.clear())
+        self.changes.announce(StoreChange("removed"))
+        return deleted
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def read(self, query: Callable[[Store], T]) -> T:
+        """Run a read in a thread, so a slow one (a big body, a JSON filter) never stalls the loop."""
+
+        def locked() -> T:
+            with self._read_lock:
+                return query(self.store)
+
+        return await asyncio.to_thread(locked)
+
+    def announce_recorded(self, delivery: Delivery, queued: bool) -> None:
+        """Tell subscribers about a delivery this process stored (the recorder calls this)."""
+        seq = delivery.seq
+        assert seq is not None
+        self._known_seq = max(self._known_seq, seq)
+        self.changes.announce(StoreChange("deliveries", seq, delivery=delivery))
+        if queued:
+            self.changes.announce(StoreChange("queued", seq, delivery=delivery))
+
+    def poll(self) -> bool:
+        """Look for changes made by another process (or thread's connection); announce them.
+
+        Costs one `PRAGMA data_version` when nothing changed. Returns whether anything did.
+        """
+        with self._read_lock:
+            version = self.store.data_version()
+            if version == self._data_version:
+                return False
+            self._data_version = version
+            newest = self.store.max_seq()
+            newest_attempt = self._max_attempt_rowid()
+            attempt_seqs = [] if newest_attempt <= self._known_attempt else [row[0] for row in self.store.execute(
+                "SELECT DISTINCT delivery_seq FROM attempts WHERE rowid > ? LIMIT 1000", (self._known_attempt,))]
+        changed = False
+        if newest > self._known_seq:
+            self._known_seq = newest
+            self.changes.announce(StoreChange("deliveries", newest))
+            changed = True
+        if newest_attempt > self._known_attempt:
+            self._known_attempt = newest_attempt
+            for seq in attempt_seqs:
+                self.changes.announce(StoreChange("attempt", seq))
+            changed = True
+        if not changed:  # a delete, a verdict, a queue update: whoever shows the store re-reads it
+            self.changes.announce(StoreChange("store"))
+        return True
+
+    def _max_attempt_rowid(self) -> int:
+        return self.store.execute("SELECT coalesce(max(rowid), 0) FROM attempts").fetchone()[0]
