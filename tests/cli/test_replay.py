@@ -261,3 +261,30 @@ async def test_replay_insecure_reaches_a_self_signed_https_target(store_path, tl
     loose = await invoke("replay", "1", "--to", tls_server, "-k", "--store", str(store_path))
     assert strict.exit_code == 1 and "tls" in strict.stdout
     assert loose.exit_code == 0
+
+
+def count_connections(monkeypatch, store_path) -> list[str]:
+    """Every SQLite connection opened to the store from now on (watched, not replaced)."""
+    import hookinspect.store.schema as schema
+
+    opened: list[str] = []
+    connect = schema.sqlite3.connect
+
+    def watching(path, *args, **kwargs):
+        if str(path) == str(store_path):
+            opened.append(str(path))
+        return connect(path, *args, **kwargs)
+
+    monkeypatch.setattr(schema.sqlite3, "connect", watching)
+    return opened
+
+
+async def test_replay_of_100_deliveries_opens_the_store_once(store_path, target, monkeypatch):
+    seed(store_path, *(make_delivery(b"%d" % i) for i in range(100)))
+    opened = count_connections(monkeypatch, store_path)
+    result = await invoke("replay", "1-100", "--to", target.url + "/", "--store", str(store_path), "--json")
+    assert result.exit_code == 0, result.output
+    assert len(target.received) == 100
+    assert len(opened) == 2  # one workspace: its reader and its writer, whatever the count
+    with Store(store_path) as store:
+        assert sum(len(store.attempts(seq)) for seq in range(1, 101)) == 100

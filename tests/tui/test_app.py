@@ -175,3 +175,20 @@ async def test_long_arrays_fold_and_A_shows_everything(store_path, workspace):
         await pilot.press("A")
         text = rendered(app, "#request")
         assert "folded" not in text and "299" in text
+
+
+async def test_replays_from_the_ui_share_its_writer(store_path, workspace, target, monkeypatch):
+    from tests.cli.test_replay import count_connections
+
+    seed(store_path, make_delivery(b'{"n":1}'), make_delivery(b'{"n":2}'))
+    app = HookinspectApp(workspace, target=target.url + "/in")
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("r")
+        await wait_until(pilot, lambda: len(target.received) == 1)
+        writer = workspace.writer
+        opened = count_connections(monkeypatch, store_path)
+        await pilot.press("j", "r")
+        await wait_until(pilot, lambda: len(target.received) == 2)
+        await app.workers.wait_for_complete()
+        assert workspace.writer is writer and opened == []  # no store opened for a replay
+        await wait_until(pilot, lambda: "200" in rendered(app, "#attempts"))

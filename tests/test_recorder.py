@@ -1,0 +1,130 @@
+"""The one capture path: every intake (HTTP, relay, import) records through the Recorder, so a
+delivery gets the same provider, event, verdict, routing and announcement whichever way it came."""
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from hookinspect.export import export
+from hookinspect.forward import Forwarder
+from hookinspect.importing import import_deliveries, parse_import
+from hookinspect.model import Delivery, ExportItem
+from hookinspect.receiver import ForwardSettings, ReceiverSettings, create_app, start_server
+from hookinspect.recorder import Recorder
+from hookinspect.relay.client import RelaySubscriber
+from hookinspect.relay.server import RelaySettings, create_relay_app
+from hookinspect.relay.storage import SqliteRelayStorage
+from hookinspect.samples import build_sample_request, find_sample
+from hookinspect.signing.registry import Secrets, annotate_delivery
+from hookinspect.workspace import StoreChange, Workspace
+
+SECRET = "whsec_recorder"
+TARGET = "http://127.0.0.1:9/backend"
+
+
+def signed_sample(url: str):
+    """A Stripe payment_intent.succeeded, signed now, as the sender would post it to `url`."""
+    return build_sample_request(find_sample("stripe/payment_intent.succeeded"), url, SECRET)
+
+
+def recorder_for(workspace: Workspace) -> Recorder:
+    secrets = Secrets()
+    secrets.add("stripe", SECRET)
+    return Recorder(workspace, annotate=lambda d: annotate_delivery(d, secrets), route=lambda _d: [TARGET],
+                    queue_forwards=True)
+
+
+async def wait_for(predicate, timeout=10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("the delivery was not recorded in time")
+        await asyncio.sleep(0.02)
+
+
+def assert_recorded_alike(workspace: Workspace, changes: list[StoreChange], source: str) -> Delivery:
+    [delivery] = [workspace.store.get(seq) for seq in workspace.store.seqs()]
+    assert delivery.source == source
+    assert (delivery.provider, delivery.event_type) == ("stripe", "payment_intent.succeeded")
+    assert delivery.verdict == "valid"
+    assert workspace.store.queue_counts() == {"pending": 1}  # routed and queued with the delivery
+    [head] = workspace.store.queue_heads()
+    assert (head.delivery_seq, head.target) == (delivery.seq, TARGET)
+    kinds = [(change.kind, change.seq) for change in changes]
+    assert kinds == [("deliveries", delivery.seq), ("queued", delivery.seq)]
+    assert changes[0].delivery.id == delivery.id
+    return delivery
+
+
+async def test_an_http_capture_is_recorded_through_the_recorder(workspace):
+    changes: list[StoreChange] = []
+    workspace.changes.subscribe(changes.append)
+    same = recorder_for(workspace)
+    # listen --ack as a --workers sibling: it queues, and another process works the queue.
+    forward = ForwardSettings(forwarder=Forwarder(), route=same.route, ack=True, works_queue=False)
+    settings = ReceiverSettings(inspect=same.annotate, forward=forward)
+    runner, urls = await start_server(create_app(workspace, settings), "127.0.0.1", 0)
+    try:
+        request = signed_sample(urls[0] + "/stripe")
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(request.url, content=request.body, headers=request.headers.pairs())
+        assert answer.status_code == 200
+    finally:
+        await runner.cleanup()
+    assert_recorded_alike(workspace, changes, "listen")
+
+
+async def test_a_relay_delivery_is_recorded_through_the_recorder(workspace, tmp_path):
+    storage = SqliteRelayStorage(tmp_path / "relay")
+    relay_runner, relay_urls = await start_server(create_relay_app(storage, RelaySettings()), "127.0.0.1", 0)
+    subscription = None
+    try:
+        async with httpx.AsyncClient() as client:
+            channel = (await client.post(relay_urls[0] + "/api/channels")).json()
+            changes: list[StoreChange] = []
+            workspace.changes.subscribe(changes.append)
+            subscriber = RelaySubscriber(channel["url"], recorder_for(workspace), token=channel["token"])
+            subscription = asyncio.create_task(subscriber.run())
+            request = signed_sample(channel["url"] + "/stripe")
+            answer = await client.post(request.url, content=request.body, headers=request.headers.pairs())
+            assert answer.status_code == 200
+            await wait_for(lambda: len(changes) >= 2)
+    finally:
+        if subscription is not None:
+            subscription.cancel()
+            await asyncio.gather(subscription, return_exceptions=True)
+        await relay_runner.cleanup()
+        storage.close()
+    delivery = assert_recorded_alike(workspace, changes, "relay")
+    assert delivery.origin == f"{channel['url']}#1"
+
+
+async def test_an_import_is_recorded_through_the_recorder(workspace):
+    request = signed_sample("http://hooks.example/stripe")
+    original = Delivery(method="POST", path="/stripe", headers=request.headers, body=request.body)
+    text, _ = export([ExportItem(original, [])], "json", redact_secrets=False)
+    changes: list[StoreChange] = []
+    workspace.changes.subscribe(changes.append)
+    added = await import_deliveries(recorder_for(workspace), parse_import(text.encode()))
+    assert added == (1, 0)
+    assert_recorded_alike(workspace, changes, "import")
+
+
+async def test_a_failing_subscriber_does_not_fail_the_capture(workspace):
+    def broken(_change):
+        raise RuntimeError("a subscriber with a bug")
+
+    workspace.changes.subscribe(broken)
+    recorded = await Recorder(workspace).record(Delivery(method="POST", path="/x", body=b"{}"))
+    assert recorded.delivery.seq == 1 and workspace.store.count() == 1
+
+
+@pytest.mark.parametrize("size", [10, 300 * 1024])
+async def test_small_and_big_bodies_are_annotated(workspace, size):
+    request = signed_sample("http://hooks.example/stripe")
+    body = json.dumps({**json.loads(request.body), "pad": "x" * size}).encode()
+    recorded = await Recorder(workspace, annotate=lambda d: annotate_delivery(d, Secrets())).record(
+        Delivery(method="POST", path="/stripe", headers=request.headers, body=body))
+    assert recorded.delivery.event_type == "payment_intent.succeeded" and not recorded.is_queued
