@@ -38,3 +38,11 @@ class StoreError(HookinspectError):
 
 class NetworkError(HookinspectError):
     exit_code = EXIT_NETWORK
+
+
+class StoreFullError(StoreError):
+    """The disk (or the store's size limit) is full: nothing more can be written until space is freed."""
+
+
+class StoreBusyError(StoreError):
+    """Another process owns the store's writer (`listen` runs on it)."""

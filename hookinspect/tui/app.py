@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Input, Sparkline, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Input, Sparkline, Static
 
 from hookinspect.body import escape_controls
 from hookinspect.diff import diff_deliveries
@@ -27,15 +24,8 @@ from hookinspect.replay import replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for, signature_report
 from hookinspect.tui.screens.prompt import EditRequest, HelpScreen, UrlPrompt
 from hookinspect.tui.widgets.delivery_list import PAGE_SIZE, DeliveryList
-from hookinspect.views.delivery import (
-    ATTEMPT_COLUMNS,
-    attempt_cells,
-    attempt_lines,
-    change_lines,
-    delivery_lines,
-    signature_lines,
-)
-from hookinspect.views.text import Line, safe
+from hookinspect.tui.widgets.detail import DeliveryDetail
+from hookinspect.views.text import safe
 from hookinspect.workspace import StoreChange, Workspace
 
 # How often the workspace looks for deliveries stored by another process; this process's own
@@ -43,11 +33,6 @@ from hookinspect.workspace import StoreChange, Workspace
 POLL_SECONDS = 0.25
 # Deliveries-per-second history shown in the header sparkline.
 RATE_WINDOW = 60
-
-
-def text_of(lines: list[Line]) -> Text:
-    """A view's lines as one rich Text (spans already escaped; never parsed as markup)."""
-    return Text("\n").join(Text.assemble(*line) for line in lines)
 
 
 class StoreChanged(Message):
@@ -109,16 +94,7 @@ class HookinspectApp(App[None]):
         yield Static(id="status")
         yield Sparkline(self.rates, id="rate")
         yield DeliveryList(id="list")
-        with TabbedContent(id="detail"):
-            with TabPane("Request", id="tab-request"), VerticalScroll():
-                yield Static(id="request")
-            with TabPane("Attempts", id="tab-attempts"), VerticalScroll():
-                yield Static(id="attempts")
-            with TabPane("Signature", id="tab-signature"), VerticalScroll():
-                yield Static(id="signature")
-            with TabPane("Diff", id="tab-diff"), VerticalScroll():
-                yield Static(Text("d: compare with the marked delivery, or the previous one of the same event", style="dim"),
-                             id="diff")
+        yield DeliveryDetail(id="detail")
         yield Input(placeholder="filter: method:POST provider:stripe event:invoice.* status:5xx $.amount>1000 text",
                     id="filter")
         yield Footer()
@@ -160,7 +136,7 @@ class HookinspectApp(App[None]):
             table.move_cursor(row=0)
             self.show_delivery(rows[0].seq)
         else:
-            self.query_one("#request", Static).update(Text("no deliveries yet: send one to `hookinspect listen`", style="dim"))
+            self.query_one(DeliveryDetail).show_nothing("no deliveries yet: send one to `hookinspect listen`")
 
     @on(DeliveryList.NeedsMore)
     def load_older(self, event: DeliveryList.NeedsMore) -> None:
@@ -255,21 +231,8 @@ class HookinspectApp(App[None]):
         except HookinspectError as exc:
             self.say(exc.message, severity="error")
             return
-        limit = max(len(delivery.body), 1) if self.show_all_body else 256 * 1024
-        self.query_one("#request", Static).update(text_of(delivery_lines(delivery, body_limit=limit,
-                                                                          fold_arrays=not self.show_all_body)))
-        attempts = self.store.attempts(seq)
-        if attempts:
-            table = Table(box=None, header_style="bold", pad_edge=False)
-            for name in ATTEMPT_COLUMNS:
-                table.add_column(name, justify="right" if name in ("n", "latency") else "left")
-            for attempt in attempts:
-                table.add_row(*(Text.assemble(*cell) for cell in attempt_cells(attempt)))
-            details = [line for attempt in reversed(attempts) for line in [[], *attempt_lines(attempt)]]
-            self.query_one("#attempts", Static).update(Group(table, text_of(details)))
-        else:
-            self.query_one("#attempts", Static).update(Text("not sent anywhere yet: r replays, R asks for a URL", style="dim"))
-        self.query_one("#signature", Static).update(text_of(signature_lines(signature_report(delivery, self.secrets))))
+        self.query_one(DeliveryDetail).show(delivery, self.store.attempts(seq), signature_report(delivery, self.secrets),
+                                            show_all_body=self.show_all_body)
 
     # -- actions -------------------------------------------------------------------------
 
@@ -280,7 +243,7 @@ class HookinspectApp(App[None]):
         self.query_one(DeliveryList).action_cursor_up()
 
     def action_focus_detail(self) -> None:
-        self.query_one("#detail", TabbedContent).focus()
+        self.query_one(DeliveryDetail).focus_tabs()
 
     def action_focus_list(self) -> None:
         filter_input = self.query_one("#filter", Input)
@@ -440,10 +403,7 @@ class HookinspectApp(App[None]):
             self.say("nothing to compare with: mark a delivery (space) first", severity="warning")
             return
         other = self.store.get(other_seq)
-        changes = diff_deliveries(other, delivery)
-        header: Line = [(f"#{other.seq} → #{delivery.seq}   ({len(changes)} changes)", "bold")]
-        self.query_one("#diff", Static).update(text_of([header, [], *change_lines(changes)]))
-        self.query_one("#detail", TabbedContent).active = "tab-diff"
+        self.query_one(DeliveryDetail).show_diff(other, delivery, diff_deliveries(other, delivery))
 
 
 def run_ui(workspace: Workspace, **kwargs) -> None:  # noqa: ANN003

@@ -109,7 +109,7 @@ async def test_d_shows_a_diff_with_the_previous_delivery_of_the_same_event(store
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("d")
-        assert app.query_one("#detail", TabbedContent).active == "tab-diff"
+        assert app.query_one("#detail TabbedContent", TabbedContent).active == "tab-diff"
         text = rendered(app, "#diff")
         assert "#1 → #2" in text and "body.amount" in text and "100 → 250" in text
 
