@@ -20,7 +20,7 @@ from aiohttp.client_exceptions import ClientPayloadError
 from aiohttp.http_exceptions import HttpProcessingError
 
 from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
-from hookinspect.errors import NetworkError, StoreError
+from hookinspect.errors import NetworkError, StoreError, StoreFullError
 from hookinspect.forward import HOP_BY_HOP, Forwarder
 from hookinspect.model import Attempt, Delivery, Headers, now_us
 from hookinspect.recorder import Recorder
@@ -37,6 +37,10 @@ from hookinspect.workspace import Workspace
 MAX_FIELD_SIZE = 64 * 1024
 MAX_HEADERS = 2048
 READ_CHUNK = 256 * 1024
+# Seconds a sender is asked to wait when a delivery could not be stored: a full disk takes a
+# person to free space; other store errors (a lock held too long) usually pass sooner.
+RETRY_AFTER_FULL = 30
+RETRY_AFTER_ERROR = 5
 
 
 @dataclass
@@ -53,7 +57,7 @@ class MockResponse:
 class ReceiverEvent:
     """What the receiver tells its shell: a capture, a rejected request, a forward result."""
 
-    kind: str  # rejected | forwarded | store_error | relay (captures are announced by the workspace)
+    kind: str  # rejected | forwarded | relay (captures and store failures are announced by the workspace)
     delivery: Delivery | None = None
     attempt: Attempt | None = None
     message: str = ""
@@ -219,8 +223,13 @@ async def capture_request(request: web.Request) -> web.StreamResponse:
     try:
         recorded = await request.app[RECORDER_KEY].record(delivery)
     except StoreError as exc:
-        _emit(settings, ReceiverEvent("store_error", delivery, message=exc.message))
-        return web.Response(status=503, text="hookinspect: the delivery could not be stored; retry later\n")
+        # Never a 2xx for what was not stored: the sender keeps it and retries (the recorder
+        # has told the shell once; capture resumes by itself when the cause goes away).
+        is_full = isinstance(exc, StoreFullError)
+        text = "hookinspect: the disk is full; the delivery was not stored, retry later\n" if is_full else \
+            "hookinspect: the delivery could not be stored; retry later\n"
+        return web.Response(status=507 if is_full else 503, text=text,
+                            headers={"Retry-After": str(RETRY_AFTER_FULL if is_full else RETRY_AFTER_ERROR)})
     forward = settings.forward
     if recorded.targets and not recorded.is_queued and forward is not None:
         attempts = await asyncio.gather(*(forward.forwarder.send(delivery, t, kind="forward") for t in recorded.targets))

@@ -11,9 +11,10 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from hookinspect.errors import StoreError
 from hookinspect.model import REENCODED_NOTE, Attempt, Delivery
 from hookinspect.store.writer import Insert
-from hookinspect.workspace import Workspace
+from hookinspect.workspace import StoreChange, Workspace
 
 # Bodies up to this size are annotated (JSON parsed for the event type) in the event loop;
 # bigger ones in a thread, since parsing them would stall every other request.
@@ -38,6 +39,7 @@ class Recorder:
         self.annotate = annotate  # sets provider, event type and verdict (signing.registry.annotate_delivery)
         self.route = route  # the targets of one delivery (routing.targets_for)
         self.queue_forwards = queue_forwards  # ack mode: targets go to the durable queue with the delivery
+        self.failing: StoreError | None = None  # why the last record failed, until one succeeds again
 
     async def record(self, delivery: Delivery, *, attempts: Sequence[Attempt] = (),
                      content_hash: str | None = None) -> Recorded:
@@ -45,7 +47,16 @@ class Recorder:
         await self._annotate(delivery)
         targets = list(self.route(delivery)) if self.route is not None else []
         queued = tuple(targets) if self.queue_forwards else ()
-        await self.workspace.writer.insert(Insert(delivery, queued, tuple(attempts), content_hash))
+        try:
+            await self.workspace.writer.insert(Insert(delivery, queued, tuple(attempts), content_hash))
+        except StoreError as exc:
+            if self.failing is None or type(self.failing) is not type(exc):  # said once, not per request
+                self.workspace.changes.announce(StoreChange("failing", message=exc.message))
+            self.failing = exc
+            raise
+        if self.failing is not None:
+            self.failing = None
+            self.workspace.changes.announce(StoreChange("recovered", message="storing deliveries works again"))
         self.workspace.announce_recorded(delivery, queued=bool(queued))
         return Recorded(delivery, targets, bool(queued))
 

@@ -11,6 +11,7 @@ import email.utils
 import time
 from collections.abc import Callable
 
+from hookinspect.errors import StoreError
 from hookinspect.forward import Forwarder
 from hookinspect.model import Attempt, now_us
 from hookinspect.store.queue import QueueItem
@@ -129,7 +130,12 @@ class ForwardQueueWorker:
                 store.add_attempt(attempt)
                 store.queue_update(item.id, state, tries, next_at, attempt.outcome)
 
-            await self.workspace.writer.call(record)
+            try:
+                await self.workspace.writer.call(record)
+            except StoreError:
+                # Sent, but not recorded (a full disk): the item stays due and goes again once the
+                # store takes writes; the recorder tells the user why nothing is stored.
+                return
             self.workspace.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
             if self.on_attempt is not None:
                 self.on_attempt(attempt, item, state)

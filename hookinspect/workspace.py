@@ -32,13 +32,15 @@ class StoreChange:
     kind: `deliveries` (deliveries up to #seq exist; `delivery` is set when this process
     recorded it), `attempt` (an attempt was added to #seq), `queued` (#seq waits in the
     forward queue), `removed` (deliveries were deleted), `store` (something else changed,
-    seen from another process: re-read what you show).
+    seen from another process: re-read what you show), `failing` (nothing can be stored:
+    `message` says why), `recovered` (storing works again).
     """
 
     kind: str
     seq: int | None = None
     delivery: Delivery | None = None
     attempt: Attempt | None = None
+    message: str = ""
 
 
 Subscriber = Callable[[StoreChange], None]
@@ -73,8 +75,9 @@ class Changes:
 class Workspace:
     """An open store: `store` reads, `writer` writes (group commit), `changes` tells."""
 
-    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+    def __init__(self, path: str | Path, *, create: bool = False, durability: str = "power") -> None:
         self.path = Path(path)
+        self.durability = durability  # power: every commit fsynced; process: survives a crash, not power loss
         self.store = Store(self.path, create=create)
         self.changes = Changes()
         self._writer: GroupCommitWriter | None = None
@@ -106,7 +109,7 @@ class Workspace:
         """The one writer of this workspace, started on first use."""
         with self._writer_lock:
             if self._writer is None:
-                writer = GroupCommitWriter(self.path)
+                writer = GroupCommitWriter(self.path, durability=self.durability)
                 writer.start()
                 self._writer = writer
             return self._writer

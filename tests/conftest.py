@@ -70,3 +70,18 @@ async def tls_server(tmp_path):
     await site.start()
     yield f"https://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/"
     await runner.cleanup()
+
+
+@pytest.fixture
+def small_filesystem(tmp_path: Path):
+    """A real 1 MiB filesystem (tmpfs) at tmp_path/small, to fill up; unmounted after the test."""
+    mount_point = tmp_path / "small"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root: " + (result.stderr.strip() or "mount failed"))
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)

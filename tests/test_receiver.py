@@ -166,3 +166,25 @@ async def test_captures_are_announced_by_the_workspace_and_refusals_reported_to_
 def test_loopback_detection():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
+
+
+async def test_a_full_disk_answers_507_with_retry_after_and_capture_resumes_when_space_returns(receiver, workspace):
+    from tests.store.test_writer import fill_up, free_space
+
+    url, _settings = receiver
+    changes = []
+    workspace.changes.subscribe(changes.append)
+    async with httpx.AsyncClient(timeout=5) as client:  # a hanging request fails the test
+        assert (await client.post(url + "/before", content=b"{}")).status_code == 200
+        await asyncio.to_thread(fill_up, workspace.writer)
+        refused = await asyncio.gather(*(client.post(url + "/full", content=b"z" * 8000) for _ in range(20)))
+        assert {r.status_code for r in refused} == {507}
+        assert refused[0].headers["Retry-After"] == "30" and "disk is full" in refused[0].text
+        await asyncio.to_thread(free_space, workspace.writer)
+        after = await asyncio.gather(*(client.post(url + "/after", content=b"{}") for _ in range(5)))
+        assert {r.status_code for r in after} == {200}
+    paths = [workspace.store.get(seq).path for seq in workspace.store.seqs()]
+    assert paths == ["/before"] + ["/after"] * 5  # nothing acknowledged is missing, nothing refused was kept
+    said = [(c.kind, c.message) for c in changes if c.kind in ("failing", "recovered")]
+    assert [kind for kind, _ in said] == ["failing", "recovered"]  # once each, not once per request
+    assert "full" in said[0][1]

@@ -62,8 +62,8 @@ class LivePrinter:
             self._dropped += 1
 
     def on_change(self, change: StoreChange) -> None:
-        """A delivery this process stored gets its line (other changes are not live news)."""
-        if change.kind == "deliveries" and change.delivery is not None:
+        """A delivery this process stored gets its line; so does storing failing or working again."""
+        if (change.kind == "deliveries" and change.delivery is not None) or change.kind in ("failing", "recovered"):
             self(change)
 
     def _run(self) -> None:
@@ -79,14 +79,17 @@ class LivePrinter:
 
 def render_event(event: ReceiverEvent | StoreChange) -> Text:
     if isinstance(event, StoreChange):
+        if event.kind == "failing":
+            return Text("NOT STORING ", style="bold red") + safe_text(event.message) + Text(
+                " (senders get 507/503 with Retry-After; capture resumes by itself)", style="dim")
+        if event.kind == "recovered":
+            return Text("storing again ", style="bold green") + safe_text(event.message)
         assert event.delivery is not None
         return rich_line(delivery_line(event.delivery))
     if event.kind == "rejected":
         return Text("rejected ", style="bold red") + safe_text(event.message)
     if event.kind == "relay":
         return Text("relay ", style="bold blue") + safe_text(event.message)
-    if event.kind == "store_error":
-        return Text("NOT STORED ", style="bold red") + safe_text(event.message)
     assert event.kind == "forwarded" and event.attempt is not None
     return rich_line(attempt_line(event.attempt, event.message))
 

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hookinspect.errors import NotFoundError, StoreError
+from hookinspect.errors import NotFoundError
 from hookinspect.filters import DeliveryFilter
 from hookinspect.model import Delivery, format_time_us, summary_fields
 from hookinspect.store.attempts import headers_from_json, headers_to_json, latest_attempt
 from hookinspect.store.query import where_clause
+from hookinspect.store.schema import store_error
 
 # Columns of a listing row: everything but the body, plus the latest attempt's outcome.
 _ROW_COLUMNS = f"""
@@ -141,8 +142,10 @@ class DeliveryTable:
             for size in chunks:
                 try:
                     cursor = self._conn.execute(_insert_statement(size), values[start * _INSERT_WIDTH:(start + size) * _INSERT_WIDTH])
-                except sqlite3.OperationalError as exc:
-                    raise StoreError(f"store {self.path}: {exc}") from None
+                except sqlite3.IntegrityError:
+                    raise  # a relay event stored twice: its intake skips it
+                except sqlite3.DatabaseError as exc:
+                    raise store_error(exc, self.path) from None
                 # AUTOINCREMENT numbers the rows of one statement consecutively, after the highest
                 # number ever used (so numbers of deleted deliveries are never reused).
                 last = cursor.lastrowid

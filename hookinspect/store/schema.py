@@ -7,10 +7,11 @@ overwritten.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
-from hookinspect.errors import StoreError
+from hookinspect.errors import StoreError, StoreFullError
 
 APPLICATION_ID = 0x484B494E  # "HKIN"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -82,6 +83,31 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+# SQLite's result codes (the low byte of an extended code) that say what a failure means to a user.
+SQLITE_CORRUPT, SQLITE_FULL, SQLITE_NOTADB, SQLITE_IOERR, SQLITE_READONLY = 11, 13, 26, 10, 8
+
+# synchronous=FULL: a COMMIT returns after the WAL is fsynced, so an acknowledged delivery
+# survives power loss (group commit shares one fsync among a burst). NORMAL survives a crash
+# or kill -9 of the process but not power loss: `listen --durability process`.
+SYNCHRONOUS = {"power": "FULL", "process": "NORMAL"}
+
+
+def store_error(exc: sqlite3.Error, path: Path) -> StoreError:
+    """SQLite's failure as one clear line: a full disk, a corrupt file, I/O, read-only, or what SQLite said."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary == SQLITE_FULL:
+        return StoreFullError(f"the disk holding {path} is full; nothing more can be stored until space is freed")
+    if primary in (SQLITE_CORRUPT, SQLITE_NOTADB):
+        return StoreError(f"{path} is corrupt ({exc}); it is not written to",
+                          "move it aside and start a new store; `sqlite3 FILE .recover` may save its contents")
+    if primary == SQLITE_IOERR:
+        return StoreError(f"I/O error on {path} ({exc})")
+    if primary == SQLITE_READONLY:
+        return StoreError(f"{path} is read-only ({exc})", "check the permissions of the file and its directory")
+    return StoreError(f"store {path}: {exc}")
+
+
 # The statement cache holds an INSERT for every batch size (see deliveries.MAX_INSERT_ROWS) plus the rest.
 CACHED_STATEMENTS = 128
 
@@ -92,7 +118,7 @@ def _has_sqlite_header(path: Path) -> bool:
         return fh.read(len(SQLITE_MAGIC)) == SQLITE_MAGIC
 
 
-def open_connection(path: Path, *, create: bool) -> sqlite3.Connection:
+def open_connection(path: Path, *, create: bool, durability: str = "power") -> sqlite3.Connection:
     """A connection to a checked, migrated store file; StoreError says why one cannot be had."""
     exists = path.exists()
     if not exists and not create:
@@ -105,17 +131,14 @@ def open_connection(path: Path, *, create: bool) -> sqlite3.Connection:
         # writer), and another process would then checkpoint and delete the WAL under it.
         # SQLite refuses a file that is not a database on the first read and writes nothing.
     else:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create store directory {path.parent}: {exc.strerror}") from None
+        _create_private(path)
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10.0,
                                cached_statements=CACHED_STATEMENTS)
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open store {path}: {exc}") from None
     try:
-        _prepare(conn, path)
+        _prepare(conn, path, SYNCHRONOUS[durability])
     except sqlite3.DatabaseError as exc:
         conn.close()
         if "not a database" in str(exc) and not _has_sqlite_header(path):
@@ -127,7 +150,44 @@ def open_connection(path: Path, *, create: bool) -> sqlite3.Connection:
     return conn
 
 
-def _prepare(conn: sqlite3.Connection, path: Path) -> None:
+def _create_private(path: Path) -> None:
+    """A new store file readable by its owner only (it holds Authorization headers), in a 0700 directory.
+
+    SQLite gives the WAL and shared-memory files the permissions of the database file.
+    """
+    if not path.parent.exists():
+        try:
+            path.parent.mkdir(mode=0o700, parents=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store directory {path.parent}: {exc.strerror}") from None
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass  # another process made it meanwhile
+    except OSError as exc:
+        raise StoreError(f"cannot create store {path}: {exc.strerror}") from None
+
+
+def check_writable(path: Path) -> None:
+    """StoreError now, with one line, if the store (or its directory, where the WAL lives) cannot be written."""
+    for target, what in ((path, "file"), (path.parent, "directory")):
+        if target.exists() and not os.access(target, os.W_OK):
+            raise StoreError(f"the store {what} {target} is read-only; nothing could be stored",
+                             "fix its permissions, or pass --store PATH")
+
+
+def check_intact(conn: sqlite3.Connection, path: Path) -> None:
+    """StoreError if SQLite finds damaged pages (PRAGMA quick_check): a corrupt store is never written to."""
+    try:
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
+    except sqlite3.DatabaseError as exc:
+        raise store_error(exc, path) from None
+    if problems != ["ok"]:
+        raise StoreError(f"{path} is corrupt ({problems[0]}); it is not written to",
+                         "move it aside and start a new store; `sqlite3 FILE .recover` may save its contents")
+
+
+def _prepare(conn: sqlite3.Connection, path: Path, synchronous: str) -> None:
     conn.execute("PRAGMA busy_timeout = 10000")
     app_id = conn.execute("PRAGMA application_id").fetchone()[0]
     version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -140,11 +200,10 @@ def _prepare(conn: sqlite3.Connection, path: Path) -> None:
             f"{path} was written by a newer hookinspect (schema {version}, this one knows {SCHEMA_VERSION})",
             "upgrade hookinspect",
         )
-    # WAL lets readers (UI, ls) run while the receiver writes. NORMAL sync in WAL mode
-    # keeps every commit across a crash or kill -9 of the process (not across power loss).
+    # WAL lets readers (UI, ls) run while the receiver writes.
     if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
         conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA foreign_keys = ON")
     if version < SCHEMA_VERSION:
         _migrate(conn)

@@ -13,12 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hookinspect.errors import StoreError
 from hookinspect.store.attempts import AttemptTable
 from hookinspect.store.deliveries import DeliveryRow, DeliveryTable, insert_rows_limit
 from hookinspect.store.origins import OriginTable
 from hookinspect.store.queue import QueueItem, QueueTable
-from hookinspect.store.schema import SCHEMA_VERSION, open_connection
+from hookinspect.store.schema import SCHEMA_VERSION, check_intact, open_connection, store_error
 
 __all__ = ["SCHEMA_VERSION", "DeliveryRow", "QueueItem", "Store", "default_store_path"]
 
@@ -30,10 +29,10 @@ def default_store_path() -> Path:
 class Store(DeliveryTable, AttemptTable, QueueTable, OriginTable):
     """A connection to one store file. Not thread-safe: one thread uses it at a time."""
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, durability: str = "power") -> None:
         self.path = Path(path)
         self._depth = 0
-        self._conn = open_connection(self.path, create=create)
+        self._conn = open_connection(self.path, create=create, durability=durability)
         self._max_insert_rows = insert_rows_limit(self._conn)
 
     def close(self) -> None:
@@ -72,8 +71,14 @@ class Store(DeliveryTable, AttemptTable, QueueTable, OriginTable):
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         try:
             return self._conn.execute(sql, tuple(params))
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"store {self.path}: {exc}") from None
+        except sqlite3.IntegrityError:
+            raise  # a constraint its caller handles (a relay event stored twice)
+        except sqlite3.DatabaseError as exc:
+            raise store_error(exc, self.path) from None
+
+    def check_intact(self) -> None:
+        """StoreError if the file has damaged pages (see schema.check_intact)."""
+        check_intact(self._conn, self.path)
 
     def data_version(self) -> int:
         """Changes whenever another connection (thread or process) commits: a cheap "anything new?"."""

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from hookinspect.errors import HookinspectError, StoreError
+from hookinspect.errors import HookinspectError
 from hookinspect.model import Attempt, Delivery
+from hookinspect.store.schema import store_error
 from hookinspect.store.sqlite import Store
 
 T = TypeVar("T")
@@ -63,18 +64,19 @@ class _Job:
 
 
 def _as_store_error(exc: Exception, path: Path) -> Exception:
-    """SQLite's own failures (disk full, I/O error, locked) as a StoreError with one clear line."""
+    """SQLite's own failures (disk full, I/O error, corrupt) as a StoreError with one clear line."""
     if isinstance(exc, HookinspectError | sqlite3.IntegrityError) or not isinstance(exc, sqlite3.Error):
         return exc  # ours, a constraint the caller handles (a relay event stored twice), or a bug
-    return StoreError(f"store {path}: {exc}")
+    return store_error(exc, path)
 
 
 class GroupCommitWriter:
     """Serialises writes to one store from any number of coroutines and threads."""
 
-    def __init__(self, path: str | Path, max_batch: int = MAX_BATCH) -> None:
+    def __init__(self, path: str | Path, max_batch: int = MAX_BATCH, durability: str = "power") -> None:
         self.path = Path(path)
         self.max_batch = max_batch
+        self.durability = durability
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -124,7 +126,7 @@ class GroupCommitWriter:
 
     def _run(self) -> None:
         try:
-            store = Store(self.path)
+            store = Store(self.path, durability=self.durability)
         except BaseException as exc:  # handed to start() in the caller's thread
             self._open_error = exc
             self._ready.set()

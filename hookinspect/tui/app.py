@@ -114,7 +114,7 @@ class HookinspectApp(App[None]):
         if event.kind == "relay":
             self.relay_state = event.message
             self.update_status()
-        elif event.kind in ("rejected", "store_error"):
+        elif event.kind == "rejected":
             self.say(event.message, severity="error", title=event.kind.replace("_", " "))
 
     async def on_unmount(self) -> None:
@@ -158,6 +158,10 @@ class HookinspectApp(App[None]):
             self.show_new_deliveries()
         elif change.kind == "attempt" and change.seq is not None:
             self.refresh_delivery(change.seq)
+        elif change.kind == "failing":
+            self.say(change.message, severity="error", title="not storing")
+        elif change.kind == "recovered":
+            self.say(change.message, title="storing again")
         elif change.kind in ("removed", "store"):
             self.total = self.store.count()
             self.update_status()

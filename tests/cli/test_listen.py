@@ -238,3 +238,47 @@ async def test_ack_mode_with_workers_forwards_every_delivery_once(tmp_path, star
     with Store(tmp_path / "store.db", create=False) as store:
         assert store.count() == 100
         assert sum(len(store.attempts(n)) for n in range(1, 101)) == 100
+
+
+async def test_a_full_disk_loses_nothing_acknowledged_hangs_nothing_and_recovers(small_filesystem):
+    filler = small_filesystem / "filler.bin"
+    filler.write_bytes(b"\0" * 300_000)  # freed later, as a user freeing space would
+    store = small_filesystem / "store.db"
+    listen, url = start_listen(store, cwd=small_filesystem.parent)
+    acknowledged: list[bytes] = []
+    refused: list[httpx.Response] = []
+    slowest = 0.0
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+
+            async def post(body: bytes) -> httpx.Response:
+                nonlocal slowest
+                started = time.monotonic()
+                answer = await client.post(url + "/hook", content=body)
+                slowest = max(slowest, time.monotonic() - started)
+                if answer.status_code == 200:
+                    acknowledged.append(body)
+                return answer
+
+            for n in range(400):  # bounded: ~60 bodies of 16 KB fill what is left of 1 MiB
+                answer = await post(json.dumps({"n": n, "pad": "x" * 16_000}).encode())
+                if answer.status_code != 200:
+                    refused.append(answer)
+                    if len(refused) >= 5:
+                        break
+            assert len(refused) >= 5, "the small filesystem never filled up"
+            filler.unlink()  # space comes back: no restart
+            deadline = time.monotonic() + 15
+            resumed = None
+            while resumed is None or resumed.status_code != 200:
+                assert time.monotonic() < deadline, "capture did not resume after space was freed"
+                resumed = await post(b'{"after":"space freed"}')
+    finally:
+        out, err = stop_process(listen)
+    assert {r.status_code for r in refused} <= {507, 503}
+    assert all(r.headers.get("Retry-After") for r in refused)
+    assert slowest < 5.0, f"a request waited {slowest:.1f} s"
+    with Store(store) as opened:
+        stored = [opened.get(seq).body for seq in opened.seqs()]
+    assert [b for b in acknowledged if b not in stored] == []  # 0 acknowledged deliveries lost
+    assert out.count("NOT STORING") == 1 and "full" in out and out.count("storing again") == 1

@@ -69,3 +69,54 @@ async def test_a_duplicate_in_a_batch_of_captures_fails_alone(store_path):
     assert sorted([results[0], results[2]]) == [2, 3]  # the failed statement used up no numbers
     with Store(store_path) as store:
         assert sorted(bytes(store.get(seq).body) for seq in store.seqs()) == [b"a", b"b", b"first"]
+
+
+def fill_up(writer: GroupCommitWriter) -> int:
+    """Cap the store at its current size, as a full disk would: the next page it needs fails."""
+    return writer.run(lambda store: store.execute(
+        "PRAGMA max_page_count = " + str(store.execute("PRAGMA page_count").fetchone()[0])).fetchone()[0])
+
+
+def free_space(writer: GroupCommitWriter) -> None:
+    writer.run(lambda store: store.execute("PRAGMA max_page_count = 1073741823"))
+
+
+@pytest.mark.parametrize("with_queue", [False, True])
+async def test_a_full_store_fails_each_caller_and_the_writer_lives_on(store_path, with_queue):
+    from hookinspect.errors import StoreFullError
+    from hookinspect.store.writer import Insert
+
+    writer = GroupCommitWriter(store_path)
+    await asyncio.to_thread(writer.start)
+    try:
+        await writer.insert_delivery(make_delivery())
+        await asyncio.to_thread(fill_up, writer)
+        # A batch of captures (queued ones need a transaction: its COMMIT path is tested too).
+        targets = ("http://127.0.0.1:9/",) if with_queue else ()
+        results = await asyncio.wait_for(asyncio.gather(
+            *(writer.insert(Insert(make_delivery(b"x" * 5000), targets)) for _ in range(40)),
+            return_exceptions=True), timeout=10)
+        assert results and all(isinstance(r, StoreFullError) for r in results), results[:3]
+        assert "disk holding" in results[0].message and "full" in results[0].message
+        await asyncio.to_thread(free_space, writer)
+        seqs = await asyncio.wait_for(asyncio.gather(*(writer.insert(Insert(make_delivery(), targets))
+                                                       for _ in range(5))), timeout=10)
+    finally:
+        await asyncio.to_thread(writer.close)
+    assert len(seqs) == 5
+    with Store(store_path) as store:
+        assert store.count() == 6  # the first one and the five after the space came back
+        assert sum(store.queue_counts().values()) == (5 if with_queue else 0)
+
+
+def test_a_failed_commit_is_rolled_back(store_path):
+    with Store(store_path) as store:
+        store.insert_delivery(make_delivery())
+        pages = store.execute("PRAGMA page_count").fetchone()[0]
+        store.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(StoreError, match="full"), store.transaction():
+            store.insert_deliveries([make_delivery(b"y" * 20000) for _ in range(5)])
+        assert not store._conn.in_transaction
+        store.execute("PRAGMA max_page_count = 1073741823")
+        store.insert_delivery(make_delivery())  # the connection still writes
+        assert store.count() == 2
