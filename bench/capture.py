@@ -49,7 +49,7 @@ def throughput(seconds: int, rounds: int) -> None:
     print("== durable capture vs bare aiohttp (2 KiB JSON POST, wrk -t1) ==")
     print("   minimal durable (ref): aiohttp + a group-commit SQLite thread, one table, nothing else")
     print(f"   {rounds} round(s) per connection count; each ratio is against the bare run of its own round")
-    print(f"{'server':<22}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
+    print(f"{'server':<30}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
     stores: list[Path] = []
 
     def start_ours(*extra: str):
@@ -62,6 +62,7 @@ def throughput(seconds: int, rounds: int) -> None:
         ("bare aiohttp", start_bare),
         ("minimal durable (ref)", lambda port: start_script(MINIMAL_CAPTURE_SERVER, port, str(fresh_dir() / "min.db"))),
         ("hookinspect listen", start_ours()),
+        ("listen --durability process", start_ours("--durability", "process")),
         ("listen --workers 2", start_ours("--workers", "2")),
     )
     for connections in (16, 64):
@@ -71,9 +72,10 @@ def throughput(seconds: int, rounds: int) -> None:
             base = figures["bare aiohttp"]["rps"]
             for name, fig in figures.items():
                 ratios[name].append(fig["rps"] / base)
-                print(f"{name:<22}{connections:>6}{fig['rps']:>10.0f}{fig['p50_us'] / 1000:>9.2f}"
+                print(f"{name:<30}{connections:>6}{fig['rps']:>10.0f}{fig['p50_us'] / 1000:>9.2f}"
                       f"{fig['p99_us'] / 1000:>9.2f}{fig['errors'] + fig['non2xx']:>8}{fig['rps'] / base:>8.2f}")
-            for store, name in zip(stores[-2:], ("hookinspect listen", "listen --workers 2"), strict=True):
+            ours = ("hookinspect listen", "listen --durability process", "listen --workers 2")
+            for store, name in zip(stores[-3:], ours, strict=True):
                 with Store(store, create=False) as opened:
                     stored, acknowledged = opened.count(), figures[name]["requests"]
                 # wrk counts the measured run only; the store also holds the warm-up second's deliveries.

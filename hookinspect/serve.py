@@ -22,6 +22,9 @@ from hookinspect.receiver import (
     listen_error,
     start_server,
 )
+from hookinspect.store.owner import owning
+from hookinspect.store.schema import check_writable
+from hookinspect.store.sqlite import Store
 from hookinspect.workers import (
     PARENT_CHECK_SECONDS,
     bind_shared,
@@ -65,10 +68,35 @@ def check_workers_fit(*, ui: bool, source: str | None) -> None:
             raise UsageError(f"{flag} runs in one process and cannot be combined with --workers", "drop --workers")
 
 
-def serve(path: Path, settings: ReceiverSettings, host: str, port: int, report: ServeReport, workers: int = 1) -> None:
-    """Serve until SIGINT or SIGTERM (blocking); every process started here has stopped on return."""
+def check_store(path: Path, *, is_explicit: bool) -> int:
+    """Refuse, with one line, a store `listen` could not write safely; returns its pending forwards.
+
+    An explicit --store in a directory that does not exist is a typo, not a wish to create it
+    (the default ./.hookinspect/ is created). A read-only file or directory, and a corrupt file,
+    fail now rather than after "listening" has been said.
+    """
+    if is_explicit and not path.parent.is_dir():
+        raise UsageError(f"the directory of --store {path} does not exist", "create it first, or fix the path")
+    check_writable(path)
+    with Store(path) as store:
+        store.check_intact()
+        return store.queue_counts().get("pending", 0)
+
+
+def serve(path: Path, settings: ReceiverSettings, host: str, port: int, report: ServeReport, workers: int = 1,
+          durability: str = "power") -> None:
+    """Serve until SIGINT or SIGTERM (blocking); every process started here has stopped on return.
+
+    The store's owner lock is held throughout: a second `listen` on the store is refused.
+    """
+    with owning(path):
+        _serve_processes(path, settings, host, port, report, workers, durability)
+
+
+def _serve_processes(path: Path, settings: ReceiverSettings, host: str, port: int, report: ServeReport,
+                     workers: int, durability: str) -> None:
     if workers == 1:
-        asyncio.run(_serve(path, settings, host, port, report))
+        asyncio.run(_serve(path, settings, host, port, report, durability))
         return
     try:
         first = claim_shared(host, port)
@@ -85,7 +113,7 @@ def serve(path: Path, settings: ReceiverSettings, host: str, port: int, report: 
             forward.works_queue = False
         try:
             sock = bind_shared(host, port)
-            asyncio.run(_serve(path, settings, host, port, report, sock=sock, parent=parent))
+            asyncio.run(_serve(path, settings, host, port, report, durability, sock=sock, parent=parent))
         except HookinspectError as exc:
             report.error(exc.message)
             return exc.exit_code
@@ -96,17 +124,18 @@ def serve(path: Path, settings: ReceiverSettings, host: str, port: int, report: 
 
     children = fork_workers(workers - 1, run_worker)
     try:
-        asyncio.run(_serve(path, settings, host, port, report, sock=first, workers=workers, children=children))
+        asyncio.run(_serve(path, settings, host, port, report, durability, sock=first, workers=workers,
+                           children=children))
     finally:
         stop_workers(children)
 
 
 async def _serve(path: Path, settings: ReceiverSettings, host: str, port: int, report: ServeReport,
-                 sock: socket.socket | None = None, parent: int | None = None,
+                 durability: str, sock: socket.socket | None = None, parent: int | None = None,
                  workers: int = 1, children: list[int] | None = None) -> None:
     """One process: a worker (`parent` set) only serves and stops with its parent; the first
     process says where it listens and when one of its `children` ends."""
-    workspace = await asyncio.to_thread(Workspace, path, create=True)
+    workspace = await asyncio.to_thread(Workspace, path, create=True, durability=durability)
     try:
         if report.on_change is not None:
             workspace.changes.subscribe(report.on_change)

@@ -82,6 +82,26 @@ def wait_until_up(url: str, proc: subprocess.Popen[bytes] | None = None, timeout
     raise RuntimeError(f"{url} did not come up")
 
 
+def read_until(stream, text: str, timeout: float = 15.0) -> str:
+    """What a child process's pipe says up to and including the first line containing `text`."""
+    import queue
+    import threading
+
+    lines: queue.Queue[bytes] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in iter(stream.readline, b"")], daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.01, deadline - time.monotonic())).decode(errors="replace")
+        except queue.Empty:
+            break
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError(f"{text!r} not said within {timeout} s; said: {''.join(seen)!r}")
+
+
 def stop_process(proc: subprocess.Popen[bytes]) -> tuple[str, str]:
     if proc.poll() is None:
         proc.terminate()

@@ -22,9 +22,10 @@ from hookinspect.cli.common import (
 from hookinspect.cli.output import Output, rich_line, safe_text
 from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, Settings
 from hookinspect.errors import UsageError
-from hookinspect.store.sqlite import Store, default_store_path
+from hookinspect.store.schema import SYNCHRONOUS
+from hookinspect.store.sqlite import default_store_path
 from hookinspect.views.delivery import attempt_line, delivery_line
-from hookinspect.workspace import StoreChange
+from hookinspect.workspace import StoreChange, Workspace
 
 if TYPE_CHECKING:
     from hookinspect.receiver import ForwardSettings, MockResponse, ReceiverEvent
@@ -159,12 +160,13 @@ def listen(
     token: str | None = typer.Option(None, "--token", envvar="HOOKINSPECT_RELAY_TOKEN", help="The channel's subscribe token (from `hookinspect channel new`)."),
     ui: bool = typer.Option(False, "--ui", help="Open the terminal UI while listening."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Receiver processes sharing the port and the store, for high request rates (Linux). Example: --workers 2 [default: 1]"),
+    durability: str | None = typer.Option(None, "--durability", help="power: an acknowledged delivery survives power loss (fsync per commit); process: it survives a crash of hookinspect only, for more speed on slow disks. Example: --durability process [default: power]"),
     store_path: Path | None = STORE_OPTION,
 ) -> None:
     """Receive webhooks: store every request durably, then answer it."""
     from hookinspect.forward import validate_target
     from hookinspect.receiver import ReceiverSettings
-    from hookinspect.serve import ServeReport, check_workers_fit, serve
+    from hookinspect.serve import ServeReport, check_store, check_workers_fit, serve
     from hookinspect.signing.registry import annotate_delivery
 
     out = Output()
@@ -175,8 +177,12 @@ def listen(
     if workers < 1:
         raise UsageError(f"workers = {workers} in the configuration: it must be 1 or more")
     limit = parse_size(str(settings.get("max_body", max_body, DEFAULT_MAX_BODY)))
+    durability = str(settings.get("durability", durability, "power")).lower()
+    if durability not in SYNCHRONOUS:
+        raise UsageError(f"durability {durability!r}: choose power or process")
     path = Path(store_path or default_store_path())
-    Store(path).close()  # fail now, before binding or forking, if the store cannot be opened or migrated
+    # Fail now, before binding or forking: a store that cannot be opened, written or trusted.
+    pending = check_store(path, is_explicit=store_path is not None)
     receiver_settings = ReceiverSettings(
         response=build_mock_response(status, response_body, response_header, delay),
         max_body=limit,
@@ -192,12 +198,18 @@ def listen(
     secrets = gather_secrets(secret)
     is_verifying = bool(secrets) if verify is None else verify
     receiver_settings.inspect = lambda delivery: annotate_delivery(delivery, secrets, is_verifying)
+    forward = receiver_settings.forward
+    if pending:
+        sends = "they go out now" if forward is not None and forward.ack else "--ack with --forward-to sends them"
+        out.info(f"{pending} deliver{'y waits' if pending == 1 else 'ies wait'} in the forward queue; {sends}"
+                 " (`hookinspect queue` lists them)")
     if ui:
+        from hookinspect.store.owner import owning
         from hookinspect.tui.app import run_ui
 
-        forward = receiver_settings.forward
-        run_ui(path, listen=(str(host), int(port or 0), receiver_settings), secrets=secrets,
-               target=(forward_to[0] if forward_to else settings.get("forward_to")) if forward else None)
+        with owning(path), Workspace(path, create=True, durability=durability) as workspace:
+            run_ui(workspace, listen=(str(host), int(port or 0), receiver_settings), secrets=secrets,
+                   target=(forward_to[0] if forward_to else settings.get("forward_to")) if forward else None)
         return
     printer = LivePrinter(out.stdout) if not quiet else None
     if printer is not None:
@@ -207,7 +219,7 @@ def listen(
                          on_change=printer.on_change if printer is not None else None,
                          begin=printer.start if printer is not None else (lambda: None),
                          end=printer.stop if printer is not None else (lambda: None))
-    serve(path, receiver_settings, str(host), int(port or 0), report, workers=workers)
+    serve(path, receiver_settings, str(host), int(port or 0), report, workers=workers, durability=durability)
     out.info("stopped; every acknowledged delivery is in the store")
 
 

@@ -11,7 +11,15 @@ import httpx
 import pytest
 
 from hookinspect.store.sqlite import Store
-from tests.factories import RecordingTarget, free_port, hookinspect_cmd, start_listen, stop_process
+from tests.factories import (
+    RecordingTarget,
+    free_port,
+    hookinspect_cmd,
+    make_delivery,
+    read_until,
+    start_listen,
+    stop_process,
+)
 
 
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "workers"])
@@ -64,9 +72,12 @@ def test_a_public_bind_warns_loudly(tmp_path):
     port = free_port()
     proc = subprocess.Popen(hookinspect_cmd("listen", "--host", "0.0.0.0", "--port", str(port), "--store", str(tmp_path / "s.db")),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(2.0)
-    _, err = stop_process(proc)
-    assert "warning: listening on 0.0.0.0" in err
+    try:
+        said = read_until(proc.stderr, "listening on")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert "warning: listening on 0.0.0.0" in said
 
 
 def test_a_bad_store_fails_before_binding_with_one_line(tmp_path):
@@ -282,3 +293,83 @@ async def test_a_full_disk_loses_nothing_acknowledged_hangs_nothing_and_recovers
         stored = [opened.get(seq).body for seq in opened.seqs()]
     assert [b for b in acknowledged if b not in stored] == []  # 0 acknowledged deliveries lost
     assert out.count("NOT STORING") == 1 and "full" in out and out.count("storing again") == 1
+
+
+def test_a_second_listen_on_a_store_in_use_is_refused_naming_the_owner(tmp_path):
+    store = tmp_path / "s.db"
+    first, url = start_listen(store)
+    try:
+        httpx.post(url + "/one", content=b"{}")
+        second = subprocess.run(hookinspect_cmd("listen", "--port", str(free_port()), "--store", str(store)),
+                                capture_output=True, text=True, timeout=30)
+        ls = subprocess.run(hookinspect_cmd("ls", "--json", "--store", str(store)), capture_output=True, text=True, timeout=30)
+    finally:
+        stop_process(first)
+    assert second.returncode == 3 and second.stderr.count("\n") == 1
+    assert f"in use by another `hookinspect listen` (PID {first.pid})" in second.stderr
+    assert ls.returncode == 0 and len(json.loads(ls.stdout)) == 1  # readers are never blocked
+    again, _ = start_listen(store)  # the lock went with the first process
+    stop_process(again)
+
+
+def test_an_explicit_store_in_a_missing_directory_is_refused_and_nothing_is_created(tmp_path):
+    typo = tmp_path / "typo" / "dir" / "x.db"
+    result = subprocess.run(hookinspect_cmd("listen", "--port", str(free_port()), "--store", str(typo)),
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "does not exist" in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "typo").exists()
+
+
+def test_the_default_store_is_created_private(tmp_path):
+    proc, url = start_listen(tmp_path / "unused.db", cwd=tmp_path)
+    stop_process(proc)
+    default = subprocess.Popen(hookinspect_cmd("listen", "--port", str(free_port())), cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        read_until(default.stderr, "listening on")
+        folder = tmp_path / ".hookinspect"
+        modes = {p.name: p.stat().st_mode & 0o777 for p in [folder, *folder.iterdir()] if not p.name.endswith(".lock")}
+    finally:
+        default.terminate()
+        default.wait(10)
+    assert modes.pop(".hookinspect") == 0o700
+    assert modes and set(modes.values()) == {0o600}, modes  # store.db, -wal, -shm: they hold Authorization headers
+
+
+def test_a_corrupt_store_is_refused_and_left_untouched(tmp_path):
+    store = tmp_path / "s.db"
+    with Store(store) as opened:
+        opened.insert_deliveries([make_delivery(b"x" * 3000) for _ in range(50)])
+    data = bytearray(store.read_bytes())
+    data[4096 * 3:4096 * 5] = b"\xa5" * 8192  # damage pages, keep the header
+    store.write_bytes(bytes(data))
+    before = store.read_bytes()
+    listen = subprocess.run(hookinspect_cmd("listen", "--port", str(free_port()), "--store", str(store)),
+                            capture_output=True, text=True, timeout=30)
+    ls = subprocess.run(hookinspect_cmd("ls", "--store", str(store), "--limit", "100"), capture_output=True, text=True,
+                        timeout=30)
+    assert listen.returncode == 3 and "corrupt" in listen.stderr and listen.stderr.count("\n") == 1
+    assert "Traceback" not in ls.stderr and ls.returncode in (0, 3)
+    assert store.read_bytes() == before
+
+
+def test_a_read_only_store_fails_at_start_with_one_line(small_filesystem):
+    store = small_filesystem / "s.db"
+    Store(store).close()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_filesystem)], check=True)
+    result = subprocess.run(hookinspect_cmd("listen", "--port", str(free_port()), "--store", str(store)),
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 3 and "read-only" in result.stderr and result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("flag", "expected"), [([], 2), (["--durability", "process"], 1)])
+def test_durability_chooses_fsync_at_commit(tmp_path, flag, expected):
+    """synchronous=FULL (2) by default: acknowledged deliveries survive power loss; NORMAL (1) on request."""
+    from hookinspect.workspace import Workspace
+
+    durability = flag[1] if flag else "power"
+    with Workspace(tmp_path / "s.db", create=True, durability=durability) as workspace:
+        assert workspace.writer.run(lambda store: store.execute("PRAGMA synchronous").fetchone()[0]) == expected
+    bad = subprocess.run(hookinspect_cmd("listen", "--durability", "sometimes", "--store", str(tmp_path / "s.db")),
+                         capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "choose power or process" in bad.stderr
