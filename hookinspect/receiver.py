@@ -24,12 +24,7 @@ from hookinspect.errors import NetworkError, StoreError, StoreFullError
 from hookinspect.forward import HOP_BY_HOP, Forwarder
 from hookinspect.model import Attempt, Delivery, Headers, now_us
 from hookinspect.recorder import Recorder
-from hookinspect.retry_queue import (
-    DEFAULT_MAX_ATTEMPTS,
-    DEFAULT_SCHEDULE,
-    IDLE_POLL,
-    ForwardQueueWorker,
-)
+from hookinspect.retry_queue import ForwardQueueWorker, QueuePolicy
 from hookinspect.store.queue import QueueItem
 from hookinspect.workspace import Workspace
 
@@ -70,12 +65,10 @@ class ForwardSettings:
     forwarder: Forwarder
     route: Callable[[Delivery], list[str]]  # the targets of one delivery (routing.targets_for)
     ack: bool = False
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
-    schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    queue: QueuePolicy = field(default_factory=QueuePolicy)
     # With --ack and several processes (listen --workers), one works the queue for all of them,
-    # looking at it every `queue_poll` seconds; the others only add to it.
+    # looking at it every `queue.idle_poll` seconds; the others only add to it.
     works_queue: bool = True
-    queue_poll: float = IDLE_POLL
 
 
 @dataclass
@@ -143,8 +136,7 @@ def _forwarding_lifecycle(forward: ForwardSettings) -> Callable[[web.Application
                 message = "" if state == "pending" or attempt.is_success else f"gave up after {item.tries + 1} tries"
                 _emit(settings, ReceiverEvent("forwarded", attempt=attempt, message=message))
 
-            worker = ForwardQueueWorker(app[WORKSPACE_KEY], forward.forwarder, max_attempts=forward.max_attempts,
-                                        schedule=forward.schedule, on_attempt=report, idle_poll=forward.queue_poll)
+            worker = ForwardQueueWorker(app[WORKSPACE_KEY], forward.forwarder, forward.queue, on_attempt=report)
             task = asyncio.create_task(worker.run())
         yield
         if task is not None:

@@ -53,7 +53,7 @@ async def replay_deliveries(
             delivery = await workspace.read(lambda store: store.get(seq))
             resign = resigner_for(delivery) if resigner_for is not None else None
             attempt = await forwarder.send(delivery, target, kind=kind, edits=edits, resign=resign)
-            await workspace.add_attempt(attempt)
+            await workspace.add_attempt(attempt, settles_queue=True)
             if on_attempt is not None:
                 on_attempt(attempt)
             return attempt

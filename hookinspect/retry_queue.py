@@ -1,7 +1,12 @@
-"""The durable forward queue of `listen --ack`: deliver in order per target, retry with backoff.
+"""The durable forward queue of `listen --ack`: each delivery on its own schedule, like the best senders.
 
 Items live in the store (forward_queue table), written in the same transaction as their
-delivery, so a restart (even after kill -9) resumes where the last one stopped.
+delivery, so a restart (even after kill -9) resumes where the last one stopped. A target
+that answers with an error puts that one item on Standard Webhooks' retry schedule
+(`Retry-After` honoured); a target that cannot be reached at all is probed with one item
+every few seconds, and everything due goes out as soon as it answers. Several sends per
+target are in flight at once unless the order must be kept (`--ordered`). Every try is
+re-signed for its provider when a secret is known, so a signature never goes out stale.
 """
 
 from __future__ import annotations
@@ -10,10 +15,11 @@ import asyncio
 import email.utils
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from hookinspect.errors import StoreError
-from hookinspect.forward import Forwarder
-from hookinspect.model import Attempt, now_us
+from hookinspect.forward import Forwarder, Resigner
+from hookinspect.model import Attempt, Delivery, now_us
 from hookinspect.store.queue import QueueItem
 from hookinspect.store.sqlite import Store
 from hookinspect.workspace import StoreChange, Workspace
@@ -22,8 +28,17 @@ from hookinspect.workspace import StoreChange, Workspace
 # (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h).
 DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 DEFAULT_MAX_ATTEMPTS = len(DEFAULT_SCHEDULE)
-# Longest sleep between looks at the queue when nothing wakes the worker.
+# Longest sleep between looks at the queue when nothing wakes the worker: it also picks up
+# `queue retry/cancel/pause` from another process within this time.
 IDLE_POLL = 1.0
+# Sends in flight per target at once (a local server restarting must not be flooded).
+DEFAULT_CONCURRENCY = 8
+# While a target cannot be reached, one item is sent to it this often to see if it is back.
+PROBE_SECONDS = 2.0
+# Errors that mean nothing answered at all: the target is down, not this delivery rejected.
+UNREACHABLE = frozenset({"connect", "dns"})
+# Due items read per look at the queue.
+READ_LIMIT = 512
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
@@ -56,32 +71,47 @@ def next_state(attempt: Attempt, tries: int, max_attempts: int, schedule: tuple[
     return "pending", delay
 
 
+@dataclass
+class QueuePolicy:
+    """How the queue sends: retries, concurrency, order, probing, re-signing."""
+
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    schedule: tuple[float, ...] = DEFAULT_SCHEDULE
+    concurrency: int = DEFAULT_CONCURRENCY
+    ordered: bool = False  # one at a time per target, oldest first
+    probe_seconds: float = PROBE_SECONDS
+    resigner_for: Callable[[Delivery], Resigner | None] | None = None
+    idle_poll: float = IDLE_POLL
+
+
+@dataclass
+class _Target:
+    in_flight: set[int] = field(default_factory=set)
+    next_probe: float | None = None  # monotonic time; None while the target answers
+
+
 class ForwardQueueWorker:
-    """Runs in the receiver's event loop; one delivery in flight per target.
+    """Runs in the receiver's event loop and works the store's forward queue."""
 
-    It wakes when the workspace announces a queued delivery; deliveries queued by another
-    process (listen --workers) are found by looking at the queue every `idle_poll` seconds.
-    """
-
-    def __init__(self, workspace: Workspace, forwarder: Forwarder, *,
-                 max_attempts: int = DEFAULT_MAX_ATTEMPTS, schedule: tuple[float, ...] = DEFAULT_SCHEDULE,
-                 on_attempt: Callable[[Attempt, QueueItem, str], None] | None = None,
-                 idle_poll: float = IDLE_POLL) -> None:
+    def __init__(self, workspace: Workspace, forwarder: Forwarder, policy: QueuePolicy | None = None, *,
+                 on_attempt: Callable[[Attempt, QueueItem, str], None] | None = None) -> None:
         self.workspace = workspace
-        self.idle_poll = idle_poll  # shorter when other processes queue deliveries without waking this one
         self.forwarder = forwarder
-        self.max_attempts = max_attempts
-        self.schedule = schedule
+        self.policy = policy or QueuePolicy()
         self.on_attempt = on_attempt
         self._wake = asyncio.Event()
-        self._in_flight: set[str] = set()
-        self._settled = 0  # sends recorded so far; a queue read that overlapped one may predate it
+        self._targets: dict[str, _Target] = {}
+        # A look at the queue reads in a thread while sends finish; an item settled after the
+        # look began may still show as due in it. Each settle is stamped with a generation, and
+        # a look skips the items settled since it began (the next look sees them as they are).
+        self._generation = 0
+        self._settled_at: dict[int, int] = {}
 
     def wake(self) -> None:
         self._wake.set()
 
     def _on_change(self, change: StoreChange) -> None:
-        if change.kind == "queued":
+        if change.kind in ("queued", "recovered"):
             self._wake.set()  # announced in the event loop's thread, by the recorder
 
     async def run(self) -> None:
@@ -89,25 +119,27 @@ class ForwardQueueWorker:
         unsubscribe = self.workspace.changes.subscribe(self._on_change)
         try:
             while True:
-                settled = self._settled
-                heads = await self.workspace.read(lambda store: store.queue_heads())
-                if settled != self._settled:
-                    # A send finished during the read, which may show its item as still due:
-                    # read again rather than send it twice (or retry it before its backoff).
-                    continue
-                now = now_us()
-                sleep_for = self.idle_poll
-                for item in heads:
-                    if item.target in self._in_flight:
-                        continue
-                    if item.next_at_us <= now:
-                        self._in_flight.add(item.target)
-                        task = asyncio.create_task(self._deliver(item))
-                        tasks.add(task)
-                        task.add_done_callback(tasks.discard)
-                    else:
-                        sleep_for = min(sleep_for, (item.next_at_us - now) / 1e6)
+                look = self._generation
                 self._wake.clear()
+                try:
+                    snapshot = await self.workspace.read(
+                        lambda store: store.queue_snapshot(now_us(), READ_LIMIT, self.policy.ordered))
+                except StoreError:
+                    snapshot = None  # the store is failing: the recorder has said why; look again soon
+                self._settled_at = {i: g for i, g in self._settled_at.items() if g > look}
+                sleep_for = self.policy.idle_poll
+                if snapshot is not None:
+                    for item in snapshot.due:
+                        if self._may_send(item, look, snapshot.paused):
+                            self._targets.setdefault(item.target, _Target()).in_flight.add(item.id)
+                            task = asyncio.create_task(self._deliver(item))
+                            tasks.add(task)
+                            task.add_done_callback(tasks.discard)
+                    if snapshot.next_at_us is not None:
+                        sleep_for = min(sleep_for, (snapshot.next_at_us - now_us()) / 1e6)
+                probes = [t.next_probe for t in self._targets.values() if t.next_probe is not None]
+                if probes:
+                    sleep_for = min(sleep_for, min(probes) - time.monotonic())
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, sleep_for))
                 except TimeoutError:
@@ -118,16 +150,45 @@ class ForwardQueueWorker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _may_send(self, item: QueueItem, look: int, paused: frozenset[str]) -> bool:
+        target = self._targets.setdefault(item.target, _Target())
+        if item.id in target.in_flight or self._settled_at.get(item.id, -1) > look or item.target in paused:
+            return False
+        limit = 1 if self.policy.ordered else max(1, self.policy.concurrency)
+        if len(target.in_flight) >= limit:
+            return False
+        if target.next_probe is not None:  # unreachable: one probe at a time, every few seconds
+            if target.in_flight or time.monotonic() < target.next_probe:
+                return False
+            target.next_probe = time.monotonic() + self.policy.probe_seconds
+        return True
+
     async def _deliver(self, item: QueueItem) -> None:
+        target = self._targets[item.target]
         try:
             delivery = await self.workspace.read(lambda store: store.get(item.delivery_seq))
-            attempt = await self.forwarder.send(delivery, item.target, kind="queue")
-            tries = item.tries + 1
-            state, delay = next_state(attempt, tries, self.max_attempts, self.schedule)
+            resign = self.policy.resigner_for(delivery) if self.policy.resigner_for is not None else None
+            attempt = await self.forwarder.send(delivery, item.target, kind="queue", resign=resign)
+            if attempt.response is None and attempt.error_kind in UNREACHABLE:
+                # Nothing answered: the target is down, not this delivery refused. It keeps its
+                # tries and waits for the next probe; it is sent as soon as the target answers.
+                if target.next_probe is None:
+                    target.next_probe = time.monotonic() + self.policy.probe_seconds
+                state, tries, delay = "pending", item.tries, self.policy.probe_seconds
+            else:
+                if target.next_probe is not None:
+                    target.next_probe = None
+                    self._wake.set()  # back: everything due goes now
+                tries = item.tries + 1
+                state, delay = next_state(attempt, tries, self.policy.max_attempts, self.policy.schedule)
             next_at = now_us() + int(delay * 1_000_000)
 
+            # A probe of a target that is still down is not news: its first failure is on record.
+            is_news = not (attempt.error_kind in UNREACHABLE and item.last_outcome == attempt.error_kind)
+
             def record(store: Store) -> None:
-                store.add_attempt(attempt)
+                if is_news:
+                    store.add_attempt(attempt)
                 store.queue_update(item.id, state, tries, next_at, attempt.outcome)
 
             try:
@@ -136,10 +197,12 @@ class ForwardQueueWorker:
                 # Sent, but not recorded (a full disk): the item stays due and goes again once the
                 # store takes writes; the recorder tells the user why nothing is stored.
                 return
-            self.workspace.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
-            if self.on_attempt is not None:
-                self.on_attempt(attempt, item, state)
+            if is_news:
+                self.workspace.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
+                if self.on_attempt is not None:
+                    self.on_attempt(attempt, item, state)
         finally:
-            self._settled += 1
-            self._in_flight.discard(item.target)
+            self._generation += 1
+            self._settled_at[item.id] = self._generation
+            target.in_flight.discard(item.id)
             self.wake()

@@ -105,7 +105,7 @@ def _serve_processes(path: Path, settings: ReceiverSettings, host: str, port: in
     port = first.getsockname()[1]  # when 0 was asked for, the others join the port it got
     forward = settings.forward
     if forward is not None and forward.ack:
-        forward.queue_poll = QUEUE_POLL_WITH_WORKERS  # the first process forwards what every worker queues
+        forward.queue.idle_poll = QUEUE_POLL_WITH_WORKERS  # the first process forwards what every worker queues
 
     def run_worker(parent: int) -> int:
         first.close()  # the parent's: were the parent killed, this copy would keep it open with nobody accepting

@@ -118,9 +118,16 @@ class Workspace:
         """Start the writer without blocking the event loop (it opens the store in its thread)."""
         await asyncio.to_thread(lambda: self.writer)
 
-    async def add_attempt(self, attempt: Attempt) -> None:
-        """Store an attempt and announce it."""
-        await self.writer.add_attempt(attempt)
+    async def add_attempt(self, attempt: Attempt, *, settles_queue: bool = False) -> None:
+        """Store an attempt and announce it; a successful one that `settles_queue` (a manual replay)
+        also marks the delivery's queued forwards to that target done, so they are not sent again."""
+
+        def record(store: Store) -> None:
+            store.add_attempt(attempt)
+            if settles_queue and attempt.is_success:
+                store.queue_settle(attempt.delivery_seq, attempt.target_url, f"{attempt.kind}: {attempt.outcome}")
+
+        await self.writer.call(record)
         self.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
 
     def write(self, operation: Callable[[Store], T], change: StoreChange | None = None) -> T:

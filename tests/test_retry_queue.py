@@ -1,17 +1,35 @@
 import asyncio
+import contextlib
 import time
 
+import httpx
+from aiohttp import web
+
 from hookinspect.forward import Forwarder
-from hookinspect.model import Attempt, Headers, Response, SentRequest
+from hookinspect.model import Attempt, Headers, Response, SentRequest, now_us
+from hookinspect.receiver import ForwardSettings, ReceiverSettings, create_app, start_server
 from hookinspect.recorder import Recorder
 from hookinspect.retry_queue import (
     DEFAULT_SCHEDULE,
     ForwardQueueWorker,
+    QueuePolicy,
     next_state,
     retry_after_seconds,
 )
+from hookinspect.samples import build_sample_request, find_sample
+from hookinspect.signing.registry import Secrets, annotate_delivery, resigner_for
 from hookinspect.store.sqlite import Store
-from tests.factories import make_delivery
+from tests.factories import RecordingTarget, free_port, make_delivery
+
+SECRET = "whsec_queue"
+
+
+async def wait_until(predicate, timeout=15.0, what="the condition"):
+    """Poll `predicate` until true; fail after `timeout` seconds saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"{what} not met within {timeout} s"
+        await asyncio.sleep(0.02)
 
 
 def attempt(status=None):
@@ -44,10 +62,7 @@ async def test_a_busy_queue_sends_each_delivery_once(store_path, workspace, targ
     try:
         for i in range(600):
             await recorder.record(make_delivery(body=b"%d" % i))  # announces: wakes the worker
-        deadline = time.monotonic() + 30
-        while len(target.received) < 600 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: workspace.store.queue_counts() == {"done": 600}, timeout=60)
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
@@ -56,3 +71,139 @@ async def test_a_busy_queue_sends_each_delivery_once(store_path, workspace, targ
     with Store(store_path) as store:
         assert store.queue_counts() == {"done": 600}
         assert [len(store.attempts(seq)) for seq in range(1, 601)] == [1] * 600
+
+
+@contextlib.asynccontextmanager
+async def acking_receiver(workspace, target_url, policy=None):
+    """`listen --ack --forward-to target_url --secret stripe=...` in this test's event loop."""
+    secrets = Secrets()
+    secrets.add("stripe", SECRET)
+    policy = policy or QueuePolicy()
+    policy.resigner_for = lambda delivery: resigner_for(delivery, secrets)
+    forward = ForwardSettings(forwarder=Forwarder(timeout=5), route=lambda _d: [target_url], ack=True, queue=policy)
+    settings = ReceiverSettings(inspect=lambda d: annotate_delivery(d, secrets), forward=forward)
+    runner, urls = await start_server(create_app(workspace, settings), "127.0.0.1", 0)
+    try:
+        yield urls[0]
+    finally:
+        await runner.cleanup()
+
+
+async def post_stripe_events(url: str, count: int, path: str = "/stripe") -> None:
+    async with httpx.AsyncClient() as client:
+        for i in range(count):
+            request = build_sample_request(find_sample("stripe/payment_intent.succeeded"), url + path, SECRET,
+                                           [f"data.object.metadata.n={i}"])
+            answer = await client.post(request.url, content=request.body, headers=request.headers.pairs())
+            assert answer.status_code == 200  # acknowledged at once, target or not
+
+
+def strict_stripe_backend(tolerance: float):
+    """A handler that accepts only signatures younger than `tolerance` seconds, as Stripe's library checks."""
+    import stripe
+
+    def handle(request, body):
+        try:
+            stripe.WebhookSignature.verify_header(body.decode(), request.headers.get("Stripe-Signature", ""),
+                                                  SECRET, tolerance=tolerance)
+        except stripe.SignatureVerificationError as exc:
+            return web.Response(status=400, text=str(exc))
+        return web.json_response({"ok": True})
+
+    return handle
+
+
+async def test_a_target_down_longer_than_the_signature_tolerance_gets_every_delivery_freshly_signed(workspace):
+    port = free_port()
+    target_url = f"http://127.0.0.1:{port}/"
+    tolerance = 1.0
+    async with acking_receiver(workspace, target_url, QueuePolicy(probe_seconds=0.5)) as url:
+        signed_at = time.time()
+        await post_stripe_events(url, 50)
+        await wait_until(lambda: workspace.store.execute("SELECT count(*) FROM attempts").fetchone()[0] >= 1,
+                         what="a first try against the dead target")
+        # The outage outlasts the backend's tolerance: only a signature made at send time passes.
+        await wait_until(lambda: time.time() - signed_at > tolerance + 0.5, what="the tolerance to pass")
+        target = RecordingTarget()
+        target.handler = strict_stripe_backend(tolerance)
+        await target.start(port)
+        back = time.monotonic()
+        try:
+            await wait_until(lambda: workspace.store.queue_counts() == {"done": 50}, timeout=15,
+                             what="all 50 delivered after the target came back")
+            delivered_in = time.monotonic() - back
+        finally:
+            await target.stop()
+    assert len(target.received) == 50  # once each: the probe's failure was not a reason to send twice
+    assert delivered_in < 15
+    statuses = [a.outcome for seq in workspace.store.seqs() for a in workspace.store.attempts(seq)]
+    assert statuses.count("200") == 50 and "400" not in statuses
+
+
+async def test_one_failing_delivery_does_not_hold_back_the_others(workspace):
+    target = RecordingTarget()
+    target.handler = lambda request, body: web.Response(status=500 if request.path == "/bad" else 200)
+    await target.start()
+    try:
+        async with acking_receiver(workspace, target.url + "/") as url:
+            async with httpx.AsyncClient() as client:
+                await client.post(url + "/bad", content=b'{"bad":true}')
+                for i in range(49):
+                    await client.post(url + "/good", content=b'{"i":%d}' % i)
+            await wait_until(lambda: workspace.store.queue_counts().get("done") == 49, timeout=10,
+                             what="the 49 good deliveries sent while the bad one waits for its retry")
+    finally:
+        await target.stop()
+    [bad] = workspace.store.queue_items(seqs=[1])
+    assert bad.state == "pending" and bad.tries == 1 and bad.last_outcome == "500"
+    assert bad.next_at_us - now_us() > 3_000_000  # its own schedule: 5 s after the first try
+
+
+async def test_ordered_sends_one_at_a_time_in_order(workspace):
+    target = RecordingTarget()
+    await target.start()
+    try:
+        async with acking_receiver(workspace, target.url + "/", QueuePolicy(ordered=True)) as url:
+            async with httpx.AsyncClient() as client:
+                for i in range(30):
+                    await client.post(url + "/o", content=b"%d" % i)
+            await wait_until(lambda: workspace.store.queue_counts() == {"done": 30})
+    finally:
+        await target.stop()
+    assert [int(r["body"]) for r in target.received] == list(range(30))
+
+
+async def test_a_successful_manual_replay_settles_the_queued_item(workspace):
+    from hookinspect.replay import replay_deliveries
+
+    port = free_port()
+    target_url = f"http://127.0.0.1:{port}/"
+    policy = QueuePolicy(probe_seconds=60)  # the queue itself would not try again during the test
+    async with acking_receiver(workspace, target_url, policy) as url:
+        async with httpx.AsyncClient() as client:
+            await client.post(url + "/x", content=b"{}")
+        await wait_until(lambda: workspace.store.execute("SELECT count(*) FROM attempts").fetchone()[0] == 1)
+        target = await RecordingTarget().start(port)
+        try:
+            [attempt] = await replay_deliveries(workspace, {1: target_url})
+        finally:
+            await target.stop()
+    assert attempt.is_success
+    [item] = workspace.store.queue_items(("done",), seqs=[1])
+    assert item.last_outcome == "replay: 200" and len(target.received) == 1
+
+
+async def test_a_paused_target_gets_nothing_until_resumed(workspace):
+    target = await RecordingTarget().start()
+    try:
+        async with acking_receiver(workspace, target.url + "/", QueuePolicy(idle_poll=0.05)) as url:
+            workspace.write(lambda store: store.queue_pause(target.url + "/", now_us()))
+            async with httpx.AsyncClient() as client:
+                for _ in range(3):
+                    await client.post(url + "/p", content=b"{}")
+            await wait_until(lambda: workspace.store.queue_counts() == {"pending": 3})
+            assert target.received == []
+            workspace.write(lambda store: store.queue_resume(target.url + "/"))
+            await wait_until(lambda: workspace.store.queue_counts() == {"done": 3})
+    finally:
+        await target.stop()

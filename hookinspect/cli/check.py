@@ -12,7 +12,7 @@ from rich.text import Text
 
 from hookinspect.check import junit_xml, load_app, run_checks
 from hookinspect.cli.common import INSECURE_OPTION, JSON_OPTION, SECRET_OPTION, gather_secrets
-from hookinspect.cli.output import Output, rich_lines, safe_text
+from hookinspect.cli.output import Output, safe_text
 from hookinspect.errors import EXIT_FAILED, UsageError
 from hookinspect.signing.registry import resigner_for
 from hookinspect.store.fixtures import FixtureRecord, load_fixture
@@ -88,7 +88,7 @@ def check(
         out.print(table)
         for result in failed:
             out.print(Text(f"\n✗ {result.record.name}", style="bold red") + Text(f"  ({Path(result.record.source).name})", style="dim"))
-            out.print(rich_lines(change_lines(result.failures)))
+            out.lines(change_lines(result.failures))
             if result.attempt.response is not None and result.attempt.response.body:
                 out.print(Text("  response: ", style="dim") + safe_text(result.attempt.response.text()[:300].replace("\n", " ")))
         summary = f"{len(results) - len(failed)} passed, {len(failed)} failed"

@@ -29,6 +29,7 @@ from hookinspect.workspace import StoreChange, Workspace
 
 if TYPE_CHECKING:
     from hookinspect.receiver import ForwardSettings, MockResponse, ReceiverEvent
+    from hookinspect.retry_queue import QueuePolicy
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
@@ -114,12 +115,11 @@ def build_mock_response(status: int, body: str | None, headers: list[str], delay
     return MockResponse(status=status, headers=[parse_header(h) for h in headers], body=payload, delay=delay)
 
 
-def build_forwarding(settings: Settings, forward_to: list[str], ack: bool, max_attempts: int,
+def build_forwarding(settings: Settings, forward_to: list[str], ack: bool, policy: QueuePolicy,
                      timeout: float, verify_tls: bool = True) -> ForwardSettings | None:
     """Forwarding from flags and config (forward_to, [[route]]); None when nothing is forwarded."""
     from hookinspect.forward import Forwarder, validate_target
     from hookinspect.receiver import ForwardSettings
-    from hookinspect.retry_queue import DEFAULT_SCHEDULE
     from hookinspect.routing import parse_routes, targets_for
 
     configured = settings.get("forward_to")
@@ -134,8 +134,7 @@ def build_forwarding(settings: Settings, forward_to: list[str], ack: bool, max_a
         forwarder=Forwarder(timeout=timeout, verify_tls=verify_tls),
         route=lambda delivery: targets_for(delivery, routes, defaults),
         ack=ack,
-        max_attempts=max_attempts,
-        schedule=DEFAULT_SCHEDULE,
+        queue=policy,
     )
 
 
@@ -151,6 +150,8 @@ def listen(
     forward_to: list[str] = typer.Option([], "--forward-to", "-F", help="Pass every delivery on to this URL (repeatable). Example: -F http://localhost:3000/webhooks"),
     ack: bool = typer.Option(False, "--ack", help="Answer senders at once and forward from a durable queue with retries."),
     max_attempts: int = typer.Option(10, "--max-attempts", min=1, help="With --ack: tries per delivery before giving up. Example: --max-attempts 3"),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, max=256, help="With --ack: sends in flight per target at once. Example: --concurrency 4"),
+    ordered: bool = typer.Option(False, "--ordered", help="With --ack: one send at a time per target, oldest first (strict order)."),
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds to wait for the target. Example: --timeout 10"),
     insecure: bool = INSECURE_OPTION,
     secret: list[str] = SECRET_OPTION,
@@ -166,8 +167,9 @@ def listen(
     """Receive webhooks: store every request durably, then answer it."""
     from hookinspect.forward import validate_target
     from hookinspect.receiver import ReceiverSettings
+    from hookinspect.retry_queue import QueuePolicy
     from hookinspect.serve import ServeReport, check_store, check_workers_fit, serve
-    from hookinspect.signing.registry import annotate_delivery
+    from hookinspect.signing.registry import annotate_delivery, resigner_for
 
     out = Output()
     settings = Settings()
@@ -186,7 +188,9 @@ def listen(
     receiver_settings = ReceiverSettings(
         response=build_mock_response(status, response_body, response_header, delay),
         max_body=limit,
-        forward=build_forwarding(settings, forward_to, ack, max_attempts, timeout, verify_tls=not insecure),
+        forward=build_forwarding(settings, forward_to, ack, QueuePolicy(max_attempts=max_attempts, concurrency=concurrency,
+                                                                         ordered=ordered),
+                                 timeout, verify_tls=not insecure),
         source=validate_target(source) if source else None,
         source_token=token,
     )
@@ -198,6 +202,10 @@ def listen(
     secrets = gather_secrets(secret)
     is_verifying = bool(secrets) if verify is None else verify
     receiver_settings.inspect = lambda delivery: annotate_delivery(delivery, secrets, is_verifying)
+    if receiver_settings.forward is not None and secrets:
+        # Every try from the queue is signed anew: a delivery that waited out the target's
+        # tolerance window (Stripe's 5 minutes) must not go out with its old timestamp.
+        receiver_settings.forward.queue.resigner_for = lambda delivery: resigner_for(delivery, secrets)
     forward = receiver_settings.forward
     if pending:
         sends = "they go out now" if forward is not None and forward.ack else "--ack with --forward-to sends them"

@@ -15,11 +15,17 @@ from hookinspect.cli.common import (
     open_workspace,
     resolve_seqs,
 )
-from hookinspect.cli.output import Output, rich_line, rich_lines
+from hookinspect.cli.output import Output, rich_line
 from hookinspect.errors import UsageError
 from hookinspect.filters import parse_refs
 from hookinspect.store.deliveries import DeliveryRow
-from hookinspect.views.delivery import ATTEMPT_COLUMNS, attempt_cells, delivery_lines, row_cells
+from hookinspect.views.delivery import (
+    ATTEMPT_COLUMNS,
+    attempt_cells,
+    delivery_lines,
+    queue_lines,
+    row_cells,
+)
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
@@ -110,14 +116,17 @@ def show_delivery(
             raise UsageError("which delivery? Example: hookinspect show 42")
         delivery = workspace.store.get(target)
         attempts = workspace.store.attempts(delivery.seq)  # type: ignore[arg-type]
+        queued = workspace.store.queue_items(("pending", "dead"), seqs=[delivery.seq])  # type: ignore[list-item]
     if raw:
         out.raw(delivery.body)
     elif as_json:
         data = delivery.to_dict()
         data["attempts"] = [a.to_dict() for a in attempts]
+        data["queue"] = [item.to_dict() for item in queued]
         out.json(data)
     else:
-        out.print(rich_lines(delivery_lines(delivery, attempts[-1] if attempts else None)))
+        out.lines(delivery_lines(delivery, attempts[-1] if attempts else None))
+        out.lines(queue_lines(queued))
 
 
 @app.command("attempts")
@@ -132,9 +141,12 @@ def list_attempts(
         [seq] = resolve_seqs(workspace.store, [ref])[:1]
         workspace.store.get(seq)
         attempts = workspace.store.attempts(seq)
+        queued = workspace.store.queue_items(("pending", "dead"), seqs=[seq])
     if as_json:
         out.json([a.to_dict() for a in attempts])
     elif not attempts:
         out.info(f"#{seq} has not been sent anywhere yet; `hookinspect replay {seq} --to URL` sends it")
+        out.lines(queue_lines(queued))
     else:
         out.print(attempts_table(attempts))
+        out.lines(queue_lines(queued))

@@ -39,6 +39,11 @@ class Output:
     def print(self, renderable: RenderableType = "") -> None:
         self.stdout.print(renderable)
 
+    def lines(self, lines: list[Line]) -> None:
+        """A view's lines as they are: long ones are wrapped by the terminal, not cut mid-word by us."""
+        if lines:
+            self.stdout.print(rich_lines(lines), soft_wrap=True)
+
     def json(self, data: Any) -> None:
         """Stable machine output: plain JSON on stdout, no colours, no wrapping."""
         text = json.dumps(data, ensure_ascii=False, indent=2)

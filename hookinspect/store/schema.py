@@ -81,6 +81,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE deliveries ADD COLUMN note TEXT;
     CREATE UNIQUE INDEX deliveries_origin ON deliveries(origin) WHERE origin IS NOT NULL;
     """,
+    # 4: a queue that schedules each item on its own (due items by time), shows per delivery,
+    # and pauses per target
+    """
+    CREATE INDEX forward_queue_due ON forward_queue(state, next_at_us);
+    CREATE INDEX forward_queue_delivery ON forward_queue(delivery_seq);
+    CREATE TABLE queue_paused (target TEXT PRIMARY KEY, since_us INTEGER NOT NULL);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # SQLite's result codes (the low byte of an extended code) that say what a failure means to a user.

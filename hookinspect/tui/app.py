@@ -236,6 +236,7 @@ class HookinspectApp(App[None]):
             self.say(exc.message, severity="error")
             return
         self.query_one(DeliveryDetail).show(delivery, self.store.attempts(seq), signature_report(delivery, self.secrets),
+                                            queued=self.store.queue_items(("pending", "dead"), seqs=[seq]),
                                             show_all_body=self.show_all_body)
 
     # -- actions -------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from hookinspect.diff import Change
 from hookinspect.model import Attempt, Delivery
 from hookinspect.signing.registry import SignatureReport
 from hookinspect.store.deliveries import DeliveryRow
+from hookinspect.store.queue import QueueItem
 from hookinspect.views.body import PRETTY_LIMIT, body_lines
 from hookinspect.views.text import (
     VERDICT_STYLES,
@@ -126,6 +127,20 @@ def attempt_lines(attempt: Attempt) -> list[Line]:
         lines.append([safe(attempt.error_message, "red")])
     if attempt.response is not None and not attempt.is_success and attempt.response.body:
         lines += body_lines(attempt.response)
+    return lines
+
+
+def queue_lines(items: list[QueueItem]) -> list[Line]:
+    """Where a delivery still waits in the forward queue: `queued for URL, next try at 12:00:05 (2 tries)`."""
+    lines: list[Line] = []
+    for item in items:
+        tries = f" ({item.tries} tr{'y' if item.tries == 1 else 'ies'}, last {item.last_outcome})" if item.tries else ""
+        if item.state == "pending":
+            lines.append([("queued for ", "yellow"), safe(item.target, "yellow", keep_newlines=False),
+                          (f", next try at {local_time(item.next_at_us, with_date=True, with_ms=False)}{tries}", "yellow")])
+        else:
+            lines.append([("gave up on ", "red"), safe(item.target, "red", keep_newlines=False),
+                          (f"{tries}; `hookinspect queue retry {item.delivery_seq}` tries again", "red")])
     return lines
 
 

@@ -21,6 +21,18 @@ def seed(store_path, *deliveries):
             store.insert_delivery(delivery)
 
 
+async def wait_for_attempts(store_path, count, timeout=15.0):
+    """Until the store holds `count` attempts (of any delivery), or fail saying so."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with Store(store_path) as store:
+            found = store.execute("SELECT count(*) FROM attempts").fetchone()[0]
+        if found >= count:
+            return
+        assert time.monotonic() < deadline, f"{found} of {count} attempts recorded in {timeout} s"
+        await asyncio.sleep(0.05)
+
+
 async def invoke(*args):
     # replay runs its own event loop, so it runs in a thread beside the test's loop
     return await asyncio.to_thread(runner.invoke, app, list(args))
@@ -127,7 +139,7 @@ async def test_ack_mode_answers_at_once_and_retries_until_the_target_comes_back(
         async with httpx.AsyncClient() as client:
             answer = await client.post(url + "/x", content=b'{"n":1}')
         assert answer.status_code == 200  # acknowledged although the target is down
-        await asyncio.sleep(0.5)  # the first try (immediate) fails; the next comes 5 s later
+        await wait_for_attempts(tmp_path / "s.db", 1)  # the first try (immediate) fails; a probe follows
         await target.start(port)
         deadline = time.monotonic() + 15
         while not target.received and time.monotonic() < deadline:
@@ -146,16 +158,16 @@ async def test_ack_queue_survives_kill_9_and_delivers_in_order_after_restart(tmp
     port = free_port()
     # The target is named in the config file this time, through a route.
     (tmp_path / "hookinspect.toml").write_text(f'[[route]]\npath = "/q*"\nto = "http://127.0.0.1:{port}/in"\n')
-    proc, url = await asyncio.to_thread(start_listen, store_path, "--ack", cwd=tmp_path)
+    proc, url = await asyncio.to_thread(start_listen, store_path, "--ack", "--ordered", cwd=tmp_path)
     async with httpx.AsyncClient() as client:
         for i in range(3):
             assert (await client.post(url + f"/q{i}", content=f'{{"i":{i}}}'.encode())).status_code == 200
-    await asyncio.sleep(0.3)
+    await wait_for_attempts(store_path, 1)  # the head was tried: the target is down
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     target = await RecordingTarget().start(port)
-    # Restart: the head item waits for its 5 s backoff, then the queue drains in order.
-    proc, url = await asyncio.to_thread(start_listen, store_path, "--ack", cwd=tmp_path)
+    # Restart: the head item waits for its next probe, then the queue drains in order.
+    proc, url = await asyncio.to_thread(start_listen, store_path, "--ack", "--ordered", cwd=tmp_path)
     try:
         deadline = time.monotonic() + 20
         while len(target.received) < 3 and time.monotonic() < deadline:

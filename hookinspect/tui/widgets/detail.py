@@ -11,6 +11,7 @@ from textual.widgets import Static, TabbedContent, TabPane
 
 from hookinspect.model import Attempt, Delivery
 from hookinspect.signing.registry import SignatureReport
+from hookinspect.store.queue import QueueItem
 from hookinspect.views.body import PRETTY_LIMIT
 from hookinspect.views.delivery import (
     ATTEMPT_COLUMNS,
@@ -18,6 +19,7 @@ from hookinspect.views.delivery import (
     attempt_lines,
     change_lines,
     delivery_lines,
+    queue_lines,
     signature_lines,
 )
 from hookinspect.views.text import Line
@@ -50,24 +52,24 @@ class DeliveryDetail(Vertical):
         self.query_one("#request", Static).update(Text(message, style="dim"))
 
     def show(self, delivery: Delivery, attempts: list[Attempt], signature: SignatureReport, *,
-             show_all_body: bool = False) -> None:
+             queued: list[QueueItem] | None = None, show_all_body: bool = False) -> None:
         limit = max(len(delivery.body), 1) if show_all_body else PRETTY_LIMIT
         self.query_one("#request", Static).update(text_of(delivery_lines(delivery, body_limit=limit,
                                                                           fold_arrays=not show_all_body)))
-        self.query_one("#attempts", Static).update(self._attempts(attempts))
+        self.query_one("#attempts", Static).update(self._attempts(attempts, queued or []))
         self.query_one("#signature", Static).update(text_of(signature_lines(signature)))
 
     @staticmethod
-    def _attempts(attempts: list[Attempt]) -> Group | Text:
+    def _attempts(attempts: list[Attempt], queued: list[QueueItem]) -> Group | Text:
         if not attempts:
-            return Text("not sent anywhere yet: r replays, R asks for a URL", style="dim")
+            return text_of([[("not sent anywhere yet: r replays, R asks for a URL", "dim")], *queue_lines(queued)])
         table = Table(box=None, header_style="bold", pad_edge=False)
         for name in ATTEMPT_COLUMNS:
             table.add_column(name, justify="right" if name in ("n", "latency") else "left")
         for attempt in attempts:
             table.add_row(*(Text.assemble(*cell) for cell in attempt_cells(attempt)))
         details = [line for attempt in reversed(attempts) for line in [[], *attempt_lines(attempt)]]
-        return Group(table, text_of(details))
+        return Group(text_of(queue_lines(queued)), table, text_of(details))
 
     def show_diff(self, before: Delivery, after: Delivery, changes: list) -> None:  # noqa: ANN001 - list[diff.Change]
         header: Line = [(f"#{before.seq} → #{after.seq}   ({len(changes)} changes)", "bold")]
