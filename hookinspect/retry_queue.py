@@ -86,7 +86,8 @@ class QueuePolicy:
 
 @dataclass
 class _Target:
-    in_flight: set[int] = field(default_factory=set)
+    in_flight: set[int] = field(default_factory=set)  # being sent: they hold the target's slots
+    recording: set[int] = field(default_factory=set)  # sent, their outcome not yet committed
     next_probe: float | None = None  # monotonic time; None while the target answers
 
 
@@ -123,16 +124,18 @@ class ForwardQueueWorker:
                 self._wake.clear()
                 try:
                     snapshot = await self.workspace.read(
-                        lambda store: store.queue_snapshot(now_us(), READ_LIMIT, self.policy.ordered))
+                        lambda store: store.queue_snapshot(now_us(), self._read_limit(), self.policy.ordered))
                 except StoreError:
                     snapshot = None  # the store is failing: the recorder has said why; look again soon
                 self._settled_at = {i: g for i, g in self._settled_at.items() if g > look}
                 sleep_for = self.policy.idle_poll
                 if snapshot is not None:
-                    for item in snapshot.due:
-                        if self._may_send(item, look, snapshot.paused):
-                            self._targets.setdefault(item.target, _Target()).in_flight.add(item.id)
-                            task = asyncio.create_task(self._deliver(item))
+                    starting = [item for item in snapshot.due if self._may_send(item, look, snapshot.paused)]
+                    if starting:
+                        # One read for all of them: a thread hop per delivery would cost more than its send.
+                        deliveries = await self._read_deliveries(starting)
+                        for item in starting:
+                            task = asyncio.create_task(self._deliver(item, deliveries.get(item.delivery_seq)))
                             tasks.add(task)
                             task.add_done_callback(tasks.discard)
                     if snapshot.next_at_us is not None:
@@ -150,9 +153,25 @@ class ForwardQueueWorker:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    def _read_limit(self) -> int:
+        """Enough due items to fill every target's free slots twice over, not the whole backlog:
+        each look at the queue costs in proportion to what it reads."""
+        busy = sum(len(t.in_flight) + len(t.recording) for t in self._targets.values())
+        return min(READ_LIMIT, busy + 4 * max(1, self.policy.concurrency) * max(1, len(self._targets)))
+
+    async def _read_deliveries(self, items: list[QueueItem]) -> dict[int, Delivery]:
+        seqs = sorted({item.delivery_seq for item in items})
+        try:
+            return await self.workspace.read(lambda store: {d.seq: d for d in store.get_many(seqs)})  # type: ignore[misc]
+        except StoreError:
+            return {}  # each send then finds nothing to send, and the items stay due
+
     def _may_send(self, item: QueueItem, look: int, paused: frozenset[str]) -> bool:
+        """Whether to start sending `item` now; if so, it holds one of its target's slots."""
         target = self._targets.setdefault(item.target, _Target())
-        if item.id in target.in_flight or self._settled_at.get(item.id, -1) > look or item.target in paused:
+        if item.id in target.in_flight or item.id in target.recording or item.target in paused:
+            return False
+        if self._settled_at.get(item.id, -1) > look:
             return False
         limit = 1 if self.policy.ordered else max(1, self.policy.concurrency)
         if len(target.in_flight) >= limit:
@@ -161,14 +180,21 @@ class ForwardQueueWorker:
             if target.in_flight or time.monotonic() < target.next_probe:
                 return False
             target.next_probe = time.monotonic() + self.policy.probe_seconds
+        target.in_flight.add(item.id)
         return True
 
-    async def _deliver(self, item: QueueItem) -> None:
+    async def _deliver(self, item: QueueItem, delivery: Delivery | None) -> None:
         target = self._targets[item.target]
         try:
-            delivery = await self.workspace.read(lambda store: store.get(item.delivery_seq))
+            if delivery is None:
+                return  # deleted meanwhile (its queue items went with it), or the store failed to read
             resign = self.policy.resigner_for(delivery) if self.policy.resigner_for is not None else None
             attempt = await self.forwarder.send(delivery, item.target, kind="queue", resign=resign)
+            # The slot is free once the target answered; the item stays out of reach until
+            # its outcome is committed (the writer groups those commits).
+            target.in_flight.discard(item.id)
+            target.recording.add(item.id)
+            self._wake.set()
             if attempt.response is None and attempt.error_kind in UNREACHABLE:
                 # Nothing answered: the target is down, not this delivery refused. It keeps its
                 # tries and waits for the next probe; it is sent as soon as the target answers.
@@ -192,7 +218,7 @@ class ForwardQueueWorker:
                 store.queue_update(item.id, state, tries, next_at, attempt.outcome)
 
             try:
-                await self.workspace.writer.call(record)
+                await self.workspace.writer.call(record, is_durable=False)  # lost to a power cut: sent again
             except StoreError:
                 # Sent, but not recorded (a full disk): the item stays due and goes again once the
                 # store takes writes; the recorder tells the user why nothing is stored.
@@ -205,4 +231,5 @@ class ForwardQueueWorker:
             self._generation += 1
             self._settled_at[item.id] = self._generation
             target.in_flight.discard(item.id)
+            target.recording.discard(item.id)
             self.wake()

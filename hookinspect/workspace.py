@@ -127,7 +127,7 @@ class Workspace:
             if settles_queue and attempt.is_success:
                 store.queue_settle(attempt.delivery_seq, attempt.target_url, f"{attempt.kind}: {attempt.outcome}")
 
-        await self.writer.call(record)
+        await self.writer.call(record, is_durable=False)  # lost to a power cut: a send to make again, at worst
         self.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
 
     def write(self, operation: Callable[[Store], T], change: StoreChange | None = None) -> T:

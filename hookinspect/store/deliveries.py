@@ -192,6 +192,14 @@ class DeliveryTable:
             raise NotFoundError(f"no delivery {label} in {self.path}", "`hookinspect ls` lists what is stored")
         return _delivery_from_row(row)
 
+    def get_many(self, seqs: list[int]) -> list[Delivery]:
+        """The deliveries with these numbers that exist, in number order."""
+        if not seqs:
+            return []
+        rows = self.execute(f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries WHERE seq IN "
+                            f"({','.join('?' * len(seqs))}) ORDER BY seq", seqs).fetchall()
+        return [_delivery_from_row(row) for row in rows]
+
     def list(self, flt: DeliveryFilter | None = None, *, limit: int | None = 50, offset: int = 0,
              before_seq: int | None = None, oldest_first: bool = False) -> list[DeliveryRow]:
         """Deliveries newest first (or oldest first), paged by `limit`/`offset` or `before_seq`."""

@@ -17,7 +17,13 @@ from hookinspect.store.attempts import AttemptTable
 from hookinspect.store.deliveries import DeliveryRow, DeliveryTable, insert_rows_limit
 from hookinspect.store.origins import OriginTable
 from hookinspect.store.queue import QueueItem, QueueTable
-from hookinspect.store.schema import SCHEMA_VERSION, check_intact, open_connection, store_error
+from hookinspect.store.schema import (
+    SCHEMA_VERSION,
+    SYNCHRONOUS,
+    check_intact,
+    open_connection,
+    store_error,
+)
 
 __all__ = ["SCHEMA_VERSION", "DeliveryRow", "QueueItem", "Store", "default_store_path"]
 
@@ -33,6 +39,7 @@ class Store(DeliveryTable, AttemptTable, QueueTable, OriginTable):
         self.path = Path(path)
         self._depth = 0
         self._conn = open_connection(self.path, create=create, durability=durability)
+        self._synchronous = SYNCHRONOUS[durability]
         self._max_insert_rows = insert_rows_limit(self._conn)
 
     def close(self) -> None:
@@ -79,6 +86,12 @@ class Store(DeliveryTable, AttemptTable, QueueTable, OriginTable):
     def check_intact(self) -> None:
         """StoreError if the file has damaged pages (see schema.check_intact)."""
         check_intact(self._conn, self.path)
+
+    def set_synchronous(self, level: str) -> None:
+        """FULL (fsync at COMMIT) or NORMAL; a no-op when it is already set."""
+        if level != self._synchronous:
+            self._conn.execute(f"PRAGMA synchronous = {level}")
+            self._synchronous = level
 
     def data_version(self) -> int:
         """Changes whenever another connection (thread or process) commits: a cheap "anything new?"."""

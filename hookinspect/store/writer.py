@@ -61,6 +61,8 @@ class _Job:
     operation: Insert | Callable[[Store], Any]
     future: asyncio.Future[Any] | concurrent.futures.Future[Any]
     loop: asyncio.AbstractEventLoop | None = field(default=None)
+    # Whether its COMMIT must reach the disk before it is settled (see GroupCommitWriter.durability).
+    is_durable: bool = True
 
 
 def _as_store_error(exc: Exception, path: Path) -> Exception:
@@ -97,11 +99,16 @@ class GroupCommitWriter:
             self._queue.put(_STOP)
             self._thread.join()
 
-    async def call(self, operation: Callable[[Store], T]) -> T:
-        """Run `operation(store)` inside the next group transaction; returns after COMMIT."""
+    async def call(self, operation: Callable[[Store], T], *, is_durable: bool = True) -> T:
+        """Run `operation(store)` inside the next group transaction; returns after COMMIT.
+
+        `is_durable=False` is for records whose loss to a power cut costs at most a repeated
+        send (an attempt, a queue item's new state): a batch of only those commits without
+        an fsync; the next durable commit syncs them too (the WAL is written in order).
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(operation, future, loop))
+        self._queue.put(_Job(operation, future, loop, is_durable))
         return await future
 
     def run(self, operation: Callable[[Store], T]) -> T:
@@ -122,7 +129,7 @@ class GroupCommitWriter:
         return await self.insert(Insert(delivery, tuple(enqueue_to)))
 
     async def add_attempt(self, attempt: Attempt) -> None:
-        await self.call(lambda store: store.add_attempt(attempt))
+        await self.call(lambda store: store.add_attempt(attempt), is_durable=False)
 
     def _run(self) -> None:
         try:
@@ -155,6 +162,8 @@ class GroupCommitWriter:
             store.close()
 
     def _run_batch(self, store: Store, batch: list[_Job]) -> None:
+        if self.durability == "power":
+            store.set_synchronous("FULL" if any(job.is_durable for job in batch) else "NORMAL")
         try:
             outcomes = self._apply(store, batch)
         except Exception:
