@@ -46,6 +46,39 @@ def make_attempt(delivery_seq: int, status: int | None = 200, *, error_kind: str
     )
 
 
+# How often a wait looks again. Every wait has a deadline and waits for a condition, never
+# for a fixed time: a fixed sleep passes on a quiet laptop and fails on a busy CI machine.
+POLL_INTERVAL = 0.02
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 15.0, what: str = "the condition") -> None:
+    """Until `predicate()` is true; after `timeout` seconds, fail saying what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(POLL_INTERVAL)
+
+
+async def await_until(predicate: Callable[[], object], timeout: float = 15.0, what: str = "the condition") -> None:
+    """`wait_until` for async tests: the event loop keeps running while it waits."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        await asyncio.sleep(POLL_INTERVAL)
+
+
+def store_count(path: Path, table: str = "deliveries") -> int:
+    """Rows in a table of a store file (0 while the file does not exist yet)."""
+    if not path.exists():
+        return 0
+    from hookinspect.store.sqlite import Store
+
+    with Store(path, create=False) as store:
+        return store.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -70,16 +103,16 @@ def start_listen(store: Path, *args: str, port: int | None = None, cwd: Path | N
 
 
 def wait_until_up(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def answers() -> bool:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited: {proc.stderr.read().decode() if proc.stderr else ''}")
         try:
             with socket.create_connection((url.split("//")[1].split(":")[0], int(url.rsplit(":", 1)[1])), timeout=0.2):
-                return
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not come up")
+            return False
+
+    wait_until(answers, timeout, f"{url} answering")
 
 
 def read_until(stream, text: str, timeout: float = 15.0) -> str:

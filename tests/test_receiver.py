@@ -7,6 +7,7 @@ import pytest
 
 from hookinspect.receiver import MockResponse, is_loopback
 from hookinspect.store.sqlite import Store
+from tests.factories import await_until, store_count
 
 BODIES = {
     "json": b'{"type":"invoice.paid","amount":1200}',
@@ -120,7 +121,6 @@ async def test_an_oversized_chunked_body_is_refused_without_content_length(recei
 async def test_a_client_that_disconnects_mid_body_stores_nothing_and_the_receiver_lives(receiver, store_path):
     url, _ = receiver
     await raw_exchange(url, b"POST /cut HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100, read=False)
-    await asyncio.sleep(0.3)
     async with httpx.AsyncClient() as client:
         assert (await client.post(url + "/after", content=b"ok")).status_code == 200
     with Store(store_path) as store:
@@ -141,13 +141,13 @@ async def test_mock_response_status_headers_body_and_per_path(receiver):
 
 async def test_delay_is_applied_after_storing(receiver, store_path):
     url, settings = receiver
-    settings.response = MockResponse(delay=1.0)
+    settings.response = MockResponse(delay=60.0)
     async with httpx.AsyncClient() as client:
         task = asyncio.create_task(client.post(url + "/slow", content=b"{}"))
-        await asyncio.sleep(0.4)
-        with Store(store_path) as store:
-            assert store.count() == 1  # stored before the (delayed) answer
-        assert (await task).status_code == 200
+        await await_until(lambda: store_count(store_path) == 1, what="the delivery stored")
+        assert not task.done()  # stored before the (delayed) answer
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def test_captures_are_announced_by_the_workspace_and_refusals_reported_to_the_shell(receiver, workspace):

@@ -19,6 +19,7 @@ from hookinspect.relay.storage import SqliteRelayStorage
 from hookinspect.samples import build_sample_request, find_sample
 from hookinspect.signing.registry import Secrets, annotate_delivery
 from hookinspect.workspace import StoreChange, Workspace
+from tests.factories import await_until
 
 SECRET = "whsec_recorder"
 TARGET = "http://127.0.0.1:9/backend"
@@ -34,14 +35,6 @@ def recorder_for(workspace: Workspace) -> Recorder:
     secrets.add("stripe", SECRET)
     return Recorder(workspace, annotate=lambda d: annotate_delivery(d, secrets), route=lambda _d: [TARGET],
                     queue_forwards=True)
-
-
-async def wait_for(predicate, timeout=10.0):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the delivery was not recorded in time")
-        await asyncio.sleep(0.02)
 
 
 def assert_recorded_alike(workspace: Workspace, changes: list[StoreChange], source: str) -> Delivery:
@@ -90,7 +83,7 @@ async def test_a_relay_delivery_is_recorded_through_the_recorder(workspace, tmp_
             request = signed_sample(channel["url"] + "/stripe")
             answer = await client.post(request.url, content=request.body, headers=request.headers.pairs())
             assert answer.status_code == 200
-            await wait_for(lambda: len(changes) >= 2)
+            await await_until(lambda: len(changes) >= 2)
     finally:
         if subscription is not None:
             subscription.cancel()

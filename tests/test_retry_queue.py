@@ -19,17 +19,9 @@ from hookinspect.retry_queue import (
 from hookinspect.samples import build_sample_request, find_sample
 from hookinspect.signing.registry import Secrets, annotate_delivery, resigner_for
 from hookinspect.store.sqlite import Store
-from tests.factories import RecordingTarget, free_port, make_delivery
+from tests.factories import RecordingTarget, await_until, free_port, make_delivery
 
 SECRET = "whsec_queue"
-
-
-async def wait_until(predicate, timeout=15.0, what="the condition"):
-    """Poll `predicate` until true; fail after `timeout` seconds saying what was awaited."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"{what} not met within {timeout} s"
-        await asyncio.sleep(0.02)
 
 
 def attempt(status=None):
@@ -62,7 +54,7 @@ async def test_a_busy_queue_sends_each_delivery_once(store_path, workspace, targ
     try:
         for i in range(600):
             await recorder.record(make_delivery(body=b"%d" % i))  # announces: wakes the worker
-        await wait_until(lambda: workspace.store.queue_counts() == {"done": 600}, timeout=60)
+        await await_until(lambda: workspace.store.queue_counts() == {"done": 600}, timeout=60)
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
@@ -120,16 +112,16 @@ async def test_a_target_down_longer_than_the_signature_tolerance_gets_every_deli
     async with acking_receiver(workspace, target_url, QueuePolicy(probe_seconds=0.5)) as url:
         signed_at = time.time()
         await post_stripe_events(url, 50)
-        await wait_until(lambda: workspace.store.execute("SELECT count(*) FROM attempts").fetchone()[0] >= 1,
+        await await_until(lambda: workspace.store.execute("SELECT count(*) FROM attempts").fetchone()[0] >= 1,
                          what="a first try against the dead target")
         # The outage outlasts the backend's tolerance: only a signature made at send time passes.
-        await wait_until(lambda: time.time() - signed_at > tolerance + 0.5, what="the tolerance to pass")
+        await await_until(lambda: time.time() - signed_at > tolerance + 0.5, what="the tolerance to pass")
         target = RecordingTarget()
         target.handler = strict_stripe_backend(tolerance)
         await target.start(port)
         back = time.monotonic()
         try:
-            await wait_until(lambda: workspace.store.queue_counts() == {"done": 50}, timeout=15,
+            await await_until(lambda: workspace.store.queue_counts() == {"done": 50}, timeout=15,
                              what="all 50 delivered after the target came back")
             delivered_in = time.monotonic() - back
         finally:
@@ -150,7 +142,7 @@ async def test_one_failing_delivery_does_not_hold_back_the_others(workspace):
                 await client.post(url + "/bad", content=b'{"bad":true}')
                 for i in range(49):
                     await client.post(url + "/good", content=b'{"i":%d}' % i)
-            await wait_until(lambda: workspace.store.queue_counts().get("done") == 49, timeout=10,
+            await await_until(lambda: workspace.store.queue_counts().get("done") == 49, timeout=10,
                              what="the 49 good deliveries sent while the bad one waits for its retry")
     finally:
         await target.stop()
@@ -167,7 +159,7 @@ async def test_ordered_sends_one_at_a_time_in_order(workspace):
             async with httpx.AsyncClient() as client:
                 for i in range(30):
                     await client.post(url + "/o", content=b"%d" % i)
-            await wait_until(lambda: workspace.store.queue_counts() == {"done": 30})
+            await await_until(lambda: workspace.store.queue_counts() == {"done": 30})
     finally:
         await target.stop()
     assert [int(r["body"]) for r in target.received] == list(range(30))
@@ -182,7 +174,7 @@ async def test_a_successful_manual_replay_settles_the_queued_item(workspace):
     async with acking_receiver(workspace, target_url, policy) as url:
         async with httpx.AsyncClient() as client:
             await client.post(url + "/x", content=b"{}")
-        await wait_until(lambda: workspace.store.execute("SELECT count(*) FROM attempts").fetchone()[0] == 1)
+        await await_until(lambda: workspace.store.execute("SELECT count(*) FROM attempts").fetchone()[0] == 1)
         target = await RecordingTarget().start(port)
         try:
             [attempt] = await replay_deliveries(workspace, {1: target_url})
@@ -201,9 +193,9 @@ async def test_a_paused_target_gets_nothing_until_resumed(workspace):
             async with httpx.AsyncClient() as client:
                 for _ in range(3):
                     await client.post(url + "/p", content=b"{}")
-            await wait_until(lambda: workspace.store.queue_counts() == {"pending": 3})
+            await await_until(lambda: workspace.store.queue_counts() == {"pending": 3})
             assert target.received == []
             workspace.write(lambda store: store.queue_resume(target.url + "/"))
-            await wait_until(lambda: workspace.store.queue_counts() == {"done": 3})
+            await await_until(lambda: workspace.store.queue_counts() == {"done": 3})
     finally:
         await target.stop()

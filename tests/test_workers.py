@@ -4,12 +4,12 @@ import select
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from hookinspect.workers import (
+    PARENT_CHECK_SECONDS,
     bind_shared,
     claim_shared,
     fork_workers,
@@ -18,18 +18,15 @@ from hookinspect.workers import (
     stop_workers,
     workers_unavailable,
 )
+from tests.factories import wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers needs Linux")
 
 
 def wait_for_exit(pid: int) -> None:
     """Until `pid` has exited (a zombie until its parent waits for it)."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"process {pid} did not exit")
+    wait_until(lambda: Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z", timeout=10,
+               what=f"process {pid} exiting")
 
 
 def test_workers_are_available_here():
@@ -79,7 +76,7 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_timeout():
     def run_worker(_parent: int) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         os.write(ready_write, b"1")
-        time.sleep(60)
+        signal.pause()  # until killed: SIGTERM is ignored
         return 0
 
     children = fork_workers(1, run_worker)
@@ -94,7 +91,7 @@ async def test_a_worker_stops_when_its_parent_is_gone():
     assert stop.is_set()
     still = asyncio.Event()
     watch = asyncio.create_task(stop_when_orphaned(os.getppid(), still))
-    await asyncio.sleep(0.7)
+    await asyncio.sleep(PARENT_CHECK_SECONDS * 1.5)  # a negative: more than one look, and no stop
     assert not still.is_set()
     watch.cancel()
 

@@ -13,12 +13,15 @@ import pytest
 from hookinspect.store.sqlite import Store
 from tests.factories import (
     RecordingTarget,
+    await_until,
     free_port,
     hookinspect_cmd,
     make_delivery,
     read_until,
     start_listen,
     stop_process,
+    store_count,
+    wait_until,
 )
 
 
@@ -43,8 +46,7 @@ async def test_kill_9_mid_load_loses_no_acknowledged_delivery(tmp_path, workers)
 
     async with httpx.AsyncClient(limits=limits, timeout=10) as client:
         tasks = [asyncio.create_task(send(client, i)) for i in range(600)]
-        while len(acknowledged) < 150:
-            await asyncio.sleep(0.005)
+        await await_until(lambda: len(acknowledged) >= 150, timeout=60, what="150 acknowledged deliveries")
         for pid in [proc.pid, *children]:  # every process at once, as a crash of the machine's processes would
             os.kill(pid, signal.SIGKILL)
         await asyncio.gather(*tasks)
@@ -60,8 +62,7 @@ def test_listen_prints_a_line_per_delivery_and_escapes_hostile_paths(tmp_path):
     try:
         httpx.post(url + "/stripe/webhook", content=b'{"type":"x"}', headers={"Content-Type": "application/json"})
         httpx.post(url + "/%1b%5b31mred", content=b"\x1b[31m")
-        time.sleep(0.3)
-    finally:
+    finally:  # a clean stop prints every line still waiting for the terminal
         out, err = stop_process(proc)
     assert "listening on http://127.0.0.1:" in err
     assert "#1" in out and "/stripe/webhook" in out and "application/json" in out
@@ -140,12 +141,11 @@ def start_workers(tmp_path):
 
 def child_pids(pid: int, count: int) -> list[int]:
     """The `count` children of `pid`: the first worker may answer while the next is still being started."""
-    deadline = time.monotonic() + 10
-    while True:
-        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        if len(children) >= count or time.monotonic() > deadline:
-            return children
-        time.sleep(0.02)
+    def children() -> list[int]:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+    wait_until(lambda: len(children()) >= count, timeout=15, what=f"{count} workers of {pid}")
+    return children()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -189,10 +189,7 @@ def test_workers_stop_when_listen_is_killed(start_workers):
     assert len(children) == 2
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 10
-    while not all(has_exited(pid) for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert all(has_exited(pid) for pid in children), "a worker outlived the killed listen"
+    wait_until(lambda: all(has_exited(pid) for pid in children), timeout=10, what="every worker exiting after listen")
 
 
 @workers_need_linux
@@ -201,8 +198,7 @@ def test_workers_print_live_lines_and_refuse_one_process_modes(tmp_path, start_w
     try:
         for i in range(20):
             httpx.post(f"{url}/line/{i}", content=b"{}")
-        time.sleep(0.5)
-    finally:
+    finally:  # a clean stop prints every line still waiting for the terminal
         out, _err = stop_process(proc)
     assert sorted(int(line.split("/line/")[1].split()[0]) for line in out.splitlines() if "/line/" in line) == list(range(20))
     for flags in (["--source", "http://127.0.0.1:9/c/x"], ["--ui"]):
@@ -216,10 +212,10 @@ def test_a_worker_that_dies_is_reported_and_the_others_keep_serving(tmp_path, st
     proc, url = start_workers("--quiet", "--workers", "2")
     (child,) = child_pids(proc.pid, 1)
     os.kill(child, signal.SIGKILL)
-    time.sleep(1.5)
+    said = read_until(proc.stderr, "still serve")  # its socket is closed with it: the kernel serves the rest
     answers = [httpx.post(f"{url}/after/{i}", content=b"{}").status_code for i in range(20)]
-    out, err = stop_process(proc)
-    err = " ".join(err.split())
+    stop_process(proc)
+    err = " ".join(said.split())
     assert answers == [200] * 20
     assert f"worker {child} ended (killed by signal 9); 1 of 2 processes still serve" in err
     assert proc.returncode == 0
@@ -238,16 +234,15 @@ async def test_ack_mode_with_workers_forwards_every_delivery_once(tmp_path, star
             answers = await asyncio.gather(*(client.post(f"{url}/a/{i}", content=b"%d" % i) for i in range(100)))
         assert [a.status_code for a in answers] == [200] * 100  # acknowledged at once, by whichever process
         # Only the first process works the queue: what the other one queued goes out too, once.
-        deadline = time.monotonic() + 20
-        while len(target.received) < 100 and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(0.3)
+        store_path = tmp_path / "store.db"
+        await await_until(lambda: store_count(store_path, "forward_queue WHERE state = 'done'") == 100, timeout=30,
+                          what="100 queued deliveries sent")
+        _out, _err = await asyncio.to_thread(stop_process, proc)
     finally:
         await target.stop()
     assert sorted(int(r["body"]) for r in target.received) == list(range(100))
-    _out, _err = await asyncio.to_thread(stop_process, proc)
-    with Store(tmp_path / "store.db", create=False) as store:
-        assert store.count() == 100
+    with Store(store_path, create=False) as store:
+        assert store.count() == 100 and store_count(store_path, "attempts") == 100  # each sent once
         assert sum(len(store.attempts(n)) for n in range(1, 101)) == 100
 
 

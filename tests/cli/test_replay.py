@@ -10,7 +10,15 @@ from typer.testing import CliRunner
 
 from hookinspect.cli.app import app
 from hookinspect.store.sqlite import Store
-from tests.factories import RecordingTarget, free_port, make_delivery, start_listen, stop_process
+from tests.factories import (
+    RecordingTarget,
+    await_until,
+    free_port,
+    make_delivery,
+    start_listen,
+    stop_process,
+    store_count,
+)
 
 runner = CliRunner()
 
@@ -23,14 +31,7 @@ def seed(store_path, *deliveries):
 
 async def wait_for_attempts(store_path, count, timeout=15.0):
     """Until the store holds `count` attempts (of any delivery), or fail saying so."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with Store(store_path) as store:
-            found = store.execute("SELECT count(*) FROM attempts").fetchone()[0]
-        if found >= count:
-            return
-        assert time.monotonic() < deadline, f"{found} of {count} attempts recorded in {timeout} s"
-        await asyncio.sleep(0.05)
+    await await_until(lambda: store_count(store_path, "attempts") >= count, timeout, f"{count} attempts recorded")
 
 
 async def invoke(*args):
@@ -141,9 +142,7 @@ async def test_ack_mode_answers_at_once_and_retries_until_the_target_comes_back(
         assert answer.status_code == 200  # acknowledged although the target is down
         await wait_for_attempts(tmp_path / "s.db", 1)  # the first try (immediate) fails; a probe follows
         await target.start(port)
-        deadline = time.monotonic() + 15
-        while not target.received and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await await_until(lambda: target.received, what="the queued delivery reaching the target")
     finally:
         await asyncio.to_thread(stop_process, proc)
         await target.stop()
@@ -169,9 +168,7 @@ async def test_ack_queue_survives_kill_9_and_delivers_in_order_after_restart(tmp
     # Restart: the head item waits for its next probe, then the queue drains in order.
     proc, url = await asyncio.to_thread(start_listen, store_path, "--ack", "--ordered", cwd=tmp_path)
     try:
-        deadline = time.monotonic() + 20
-        while len(target.received) < 3 and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await await_until(lambda: len(target.received) >= 3, timeout=20, what="the three queued deliveries")
     finally:
         await asyncio.to_thread(stop_process, proc)
         await target.stop()

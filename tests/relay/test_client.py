@@ -17,10 +17,14 @@ from hookinspect.relay.client import REENCODED_NOTE, delivery_from_event
 from hookinspect.store.sqlite import Store
 from tests.factories import (
     RecordingTarget,
+    await_until,
     free_port,
     hookinspect_cmd,
+    read_until,
     start_listen,
     stop_process,
+    store_count,
+    wait_until,
     wait_until_up,
 )
 
@@ -64,15 +68,11 @@ def stored_bodies(store_path: Path) -> list[bytes]:
 
 
 def wait_for_count(store_path: Path, count: int, timeout: float = 20.0, proc=None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if store_path.exists():
-            with Store(store_path) as store:
-                if store.count() >= count:
-                    return
-        time.sleep(0.1)
-    said = stop_process(proc) if proc is not None else ""
-    raise AssertionError(f"expected {count} deliveries in {store_path}; listen said {said}")
+    try:
+        wait_until(lambda: store_count(store_path) >= count, timeout, f"{count} deliveries in {store_path}")
+    except AssertionError as exc:
+        said = stop_process(proc) if proc is not None else ""
+        raise AssertionError(f"{exc}; listen said {said}") from None
 
 
 def send_many(url: str, bodies: list[bytes]) -> None:
@@ -94,8 +94,7 @@ def test_offline_client_gets_exactly_what_it_missed_in_order(tmp_path):
         send_many(channel["url"] + "/hook", bodies)
         listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token", channel["token"])
         wait_for_count(store, 101)
-        time.sleep(0.5)
-        out, _ = stop_process(listen)
+        out, _ = stop_process(listen)  # anything sent twice would be stored by now: the stop drains
     finally:
         stop_process(relay)
     assert stored_bodies(store) == [b'{"before":1}', *bodies]  # all, in order, none twice
@@ -129,18 +128,11 @@ def test_kill_9_of_the_client_mid_stream_leaves_no_duplicates(tmp_path):
         bodies = [json.dumps({"n": i, "pad": "x" * 500}).encode() for i in range(400)]
         send_many(channel["url"], bodies)
         listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token", channel["token"], "-q")
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if store.exists():
-                with Store(store) as opened:
-                    if opened.count() >= 50:
-                        break
-            time.sleep(0.01)
+        wait_for_count(store, 50)
         listen.send_signal(signal.SIGKILL)
         listen.wait()
         listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token", channel["token"], "-q")
         wait_for_count(store, 400)
-        time.sleep(0.5)
         stop_process(listen)
     finally:
         stop_process(relay)
@@ -181,9 +173,7 @@ async def test_source_with_forward_to_delivers_to_the_backend(tmp_path):
                                             "--forward-to", target.url + "/", "-q")
         async with httpx.AsyncClient() as client:
             await client.post(channel["url"] + "/hooks/x", content=b'{"fwd":1}')
-        deadline = time.monotonic() + 15
-        while not target.received and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await await_until(lambda: target.received, what="the relayed delivery forwarded")
         await asyncio.to_thread(stop_process, listen)
     finally:
         await asyncio.to_thread(stop_process, relay)
@@ -216,11 +206,9 @@ async def test_smee_client_forwards_from_our_relay(tmp_path):
             smee = subprocess.Popen([str(workdir / "node_modules" / ".bin" / "smee"), "--url", channel_url,
                                      "--target", target.url + "/from-smee"],
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NODE_NO_WARNINGS": "1"})
-            await asyncio.sleep(2.0)  # smee-client connects
+            await asyncio.to_thread(read_until, smee.stdout, "Connected", 60)
             await client.post(channel_url, json={"hello": "smee"})
-        deadline = time.monotonic() + 15
-        while not target.received and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await await_until(lambda: target.received, what="smee-client forwarding the delivery")
     finally:
         if smee is not None:
             smee.terminate()

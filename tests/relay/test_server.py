@@ -22,15 +22,23 @@ async def relay(tmp_path):
         storage.close()
 
 
-async def read_events(response, count, timeout=5.0):
+_LINES: dict = {}
+
+
+async def read_events(response, count, timeout=5.0, until_event=None):
+    """Events of an SSE stream until `count` with an id (or one named `until_event`) arrived."""
     events, current = [], {}
+    lines = _LINES.setdefault(id(response), response.aiter_lines())  # a stream's lines can be iterated once
+
     async def collect():
-        async for line in response.aiter_lines():
+        async for line in lines:
             if line == "":
                 if current:
                     events.append(dict(current))
                     current.clear()
-                if len([e for e in events if "id" in e]) >= count:
+                if until_event is not None and events and events[-1].get("event") == until_event:
+                    return
+                if until_event is None and len([e for e in events if "id" in e]) >= count:
                     return
                 continue
             key, _, value = line.partition(": ")
@@ -104,7 +112,7 @@ async def test_live_delivery_reaches_a_subscriber_at_once(relay):
     async with httpx.AsyncClient() as client:
         created = (await client.post(url + "/api/channels", json={"public": True})).json()
         async with client.stream("GET", created["url"], headers={"Accept": "text/event-stream"}) as response:
-            await asyncio.sleep(0.2)
+            await read_events(response, 0, until_event="ready")  # subscribed: what is posted now is live
             await client.post(created["url"], content=b'{"live":true}', headers={"Content-Type": "application/json"})
             events = await read_events(response, 1)
     message = json.loads([e for e in events if "id" in e][0]["data"])
@@ -185,12 +193,11 @@ async def test_a_subscriber_from_further_back_than_memory_gets_everything_in_ord
             await client.post(first["url"], content=f'{{"n":{n}}}'.encode(), headers={"Content-Type": "application/json"})
             await client.post(other["url"], content=b'{"other":true}', headers={"Content-Type": "application/json"})
         headers = {"Accept": "text/event-stream", "Last-Event-ID": "0"}
-        async def send_one_live():
-            await asyncio.sleep(0.3)  # after the backlog: this one comes from memory
-            await client.post(first["url"], content=b'{"n":5}', headers={"Content-Type": "application/json"})
-
         async with client.stream("GET", first["url"], headers=headers) as response:
-            events, _ = await asyncio.gather(read_events(response, 6), send_one_live())
+            backlog = await read_events(response, 5)
+            # After the backlog: this one comes from memory.
+            await client.post(first["url"], content=b'{"n":5}', headers={"Content-Type": "application/json"})
+            events = backlog + await read_events(response, 1)
     assert [json.loads(e["data"])["body"]["n"] for e in events if "id" in e] == [0, 1, 2, 3, 4, 5]
 
 
