@@ -169,9 +169,13 @@ def start_script(script: str, port: int, *args: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def start_listen(port: int, store: Path, *extra: str) -> subprocess.Popen[bytes]:
+def start_listen(port: int, store: Path, *extra: str, checkout: str | None = None) -> subprocess.Popen[bytes]:
+    """`hookinspect listen` of this install, or of another checkout's directory (an earlier release)."""
+    env = {**os.environ, **({"PYTHONPATH": checkout} if checkout else {})}
+    # Started in the store's directory: `-m` imports from the current directory first.
     proc = subprocess.Popen([sys.executable, "-m", "hookinspect", "listen", "--port", str(port), "--store", str(store),
-                             "--quiet", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--quiet", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            cwd=store.parent)
     wait_port(port)
     return proc
 

@@ -44,7 +44,7 @@ def measure(start_server, body: Path, connections: int, seconds: int) -> dict[st
         stop(server)
 
 
-def throughput(seconds: int, rounds: int) -> None:
+def throughput(seconds: int, rounds: int, checkout: str | None = None) -> None:
     body = body_file(2048)
     print("== durable capture vs bare aiohttp (2 KiB JSON POST, wrk -t1) ==")
     print("   minimal durable (ref): aiohttp + a group-commit SQLite thread, one table, nothing else")
@@ -52,19 +52,22 @@ def throughput(seconds: int, rounds: int) -> None:
     print(f"{'server':<30}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
     stores: list[Path] = []
 
-    def start_ours(*extra: str):
+    def start_ours(*extra: str, checkout: str | None = None):
         def start(port: int) -> subprocess.Popen[bytes]:
             stores.append(fresh_dir() / "store.db")
-            return start_listen(port, stores[-1], *extra)
+            return start_listen(port, stores[-1], *extra, checkout=checkout)
         return start
 
-    servers = (
+    servers = [
         ("bare aiohttp", start_bare),
         ("minimal durable (ref)", lambda port: start_script(MINIMAL_CAPTURE_SERVER, port, str(fresh_dir() / "min.db"))),
         ("hookinspect listen", start_ours()),
         ("listen --durability process", start_ours("--durability", "process")),
         ("listen --workers 2", start_ours("--workers", "2")),
-    )
+    ]
+    if checkout:
+        servers.append(("listen of --checkout", start_ours(checkout=checkout)))
+    ours = [name for name, _ in servers[2:]]
     for connections in (16, 64):
         ratios: dict[str, list[float]] = {name: [] for name, _ in servers}
         for _ in range(rounds):
@@ -74,10 +77,10 @@ def throughput(seconds: int, rounds: int) -> None:
                 ratios[name].append(fig["rps"] / base)
                 print(f"{name:<30}{connections:>6}{fig['rps']:>10.0f}{fig['p50_us'] / 1000:>9.2f}"
                       f"{fig['p99_us'] / 1000:>9.2f}{fig['errors'] + fig['non2xx']:>8}{fig['rps'] / base:>8.2f}")
-            ours = ("hookinspect listen", "listen --durability process", "listen --workers 2")
-            for store, name in zip(stores[-3:], ours, strict=True):
-                with Store(store, create=False) as opened:
-                    stored, acknowledged = opened.count(), figures[name]["requests"]
+            for store, name in zip(stores[-len(ours):], ours, strict=True):
+                with sqlite3.connect(store) as opened:  # plain SQLite: an earlier checkout's store stays as it is
+                    stored = opened.execute("SELECT count(*) FROM deliveries").fetchone()[0]
+                acknowledged = figures[name]["requests"]
                 # wrk counts the measured run only; the store also holds the warm-up second's deliveries.
                 print(f"  {name}: stored {stored} deliveries for {acknowledged} measured requests plus the warm-up")
         for name, values in ratios.items():
@@ -164,8 +167,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=2, help="throughput rounds per connection count (runs vary)")
     parser.add_argument("--throughput-only", action="store_true", help="skip insert cost, listing and memory")
+    parser.add_argument("--checkout", help="also run another checkout's listen (an earlier release) in each round")
     args = parser.parse_args()
-    throughput(args.seconds, max(1, args.rounds))
+    throughput(args.seconds, max(1, args.rounds), args.checkout)
     if not args.throughput_only:
         insert_cost()
         memory(args.seconds)

@@ -75,7 +75,10 @@ def retry_queue(refs: list[str] = REFS_ARGUMENT, every: bool = ALL_OPTION, as_js
     with open_workspace(store_path) as workspace:
         seqs = _selected(workspace, refs, every)
         count = workspace.write(lambda store: store.queue_retry(now_us(), seqs), StoreChange("store"))
-    out.json({"retried": count}) if as_json else out.info(f"{count} queued forward(s) due now; a running `listen --ack` sends them within a second")
+    if as_json:
+        out.json({"retried": count})
+    else:
+        out.info(f"{count} queued forward(s) due now; a running `listen --ack` sends them within a second")
 
 
 @queue_app.command("cancel")
@@ -86,7 +89,10 @@ def cancel_queue(refs: list[str] = REFS_ARGUMENT, every: bool = ALL_OPTION, as_j
     with open_workspace(store_path) as workspace:
         seqs = _selected(workspace, refs, every)
         count = workspace.write(lambda store: store.queue_cancel(seqs), StoreChange("store"))
-    out.json({"cancelled": count}) if as_json else out.info(f"cancelled {count} queued forward(s)")
+    if as_json:
+        out.json({"cancelled": count})
+    else:
+        out.info(f"cancelled {count} queued forward(s)")
 
 
 @queue_app.command("pause")
@@ -96,7 +102,10 @@ def pause_target(target: str = typer.Argument(..., help="A target as given to --
     out = Output()
     with open_workspace(store_path) as workspace:
         workspace.write(lambda store: store.queue_pause(target, now_us()), StoreChange("store"))
-    out.json({"paused": target}) if as_json else out.info(f"paused sends to {target}")
+    if as_json:
+        out.json({"paused": target})
+    else:
+        out.info(f"paused sends to {target}")
 
 
 @queue_app.command("resume")
@@ -108,4 +117,7 @@ def resume_target(target: str = typer.Argument(..., help="A paused target. Examp
         was_paused = workspace.write(lambda store: store.queue_resume(target), StoreChange("store"))
     if not was_paused:
         raise UsageError(f"{target} is not paused", "`hookinspect queue` lists the paused targets")
-    out.json({"resumed": target}) if as_json else out.info(f"resumed sends to {target}")
+    if as_json:
+        out.json({"resumed": target})
+    else:
+        out.info(f"resumed sends to {target}")

@@ -25,13 +25,14 @@ from tests.factories import (
 )
 
 
-@pytest.mark.parametrize("workers", [[], ["--workers", "2"]], ids=["one-process", "workers"])
-async def test_kill_9_mid_load_loses_no_acknowledged_delivery(tmp_path, workers):
-    if workers and not sys.platform.startswith("linux"):
+@pytest.mark.parametrize("flags", [[], ["--workers", "2"], ["--ack", "--forward-to", "http://127.0.0.1:9/down"]],
+                         ids=["one-process", "workers", "ack"])
+async def test_kill_9_mid_load_loses_no_acknowledged_delivery(tmp_path, flags):
+    if "--workers" in flags and not sys.platform.startswith("linux"):
         pytest.skip("--workers needs Linux")
     store_path = tmp_path / "store.db"
-    proc, url = start_listen(store_path, "--quiet", *workers)
-    children = child_pids(proc.pid, 1) if workers else []
+    proc, url = start_listen(store_path, "--quiet", *flags)
+    children = child_pids(proc.pid, 1) if "--workers" in flags else []
     acknowledged: set[str] = set()
     limits = httpx.Limits(max_connections=64)
 
@@ -53,8 +54,11 @@ async def test_kill_9_mid_load_loses_no_acknowledged_delivery(tmp_path, workers)
     proc.wait(timeout=10)
     with Store(store_path, create=False) as store:
         stored = {row.path.rsplit("/", 1)[1] for row in store.list(limit=None)}
+        queued = store.execute("SELECT count(DISTINCT delivery_seq) FROM forward_queue").fetchone()[0]
     assert len(acknowledged) >= 150
     assert acknowledged <= stored, f"lost {len(acknowledged - stored)} acknowledged deliveries"
+    if "--ack" in flags:  # queued in the same transaction: an acknowledged delivery is never left unsent
+        assert queued == len(stored)
 
 
 def test_listen_prints_a_line_per_delivery_and_escapes_hostile_paths(tmp_path):
