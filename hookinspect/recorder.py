@@ -21,7 +21,7 @@ from hookinspect.workspace import StoreChange, Workspace
 INLINE_ANNOTATE_LIMIT = 256 * 1024
 
 
-@dataclass
+@dataclass(slots=True)
 class Recorded:
     """A stored delivery and where routing sends it: queued (ack mode), or left to the intake."""
 
@@ -44,7 +44,8 @@ class Recorder:
     async def record(self, delivery: Delivery, *, attempts: Sequence[Attempt] = (),
                      content_hash: str | None = None) -> Recorded:
         """Store one delivery; returns after COMMIT. Raises StoreError if it could not be stored."""
-        await self._annotate(delivery)
+        if self.annotate is not None or delivery.note == REENCODED_NOTE:
+            await self._annotate(delivery)
         targets = list(self.route(delivery)) if self.route is not None else []
         queued = tuple(targets) if self.queue_forwards else ()
         try:

@@ -25,7 +25,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class StoreChange:
     """What changed in the store.
 
@@ -63,6 +63,10 @@ class Changes:
                 self._subscribers = [s for s in self._subscribers if s is not subscriber]
 
         return unsubscribe
+
+    @property
+    def has_subscribers(self) -> bool:
+        return bool(self._subscribers)
 
     def announce(self, change: StoreChange) -> None:
         for subscriber in self._subscribers:
@@ -164,7 +168,10 @@ class Workspace:
         """Tell subscribers about a delivery this process stored (the recorder calls this)."""
         seq = delivery.seq
         assert seq is not None
-        self._known_seq = max(self._known_seq, seq)
+        if seq > self._known_seq:
+            self._known_seq = seq
+        if not self.changes.has_subscribers:  # the common case under load with --quiet: no news to build
+            return
         self.changes.announce(StoreChange("deliveries", seq, delivery=delivery))
         if queued:
             self.changes.announce(StoreChange("queued", seq, delivery=delivery))

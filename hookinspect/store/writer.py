@@ -33,7 +33,7 @@ MAX_BATCH = 512
 _STOP = object()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Insert:
     """A delivery to store, with (in the same transaction) its queued forwards and known attempts."""
 
@@ -56,7 +56,7 @@ class Insert:
             store.add_attempt(attempt)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Job:
     operation: Insert | Callable[[Store], Any]
     future: asyncio.Future[Any] | concurrent.futures.Future[Any]
