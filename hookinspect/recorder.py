@@ -57,7 +57,7 @@ class Recorder:
             raise
         if self.failing is not None:
             self.failing = None
-            self.workspace.changes.announce(StoreChange("recovered", message="storing deliveries works again"))
+            self.workspace.changes.announce(StoreChange("recovered", message="capture resumed: deliveries are stored again"))
         self.workspace.announce_recorded(delivery, queued=bool(queued))
         return Recorded(delivery, targets, bool(queued))
 

@@ -85,7 +85,7 @@ def render_event(event: ReceiverEvent | StoreChange) -> Text:
             return Text("NOT STORING ", style="bold red") + safe_text(event.message) + Text(
                 " (senders get 507/503 with Retry-After; capture resumes by itself)", style="dim")
         if event.kind == "recovered":
-            return Text("storing again ", style="bold green") + safe_text(event.message)
+            return Text("STORING ", style="bold green") + safe_text(event.message)
         assert event.delivery is not None
         return rich_line(delivery_line(event.delivery))
     if event.kind == "rejected":

@@ -161,7 +161,7 @@ class HookinspectApp(App[None]):
         elif change.kind == "failing":
             self.say(change.message, severity="error", title="not storing")
         elif change.kind == "recovered":
-            self.say(change.message, title="storing again")
+            self.say(change.message, title="storing")
         elif change.kind in ("removed", "store"):
             self.total = self.store.count()
             self.update_status()
