@@ -2,14 +2,14 @@
 
 Every exporter takes deliveries (with their attempts) and options as arguments and
 returns text or bytes; nothing here reads global settings. Shell arguments are always
-`shlex.quote`d, and bodies that are not UTF-8 travel through base64, never as a broken string.
+quoted by `views.shell.shell_quote` (control characters as `$'...'` escapes, never raw), and
+bodies that are not UTF-8 travel through base64, never as a broken string.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +23,7 @@ from hookinspect.har import render_har
 from hookinspect.model import Delivery, ExportItem
 from hookinspect.redaction import DEFAULT_REDACTION, Redaction, redact
 from hookinspect.store.fixtures import expectation_from, fixture_document
+from hookinspect.views.shell import shell_quote
 
 __all__ = ["EXPORTERS", "ExportItem", "export"]
 
@@ -33,28 +34,36 @@ def _send_headers(delivery: Delivery, drop_host: bool) -> list[tuple[str, str]]:
 
 
 def render_curl(items: list[ExportItem], to: str | None = None) -> str:
-    """One curl command per delivery that sends the same method, headers and body bytes."""
+    """One curl command per delivery that sends the same method, headers and body bytes.
+
+    `--globoff` keeps `[]{}` in a query literal; curl's own User-Agent, Accept and (for a body)
+    Content-Type are switched off when the sender sent none, so no header is added.
+    """
     commands = []
     for item in items:
         d = item.delivery
         url = target_url(to, d.path, d.query) if to else d.original_url()
-        args = ["curl", "-sS", "-X", d.method, url]
+        args = ["curl", "-sS", "--globoff", "-X", d.method, url]
         present = {k.lower() for k, _ in d.headers}
         for name, value in _send_headers(d, drop_host=bool(to)):
             args += ["-H", f"{name}: {value}" if value else f"{name};"]
-        for default in ("User-Agent", "Accept"):  # curl adds these; the sender did not
-            if default.lower() not in present:
-                args += ["-H", f"{default}:"]
-        if d.body and is_valid_utf8(d.body) and "\0" not in d.body.decode():
+        added_by_curl = ("User-Agent", "Accept", "Content-Type") if d.body else ("User-Agent", "Accept")
+        args += [arg for default in added_by_curl if default.lower() not in present for arg in ("-H", f"{default}:")]
+        if d.body and _is_inline_text(d.body):
             args += ["--data-binary", d.body.decode()]
-            commands.append(" ".join(_quote(a) for a in args))
+            commands.append(" ".join(shell_quote(a) for a in args))
         elif d.body:
             encoded = base64.b64encode(d.body).decode()
             args += ["--data-binary", "@-"]
-            commands.append(f"printf '%s' {encoded} | base64 -d | " + " ".join(_quote(a) for a in args))
+            commands.append(f"printf '%s' {encoded} | base64 -d | " + " ".join(shell_quote(a) for a in args))
         else:
-            commands.append(" ".join(_quote(a) for a in args))
+            commands.append(" ".join(shell_quote(a) for a in args))
     return "\n".join(commands) + "\n"
+
+
+def _is_inline_text(body: bytes) -> bool:
+    """A body curl can take as an argument: UTF-8 without NUL, and not `@…` (curl would read a file)."""
+    return is_valid_utf8(body) and b"\0" not in body and not body.startswith(b"@")
 
 
 def render_httpie(items: list[ExportItem], to: str | None = None) -> str:
@@ -71,15 +80,11 @@ def render_httpie(items: list[ExportItem], to: str | None = None) -> str:
         for default in ("User-Agent", "Accept", "Accept-Encoding"):
             if default.lower() not in present:
                 args.append(f"{default}:")
-        line = " ".join(_quote(a) for a in args)
+        line = " ".join(shell_quote(a) for a in args)
         if d.body:
             line = f"printf '%s' {base64.b64encode(d.body).decode()} | base64 -d | {line}"
         commands.append(line)
     return "\n".join(commands) + "\n"
-
-
-def _quote(arg: str) -> str:
-    return shlex.quote(arg)
 
 
 def render_raw(items: list[ExportItem], to: str | None = None) -> bytes:

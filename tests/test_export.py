@@ -20,6 +20,10 @@ SPREAD = {
     "gzip": (gzip.compress(b'{"z":1}'), "application/json", [("Content-Encoding", "gzip")]),
     "quotes_and_shell": (b"it's $(rm -rf ~) `x` \"q\" \\n", "text/plain", []),
     "empty": (b"", None, []),
+    "terminal_controls": ("\x1bc\x1b[31m\x1b]0;t\x07\x1b]52;c;ZXZpbA==\x07\x1bP+q\x1b\\\x9b2J\u202eevil\x7f".encode(),
+                          "text/plain", []),
+    "no_content_type": (b'{"sent":"without a content type"}', None, []),
+    "at_sign": (b"@/etc/passwd", "text/plain", []),
 }
 
 
@@ -173,3 +177,14 @@ def test_configured_redaction_adds_headers_query_keys_and_json_paths():
     assert untouched.body == b"not json" and nothing == []
     with pytest.raises(UsageError):
         Redaction.from_config({"json": ["data.no.dollar"]})
+
+
+def test_exported_commands_print_no_raw_control_bytes_and_keep_the_query_literal():
+    delivery = make_delivery(b"\x1b]8;;http://x\x1b\\body\x1b[2J", content_type="text/plain",
+                             headers=[("Host", "hooks.example"), ("X-Title", "\x1b]0;owned\x07")], query="f[a]={b}")
+    delivery.seq = 1
+    for fmt in ("curl", "httpie"):
+        text, _ = export([ExportItem(delivery, [])], fmt)
+        assert not [c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0], fmt
+    curl, _ = export([ExportItem(delivery, [])], "curl")
+    assert "--globoff" in curl and "f[a]={b}" in curl

@@ -50,6 +50,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Help texts are shown as written: "[secrets]" in a help text is a config table, not markup.
+    rich_markup_mode=None,
     help="Capture, inspect, replay, diff and export webhooks.",
 )
 
