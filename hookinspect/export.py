@@ -21,7 +21,7 @@ from hookinspect.errors import UsageError
 from hookinspect.forward import HOP_BY_HOP, target_url
 from hookinspect.har import render_har
 from hookinspect.model import Delivery, ExportItem
-from hookinspect.redaction import DEFAULT_REDACTION, Redaction, redact
+from hookinspect.redaction import DEFAULT_REDACTION, Redaction, redact_item
 from hookinspect.store.fixtures import expectation_from, fixture_document
 from hookinspect.views.shell import shell_quote
 
@@ -150,9 +150,9 @@ def export(items: list[ExportItem], fmt: str, *, to: str | None = None, redact_s
     if redact_secrets if redact_secrets is not None else exporter.redact_by_default:
         redacted = []
         for item in items:
-            delivery, what = redact(item.delivery, rules)
+            clean, what = redact_item(item, rules)
             masked += [f"#{item.delivery.seq} {w}" for w in what]
-            redacted.append(ExportItem(delivery, item.attempts))
+            redacted.append(clean)
         items = redacted
     return exporter.render(items, to, **format_options), masked
 

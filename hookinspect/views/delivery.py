@@ -8,6 +8,7 @@ from typing import Any
 from hookinspect.body import escape_controls
 from hookinspect.diff import Change
 from hookinspect.model import Attempt, Delivery
+from hookinspect.redaction import redact_query
 from hookinspect.signing.registry import SignatureReport
 from hookinspect.store.deliveries import DeliveryRow
 from hookinspect.store.queue import QueueItem
@@ -27,8 +28,11 @@ from hookinspect.views.text import (
 def delivery_line(delivery: Delivery) -> Line:
     """One line per capture: the live line of `listen`."""
     ctype = (delivery.headers.get("content-type") or "").split(";")[0]
+    # The live line sits in scrollback and screen shares: secret query values (token=…) are masked.
+    query, _masked = redact_query(delivery.query)
+    target = delivery.path + (f"?{query}" if query else "")
     line: Line = [(local_time(delivery.received_us), "dim"), ("  ", ""), (f"#{delivery.seq:<5}", "bold"), (" ", ""),
-                  safe(f"{delivery.method:<6}", "bold magenta"), (" ", ""), safe(delivery.target, keep_newlines=False),
+                  safe(f"{delivery.method:<6}", "bold magenta"), (" ", ""), safe(target, keep_newlines=False),
                   ("  ", ""), (human_size(delivery.size), "cyan"), ("  ", ""), safe(ctype, "dim")]
     if delivery.provider:
         line += [("  ", ""), safe(" ".join(x for x in (delivery.provider, delivery.event_type) if x), "blue")]

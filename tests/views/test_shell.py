@@ -34,3 +34,4 @@ def test_hostile_text_has_no_raw_control_bytes_and_means_the_same_bytes(text):
     assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u202e\u2066\u2069" for c in word), repr(word)
     printed = subprocess.run(["bash", "-c", f"printf '%s' {word}"], capture_output=True, check=True).stdout
     assert printed == text.encode("utf-8", "surrogateescape")
+
