@@ -17,6 +17,7 @@ from hookinspect.cli.common import (
 )
 from hookinspect.cli.output import Output, rich_line
 from hookinspect.errors import EXIT_FAILED
+from hookinspect.signing.base import NO_SECRET
 from hookinspect.signing.registry import check_delivery
 from hookinspect.views.text import VERDICT_STYLES, safe
 from hookinspect.workspace import StoreChange
@@ -33,7 +34,7 @@ def verify_delivery(
     as_json: bool = JSON_OPTION,
     store_path: Path | None = STORE_OPTION,
 ) -> None:
-    """Re-check the signature of a stored delivery (and store the new verdict)."""
+    """Re-check the signature of a stored delivery (and store the new verdict, when a secret was given)."""
     out = Output()
     secrets = gather_secrets(secret)
     with open_workspace(store_path) as workspace:
@@ -41,7 +42,8 @@ def verify_delivery(
         delivery = workspace.store.get(seq)
         result = check_delivery(delivery, secrets, url=url, provider=provider)
         verdict = result.verdict
-        if verdict is not None:
+        # Without the secret there is nothing new to say: a stored verdict (say `invalid`) stays.
+        if verdict is not None and verdict.status != NO_SECRET:
             workspace.write(lambda store: store.set_verdict(seq, result.provider, result.event_type, verdict.status,
                                                             verdict.reason), StoreChange("store"))
     data = {"seq": seq, "provider": result.provider, "event_type": result.event_type,

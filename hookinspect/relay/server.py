@@ -38,6 +38,9 @@ class RelaySettings:
     max_age_seconds: float = 7 * 86400
     ping_seconds: float = PING_SECONDS
     response_status: int = 200
+    # X-Forwarded-Proto/-Host name the public URL only behind a proxy the operator trusts
+    # (relay --trust-proxy); otherwise any sender could make /new redirect to a host of theirs.
+    trust_proxy: bool = False
 
 
 @dataclass
@@ -218,8 +221,10 @@ async def _retention(app: web.Application) -> AsyncIterator[None]:
 
 
 def _base_url(request: web.Request) -> str:
-    proto = request.headers.get("X-Forwarded-Proto", request.scheme)
-    host = request.headers.get("X-Forwarded-Host", request.host)
+    if not request.app[SETTINGS_KEY].trust_proxy:
+        return f"{request.scheme}://{request.host}"
+    proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
+    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
     return f"{proto}://{host}"
 
 
@@ -239,7 +244,9 @@ async def create_channel(request: web.Request) -> web.Response:
         options = await request.json() if request.can_read_body else {}
     except json.JSONDecodeError:
         return web.json_response({"error": "body must be JSON, e.g. {\"public\": false}"}, status=400)
-    is_public = bool(isinstance(options, dict) and options.get("public"))
+    if not isinstance(options, dict) or not isinstance(options.get("public", False), bool):
+        return web.json_response({"error": 'post {"public": true} or {"public": false} (a JSON boolean)'}, status=400)
+    is_public = options.get("public", False)
     channel, token = await asyncio.to_thread(request.app[STORAGE_KEY].create_channel, is_public)
     return web.json_response({"id": channel.id, "url": f"{_base_url(request)}/{channel.id}", "token": token,
                               "public": is_public}, status=201)

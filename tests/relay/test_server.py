@@ -217,3 +217,29 @@ def test_retention_prunes_by_count(tmp_path):
     assert storage.prune(keep_per_channel=5, max_age_seconds=10**12) == 15
     assert [e.body for e in storage.events_after(channel.id, 0)] == [b"15", b"16", b"17", b"18", b"19"]
     storage.close()
+
+
+async def test_forwarded_headers_are_ignored_unless_the_proxy_is_trusted(relay, tmp_path):
+    url, _ = relay
+    async with httpx.AsyncClient() as client:
+        answer = await client.head(url + "/new", headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"})
+        assert answer.headers["location"].startswith(url + "/")
+    storage = SqliteRelayStorage(tmp_path / "trusting")
+    runner, urls = await start_server(create_relay_app(storage, RelaySettings(trust_proxy=True)), "127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient() as client:
+            answer = await client.head(urls[0] + "/new", headers={"X-Forwarded-Host": "relay.example", "X-Forwarded-Proto": "https"})
+        assert answer.headers["location"].startswith("https://relay.example/")
+    finally:
+        await runner.cleanup()
+        storage.close()
+
+
+@pytest.mark.parametrize("body", [{"public": "no"}, {"public": 1}, ["public"], {"public": None}])
+async def test_channel_options_must_be_booleans(relay, body):
+    url, _ = relay
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(url + "/api/channels", json=body)
+        assert answer.status_code == 400 and "JSON boolean" in answer.json()["error"]
+        private = await client.post(url + "/api/channels", json={"public": False})
+        assert private.status_code == 201 and private.json()["public"] is False and private.json()["token"]
