@@ -71,7 +71,8 @@ def render_har(items: list[ExportItem], to: str | None = None) -> str:
         entries.append({
             "startedDateTime": format_time_us(d.received_us), "time": wait, "request": request, "response": response,
             "cache": {}, "timings": {"send": 0, "wait": wait, "receive": 0},
-            "_hookinspect": {"seq": d.seq, "id": d.id, "remote_addr": d.remote_addr,
+            "_hookinspect": {"seq": d.seq, "id": d.id, "remote_addr": d.remote_addr, "provider": d.provider,
+                             "event_type": d.event_type, "verdict": d.verdict, "verdict_reason": d.verdict_reason,
                              "attempts": [a.to_dict() for a in item.attempts]},
         })
     doc = {"log": {"version": "1.2", "creator": {"name": "hookinspect", "version": __version__}, "entries": entries}}
@@ -104,6 +105,8 @@ def load_har(document: dict[str, Any]) -> list[ExportItem]:
         raise UsageError("not a HAR file: no log.entries") from None
     items = []
     for number, entry in enumerate(entries, start=1):
+        ours = entry.get("_hookinspect") if isinstance(entry, dict) else None
+        ours = ours if isinstance(ours, dict) else {}
         try:
             req = entry["request"]
             parts = urlsplit(req["url"])
@@ -115,13 +118,18 @@ def load_har(document: dict[str, Any]) -> list[ExportItem]:
                 method=req["method"].upper(), path=parts.path or "/", query=parts.query,
                 http_version=version if version in ("1.0", "1.1", "2", "2.0", "3") else "1.1",
                 headers=headers, body=_har_body(req.get("postData")), received_us=_parse_har_time(entry.get("startedDateTime")),
-                source="import", remote_addr=(entry.get("_hookinspect") or {}).get("remote_addr") or entry.get("serverIPAddress"),
+                source="import", remote_addr=ours.get("remote_addr") or entry.get("serverIPAddress"),
+                provider=ours.get("provider"), event_type=ours.get("event_type"), verdict=ours.get("verdict"),
+                verdict_reason=ours.get("verdict_reason"),
             )
-        except (KeyError, TypeError, AttributeError) as exc:
+            if ours.get("id"):
+                delivery.id = str(ours["id"])
+            # Ours keeps every attempt; a browser's HAR has one response, which becomes one.
+            attempts = [Attempt.from_dict(a, kind="import") for a in ours.get("attempts") or []]
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise UsageError(f"HAR entry {number} is malformed (missing {exc})") from None
-        attempts: list[Attempt] = []
         resp = entry.get("response") or {}
-        if isinstance(resp.get("status"), int) and resp["status"] > 0:
+        if not ours.get("attempts") and isinstance(resp.get("status"), int) and resp["status"] > 0:
             response_headers = Headers((h["name"], h["value"]) for h in resp.get("headers", []) if not h["name"].startswith(":"))
             attempts.append(Attempt(
                 delivery_seq=0, kind="import", target_url=req["url"],
@@ -130,5 +138,5 @@ def load_har(document: dict[str, Any]) -> list[ExportItem]:
                                   body=_har_body(resp.get("content"))),
                 latency_ms=float(entry.get("time") or 0), started_us=delivery.received_us, id=new_id(),
             ))
-        items.append(ExportItem(delivery, attempts))
+        items.append(ExportItem(delivery, attempts, has_own_id=bool(ours.get("id"))))
     return items

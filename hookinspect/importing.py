@@ -27,7 +27,7 @@ def load_json(document: Any) -> list[ExportItem]:
             attempts = [Attempt.from_dict(a, kind="import") for a in obj.get("attempts") or []]
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"JSON entry {number} has an attempt that is not one ({exc})") from None
-        items.append(ExportItem(delivery, attempts))
+        items.append(ExportItem(delivery, attempts, has_own_id=bool(obj.get("id"))))
     return items
 
 
@@ -40,22 +40,29 @@ def parse_import(data: bytes, name: str = "input") -> list[ExportItem]:
     if isinstance(document, dict) and "log" in document:
         return load_har(document)
     if isinstance(document, dict) and "meta" in document and "deliveries" in document:
-        return [ExportItem(record.delivery, []) for record in load_fixture_document(document, name)]
+        return [ExportItem(record.delivery, [], has_own_id=False) for record in load_fixture_document(document, name)]
     if isinstance(document, list | dict):
         return load_json(document)
     raise UsageError(f"{name}: neither a HAR file nor a hookinspect JSON export")
 
 
 async def import_deliveries(recorder: Recorder, items: list[ExportItem]) -> tuple[int, int]:
-    """Record imported deliveries with their attempts; returns (added, skipped as already stored)."""
-    known = await recorder.workspace.writer.call(lambda store: store.content_hashes())
+    """Record imported deliveries with their attempts; returns (added, skipped as already stored).
+
+    A delivery is the same as a stored one when it has the same id (exports carry it); one
+    without an id (a browser's HAR, a fixture) when it has the same content and arrival time,
+    so two distinct deliveries with the same body are both kept.
+    """
+    known_ids, known_contents = await recorder.workspace.writer.call(lambda store: store.identities())
     added = skipped = 0
     for item in items:
         digest = item.delivery.content_hash()
-        if digest in known:
+        content_key = (digest, item.delivery.received_us)
+        if (item.delivery.id in known_ids) if item.has_own_id else (content_key in known_contents):
             skipped += 1
             continue
-        known.add(digest)
+        known_ids.add(item.delivery.id)
+        known_contents.add(content_key)
         await recorder.record(item.delivery, attempts=item.attempts, content_hash=digest)
         added += 1
     return added, skipped

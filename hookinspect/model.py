@@ -367,3 +367,6 @@ class ExportItem:
 
     delivery: Delivery
     attempts: list[Attempt]
+    # Whether the delivery's id came with it (ours: an export), so an import can tell it from another
+    # delivery with the same bytes; a browser's HAR has none.
+    has_own_id: bool = True

@@ -36,7 +36,9 @@ def import_file(
     items = parse_import(data, str(path))
     secrets = gather_secrets(secret)
     with open_workspace(store_path, create=True) as workspace:
-        # Through the one capture path: imported deliveries get provider, event and verdict like captures.
-        recorder = Recorder(workspace, annotate=lambda delivery: annotate_delivery(delivery, secrets, bool(secrets)))
+        # Through the one capture path: what the file does not say (a browser's HAR) is found as for a
+        # capture; provider, event and verdict that came with an export are kept as they were.
+        recorder = Recorder(workspace, annotate=lambda delivery: None if delivery.provider is not None
+                            else annotate_delivery(delivery, secrets, bool(secrets)))
         added, skipped = asyncio.run(import_deliveries(recorder, items))
     out.info(f"imported {added} deliver{'y' if added == 1 else 'ies'}" + (f", skipped {skipped} already stored" if skipped else ""))

@@ -119,7 +119,7 @@ class DeliveryTable:
         """Store several deliveries atomically; sets and returns their sequence numbers.
 
         The content hash (for skipping duplicates on import) is left empty unless given:
-        `content_hashes()` fills it in when an import first needs it, not on the capture path.
+        `identities()` fills it in when an import first needs it, not on the capture path.
         """
         hashes = content_hashes or [None] * len(deliveries)
         values: list[Any] = []
@@ -163,11 +163,11 @@ class DeliveryTable:
             (provider, event_type, verdict, reason, seq),
         )
 
-    def content_hashes(self) -> set[str]:
-        """Every stored content hash: imports skip duplicates with one scan, so inserts pay no index.
+    def identities(self) -> tuple[set[str], set[tuple[str, int]]]:
+        """Every stored id, and every (content hash, arrival time): what an import checks for duplicates.
 
-        Captures are stored without one (it would cost the receiver a hash per request), so the
-        missing ones are computed and saved here, once.
+        Captures are stored without a content hash (it would cost the receiver a hash per
+        request), so the missing ones are computed and saved here, once.
         """
         missing = self.execute("SELECT seq FROM deliveries WHERE content_hash IS NULL").fetchall()
         if missing:
@@ -175,7 +175,8 @@ class DeliveryTable:
                 for (seq,) in missing:
                     digest = self.get(seq).content_hash()
                     self.execute("UPDATE deliveries SET content_hash = ? WHERE seq = ?", (digest, seq))
-        return {row[0] for row in self.execute("SELECT content_hash FROM deliveries WHERE content_hash IS NOT NULL")}
+        rows = self.execute("SELECT id, content_hash, received_us FROM deliveries").fetchall()
+        return {row[0] for row in rows}, {(row[1], row[2]) for row in rows}
 
     def get(self, ref: int | str) -> Delivery:
         """A delivery by sequence number (int or digits) or id; NotFoundError if absent."""
