@@ -101,8 +101,9 @@ def parse_header(text: str) -> tuple[str, str]:
 
 SECRET_OPTION = typer.Option(
     [], "--secret",
-    help="Signing secret per provider (repeatable; also HOOKINSPECT_SECRET_<PROVIDER> and [secrets] in the config). "
-         "Example: --secret stripe=whsec_... or --secret 'github:/gh/*=s3cret'",
+    help="Signing secret per provider (repeatable; also HOOKINSPECT_SECRET_<PROVIDER> and [secrets] in the config; "
+         "PROVIDER=@FILE reads it from a file, out of `ps`). "
+         "Example: --secret stripe=whsec_... or --secret stripe=@.stripe-secret or --secret 'github:/gh/*=s3cret'",
 )
 
 

@@ -158,7 +158,8 @@ def listen(
     verify: bool | None = typer.Option(None, "--verify/--no-verify", help="Check signatures as deliveries arrive [default: on when a secret is configured]"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print a line per delivery."),
     source: str | None = typer.Option(None, "--source", help="Also take deliveries from a relay channel (ours or smee.io). Example: --source https://relay.example.com/AbC…"),
-    token: str | None = typer.Option(None, "--token", envvar="HOOKINSPECT_RELAY_TOKEN", help="The channel's subscribe token (from `hookinspect channel new`)."),
+    token: str | None = typer.Option(None, "--token", envvar=["HOOKINSPECT_TOKEN", "HOOKINSPECT_RELAY_TOKEN"], help="The channel's subscribe token (from `hookinspect channel new`); HOOKINSPECT_TOKEN or --token-file keep it out of `ps`."),
+    token_file: Path | None = typer.Option(None, "--token-file", help="Read the channel's token from this file. Example: --token-file ~/.config/hookinspect/token"),
     ui: bool = typer.Option(False, "--ui", help="Open the terminal UI while listening."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Receiver processes sharing the port and the store, for high request rates (Linux). Example: --workers 2 [default: 1]"),
     durability: str | None = typer.Option(None, "--durability", help="power: an acknowledged delivery survives power loss (fsync per commit); process: it survives a crash of hookinspect only, for more speed on slow disks. Example: --durability process [default: power]"),
@@ -169,7 +170,7 @@ def listen(
     from hookinspect.receiver import ReceiverSettings
     from hookinspect.retry_queue import QueuePolicy
     from hookinspect.serve import ServeReport, check_store, check_workers_fit, serve
-    from hookinspect.signing.registry import annotate_delivery, resigner_for
+    from hookinspect.signing.registry import annotate_delivery, read_secret_file, resigner_for
 
     out = Output()
     settings = Settings()
@@ -192,7 +193,7 @@ def listen(
                                                                          ordered=ordered),
                                  timeout, verify_tls=not insecure),
         source=validate_target(source) if source else None,
-        source_token=token,
+        source_token=read_secret_file(str(token_file)) if token_file is not None else token,
     )
     if source is not None and receiver_settings.forward is not None:
         # Deliveries from a relay have no sender waiting for an answer: they go out from the queue.

@@ -84,6 +84,7 @@ def new_channel(
     out.print(Text.assemble(("channel ", "bold"), (data["url"], "bold cyan")))
     if data["token"]:
         out.print(Text.assemble(("token   ", "bold"), data["token"]))
-        out.info(f"hookinspect listen --source {data['url']} --token {data['token']}")
+        # The suggestion keeps the token out of `ps` and shell history: the environment, not a flag.
+        out.info(f"HOOKINSPECT_TOKEN=<the token above> hookinspect listen --source {data['url']}")
     else:
         out.info(f"hookinspect listen --source {data['url']}")

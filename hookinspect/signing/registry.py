@@ -121,12 +121,12 @@ class Secrets:
     def gather(cls, flags: list[str], environ: Mapping[str, str], config: Any) -> Secrets:
         """Config `[secrets]`, then HOOKINSPECT_SECRET_<PROVIDER>, then `--secret` flags (first match wins)."""
         found = cls()
-        for flag in flags:  # stripe=whsec_..., or stripe:/shop/*=whsec_...
+        for flag in flags:  # stripe=whsec_..., stripe:/shop/*=whsec_..., or stripe=@file (off the command line)
             name, eq, secret = flag.partition("=")
             if not eq or not secret:
-                raise UsageError("--secret takes PROVIDER=SECRET or PROVIDER:/path/glob=SECRET")
+                raise UsageError("--secret takes PROVIDER=SECRET, PROVIDER=@FILE or PROVIDER:/path/glob=SECRET")
             provider, _, glob = name.partition(":")
-            found.add(provider, secret, glob or None)
+            found.add(provider, read_secret_file(secret[1:]) if secret.startswith("@") else secret, glob or None)
         for name in PROVIDERS:
             value = environ.get(f"HOOKINSPECT_SECRET_{name.upper()}")
             if value:
@@ -141,6 +141,18 @@ class Secrets:
                 else:
                     found.add(provider, str(value))
         return found
+
+
+def read_secret_file(path: str) -> str:
+    """A secret kept in a file (so it is not in `ps`): its first line."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            secret = fh.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the secret file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not secret:
+        raise UsageError(f"the secret file {path} is empty")
+    return secret
 
 
 @dataclass(frozen=True)

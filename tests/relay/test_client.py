@@ -111,8 +111,11 @@ def test_relay_restart_with_pending_deliveries_loses_none(tmp_path):
     relay.wait()
     relay, relay_url = start_relay(tmp_path / "relay", port)
     store = tmp_path / "laptop.db"
+    token_file = tmp_path / "token"
+    token_file.write_text(channel["token"] + "\n")  # off the command line, out of `ps`
     try:
-        listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token", channel["token"], "-q")
+        listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token-file", str(token_file), "-q")
+        assert channel["token"] not in " ".join(listen.args)
         wait_for_count(store, 2)
         stop_process(listen)
     finally:
@@ -218,3 +221,14 @@ async def test_smee_client_forwards_from_our_relay(tmp_path):
     assert target.received, "smee-client delivered nothing"
     assert json.loads(target.received[0]["body"]) == {"hello": "smee"}
     assert target.received[0]["path_qs"] == "/from-smee"
+
+
+def test_channel_new_suggests_the_token_in_the_environment_not_on_the_command_line(tmp_path):
+    relay, relay_url = start_relay(tmp_path / "relay")
+    try:
+        result = subprocess.run(hookinspect_cmd("channel", "new", "--relay", relay_url), capture_output=True, text=True,
+                                check=True, timeout=30)
+    finally:
+        stop_process(relay)
+    suggestion = [line for line in result.stderr.splitlines() if "hookinspect listen" in line]
+    assert suggestion and "HOOKINSPECT_TOKEN=" in suggestion[0] and "--token" not in suggestion[0]

@@ -134,3 +134,15 @@ def test_resigner_gives_a_fresh_stripe_signature_in_place():
 
 def test_headers_type_is_kept():
     assert isinstance(Headers([("a", "b")]).with_set("a", "c"), Headers)
+
+
+def test_a_secret_can_come_from_a_file_and_a_bad_file_is_one_clear_error(tmp_path):
+    from hookinspect.errors import UsageError
+    from hookinspect.signing.registry import Secrets
+
+    (tmp_path / "stripe").write_text("whsec_from_file\n")
+    (tmp_path / "empty").write_text("")
+    assert Secrets.gather([f"stripe=@{tmp_path / 'stripe'}"], {}, None).for_("stripe", "/") == "whsec_from_file"
+    for name, said in (("empty", "is empty"), ("missing", "cannot read the secret file")):
+        with pytest.raises(UsageError, match=said):
+            Secrets.gather([f"stripe=@{tmp_path / name}"], {}, None)
