@@ -30,17 +30,22 @@ class Provider:
     sign: Callable[..., dict[str, str]]
     signs_url: bool = False  # Twilio: the signature covers the URL, so a new target needs a new one
     has_signature: bool = True  # False: detected for its event type only (FHIR)
+    # Where its signature travels: none of them present means "unsigned", secret or not.
+    signature_headers: tuple[str, ...] = ()
 
 
 # Order matters: the first provider whose detect() answers wins.
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (
-    Provider(stripe.NAME, stripe.detect, stripe.verify, stripe.sign),
-    Provider(github.NAME, github.detect, github.verify, github.sign),
-    Provider(standard.SVIX, standard.detect_svix, standard.verify_svix, standard.sign_svix),
-    Provider(standard.STANDARD, standard.detect_standard, standard.verify_standard, standard.sign_standard),
-    Provider(shopify.NAME, shopify.detect, shopify.verify, shopify.sign),
-    Provider(slack.NAME, slack.detect, slack.verify, slack.sign),
-    Provider(twilio.NAME, twilio.detect, twilio.verify, twilio.sign, signs_url=True),
+    Provider(stripe.NAME, stripe.detect, stripe.verify, stripe.sign, signature_headers=(stripe.HEADER,)),
+    Provider(github.NAME, github.detect, github.verify, github.sign,
+             signature_headers=("X-Hub-Signature-256", "X-Hub-Signature")),
+    Provider(standard.SVIX, standard.detect_svix, standard.verify_svix, standard.sign_svix,
+             signature_headers=("svix-signature",)),
+    Provider(standard.STANDARD, standard.detect_standard, standard.verify_standard, standard.sign_standard,
+             signature_headers=("webhook-signature",)),
+    Provider(shopify.NAME, shopify.detect, shopify.verify, shopify.sign, signature_headers=shopify.HEADERS),
+    Provider(slack.NAME, slack.detect, slack.verify, slack.sign, signature_headers=("X-Slack-Signature",)),
+    Provider(twilio.NAME, twilio.detect, twilio.verify, twilio.sign, signs_url=True, signature_headers=(twilio.HEADER,)),
     Provider(fhir.NAME, fhir.detect, _no_verify, _no_sign, has_signature=False),
 )}
 
@@ -65,20 +70,25 @@ def message_of(delivery: Delivery, url: str | None = None) -> SignedMessage:
 CUE_HEADERS = frozenset({
     stripe.HEADER.lower(), "x-github-event", "svix-id", "svix-signature", "webhook-id", "webhook-signature",
     "x-shopify-topic", "shopify-topic", *(name.lower() for name in shopify.HEADERS), "x-slack-signature",
-    twilio.HEADER.lower(),
+    twilio.HEADER.lower(), *github.CUES,
 })
+
+
+# Payloads that name their sender without any header: a Stripe event id, a Slack app, a FHIR resource.
+BODY_CUES = (b'"resourceType"', b'"evt_', b'"api_app_id"')
 
 
 def may_be_from_a_provider(headers: Headers, body: bytes) -> bool:
     if not CUE_HEADERS.isdisjoint(headers.names()):
         return True
     user_agent = headers.get("user-agent") or ""
-    if user_agent.startswith("Stripe/") or "Slackbot" in user_agent:
+    if user_agent.startswith(("Stripe/", "GitHub-Hookshot/")) or "Slackbot" in user_agent:
         return True
     content_type = (headers.get("content-type") or "").lower()
     if content_type.startswith("application/x-www-form-urlencoded") or "fhir" in content_type:
         return True
-    return b'"resourceType"' in body[:4096]
+    head = body[:4096]
+    return any(cue in head for cue in BODY_CUES)
 
 
 def detect(message: SignedMessage) -> tuple[Provider, Detection] | None:
@@ -179,6 +189,9 @@ def check_delivery(delivery: Delivery, secrets: Secrets, now: float | None = Non
         chosen, detection = found
     if not chosen.has_signature:
         return Check(chosen.name, detection.event_type, None)
+    if not any(header in message.headers for header in chosen.signature_headers):
+        return Check(chosen.name, detection.event_type,
+                     Verdict(UNSIGNED, f"no {chosen.signature_headers[0]} header: the sender did not sign it"))
     secret = secrets.for_(chosen.name, delivery.path)
     if secret is None:
         return Check(chosen.name, detection.event_type,

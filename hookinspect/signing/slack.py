@@ -22,7 +22,8 @@ NAME = "slack"
 
 def detect(message: SignedMessage) -> Detection | None:
     user_agent = message.headers.get("user-agent") or ""
-    if "x-slack-signature" not in message.headers and "Slackbot" not in user_agent:
+    if "x-slack-signature" not in message.headers and "Slackbot" not in user_agent \
+            and not (message.json_field("api_app_id") and message.json_field("team_id")):
         return None
     doc = message.json()
     if isinstance(doc, dict):

@@ -23,10 +23,16 @@ HEADER = "Stripe-Signature"
 
 def detect(message: SignedMessage) -> Detection | None:
     user_agent = message.headers.get("user-agent") or ""
-    if HEADER.lower() not in message.headers and not user_agent.startswith("Stripe/"):
+    if HEADER.lower() not in message.headers and not user_agent.startswith("Stripe/") and not _is_stripe_event(message):
         return None
     event = message.json_field("type")
     return Detection(NAME, event if isinstance(event, str) else None)
+
+
+def _is_stripe_event(message: SignedMessage) -> bool:
+    """A Stripe event by its payload alone: `{"id": "evt_…", "object": "event", …}`."""
+    event_id = message.json_field("id")
+    return message.json_field("object") == "event" and isinstance(event_id, str) and event_id.startswith("evt_")
 
 
 def _parse(value: str) -> tuple[int | None, list[str]]:

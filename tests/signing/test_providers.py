@@ -71,7 +71,19 @@ def test_github_matches_the_published_algorithm():
     assert github.verify(message([("X-Hub-Signature-256", expected)], body + b"!"), secret, 0).status == INVALID
     assert github.verify(message([("X-Hub-Signature-256", "md5=x")], body), secret, 0).status == MALFORMED
     legacy = github.sign(message([], body), secret, 0)["X-Hub-Signature"]
-    assert github.verify(message([("X-Hub-Signature", legacy)], body), secret, 0).status == VALID
+    # GitHub's libraries (octokit's verify) check only X-Hub-Signature-256: SHA-1 alone is not valid there.
+    only_sha1 = github.verify(message([("X-Hub-Signature", legacy)], body), secret, 0)
+    assert only_sha1.status == UNSIGNED and "SHA-1, which matches" in only_sha1.reason
+    wrong_sha1 = github.verify(message([("X-Hub-Signature", "sha1=00")], body), secret, 0)
+    assert wrong_sha1.status == UNSIGNED and "does not match" in wrong_sha1.reason
+
+
+def test_github_is_detected_without_its_event_header():
+    bare = SignedMessage("POST", "http://h/", Headers([("User-Agent", "GitHub-Hookshot/abc123")]), b"{}")
+    assert github.detect(bare).provider == "github"
+    by_signature = SignedMessage("POST", "http://h/", Headers([("X-Hub-Signature-256", "sha256=00")]), b"{}")
+    assert github.detect(by_signature).provider == "github"
+    assert github.detect(SignedMessage("POST", "http://h/", Headers([]), b"{}")) is None
 
 
 def test_shopify_matches_the_published_algorithm():

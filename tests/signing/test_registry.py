@@ -146,3 +146,19 @@ def test_a_secret_can_come_from_a_file_and_a_bad_file_is_one_clear_error(tmp_pat
     for name, said in (("empty", "is empty"), ("missing", "cannot read the secret file")):
         with pytest.raises(UsageError, match=said):
             Secrets.gather([f"stripe=@{tmp_path / name}"], {}, None)
+
+
+@pytest.mark.parametrize("secrets", [{}, {"stripe": "whsec_x", "twilio": "tok"}], ids=["no-secret", "with-secrets"])
+def test_a_known_sender_without_its_signature_header_is_unsigned(secrets):
+    from hookinspect.signing.registry import Secrets, check_delivery
+    from tests.factories import make_delivery
+
+    known = Secrets()
+    for provider, secret in secrets.items():
+        known.add(provider, secret)
+    stripe_event = make_delivery(b'{"id":"evt_123","object":"event","type":"charge.succeeded"}')
+    twilio_form = make_delivery(b"AccountSid=AC1&MessageSid=SM1&Body=hi", content_type="application/x-www-form-urlencoded")
+    for delivery, provider, header in ((stripe_event, "stripe", "Stripe-Signature"), (twilio_form, "twilio", "X-Twilio-Signature")):
+        result = check_delivery(delivery, known)
+        assert result.provider == provider and result.verdict.status == "unsigned"
+        assert header in result.verdict.reason
