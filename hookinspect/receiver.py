@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import ipaddress
+import logging
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,7 @@ from aiohttp import web
 from aiohttp.client_exceptions import ClientPayloadError
 from aiohttp.http_exceptions import HttpProcessingError
 
+from hookinspect.body import escape_controls
 from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
 from hookinspect.errors import NetworkError, StoreError, StoreFullError
 from hookinspect.forward import HOP_BY_HOP, Forwarder
@@ -28,9 +31,13 @@ from hookinspect.retry_queue import ForwardQueueWorker, QueuePolicy
 from hookinspect.store.queue import QueueItem
 from hookinspect.workspace import Workspace
 
-# Webhooks carry long JWTs and signature headers; aiohttp's 8 KiB default refuses some.
+# Header budget per request: what production front ends allow (nginx: 4 x 8 KiB, AWS ALB: 64 KiB).
+# Webhooks carry long JWTs and signature headers, so one header may use all of it; beyond it the
+# sender gets 431. aiohttp parses at most MAX_HEADERS headers of MAX_FIELD_SIZE before that
+# check can run, which bounds what one request can make us allocate (8 MiB, not 128 MiB).
+DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 MAX_FIELD_SIZE = 64 * 1024
-MAX_HEADERS = 2048
+MAX_HEADERS = 128
 READ_CHUNK = 256 * 1024
 # Seconds a sender is asked to wait when a delivery could not be stored: a full disk takes a
 # person to free space; other store errors (a lock held too long) usually pass sooner.
@@ -76,6 +83,7 @@ class ReceiverSettings:
     response: MockResponse = field(default_factory=MockResponse)
     path_responses: list[tuple[str, MockResponse]] = field(default_factory=list)  # (path glob, response)
     max_body: int = DEFAULT_MAX_BODY
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     on_event: Callable[[ReceiverEvent], None] | None = None
     forward: ForwardSettings | None = None
     # Annotates a delivery before it is stored (provider, event type, signature verdict).
@@ -199,8 +207,20 @@ def _emit(settings: ReceiverSettings, event: ReceiverEvent) -> None:
         settings.on_event(event)
 
 
+def header_bytes(request: web.BaseRequest) -> int:
+    """The size of the header block as sent: each `name: value\r\n`."""
+    return sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
+
+
 async def capture_request(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS_KEY]
+    size = header_bytes(request)
+    if size > settings.max_header_bytes:
+        _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: "
+                                                          f"{size} bytes of headers, over {settings.max_header_bytes}"))
+        return web.Response(status=431, headers={"Connection": "close"},
+                            text=f"hookinspect: the request headers exceed {settings.max_header_bytes} bytes "
+                                 "(listen --max-header-bytes)\n")
     try:
         body = await read_body(request, settings.max_body)
     except BodyTooLarge:
@@ -270,6 +290,32 @@ async def mock_response(mock: MockResponse, delivery: Delivery) -> web.Response:
     return response
 
 
+class _OneLine(logging.Handler):
+    """aiohttp's report of a request it could not parse or that broke a limit: one line, no traceback."""
+
+    def __init__(self, report: Callable[[str], None]) -> None:
+        super().__init__(logging.INFO)
+        self.report = report
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        said = record.getMessage().replace("Error handling request", "a request could not be read")
+        reason = " ".join(str(exc).split()) if exc is not None else ""
+        reason = reason.removeprefix("400, message: ").strip()
+        self.report(f"{said}: {type(exc).__name__}: {reason}" if exc is not None else said)
+
+
+def protocol_error_logger(report: Callable[[str], None]) -> logging.Logger:
+    """A logger for aiohttp's server that turns each error it logs into one reported line."""
+    logger = logging.Logger("hookinspect.receiver.protocol")  # not registered: one per server
+    logger.addHandler(_OneLine(report))
+    return logger
+
+
+def _say_on_stderr(line: str) -> None:
+    print(f"hookinspect: {escape_controls(line, keep_newlines=False)}", file=sys.stderr, flush=True)
+
+
 def is_loopback(host: str) -> bool:
     """True for addresses only this machine can reach."""
     if host in ("localhost", "localhost.localdomain"):
@@ -288,10 +334,13 @@ def listen_error(host: str, port: int, exc: OSError) -> NetworkError:
 async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                        sock: socket.socket | None = None) -> tuple[web.AppRunner, list[str]]:
     """Start serving on host:port, or on a bound `sock`; returns the runner (for cleanup) and the base URLs."""
+    settings = app.get(SETTINGS_KEY)
+    report = (lambda line: _emit(settings, ReceiverEvent("rejected", message=line))) if settings else _say_on_stderr
     runner = web.AppRunner(
         app,
         access_log=None,
         handle_signals=False,
+        logger=protocol_error_logger(report),
         max_headers=MAX_HEADERS,
         max_field_size=MAX_FIELD_SIZE,
         max_line_size=MAX_FIELD_SIZE,

@@ -147,6 +147,7 @@ def listen(
     response_header: list[str] = typer.Option([], "--response-header", "-H", help="Header to answer with (repeatable). Example: -H 'X-Mock: 1'"),
     delay: float = typer.Option(0.0, "--delay", help="Seconds to wait before answering (after storing). Example: --delay 2.5"),
     max_body: str | None = typer.Option(None, "--max-body", help="Largest body accepted; larger gets 413. Example: --max-body 50MiB [default: 25MiB]"),
+    max_header_bytes: str | None = typer.Option(None, "--max-header-bytes", help="Largest header block accepted; larger gets 431. Example: --max-header-bytes 128KiB [default: 64KiB]"),
     forward_to: list[str] = typer.Option([], "--forward-to", "-F", help="Pass every delivery on to this URL (repeatable). Example: -F http://localhost:3000/webhooks"),
     ack: bool = typer.Option(False, "--ack", help="Answer senders at once and forward from a durable queue with retries."),
     max_attempts: int = typer.Option(10, "--max-attempts", min=1, help="With --ack: tries per delivery before giving up. Example: --max-attempts 3"),
@@ -167,7 +168,7 @@ def listen(
 ) -> None:
     """Receive webhooks: store every request durably, then answer it."""
     from hookinspect.forward import validate_target
-    from hookinspect.receiver import ReceiverSettings
+    from hookinspect.receiver import DEFAULT_MAX_HEADER_BYTES, ReceiverSettings
     from hookinspect.retry_queue import QueuePolicy
     from hookinspect.serve import ServeReport, check_store, check_workers_fit, serve
     from hookinspect.signing.registry import annotate_delivery, read_secret_file, resigner_for
@@ -189,6 +190,7 @@ def listen(
     receiver_settings = ReceiverSettings(
         response=build_mock_response(status, response_body, response_header, delay),
         max_body=limit,
+        max_header_bytes=parse_size(str(settings.get("max_header_bytes", max_header_bytes, DEFAULT_MAX_HEADER_BYTES))),
         forward=build_forwarding(settings, forward_to, ack, QueuePolicy(max_attempts=max_attempts, concurrency=concurrency,
                                                                          ordered=ordered),
                                  timeout, verify_tls=not insecure),
