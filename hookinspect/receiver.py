@@ -8,12 +8,13 @@ capture path); a sender gets its answer only after the delivery is committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import ipaddress
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,10 @@ READ_CHUNK = 256 * 1024
 # person to free space; other store errors (a lock held too long) usually pass sooner.
 RETRY_AFTER_FULL = 30
 RETRY_AFTER_ERROR = 5
+# Room for several bodies of the largest default size at once; a flood of unfinished bodies
+# stops here instead of at the machine's memory.
+DEFAULT_MAX_BODIES_IN_FLIGHT = 128 * 1024 * 1024
+RETRY_AFTER_BUSY = 1
 
 
 @dataclass
@@ -84,6 +89,8 @@ class ReceiverSettings:
     path_responses: list[tuple[str, MockResponse]] = field(default_factory=list)  # (path glob, response)
     max_body: int = DEFAULT_MAX_BODY
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    # Bodies held in memory at once by this process, all requests together (503 beyond).
+    max_bodies_in_flight: int = DEFAULT_MAX_BODIES_IN_FLIGHT
     on_event: Callable[[ReceiverEvent], None] | None = None
     forward: ForwardSettings | None = None
     # Annotates a delivery before it is stored (provider, event type, signature verdict).
@@ -109,6 +116,42 @@ class BodyTooLarge(Exception):
     pass
 
 
+class OverBudget(Exception):
+    """Taking this body would hold more bytes in memory than the process allows at once."""
+
+
+@dataclass
+class BodyBudget:
+    """Bytes of request bodies held in memory at once by the whole process: many slow or
+    unfinished bodies from strangers must not add up to more than the limit."""
+
+    used: int = 0
+
+    @contextlib.contextmanager
+    def hold(self, limit: int) -> Iterator[_Hold]:
+        held = _Hold(self, limit)
+        try:
+            yield held
+        finally:
+            self.used -= held.total
+
+
+@dataclass
+class _Hold:
+    budget: BodyBudget
+    limit: int
+    total: int = 0
+
+    def take(self, size: int) -> None:
+        if self.budget.used + size > self.limit:
+            raise OverBudget()
+        self.budget.used += size
+        self.total += size
+
+
+BUDGET_KEY = web.AppKey("body_budget", BodyBudget)
+
+
 def create_app(workspace: Workspace, settings: ReceiverSettings | None = None) -> web.Application:
     """The capture app: every method and path is stored, then answered. The caller owns the workspace."""
     app = web.Application(client_max_size=0)  # limits are enforced while streaming, below
@@ -119,6 +162,7 @@ def create_app(workspace: Workspace, settings: ReceiverSettings | None = None) -
                                  route=forward.route if forward is not None else None,
                                  queue_forwards=forward is not None and forward.ack)
     app[PENDING_KEY] = set()
+    app[BUDGET_KEY] = BodyBudget()
 
     async def writer_lifecycle(app: web.Application) -> AsyncIterator[None]:
         await workspace.start_writer()  # a store that cannot be written fails the start, not the first request
@@ -171,11 +215,14 @@ async def _source_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def read_body(request: web.BaseRequest, limit: int) -> bytes:
-    """The raw body, as sent (no transfer or content decoding); BodyTooLarge past `limit`."""
+async def read_body(request: web.BaseRequest, limit: int, hold: _Hold | None = None) -> bytes:
+    """The raw body, as sent (no transfer or content decoding); BodyTooLarge past `limit`,
+    OverBudget when `hold` cannot take it (the process holds too many bodies already)."""
     if request.content_length is not None:
         if request.content_length > limit:
             raise BodyTooLarge()
+        if hold is not None:
+            hold.take(request.content_length)
         return await request.read()  # length known and within the limit: one read
     chunks: list[bytes] = []
     total = 0
@@ -183,6 +230,8 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
         total += len(chunk)
         if total > limit:
             raise BodyTooLarge()
+        if hold is not None:
+            hold.take(len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -221,16 +270,26 @@ async def capture_request(request: web.Request) -> web.StreamResponse:
         return web.Response(status=431, headers={"Connection": "close"},
                             text=f"hookinspect: the request headers exceed {settings.max_header_bytes} bytes "
                                  "(listen --max-header-bytes)\n")
-    try:
-        body = await read_body(request, settings.max_body)
-    except BodyTooLarge:
-        message = f"hookinspect: request body exceeds the limit of {settings.max_body} bytes (listen --max-body)"
-        _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: body over {settings.max_body} bytes"))
-        return web.Response(status=413, text=message + "\n", headers={"Connection": "close"})
-    except (ClientPayloadError, ConnectionError, HttpProcessingError):
-        # The sender went away mid-body: nothing complete arrived, so nothing is stored.
-        _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: sender disconnected mid-body"))
-        raise
+    with request.app[BUDGET_KEY].hold(settings.max_bodies_in_flight) as hold:
+        try:
+            body = await read_body(request, settings.max_body, hold)
+        except BodyTooLarge:
+            message = f"hookinspect: request body exceeds the limit of {settings.max_body} bytes (listen --max-body)"
+            _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: body over {settings.max_body} bytes"))
+            return web.Response(status=413, text=message + "\n", headers={"Connection": "close"})
+        except OverBudget:
+            _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: too many bodies in "
+                                                              f"memory at once (over {settings.max_bodies_in_flight} bytes)"))
+            return web.Response(status=503, text="hookinspect: busy receiving other bodies; retry shortly\n",
+                                headers={"Retry-After": str(RETRY_AFTER_BUSY), "Connection": "close"})
+        except (ClientPayloadError, ConnectionError, HttpProcessingError):
+            # The sender went away mid-body: nothing complete arrived, so nothing is stored.
+            _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: sender disconnected mid-body"))
+            raise
+        return await _record_and_answer(request, settings, body)
+
+
+async def _record_and_answer(request: web.Request, settings: ReceiverSettings, body: bytes) -> web.StreamResponse:
     delivery = delivery_from_request(request, body)
     try:
         recorded = await request.app[RECORDER_KEY].record(delivery)

@@ -213,3 +213,26 @@ async def test_a_request_aiohttp_cannot_read_is_one_reported_line_not_a_tracebac
     await await_until(lambda: events, what="the refusal reported")
     assert "a request could not be read" in events[0].message and "Too many headers" in events[0].message
     assert "\n" not in events[0].message and "Traceback" not in capsys.readouterr().err
+
+
+async def test_bodies_held_at_once_have_a_process_wide_budget(receiver, workspace):
+    url, settings = receiver
+    settings.max_bodies_in_flight = 1000
+    host, port = url.removeprefix("http://").split(":")
+    # A sender that announces 800 bytes and sends half: its body is held while it dawdles.
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"POST /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\n" + b"a" * 400)
+    await writer.drain()
+    async with httpx.AsyncClient() as client:
+        refused = None
+        for _ in range(200):  # until the slow body's reservation is in place
+            refused = await client.post(url + "/second", content=b"b" * 500)
+            if refused.status_code == 503:
+                break
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        writer.write(b"a" * 400)  # the slow sender finishes: its bytes are released
+        await writer.drain()
+        assert b" 200 " in (await asyncio.wait_for(reader.read(200), 10))
+        writer.close()
+        assert (await client.post(url + "/second", content=b"b" * 500)).status_code == 200
+    assert [row.path for row in workspace.store.list(oldest_first=True)] == ["/slow", "/second"]

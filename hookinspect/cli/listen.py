@@ -168,7 +168,11 @@ def listen(
 ) -> None:
     """Receive webhooks: store every request durably, then answer it."""
     from hookinspect.forward import validate_target
-    from hookinspect.receiver import DEFAULT_MAX_HEADER_BYTES, ReceiverSettings
+    from hookinspect.receiver import (
+        DEFAULT_MAX_BODIES_IN_FLIGHT,
+        DEFAULT_MAX_HEADER_BYTES,
+        ReceiverSettings,
+    )
     from hookinspect.retry_queue import QueuePolicy
     from hookinspect.serve import ServeReport, check_store, check_workers_fit, serve
     from hookinspect.signing.registry import annotate_delivery, read_secret_file, resigner_for
@@ -191,6 +195,7 @@ def listen(
         response=build_mock_response(status, response_body, response_header, delay),
         max_body=limit,
         max_header_bytes=parse_size(str(settings.get("max_header_bytes", max_header_bytes, DEFAULT_MAX_HEADER_BYTES))),
+        max_bodies_in_flight=parse_size(str(settings.get("max_bodies_in_flight", None, DEFAULT_MAX_BODIES_IN_FLIGHT))),
         forward=build_forwarding(settings, forward_to, ack, QueuePolicy(max_attempts=max_attempts, concurrency=concurrency,
                                                                          ordered=ordered),
                                  timeout, verify_tls=not insecure),
