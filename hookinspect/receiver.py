@@ -48,6 +48,9 @@ RETRY_AFTER_ERROR = 5
 # stops here instead of at the machine's memory.
 DEFAULT_MAX_BODIES_IN_FLIGHT = 128 * 1024 * 1024
 RETRY_AFTER_BUSY = 1
+# Seconds a connection may sit idle or take to send its headers, and a body may take to
+# arrive: a stranger's idle or trickling connections must not hold file descriptors forever.
+DEFAULT_READ_TIMEOUT = 60.0
 
 
 @dataclass
@@ -91,6 +94,7 @@ class ReceiverSettings:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     # Bodies held in memory at once by this process, all requests together (503 beyond).
     max_bodies_in_flight: int = DEFAULT_MAX_BODIES_IN_FLIGHT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
     on_event: Callable[[ReceiverEvent], None] | None = None
     forward: ForwardSettings | None = None
     # Annotates a delivery before it is stored (provider, event type, signature verdict).
@@ -272,7 +276,13 @@ async def capture_request(request: web.Request) -> web.StreamResponse:
                                  "(listen --max-header-bytes)\n")
     with request.app[BUDGET_KEY].hold(settings.max_bodies_in_flight) as hold:
         try:
-            body = await read_body(request, settings.max_body, hold)
+            async with asyncio.timeout(settings.read_timeout):
+                body = await read_body(request, settings.max_body, hold)
+        except TimeoutError:
+            _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: body not complete "
+                                                              f"within {settings.read_timeout:g} s"))
+            return web.Response(status=408, text=f"hookinspect: the body did not arrive within {settings.read_timeout:g} s "
+                                                 "(listen --read-timeout)\n", headers={"Connection": "close"})
         except BodyTooLarge:
             message = f"hookinspect: request body exceeds the limit of {settings.max_body} bytes (listen --max-body)"
             _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: body over {settings.max_body} bytes"))
@@ -399,6 +409,9 @@ async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int
         app,
         access_log=None,
         handle_signals=False,
+        # aiohttp arms this when a connection opens and again after each answer: a connection
+        # that sends nothing, or trickles its headers, is closed after it (aiohttp's default is an hour).
+        keepalive_timeout=settings.read_timeout if settings else DEFAULT_READ_TIMEOUT,
         logger=protocol_error_logger(report),
         max_headers=MAX_HEADERS,
         max_field_size=MAX_FIELD_SIZE,

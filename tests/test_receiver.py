@@ -5,7 +5,13 @@ import os
 import httpx
 import pytest
 
-from hookinspect.receiver import MockResponse, is_loopback
+from hookinspect.receiver import (
+    MockResponse,
+    ReceiverSettings,
+    create_app,
+    is_loopback,
+    start_server,
+)
 from hookinspect.store.sqlite import Store
 from tests.factories import await_until, store_count
 
@@ -236,3 +242,60 @@ async def test_bodies_held_at_once_have_a_process_wide_budget(receiver, workspac
         writer.close()
         assert (await client.post(url + "/second", content=b"b" * 500)).status_code == 200
     assert [row.path for row in workspace.store.list(oldest_first=True)] == ["/slow", "/second"]
+
+
+@pytest.fixture
+async def impatient_receiver(workspace):
+    """A receiver whose read timeout is one second."""
+    settings = ReceiverSettings(read_timeout=1.0)
+    runner, urls = await start_server(create_app(workspace, settings), "127.0.0.1", 0)
+    try:
+        yield urls[0], settings
+    finally:
+        await runner.cleanup()
+
+
+async def closed_within(reader, seconds):
+    """True when the server closes the connection within `seconds` (reads until EOF)."""
+    try:
+        async with asyncio.timeout(seconds):
+            while await reader.read(1024):
+                pass
+        return True
+    except TimeoutError:
+        return False
+
+
+# How often the slowloris sender of the test below sends one more header line: its pace, not a wait.
+TRICKLE_SECONDS = 0.2
+
+
+async def test_idle_and_trickling_connections_are_closed_after_the_read_timeout(impatient_receiver):
+    url, _ = impatient_receiver
+    host, port = url.removeprefix("http://").split(":")
+    idle_reader, idle_writer = await asyncio.open_connection(host, int(port))
+    slow_reader, slow_writer = await asyncio.open_connection(host, int(port))
+    slow_writer.write(b"POST /slowloris HTTP/1.1\r\nHost: x\r\n")
+
+    async def trickle():
+        for i in range(40):  # a header line now and then, never the end of the headers
+            if slow_writer.is_closing():
+                return
+            slow_writer.write(b"X-Trickle-%d: 1\r\n" % i)
+            await asyncio.sleep(TRICKLE_SECONDS)
+
+    trickling = asyncio.create_task(trickle())
+    assert await closed_within(idle_reader, 10), "an idle connection was kept open"
+    assert await closed_within(slow_reader, 10), "a trickling connection was kept open"
+    trickling.cancel()
+    idle_writer.close()
+    slow_writer.close()
+    async with httpx.AsyncClient() as client:  # and the receiver still answers
+        assert (await client.post(url + "/after", content=b"{}")).status_code == 200
+
+
+async def test_a_body_that_does_not_arrive_in_time_gets_408_and_is_not_stored(impatient_receiver, workspace):
+    url, _ = impatient_receiver
+    answer = await raw_exchange(url, b"POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly part")
+    assert b" 408 " in answer.split(b"\r\n")[0]
+    assert workspace.store.count() == 0

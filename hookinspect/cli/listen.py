@@ -147,6 +147,7 @@ def listen(
     response_header: list[str] = typer.Option([], "--response-header", "-H", help="Header to answer with (repeatable). Example: -H 'X-Mock: 1'"),
     delay: float = typer.Option(0.0, "--delay", help="Seconds to wait before answering (after storing). Example: --delay 2.5"),
     max_body: str | None = typer.Option(None, "--max-body", help="Largest body accepted; larger gets 413. Example: --max-body 50MiB [default: 25MiB]"),
+    read_timeout: float | None = typer.Option(None, "--read-timeout", min=0.1, help="Seconds a connection may stay idle or take to send a request. Example: --read-timeout 30 [default: 60]"),
     max_header_bytes: str | None = typer.Option(None, "--max-header-bytes", help="Largest header block accepted; larger gets 431. Example: --max-header-bytes 128KiB [default: 64KiB]"),
     forward_to: list[str] = typer.Option([], "--forward-to", "-F", help="Pass every delivery on to this URL (repeatable). Example: -F http://localhost:3000/webhooks"),
     ack: bool = typer.Option(False, "--ack", help="Answer senders at once and forward from a durable queue with retries."),
@@ -171,6 +172,7 @@ def listen(
     from hookinspect.receiver import (
         DEFAULT_MAX_BODIES_IN_FLIGHT,
         DEFAULT_MAX_HEADER_BYTES,
+        DEFAULT_READ_TIMEOUT,
         ReceiverSettings,
     )
     from hookinspect.retry_queue import QueuePolicy
@@ -195,6 +197,7 @@ def listen(
         response=build_mock_response(status, response_body, response_header, delay),
         max_body=limit,
         max_header_bytes=parse_size(str(settings.get("max_header_bytes", max_header_bytes, DEFAULT_MAX_HEADER_BYTES))),
+        read_timeout=float(settings.get("read_timeout", read_timeout, DEFAULT_READ_TIMEOUT)),
         max_bodies_in_flight=parse_size(str(settings.get("max_bodies_in_flight", None, DEFAULT_MAX_BODIES_IN_FLIGHT))),
         forward=build_forwarding(settings, forward_to, ack, QueuePolicy(max_attempts=max_attempts, concurrency=concurrency,
                                                                          ordered=ordered),

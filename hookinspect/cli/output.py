@@ -59,10 +59,11 @@ class Output:
         stream.flush()
 
     def info(self, message: str) -> None:
-        self.stderr.print(Text(message, style="dim"))
+        self.stderr.print(Text(message, style="dim"), soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        self.stderr.print(Text("warning: " + message, style="bold yellow"))
+        """One line, however long: the terminal wraps it, a log keeps it whole."""
+        self.stderr.print(Text("warning: " + message, style="bold yellow"), soft_wrap=True)
 
     def error(self, message: str, hint: str | None = None) -> None:
         line = Text("error: ", style="bold red") + Text(escape_controls(message, keep_newlines=False))

@@ -372,3 +372,35 @@ def test_durability_chooses_fsync_at_commit(tmp_path, flag, expected):
     bad = subprocess.run(hookinspect_cmd("listen", "--durability", "sometimes", "--store", str(tmp_path / "s.db")),
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "choose power or process" in bad.stderr
+
+
+def test_running_out_of_file_descriptors_is_one_line_a_second_and_passes(tmp_path):
+    import resource
+    import socket
+
+    port = free_port()
+    proc = subprocess.Popen(hookinspect_cmd("listen", "--port", str(port), "--store", str(tmp_path / "s.db"), "-q"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96)))
+    held = []
+    try:
+        read_until(proc.stderr, "listening on")
+        for _ in range(150):  # more connections than the process may have files open
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        said = read_until(proc.stderr, "out of file descriptors", timeout=20)
+        for sock in held:
+            sock.close()
+        held = []
+
+        def answers() -> bool:
+            try:
+                return httpx.post(f"http://127.0.0.1:{port}/after", content=b"{}", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(answers, timeout=20, what="an answer once connections closed")
+    finally:
+        for sock in held:
+            sock.close()
+        _out, err = stop_process(proc)
+    assert "ulimit -n" in said and "Traceback" not in said + err
