@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -175,6 +176,17 @@ def decode_body_fields(obj: dict[str, Any]) -> bytes:
 
 # Bidirectional overrides can reorder what a terminal shows; they are escaped like controls.
 _BIDI = {0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069}
+
+
+# What JSON leaves raw in strings but a terminal acts on: DEL, C1 controls, bidi overrides.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def json_text(data: Any, indent: int | None = 2) -> str:
+    """JSON that shows no control character on a terminal and reads back to the same data:
+    JSON itself escapes C0; DEL, C1 and bidi overrides are written as \\uXXXX too."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
 def escape_controls(text: str, keep_newlines: bool = True) -> str:

@@ -9,14 +9,13 @@ bodies that are not UTF-8 travel through base64, never as a broken string.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from hookinspect.body import is_valid_utf8
+from hookinspect.body import is_valid_utf8, json_text
 from hookinspect.errors import UsageError
 from hookinspect.forward import HOP_BY_HOP, target_url
 from hookinspect.har import render_har
@@ -111,7 +110,7 @@ def render_json(items: list[ExportItem], to: str | None = None) -> str:
         obj = item.delivery.to_dict()
         obj["attempts"] = [a.to_dict() for a in item.attempts]
         data.append(obj)
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return json_text(data) + "\n"
 
 
 def render_fixture(items: list[ExportItem], to: str | None = None, with_json: bool = False) -> str:

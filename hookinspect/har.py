@@ -4,12 +4,11 @@ HAR (ours or a browser's) in, its responses becoming attempts."""
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from hookinspect import __version__
-from hookinspect.body import is_valid_utf8
+from hookinspect.body import is_valid_utf8, json_text
 from hookinspect.errors import UsageError
 from hookinspect.forward import target_url
 from hookinspect.model import (
@@ -76,7 +75,7 @@ def render_har(items: list[ExportItem], to: str | None = None) -> str:
                              "attempts": [a.to_dict() for a in item.attempts]},
         })
     doc = {"log": {"version": "1.2", "creator": {"name": "hookinspect", "version": __version__}, "entries": entries}}
-    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    return json_text(doc) + "\n"
 
 
 def _parse_har_time(value: str | None) -> int:

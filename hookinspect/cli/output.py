@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -10,7 +9,7 @@ from typing import Any, BinaryIO
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from hookinspect.body import escape_controls
+from hookinspect.body import escape_controls, json_text
 from hookinspect.views.text import Line, safe
 
 
@@ -46,7 +45,7 @@ class Output:
 
     def json(self, data: Any) -> None:
         """Stable machine output: plain JSON on stdout, no colours, no wrapping."""
-        text = json.dumps(data, ensure_ascii=False, indent=2)
+        text = json_text(data)
         self.stdout.file.write(text + "\n")
         self.stdout.file.flush()
 

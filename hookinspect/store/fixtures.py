@@ -25,7 +25,7 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import MemoryStorage
 
-from hookinspect.body import NOT_JSON, decode_body_fields, encode_body_fields
+from hookinspect.body import NOT_JSON, decode_body_fields, encode_body_fields, json_text
 from hookinspect.errors import UsageError
 from hookinspect.filters import parse_json_path, walk_json
 from hookinspect.model import Attempt, Delivery, Headers
@@ -123,7 +123,7 @@ def fixture_document(records: list[tuple[Delivery, Expectation]]) -> str:
             },
             "expect": expect.to_dict(),
         })
-    text = json.dumps(db.storage.memory, indent=2, ensure_ascii=False)  # type: ignore[attr-defined]
+    text = json_text(db.storage.memory)  # type: ignore[attr-defined]
     # One header pair per line keeps files short and diffs readable in review.
     return _PAIR.sub(r"[\1, \2]", text) + "\n"
 
