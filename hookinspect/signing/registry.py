@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hookinspect.errors import UsageError
@@ -105,20 +105,27 @@ def detect(message: SignedMessage) -> tuple[Provider, Detection] | None:
 class Secrets:
     """Signing secrets per provider, optionally per path glob. Never printed."""
 
-    entries: dict[str, list[tuple[str | None, str]]] = field(default_factory=dict)
+    entries: dict[str, list[tuple[str | None, str, str]]] = field(default_factory=dict)  # (glob, secret, where)
 
-    def add(self, provider: str, secret: str, path_glob: str | None = None) -> None:
+    def add(self, provider: str, secret: str, path_glob: str | None = None, where: str | None = None) -> None:
+        """`where` names the secret's source for verdicts (`--secret stripe`), never its value."""
         provider_named(provider)
-        self.entries.setdefault(provider.lower(), []).append((path_glob, secret))
+        name = provider.lower() + (f":{path_glob}" if path_glob else "")
+        self.entries.setdefault(provider.lower(), []).append((path_glob, secret, where or name))
 
     def for_(self, provider: str, path: str) -> str | None:
         """The most specific secret: a matching path glob first, then the provider-wide one."""
+        found = self.named_for(provider, path)
+        return found[0] if found else None
+
+    def named_for(self, provider: str, path: str) -> tuple[str, str] | None:
+        """(secret, where it came from) for `for_`'s choice."""
         general = None
-        for glob, secret in self.entries.get(provider, []):
+        for glob, secret, where in self.entries.get(provider, []):
             if glob is None:
-                general = general or secret
+                general = general or (secret, where)
             elif fnmatch.fnmatchcase(path, glob):
-                return secret
+                return secret, where
         return general
 
     def __bool__(self) -> bool:
@@ -136,20 +143,21 @@ class Secrets:
             if not eq or not secret:
                 raise UsageError("--secret takes PROVIDER=SECRET, PROVIDER=@FILE or PROVIDER:/path/glob=SECRET")
             provider, _, glob = name.partition(":")
-            found.add(provider, read_secret_file(secret[1:]) if secret.startswith("@") else secret, glob or None)
+            found.add(provider, read_secret_file(secret[1:]) if secret.startswith("@") else secret, glob or None,
+                      where=f"--secret {name}")
         for name in PROVIDERS:
             value = environ.get(f"HOOKINSPECT_SECRET_{name.upper()}")
             if value:
-                found.add(name, value)
+                found.add(name, value, where=f"HOOKINSPECT_SECRET_{name.upper()}")
         if config:
             if not isinstance(config, dict):
                 raise UsageError("config: [secrets] must be a table of provider = secret")
             for provider, value in config.items():
                 if isinstance(value, dict):
                     for glob, secret in value.items():
-                        found.add(provider, str(secret), glob)
+                        found.add(provider, str(secret), glob, where=f"[secrets.{provider}] {glob}")
                 else:
-                    found.add(provider, str(value))
+                    found.add(provider, str(value), where=f"[secrets] {provider}")
         return found
 
 
@@ -192,12 +200,15 @@ def check_delivery(delivery: Delivery, secrets: Secrets, now: float | None = Non
     if not any(header in message.headers for header in chosen.signature_headers):
         return Check(chosen.name, detection.event_type,
                      Verdict(UNSIGNED, f"no {chosen.signature_headers[0]} header: the sender did not sign it"))
-    secret = secrets.for_(chosen.name, delivery.path)
-    if secret is None:
+    named = secrets.named_for(chosen.name, delivery.path)
+    if named is None:
         return Check(chosen.name, detection.event_type,
                      Verdict(NO_SECRET, f"no secret for {chosen.name}; pass --secret {chosen.name}=... "
                                         f"or set HOOKINSPECT_SECRET_{chosen.name.upper()}"))
-    return Check(chosen.name, detection.event_type, chosen.verify(message, secret, now))
+    secret, where = named
+    verdict = chosen.verify(message, secret, now)
+    # Which secret judged it (by where it came from, never its value): with several, it matters.
+    return Check(chosen.name, detection.event_type, replace(verdict, reason=f"{verdict.reason} (secret: {where})"))
 
 
 @dataclass(frozen=True)

@@ -162,3 +162,19 @@ def test_a_known_sender_without_its_signature_header_is_unsigned(secrets):
         result = check_delivery(delivery, known)
         assert result.provider == provider and result.verdict.status == "unsigned"
         assert header in result.verdict.reason
+
+
+def test_a_verdict_names_the_secret_that_judged_it_never_its_value(tmp_path):
+    from hookinspect.samples import build_sample_request, find_sample
+    from hookinspect.signing.registry import Secrets, check_delivery
+    from tests.factories import make_delivery
+
+    request = build_sample_request(find_sample("stripe/payment_intent.succeeded"), "http://h.example/shop/x", "whsec_shop")
+    delivery = make_delivery(request.body, path="/shop/x", content_type=None, headers=request.headers.pairs())
+    secrets = Secrets.gather(["stripe:/shop/*=whsec_shop"], {"HOOKINSPECT_SECRET_STRIPE": "whsec_other"}, None)
+    verdict = check_delivery(delivery, secrets).verdict
+    assert verdict.status == "valid" and "(secret: --secret stripe:/shop/*)" in verdict.reason
+    assert "whsec_shop" not in verdict.reason
+    elsewhere = make_delivery(request.body, path="/other", content_type=None, headers=request.headers.pairs())
+    other = check_delivery(elsewhere, secrets).verdict
+    assert other.status == "invalid" and "(secret: HOOKINSPECT_SECRET_STRIPE)" in other.reason
