@@ -360,10 +360,11 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "Connection": "keep-alive", "X-Accel-Buffering": "no"})
     await response.prepare(request)
-    await response.write(b"event: ready\ndata: {}\n\n")
     if last_id is None:
         # Without Last-Event-ID a subscription starts with what arrives from now on, as with smee.
         last_id = await asyncio.to_thread(storage.last_event_id, channel.id)
+    # Only now: everything posted after a subscriber sees `ready` reaches it.
+    await response.write(b"event: ready\ndata: {}\n\n")
     last_ping = time.monotonic()
     is_caught_up = False
     closing = request.app[CLOSING_KEY]
