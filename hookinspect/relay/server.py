@@ -34,6 +34,8 @@ class RelaySettings:
     max_body: int = DEFAULT_MAX_BODY
     rate_per_second: float = 200.0  # per channel, sustained
     rate_burst: int = 2000  # per channel, requests allowed at once
+    # Channels one client address may create per minute: creating them is free for a stranger.
+    channels_per_minute: int = 10
     keep_per_channel: int = 10_000
     max_age_seconds: float = 7 * 86400
     ping_seconds: float = PING_SECONDS
@@ -232,8 +234,18 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
+def _may_create_channel(request: web.Request) -> bool:
+    per_minute = request.app[SETTINGS_KEY].channels_per_minute
+    return _allow(request.app, f"new-channel {request.remote}", per_minute / 60, per_minute)
+
+
+TOO_MANY_CHANNELS = "too many channels created from this address; wait a minute"
+
+
 async def new_channel_redirect(request: web.Request) -> web.Response:
     """smee's way: a public channel, and a 307 to its URL."""
+    if not _may_create_channel(request):
+        return web.json_response({"error": TOO_MANY_CHANNELS}, status=429, headers={"Retry-After": "60"})
     channel, _ = await asyncio.to_thread(request.app[STORAGE_KEY].create_channel, True)
     raise web.HTTPTemporaryRedirect(f"{_base_url(request)}/{channel.id}")
 
@@ -246,6 +258,8 @@ async def create_channel(request: web.Request) -> web.Response:
         return web.json_response({"error": "body must be JSON, e.g. {\"public\": false}"}, status=400)
     if not isinstance(options, dict) or not isinstance(options.get("public", False), bool):
         return web.json_response({"error": 'post {"public": true} or {"public": false} (a JSON boolean)'}, status=400)
+    if not _may_create_channel(request):
+        return web.json_response({"error": TOO_MANY_CHANNELS}, status=429, headers={"Retry-After": "60"})
     is_public = options.get("public", False)
     channel, token = await asyncio.to_thread(request.app[STORAGE_KEY].create_channel, is_public)
     return web.json_response({"id": channel.id, "url": f"{_base_url(request)}/{channel.id}", "token": token,
@@ -279,11 +293,21 @@ async def channel_endpoint(request: web.Request) -> web.StreamResponse:
     return await ingest(request, channel)
 
 
-def _allow(app: web.Application, channel: str) -> bool:
+# Rate buckets kept at most; past it they all start afresh (strangers' keys must not pile up).
+MAX_BUCKETS = 50_000
+
+
+def _allow(app: web.Application, key: str, rate_per_second: float | None = None, burst: int | None = None) -> bool:
+    """Token bucket per key: a channel's deliveries by default, or what `rate_per_second`/`burst` say."""
     settings = app[SETTINGS_KEY]
-    bucket = app[BUCKETS_KEY].setdefault(channel, _Bucket(float(settings.rate_burst)))
+    rate = settings.rate_per_second if rate_per_second is None else rate_per_second
+    burst = settings.rate_burst if burst is None else burst
+    buckets = app[BUCKETS_KEY]
+    if len(buckets) > MAX_BUCKETS:
+        buckets.clear()
+    bucket = buckets.setdefault(key, _Bucket(float(burst)))
     now = time.monotonic()
-    bucket.tokens = min(settings.rate_burst, bucket.tokens + (now - bucket.updated) * settings.rate_per_second)
+    bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * rate)
     bucket.updated = now
     if bucket.tokens < 1:
         return False

@@ -243,3 +243,19 @@ async def test_channel_options_must_be_booleans(relay, body):
         assert answer.status_code == 400 and "JSON boolean" in answer.json()["error"]
         private = await client.post(url + "/api/channels", json={"public": False})
         assert private.status_code == 201 and private.json()["public"] is False and private.json()["token"]
+
+
+async def test_channels_created_per_address_are_limited(tmp_path):
+    storage = SqliteRelayStorage(tmp_path / "limited")
+    runner, urls = await start_server(create_relay_app(storage, RelaySettings(channels_per_minute=3)), "127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient() as client:
+            made = [(await client.post(urls[0] + "/api/channels")).status_code for _ in range(3)]
+            refused = await client.post(urls[0] + "/api/channels")
+            redirect = await client.head(urls[0] + "/new")
+    finally:
+        await runner.cleanup()
+        storage.close()
+    assert made == [201, 201, 201]
+    assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
+    assert redirect.status_code == 429
