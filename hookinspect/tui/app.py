@@ -9,6 +9,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Footer, Input, Sparkline, Static
 
@@ -107,7 +108,7 @@ class HookinspectApp(App[None]):
             self.listening_on = urls[0]
         self.load_first_page()
         self.set_interval(POLL_SECONDS, self.tick)
-        self.query_one(DeliveryList).focus()
+        self.main_query(DeliveryList).focus()
 
     def on_receiver_event(self, event: ReceiverEvent) -> None:
         """Events of the receiver running in this app (listen --ui): relay state and refusals."""
@@ -122,10 +123,15 @@ class HookinspectApp(App[None]):
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def main_query(self, selector, expect_type=None):  # noqa: ANN001, ANN201 - as DOMNode.query_one
+        """A widget of the main screen, also while a dialog (help, a URL prompt) is on top of it."""
+        main = self.screen_stack[0] if self.screen_stack else self.screen
+        return main.query_one(selector, expect_type) if expect_type is not None else main.query_one(selector)
+
     # -- data ----------------------------------------------------------------------------
 
     def load_first_page(self) -> None:
-        table = self.query_one(DeliveryList)
+        table = self.main_query(DeliveryList)
         table.reset_rows()
         rows = self.store.list(self.filter, limit=PAGE_SIZE)
         table.append_page(rows)
@@ -136,23 +142,34 @@ class HookinspectApp(App[None]):
             table.move_cursor(row=0)
             self.show_delivery(rows[0].seq)
         else:
-            self.query_one(DeliveryDetail).show_nothing("no deliveries yet: send one to `hookinspect listen`")
+            self.main_query(DeliveryDetail).show_nothing("no deliveries yet: send one to `hookinspect listen`")
 
     @on(DeliveryList.NeedsMore)
     def load_older(self, event: DeliveryList.NeedsMore) -> None:
-        self.query_one(DeliveryList).append_page(self.store.list(self.filter, limit=PAGE_SIZE, before_seq=event.before_seq))
+        self.main_query(DeliveryList).append_page(self.store.list(self.filter, limit=PAGE_SIZE, before_seq=event.before_seq))
+
+    def _has_main_screen(self) -> bool:
+        try:
+            self.main_query(DeliveryList)
+        except NoMatches:
+            return False
+        return True
 
     def tick(self) -> None:
         """Changes made by another process, and the arrivals sparkline."""
+        if not self._has_main_screen():
+            return
         self.workspace.poll()
         self._tick_count += 1
         if self._tick_count % int(1 / POLL_SECONDS) == 0:
             self.rates = [*self.rates[1:], float(self._arrivals)]
             self._arrivals = 0
-            self.query_one("#rate", Sparkline).data = self.rates
+            self.main_query("#rate", Sparkline).data = self.rates
 
     @on(StoreChanged)
     def on_store_changed(self, message: StoreChanged) -> None:
+        if not self._has_main_screen():
+            return  # the app is closing: nothing left to show it on
         change = message.change
         if change.kind == "deliveries":
             self.show_new_deliveries()
@@ -173,7 +190,7 @@ class HookinspectApp(App[None]):
             return
         self._arrivals += newest - self.max_seen
         if self.following:
-            table = self.query_one(DeliveryList)
+            table = self.main_query(DeliveryList)
             at_top = table.cursor_row <= 0
             after = self.max_seen
             while True:  # in pages, so a burst of any size is shown whole
@@ -191,7 +208,7 @@ class HookinspectApp(App[None]):
 
     def refresh_delivery(self, seq: int) -> None:
         """An attempt was added to #seq: its row's last outcome, and its detail if shown."""
-        table = self.query_one(DeliveryList)
+        table = self.main_query(DeliveryList)
         try:
             table.update_delivery_row(self.store.row(seq))
         except HookinspectError:
@@ -207,21 +224,21 @@ class HookinspectApp(App[None]):
             parts.append(Text(*safe(f"relay {self.relay_state}", "blue")))
         parts.append(Text(*safe(f"store {self.workspace.path}", "dim")))
         parts.append(Text(*safe(f"→ {self.target}", "cyan")) if self.target else Text("no target (R asks)", style="dim"))
-        shown = len(self.query_one(DeliveryList).seqs)
+        shown = len(self.main_query(DeliveryList).seqs)
         parts.append(Text(f"{self.total} deliveries" + ("" if self.filter.is_empty else f", filter on ({shown} loaded)")))
         parts.append(Text("following" if self.following else "paused (f)", style="green" if self.following else "yellow"))
-        self.query_one("#status", Static).update(Text("  ·  ").join(parts))
+        self.main_query("#status", Static).update(Text("  ·  ").join(parts))
 
     # -- detail --------------------------------------------------------------------------
 
     @on(DeliveryList.RowHighlighted)
     def on_row(self, event: DeliveryList.RowHighlighted) -> None:
-        seq = self.query_one(DeliveryList).current_seq
+        seq = self.main_query(DeliveryList).current_seq
         if seq is not None:
             self.show_delivery(seq)
 
     def current(self) -> Delivery | None:
-        seq = self.query_one(DeliveryList).current_seq
+        seq = self.main_query(DeliveryList).current_seq
         if seq is None:
             return None
         try:
@@ -235,26 +252,26 @@ class HookinspectApp(App[None]):
         except HookinspectError as exc:
             self.say(exc.message, severity="error")
             return
-        self.query_one(DeliveryDetail).show(delivery, self.store.attempts(seq), signature_report(delivery, self.secrets),
+        self.main_query(DeliveryDetail).show(delivery, self.store.attempts(seq), signature_report(delivery, self.secrets),
                                             queued=self.store.queue_items(("pending", "dead"), seqs=[seq]),
                                             show_all_body=self.show_all_body)
 
     # -- actions -------------------------------------------------------------------------
 
     def action_cursor_down(self) -> None:
-        self.query_one(DeliveryList).action_cursor_down()
+        self.main_query(DeliveryList).action_cursor_down()
 
     def action_cursor_up(self) -> None:
-        self.query_one(DeliveryList).action_cursor_up()
+        self.main_query(DeliveryList).action_cursor_up()
 
     def action_focus_detail(self) -> None:
-        self.query_one(DeliveryDetail).focus_tabs()
+        self.main_query(DeliveryDetail).focus_tabs()
 
     def action_focus_list(self) -> None:
-        filter_input = self.query_one("#filter", Input)
+        filter_input = self.main_query("#filter", Input)
         if filter_input.has_class("visible"):
             filter_input.remove_class("visible")
-        self.query_one(DeliveryList).focus()
+        self.main_query(DeliveryList).focus()
 
     def action_help(self) -> None:
         keys = [(b.key.replace("question_mark", "?").replace("slash", "/"), b.description) for b in self.BINDINGS]
@@ -263,23 +280,23 @@ class HookinspectApp(App[None]):
     def action_toggle_follow(self) -> None:
         self.following = not self.following
         if self.following:
-            self.max_seen = min(self.max_seen, max(self.query_one(DeliveryList).seqs or [0]))
+            self.max_seen = min(self.max_seen, max(self.main_query(DeliveryList).seqs or [0]))
             self.show_new_deliveries()
         self.update_status()
 
     def action_mark(self) -> None:
-        table = self.query_one(DeliveryList)
+        table = self.main_query(DeliveryList)
         if table.current_seq is not None:
             table.toggle_mark(table.current_seq)
 
     def action_show_all(self) -> None:
         self.show_all_body = not self.show_all_body
-        seq = self.query_one(DeliveryList).current_seq
+        seq = self.main_query(DeliveryList).current_seq
         if seq is not None:
             self.show_delivery(seq)
 
     def action_filter(self) -> None:
-        filter_input = self.query_one("#filter", Input)
+        filter_input = self.main_query("#filter", Input)
         filter_input.add_class("visible")
         filter_input.focus()
 
@@ -291,7 +308,7 @@ class HookinspectApp(App[None]):
             self.say(exc.message + (f" ({exc.hint})" if exc.hint else ""), severity="error", title="bad filter")
             return
         self.load_first_page()
-        self.query_one(DeliveryList).focus()
+        self.main_query(DeliveryList).focus()
 
     def say(self, message: str, *, severity: str = "information", title: str = "") -> None:
         """The one door for notifications: text (often captured or remote) is escaped, never markup."""
@@ -299,7 +316,7 @@ class HookinspectApp(App[None]):
                     markup=False)
 
     def action_delete(self) -> None:
-        table = self.query_one(DeliveryList)
+        table = self.main_query(DeliveryList)
         seq = table.current_seq
         if seq is None:
             return
@@ -316,7 +333,7 @@ class HookinspectApp(App[None]):
         self.say(f"curl command for #{delivery.seq} copied to the clipboard ({len(command)} characters)")
 
     def action_export_marked(self) -> None:
-        table = self.query_one(DeliveryList)
+        table = self.main_query(DeliveryList)
         seqs = sorted(table.marked) or ([table.current_seq] if table.current_seq is not None else [])
         if not seqs:
             return
@@ -396,7 +413,7 @@ class HookinspectApp(App[None]):
             self.say(f"#{seq} → {attempt.outcome}: {detail}", severity="error", title="replay failed")
 
     def action_diff(self) -> None:
-        table = self.query_one(DeliveryList)
+        table = self.main_query(DeliveryList)
         delivery = self.current()
         if delivery is None:
             return
@@ -408,7 +425,7 @@ class HookinspectApp(App[None]):
             self.say("nothing to compare with: mark a delivery (space) first", severity="warning")
             return
         other = self.store.get(other_seq)
-        self.query_one(DeliveryDetail).show_diff(other, delivery, diff_deliveries(other, delivery))
+        self.main_query(DeliveryDetail).show_diff(other, delivery, diff_deliveries(other, delivery))
 
 
 def run_ui(workspace: Workspace, **kwargs) -> None:  # noqa: ANN003

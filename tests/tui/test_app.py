@@ -192,3 +192,17 @@ async def test_replays_from_the_ui_share_its_writer(store_path, workspace, targe
         await app.workers.wait_for_complete()
         assert workspace.writer is writer and opened == []  # no store opened for a replay
         await wait_until(pilot, lambda: "200" in rendered(app, "#attempts"))
+
+
+async def test_deliveries_arriving_while_help_is_open_do_not_break_the_ui(store_path, workspace):
+    seed(store_path, make_delivery(path="/before"))
+    app = HookinspectApp(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("question_mark")
+        assert app.screen.__class__.__name__ == "HelpScreen"
+        await asyncio.to_thread(seed, store_path, make_delivery(path="/during-help"))
+        from hookinspect.recorder import Recorder
+        await Recorder(workspace).record(make_delivery(path="/announced-during-help"))
+        await pilot.pause()
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs[:1] == [3])
