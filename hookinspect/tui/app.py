@@ -125,7 +125,9 @@ class HookinspectApp(App[None]):
 
     def main_query(self, selector, expect_type=None):  # noqa: ANN001, ANN201 - as DOMNode.query_one
         """A widget of the main screen, also while a dialog (help, a URL prompt) is on top of it."""
-        main = self.screen_stack[0] if self.screen_stack else self.screen
+        if not self.screen_stack:
+            raise NoMatches("the app has no screen (it is closing)")
+        main = self.screen_stack[0]
         return main.query_one(selector, expect_type) if expect_type is not None else main.query_one(selector)
 
     # -- data ----------------------------------------------------------------------------
