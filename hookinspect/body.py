@@ -184,7 +184,7 @@ _JSON_UNSAFE = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u206
 
 def json_text(data: Any, indent: int | None = 2) -> str:
     """JSON that shows no control character on a terminal and reads back to the same data:
-    JSON itself escapes C0; DEL, C1 and bidi overrides are written as \\uXXXX too."""
+    JSON itself escapes C0; DEL, C1 and bidi overrides are written as \\u escapes too."""
     text = json.dumps(data, indent=indent, ensure_ascii=False)
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
