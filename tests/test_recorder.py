@@ -43,7 +43,7 @@ def assert_recorded_alike(workspace: Workspace, changes: list[StoreChange], sour
     assert (delivery.provider, delivery.event_type) == ("stripe", "payment_intent.succeeded")
     assert delivery.verdict == "valid"
     assert workspace.store.queue_counts() == {"pending": 1}  # routed and queued with the delivery
-    [head] = workspace.store.queue_heads()
+    [head] = workspace.store.queue_items()
     assert (head.delivery_seq, head.target) == (delivery.seq, TARGET)
     kinds = [(change.kind, change.seq) for change in changes]
     assert kinds == [("deliveries", delivery.seq), ("queued", delivery.seq)]

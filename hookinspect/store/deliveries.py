@@ -253,10 +253,6 @@ class DeliveryTable:
         where, params = where_clause(flt)
         return self.execute(f"SELECT count(*) FROM deliveries d WHERE 1=1{where}", params).fetchone()[0]
 
-    def follow(self, after_seq: int, limit: int = 1000) -> list[DeliveryRow]:
-        """Deliveries newer than `after_seq`, oldest first: what a live reader has not seen yet."""
-        return self.list(None, limit=limit, before_seq=after_seq, oldest_first=True)
-
     def max_seq(self) -> int:
         return self.execute("SELECT coalesce(max(seq), 0) FROM deliveries").fetchone()[0]
 

@@ -67,13 +67,6 @@ class QueueTable:
                              (now_us,)).fetchone()[0]
         return QueueSnapshot([QueueItem(*row) for row in rows], later, self.paused_targets())
 
-    def queue_heads(self) -> list[QueueItem]:
-        """For each target, its oldest pending item (the order `--ordered` keeps)."""
-        rows = self.execute(
-            f"""SELECT {_COLUMNS} FROM forward_queue q
-                WHERE q.id IN (SELECT min(id) FROM forward_queue WHERE state = 'pending' GROUP BY target)""").fetchall()
-        return [QueueItem(*row) for row in rows]
-
     def queue_update(self, item_id: int, state: str, tries: int, next_at_us: int, outcome: str | None) -> None:
         self.execute("UPDATE forward_queue SET state = ?, tries = ?, next_at_us = ?, last_outcome = ? WHERE id = ?",
                      (state, tries, next_at_us, outcome, item_id))

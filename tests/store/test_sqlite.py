@@ -76,11 +76,12 @@ def test_attempts_are_kept_in_order_with_request_and_response(store):
     assert attempts[0].request.body == b"{}"
 
 
-def test_follow_returns_only_newer_deliveries_oldest_first(store):
+def test_listing_after_a_number_gives_only_newer_deliveries_oldest_first(store):
+    """What a live reader asks for: everything after the newest it has shown."""
     for _ in range(5):
         store.insert_delivery(make_delivery())
-    assert [r.seq for r in store.follow(3)] == [4, 5]
-    assert store.follow(5) == []
+    assert [r.seq for r in store.list(before_seq=3, oldest_first=True)] == [4, 5]
+    assert store.list(before_seq=5, oldest_first=True) == []
     assert store.max_seq() == 5
 
 
