@@ -123,8 +123,10 @@ class ForwardQueueWorker:
                 look = self._generation
                 self._wake.clear()
                 try:
+                    skip = frozenset(name for name, target in self._targets.items() if not self._has_room(target))
                     snapshot = await self.workspace.read(
-                        lambda store: store.queue_snapshot(now_us(), self._read_limit(), self.policy.ordered))
+                        lambda store, skip=skip: store.queue_snapshot(now_us(), self._read_limit(), self.policy.ordered,
+                                                                      skip))
                 except StoreError:
                     snapshot = None  # the store is failing: the recorder has said why; look again soon
                 self._settled_at = {i: g for i, g in self._settled_at.items() if g > look}
@@ -165,6 +167,13 @@ class ForwardQueueWorker:
             return await self.workspace.read(lambda store: {d.seq: d for d in store.get_many(seqs)})  # type: ignore[misc]
         except StoreError:
             return {}  # each send then finds nothing to send, and the items stay due
+
+    def _has_room(self, target: _Target) -> bool:
+        """Whether a send to this target could start now: a free slot, and, if it is down, a probe due."""
+        limit = 1 if self.policy.ordered else max(1, self.policy.concurrency)
+        if len(target.in_flight) >= limit:
+            return False
+        return target.next_probe is None or (not target.in_flight and time.monotonic() >= target.next_probe)
 
     def _may_send(self, item: QueueItem, look: int, paused: frozenset[str]) -> bool:
         """Whether to start sending `item` now; if so, it holds one of its target's slots."""

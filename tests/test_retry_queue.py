@@ -199,3 +199,24 @@ async def test_a_paused_target_gets_nothing_until_resumed(workspace):
             await await_until(lambda: workspace.store.queue_counts() == {"done": 3})
     finally:
         await target.stop()
+
+
+async def test_a_target_that_is_down_does_not_hold_back_another_one(workspace):
+    healthy = await RecordingTarget().start()
+    down = f"http://127.0.0.1:{free_port()}/"
+    secrets = Secrets()
+    forward = ForwardSettings(forwarder=Forwarder(timeout=5), route=lambda _d: [down, healthy.url + "/"], ack=True,
+                              queue=QueuePolicy(probe_seconds=60, concurrency=2))
+    settings = ReceiverSettings(inspect=lambda d: annotate_delivery(d, secrets), forward=forward)
+    runner, urls = await start_server(create_app(workspace, settings), "127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient() as client:
+            for i in range(200):  # a backlog far larger than one look at the queue reads
+                await client.post(urls[0] + "/both", content=b"%d" % i)
+        await await_until(lambda: len(healthy.received) == 200, timeout=20,
+                          what="the healthy target getting all 200 while the other is down")
+    finally:
+        await runner.cleanup()
+        await healthy.stop()
+    assert sorted(int(r["body"]) for r in healthy.received) == list(range(200))
+    assert workspace.store.queue_counts() == {"done": 200, "pending": 200}

@@ -52,8 +52,11 @@ class QueueTable:
     def enqueue(self, seq: int, target: str, at_us: int) -> None:
         self.execute("INSERT INTO forward_queue (delivery_seq, target, next_at_us) VALUES (?,?,?)", (seq, target, at_us))
 
-    def queue_snapshot(self, now_us: int, limit: int, ordered: bool) -> QueueSnapshot:
-        """Due items, earliest first (`ordered`: only each target's oldest pending one, if due)."""
+    def queue_snapshot(self, now_us: int, limit: int, ordered: bool, skip: frozenset[str] = frozenset()) -> QueueSnapshot:
+        """Due items, earliest first (`ordered`: only each target's oldest pending one, if due),
+        leaving out targets in `skip` (those that cannot take a send now: a down or busy one must not
+        fill the look with items that cannot start, and hide another target's)."""
+        leave_out = f" AND q.target NOT IN ({','.join('?' * len(skip))})" if skip else ""
         if ordered:
             rows = self.execute(
                 f"""SELECT {_COLUMNS} FROM forward_queue q WHERE q.id IN
@@ -61,8 +64,8 @@ class QueueTable:
                     AND q.next_at_us <= ? ORDER BY q.id""", (now_us,)).fetchall()
         else:
             rows = self.execute(
-                f"""SELECT {_COLUMNS} FROM forward_queue q WHERE q.state = 'pending' AND q.next_at_us <= ?
-                    ORDER BY q.next_at_us, q.id LIMIT ?""", (now_us, limit)).fetchall()
+                f"""SELECT {_COLUMNS} FROM forward_queue q WHERE q.state = 'pending' AND q.next_at_us <= ?{leave_out}
+                    ORDER BY q.next_at_us, q.id LIMIT ?""", (now_us, *sorted(skip), limit)).fetchall()
         later = self.execute("SELECT min(next_at_us) FROM forward_queue WHERE state = 'pending' AND next_at_us > ?",
                              (now_us,)).fetchone()[0]
         return QueueSnapshot([QueueItem(*row) for row in rows], later, self.paused_targets())
