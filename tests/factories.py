@@ -69,14 +69,16 @@ async def await_until(predicate: Callable[[], object], timeout: float = 15.0, wh
         await asyncio.sleep(POLL_INTERVAL)
 
 
-def store_count(path: Path, table: str = "deliveries") -> int:
-    """Rows in a table of a store file (0 while the file does not exist yet)."""
+def store_count(path: Path, table: str = "deliveries", state: str | None = None) -> int:
+    """Rows in a table of a store file (of a queue `state`); 0 while the file does not exist yet."""
     if not path.exists():
         return 0
     from hookinspect.store.sqlite import Store
 
     with Store(path, create=False) as store:
-        return store.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        if state is None:
+            return store.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return store.execute(f"SELECT count(*) FROM {table} WHERE state = ?", (state,)).fetchone()[0]
 
 
 def free_port() -> int:

@@ -242,7 +242,7 @@ async def test_ack_mode_with_workers_forwards_every_delivery_once(tmp_path, star
         assert [a.status_code for a in answers] == [200] * 100  # acknowledged at once, by whichever process
         # Only the first process works the queue: what the other one queued goes out too, once.
         store_path = tmp_path / "store.db"
-        await await_until(lambda: store_count(store_path, "forward_queue WHERE state = 'done'") == 100, timeout=30,
+        await await_until(lambda: store_count(store_path, "forward_queue", state="done") == 100, timeout=30,
                           what="100 queued deliveries sent")
         _out, _err = await asyncio.to_thread(stop_process, proc)
     finally:
