@@ -370,3 +370,35 @@ class ExportItem:
     # Whether the delivery's id came with it (ours: an export), so an import can tell it from another
     # delivery with the same bytes; a browser's HAR has none.
     has_own_id: bool = True
+
+
+# What a rejection keeps of the request, at most: enough to see what the sender tried.
+REJECTED_HEAD_LIMIT = 4096
+REJECTED_BODY_LIMIT = 4096
+
+
+@dataclass
+class Rejection:
+    """A request that was refused before it could be stored (over a limit, unreadable, cut short)."""
+
+    status: int  # what the sender was answered (0: nothing could be answered)
+    reason: str  # one line: why
+    remote_addr: str | None = None
+    method: str = ""
+    target: str = ""  # the request target as sent ("" when the request line itself was unreadable)
+    head: bytes = b""  # the request line and headers as read, up to REJECTED_HEAD_LIMIT
+    body: bytes = b""  # the start of the body as read, up to REJECTED_BODY_LIMIT
+    at_us: int = field(default_factory=now_us)
+    # Rejections after this one that were only counted (a flood is not stored row by row).
+    unrecorded_after: int = 0
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        head = bodyview.encode_body_fields(self.head)
+        body = bodyview.encode_body_fields(self.body)
+        return {
+            "id": self.id, "at": format_time_us(self.at_us), "remote_addr": self.remote_addr, "status": self.status,
+            "reason": self.reason, "method": self.method, "target": self.target,
+            **{key.replace("body", "head"): value for key, value in head.items()}, **body,
+            "unrecorded_after": self.unrecorded_after,
+        }

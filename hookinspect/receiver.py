@@ -20,13 +20,14 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.client_exceptions import ClientPayloadError
-from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from hookinspect.body import escape_controls
 from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
 from hookinspect.errors import NetworkError, StoreError, StoreFullError
 from hookinspect.forward import HOP_BY_HOP, Forwarder
-from hookinspect.model import Attempt, Delivery, Headers, now_us
+from hookinspect.http_server import BoundedRunner
+from hookinspect.model import REJECTED_BODY_LIMIT, REJECTED_HEAD_LIMIT, Attempt, Delivery, Headers, Rejection, now_us
 from hookinspect.recorder import Recorder
 from hookinspect.retry_queue import ForwardQueueWorker, QueuePolicy
 from hookinspect.store.queue import QueueItem
@@ -95,6 +96,7 @@ class ReceiverSettings:
     # Bodies held in memory at once by this process, all requests together (503 beyond).
     max_bodies_in_flight: int = DEFAULT_MAX_BODIES_IN_FLIGHT
     read_timeout: float = DEFAULT_READ_TIMEOUT
+    max_connections: int | None = None  # None: what the file-descriptor limit allows (http_server)
     on_event: Callable[[ReceiverEvent], None] | None = None
     forward: ForwardSettings | None = None
     # Annotates a delivery before it is stored (provider, event type, signature verdict).
@@ -172,6 +174,7 @@ def create_app(workspace: Workspace, settings: ReceiverSettings | None = None) -
         await workspace.start_writer()  # a store that cannot be written fails the start, not the first request
         yield
         await asyncio.gather(*app[PENDING_KEY], return_exceptions=True)
+        await app[RECORDER_KEY].drain()
 
     app.cleanup_ctx.append(writer_lifecycle)
     if forward is not None:
@@ -219,20 +222,25 @@ async def _source_lifecycle(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(task, return_exceptions=True)
 
 
-async def read_body(request: web.BaseRequest, limit: int, hold: _Hold | None = None) -> bytes:
+async def read_body(request: web.BaseRequest, limit: int, hold: _Hold | None = None,
+                    received: list[bytes] | None = None) -> bytes:
     """The raw body, as sent (no transfer or content decoding); BodyTooLarge past `limit`,
-    OverBudget when `hold` cannot take it (the process holds too many bodies already)."""
+    OverBudget when `hold` cannot take it (the process holds too many bodies already).
+    Chunks read are also appended to `received`, so a caller that refuses the body midway
+    still has what arrived (a body of known length is read in one go, and kept only whole)."""
     if request.content_length is not None:
         if request.content_length > limit:
             raise BodyTooLarge()
         if hold is not None:
             hold.take(request.content_length)
         return await request.read()  # length known and within the limit: one read
-    chunks: list[bytes] = []
+    chunks: list[bytes] = [] if received is None else received
     total = 0
     async for chunk in request.content.iter_chunked(READ_CHUNK):
         total += len(chunk)
         if total > limit:
+            if not chunks and received is not None:
+                chunks.append(chunk)  # arrived already; its start is what a rejection shows
             raise BodyTooLarge()
         if hold is not None:
             hold.take(len(chunk))
@@ -265,36 +273,65 @@ def header_bytes(request: web.BaseRequest) -> int:
     return sum(len(name) + len(value) + 4 for name, value in request.raw_headers)
 
 
+def request_head(request: web.BaseRequest) -> bytes:
+    """The request line and headers as they arrived (for a rejection), up to REJECTED_HEAD_LIMIT."""
+    version = request.version
+    parts = [f"{request.method} {request.raw_path} HTTP/{version.major}.{version.minor}\r\n".encode("utf-8", "surrogateescape")]
+    size = len(parts[0])
+    for name, value in request.raw_headers:
+        if size > REJECTED_HEAD_LIMIT:
+            break
+        parts.append(b"%s: %s\r\n" % (name, value))
+        size += len(parts[-1])
+    return b"".join(parts)[:REJECTED_HEAD_LIMIT]
+
+
+def reject(request: web.Request, status: int, why: str, text: str, *, received: list[bytes] | None = None,
+           headers: dict[str, str] | None = None) -> web.Response:
+    """Refuse a request: one line to the shell, a row for `ls --rejected` (with the start of
+    the body `received`), and the answer `text`."""
+    settings = request.app[SETTINGS_KEY]
+    body = bytearray()
+    for chunk in received or ():
+        if len(body) >= REJECTED_BODY_LIMIT:
+            break
+        body += chunk[:REJECTED_BODY_LIMIT - len(body)]
+    _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: {why}"))
+    request.app[RECORDER_KEY].reject(Rejection(status, why, request.remote, request.method, request.raw_path,
+                                               request_head(request), bytes(body)))
+    return web.Response(status=status, text=f"hookinspect: {text}\n", headers={"Connection": "close", **(headers or {})})
+
+
 async def capture_request(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS_KEY]
     size = header_bytes(request)
     if size > settings.max_header_bytes:
-        _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: "
-                                                          f"{size} bytes of headers, over {settings.max_header_bytes}"))
-        return web.Response(status=431, headers={"Connection": "close"},
-                            text=f"hookinspect: the request headers exceed {settings.max_header_bytes} bytes "
-                                 "(listen --max-header-bytes)\n")
+        return reject(request, 431, f"{size} bytes of headers, over {settings.max_header_bytes}",
+                      f"the request headers exceed {settings.max_header_bytes} bytes (listen --max-header-bytes)")
+    received: list[bytes] = []  # what arrived of the body, kept for a rejection
     with request.app[BUDGET_KEY].hold(settings.max_bodies_in_flight) as hold:
         try:
             async with asyncio.timeout(settings.read_timeout):
-                body = await read_body(request, settings.max_body, hold)
+                body = await read_body(request, settings.max_body, hold, received)
         except TimeoutError:
-            _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: body not complete "
-                                                              f"within {settings.read_timeout:g} s"))
-            return web.Response(status=408, text=f"hookinspect: the body did not arrive within {settings.read_timeout:g} s "
-                                                 "(listen --read-timeout)\n", headers={"Connection": "close"})
+            return reject(request, 408, f"body not complete within {settings.read_timeout:g} s",
+                          f"the body did not arrive within {settings.read_timeout:g} s (listen --read-timeout)",
+                          received=received)
         except BodyTooLarge:
-            message = f"hookinspect: request body exceeds the limit of {settings.max_body} bytes (listen --max-body)"
-            _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: body over {settings.max_body} bytes"))
-            return web.Response(status=413, text=message + "\n", headers={"Connection": "close"})
+            return reject(request, 413, f"body over {settings.max_body} bytes",
+                          f"request body exceeds the limit of {settings.max_body} bytes (listen --max-body)",
+                          received=received)
         except OverBudget:
-            _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: too many bodies in "
-                                                              f"memory at once (over {settings.max_bodies_in_flight} bytes)"))
-            return web.Response(status=503, text="hookinspect: busy receiving other bodies; retry shortly\n",
-                                headers={"Retry-After": str(RETRY_AFTER_BUSY), "Connection": "close"})
-        except (ClientPayloadError, ConnectionError, HttpProcessingError):
-            # The sender went away mid-body: nothing complete arrived, so nothing is stored.
-            _emit(settings, ReceiverEvent("rejected", message=f"{request.method} {request.raw_path}: sender disconnected mid-body"))
+            return reject(request, 503, f"too many bodies in memory at once (over {settings.max_bodies_in_flight} bytes)",
+                          "busy receiving other bodies; retry shortly", headers={"Retry-After": str(RETRY_AFTER_BUSY)},
+                          received=received)
+        except ClientPayloadError:
+            # The body ended before its declared length (the sender closed its side, or gave up):
+            # nothing complete arrived, so nothing is stored, and the sender is told if still there.
+            return reject(request, 400, "body ended early", "the body ended before it was complete; nothing was stored",
+                          received=received)
+        except (ConnectionError, HttpProcessingError):
+            reject(request, 0, "sender disconnected mid-body", "", received=received)
             raise
         return await _record_and_answer(request, settings, body)
 
@@ -369,9 +406,26 @@ class _OneLine(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         exc = record.exc_info[1] if record.exc_info else None
         said = record.getMessage().replace("Error handling request", "a request could not be read")
-        reason = " ".join(str(exc).split()) if exc is not None else ""
-        reason = reason.removeprefix("400, message: ").strip()
-        self.report(f"{said}: {type(exc).__name__}: {reason}" if exc is not None else said)
+        self.report(f"{said}: {describe_error(exc)}" if exc is not None else said)
+
+
+def describe_error(exc: BaseException) -> str:
+    """What aiohttp raised for an unreadable request, on one line."""
+    reason = " ".join(str(exc).split()).removeprefix("400, message: ").strip()
+    return f"{type(exc).__name__}: {reason}"
+
+
+def _keep_unreadable(app: web.Application) -> Callable[[str | None, int, BaseException | None], None]:
+    """Keeps requests aiohttp could not read among the rejections (the logger says the line)."""
+    def keep(remote: str | None, status: int, exc: BaseException | None) -> None:
+        recorder = app.get(RECORDER_KEY)
+        if recorder is None:
+            return
+        line = exc.args[0] if isinstance(exc, LineTooLong) and exc.args else b""
+        head = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else bytes(line)
+        recorder.reject(Rejection(status, describe_error(exc) if exc is not None else "unreadable request",
+                                  remote, head=head))
+    return keep
 
 
 def protocol_error_logger(report: Callable[[str], None]) -> logging.Logger:
@@ -401,12 +455,18 @@ def listen_error(host: str, port: int, exc: OSError) -> NetworkError:
 
 
 async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                       sock: socket.socket | None = None) -> tuple[web.AppRunner, list[str]]:
-    """Start serving on host:port, or on a bound `sock`; returns the runner (for cleanup) and the base URLs."""
+                       sock: socket.socket | None = None,
+                       max_connections: int | None = None) -> tuple[web.AppRunner, list[str]]:
+    """Start serving on host:port, or on a bound `sock`; returns the runner (for cleanup) and the base URLs.
+    `max_connections` (else the receiver settings', else what the descriptor limit allows) caps open connections."""
     settings = app.get(SETTINGS_KEY)
     report = (lambda line: _emit(settings, ReceiverEvent("rejected", message=line))) if settings else _say_on_stderr
-    runner = web.AppRunner(
+    runner = BoundedRunner(
         app,
+        max_connections=max_connections or (settings.max_connections if settings else None),
+        on_evict=lambda count, cap: report(f"{count} quiet connection{'s' if count != 1 else ''} closed to make room "
+                                           f"for new ones (at most {cap} open at once)"),
+        on_unreadable=_keep_unreadable(app),
         access_log=None,
         handle_signals=False,
         # aiohttp arms this when a connection opens and again after each answer: a connection

@@ -8,17 +8,23 @@ provider, event type, signature verdict, routing and announcement whatever way i
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hookinspect.errors import StoreError
-from hookinspect.model import REENCODED_NOTE, Attempt, Delivery
+from hookinspect.model import REENCODED_NOTE, Attempt, Delivery, Rejection
+from hookinspect.store.sqlite import Store
 from hookinspect.store.writer import Insert
 from hookinspect.workspace import StoreChange, Workspace
 
 # Bodies up to this size are annotated (JSON parsed for the event type) in the event loop;
 # bigger ones in a thread, since parsing them would stall every other request.
 INLINE_ANNOTATE_LIMIT = 256 * 1024
+# Rejections kept per second, on average and at once: a flood of bad requests is counted, not
+# written row by row (each costs a write of up to 8 KiB to a store that must keep capturing).
+REJECTIONS_PER_SECOND = 20
+REJECTIONS_BURST = 100
 
 
 @dataclass(slots=True)
@@ -40,6 +46,11 @@ class Recorder:
         self.route = route  # the targets of one delivery (routing.targets_for)
         self.queue_forwards = queue_forwards  # ack mode: targets go to the durable queue with the delivery
         self.failing: StoreError | None = None  # why the last record failed, until one succeeds again
+        self._rejection_tokens = float(REJECTIONS_BURST)
+        self._rejection_clock = time.monotonic()
+        self._unrecorded = 0  # rejections over the rate, not yet counted in the store
+        self._count_later: asyncio.TimerHandle | None = None
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def record(self, delivery: Delivery, *, attempts: Sequence[Attempt] = (),
                      content_hash: str | None = None) -> Recorded:
@@ -60,6 +71,50 @@ class Recorder:
             self.workspace.changes.announce(StoreChange("recovered", message="capture resumed: deliveries are stored again"))
         self.workspace.announce_recorded(delivery, queued=bool(queued))
         return Recorded(delivery, targets, bool(queued))
+
+    def reject(self, rejection: Rejection) -> None:
+        """Keep a refused request for `ls --rejected`, without making the refusal wait for it.
+        Over the rate, rejections are only counted (on the newest one kept, once a second)."""
+        now = time.monotonic()
+        self._rejection_tokens = min(REJECTIONS_BURST, self._rejection_tokens
+                                     + (now - self._rejection_clock) * REJECTIONS_PER_SECOND)
+        self._rejection_clock = now
+        if self._rejection_tokens >= 1:
+            self._rejection_tokens -= 1
+            self._write_rejections(rejection)
+            return
+        self._unrecorded += 1
+        if self._count_later is None:
+            self._count_later = asyncio.get_running_loop().call_later(1.0, self._write_rejections, None)
+
+    def _write_rejections(self, rejection: Rejection | None) -> None:
+        """Add the rejections only counted so far to the newest kept one, then keep `rejection`."""
+        counted, self._unrecorded = self._unrecorded, 0
+        if self._count_later is not None:
+            self._count_later.cancel()
+            self._count_later = None
+
+        def write(store: Store) -> None:
+            if counted:
+                store.count_unrecorded(counted)
+            if rejection is not None:
+                store.add_rejection(rejection)
+
+        task = asyncio.create_task(self._write_quietly(write))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write_quietly(self, write: Callable[[Store], None]) -> None:
+        try:
+            await self.workspace.writer.call(write, is_durable=False)
+        except StoreError:
+            pass  # a store that cannot take a rejection cannot take deliveries either: record() says so
+
+    async def drain(self) -> None:
+        """Write what is only counted, and wait for rejections still being written (before the writer closes)."""
+        if self._unrecorded:
+            self._write_rejections(None)
+        await asyncio.gather(*self._writes, return_exceptions=True)
 
     async def _annotate(self, delivery: Delivery) -> None:
         if self.annotate is not None:

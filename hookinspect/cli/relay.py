@@ -31,6 +31,8 @@ def run_relay(
     keep: int = typer.Option(10_000, "--keep", min=1, help="Deliveries kept per channel."),
     max_age_days: float = typer.Option(7.0, "--max-age-days", min=0.01, help="Days a delivery is kept."),
     channels_per_minute: int = typer.Option(10, "--channels-per-minute", min=1, help="Channels one client address may create per minute (429 beyond). Example: --channels-per-minute 30"),
+    max_channels: int = typer.Option(10_000, "--max-channels", min=1, help="Channels the relay holds in all (503 beyond). Example: --max-channels 500"),
+    max_connections: int | None = typer.Option(None, "--max-connections", min=16, help="Connections open at once; the quietest idle one is closed to make room [default: the file-descriptor limit less 200]"),
     trust_proxy: bool = typer.Option(False, "--trust-proxy", help="Take the public URL from X-Forwarded-Proto/-Host (only behind your own reverse proxy)."),
 ) -> None:
     """Run the relay: senders POST to /<channel>, subscribers stream it (smee-compatible)."""
@@ -43,10 +45,11 @@ def run_relay(
     storage = SqliteRelayStorage(data)
     settings = RelaySettings(max_body=parse_size(max_body), rate_per_second=rate, rate_burst=max(1, int(rate * 10)),
                              keep_per_channel=keep, max_age_seconds=max_age_days * 86400, trust_proxy=trust_proxy,
-                             channels_per_minute=channels_per_minute)
+                             channels_per_minute=channels_per_minute, max_channels=max_channels)
 
     async def serve() -> None:
-        runner, urls = await start_server(create_relay_app(storage, settings), host, port)
+        runner, urls = await start_server(create_relay_app(storage, settings), host, port,
+                                          max_connections=max_connections)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -22,8 +22,17 @@ from aiohttp import web
 
 from hookinspect.body import NOT_JSON, parse_content_type, parse_json
 from hookinspect.model import now_us
-from hookinspect.receiver import BodyTooLarge, read_body
-from hookinspect.relay.storage import Channel, RelayEvent, RelayStorage
+from hookinspect.receiver import (
+    DEFAULT_MAX_BODIES_IN_FLIGHT,
+    DEFAULT_MAX_HEADER_BYTES,
+    RETRY_AFTER_BUSY,
+    BodyBudget,
+    BodyTooLarge,
+    OverBudget,
+    header_bytes,
+    read_body,
+)
+from hookinspect.relay.storage import Channel, ChannelLimitReached, RelayEvent, RelayStorage
 
 PING_SECONDS = 30.0
 DEFAULT_MAX_BODY = 25 * 1024 * 1024
@@ -36,6 +45,10 @@ class RelaySettings:
     rate_burst: int = 2000  # per channel, requests allowed at once
     # Channels one client address may create per minute: creating them is free for a stranger.
     channels_per_minute: int = 10
+    # Channels the relay holds in all: each costs a row and a cache entry, whoever made it.
+    max_channels: int = 10_000
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    max_bodies_in_flight: int = DEFAULT_MAX_BODIES_IN_FLIGHT
     keep_per_channel: int = 10_000
     max_age_seconds: float = 7 * 86400
     ping_seconds: float = PING_SECONDS
@@ -101,7 +114,7 @@ class BatchingAppender:
 
 
 class _Recent:
-    """The newest committed events of one channel, oldest first, and their body bytes."""
+    """The newest committed events of one channel, oldest first, and the bytes they hold."""
 
     def __init__(self) -> None:
         self.events: deque[RelayEvent] = deque()
@@ -128,10 +141,10 @@ class ChannelHub:
             recent = self._recent.pop(channel, None) or _Recent()
             self._recent[channel] = recent
             recent.events.extend(events)
-            recent.size += sum(len(event.body) for event in events)
+            recent.size += sum(event.size for event in events)
             while recent.events and (len(recent.events) > self.RECENT_PER_CHANNEL
                                      or recent.size > self.RECENT_BYTES_PER_CHANNEL):
-                recent.size -= len(recent.events.popleft().body)
+                recent.size -= recent.events.popleft().size
             while len(self._recent) > self.RECENT_CHANNELS:
                 self._recent.popitem(last=False)
         self.notify(channel)
@@ -174,6 +187,7 @@ BUCKETS_KEY = web.AppKey("relay_buckets", dict)
 CLOSING_KEY = web.AppKey("relay_closing", asyncio.Event)
 APPENDER_KEY = web.AppKey("relay_appender", BatchingAppender)
 CHANNELS_KEY = web.AppKey("relay_channels", dict)
+BUDGET_KEY = web.AppKey("relay_body_budget", BodyBudget)
 
 
 def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = None) -> web.Application:
@@ -184,6 +198,7 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app[BUCKETS_KEY] = {}
     app[CLOSING_KEY] = asyncio.Event()
     app[CHANNELS_KEY] = {}
+    app[BUDGET_KEY] = BodyBudget()
     app[APPENDER_KEY] = BatchingAppender(storage, app[HUB_KEY])
     app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.append(_retention)
@@ -242,12 +257,24 @@ def _may_create_channel(request: web.Request) -> bool:
 TOO_MANY_CHANNELS = "too many channels created from this address; wait a minute"
 
 
-async def new_channel_redirect(request: web.Request) -> web.Response:
-    """smee's way: a public channel, and a 307 to its URL."""
+async def _new_channel(request: web.Request, is_public: bool) -> tuple[Channel, str | None] | web.Response:
+    """A new channel and its token, or the answer that says why there is none."""
     if not _may_create_channel(request):
         return web.json_response({"error": TOO_MANY_CHANNELS}, status=429, headers={"Retry-After": "60"})
-    channel, _ = await asyncio.to_thread(request.app[STORAGE_KEY].create_channel, True)
-    raise web.HTTPTemporaryRedirect(f"{_base_url(request)}/{channel.id}")
+    limit = request.app[SETTINGS_KEY].max_channels
+    try:
+        return await asyncio.to_thread(request.app[STORAGE_KEY].create_channel, is_public, limit)
+    except ChannelLimitReached:
+        return web.json_response({"error": f"this relay holds its limit of {limit} channels; "
+                                           "its operator can raise it (relay --max-channels)"}, status=503)
+
+
+async def new_channel_redirect(request: web.Request) -> web.Response:
+    """smee's way: a public channel, and a 307 to its URL."""
+    created = await _new_channel(request, True)
+    if isinstance(created, web.Response):
+        return created
+    raise web.HTTPTemporaryRedirect(f"{_base_url(request)}/{created[0].id}")
 
 
 async def create_channel(request: web.Request) -> web.Response:
@@ -258,10 +285,11 @@ async def create_channel(request: web.Request) -> web.Response:
         return web.json_response({"error": "body must be JSON, e.g. {\"public\": false}"}, status=400)
     if not isinstance(options, dict) or not isinstance(options.get("public", False), bool):
         return web.json_response({"error": 'post {"public": true} or {"public": false} (a JSON boolean)'}, status=400)
-    if not _may_create_channel(request):
-        return web.json_response({"error": TOO_MANY_CHANNELS}, status=429, headers={"Retry-After": "60"})
     is_public = options.get("public", False)
-    channel, token = await asyncio.to_thread(request.app[STORAGE_KEY].create_channel, is_public)
+    created = await _new_channel(request, is_public)
+    if isinstance(created, web.Response):
+        return created
+    channel, token = created
     return web.json_response({"id": channel.id, "url": f"{_base_url(request)}/{channel.id}", "token": token,
                               "public": is_public}, status=201)
 
@@ -320,18 +348,26 @@ async def ingest(request: web.Request, channel: Channel) -> web.Response:
     if not _allow(request.app, channel.id):
         return web.json_response({"error": "rate limit for this channel exceeded"}, status=429,
                                  headers={"Retry-After": "1"})
-    try:
-        body = await read_body(request, settings.max_body)
-    except BodyTooLarge:
-        return web.json_response({"error": f"body over the relay's limit of {settings.max_body} bytes"}, status=413)
-    raw_path = request.raw_path
-    path, _, query = raw_path.partition("?")
-    tail = path[len(channel.id) + 1:] or "/"
-    event = RelayEvent(0, channel.id, now_us(), request.method, tail, query,
-                       [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
-                        for k, v in request.raw_headers], body)
-    # The sender is acknowledged only once the delivery is durable in the relay's store.
-    await request.app[APPENDER_KEY].append(event)
+    if header_bytes(request) > settings.max_header_bytes:
+        return web.json_response({"error": f"request headers over the relay's limit of {settings.max_header_bytes} bytes"},
+                                 status=431, headers={"Connection": "close"})
+    with request.app[BUDGET_KEY].hold(settings.max_bodies_in_flight) as hold:  # held until stored
+        try:
+            body = await read_body(request, settings.max_body, hold)
+        except BodyTooLarge:
+            return web.json_response({"error": f"body over the relay's limit of {settings.max_body} bytes"},
+                                     status=413, headers={"Connection": "close"})
+        except OverBudget:
+            return web.json_response({"error": "the relay is busy receiving other bodies; retry shortly"}, status=503,
+                                     headers={"Retry-After": str(RETRY_AFTER_BUSY), "Connection": "close"})
+        raw_path = request.raw_path
+        path, _, query = raw_path.partition("?")
+        tail = path[len(channel.id) + 1:] or "/"
+        event = RelayEvent(0, channel.id, now_us(), request.method, tail, query,
+                           [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
+                            for k, v in request.raw_headers], body)
+        # The sender is acknowledged only once the delivery is durable in the relay's store.
+        await request.app[APPENDER_KEY].append(event)
     return web.Response(status=settings.response_status)
 
 

@@ -48,6 +48,16 @@ class RelayEvent:
     headers: list[tuple[str, str]]
     body: bytes
 
+    @property
+    def size(self) -> int:
+        """Bytes it holds in memory, about: body, headers and the request line."""
+        return (len(self.body) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+                + len(self.path) + len(self.query) + len(self.method))
+
+
+class ChannelLimitReached(Exception):
+    """The relay holds as many channels as its operator allows."""
+
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -63,8 +73,9 @@ class RelayStorage(ABC):
     shared = False
 
     @abstractmethod
-    def create_channel(self, is_public: bool) -> tuple[Channel, str | None]:
-        """A new channel and its subscribe token (None for a public channel)."""
+    def create_channel(self, is_public: bool, max_channels: int | None = None) -> tuple[Channel, str | None]:
+        """A new channel and its subscribe token (None for a public channel); ChannelLimitReached
+        when `max_channels` exist already."""
 
     @abstractmethod
     def channel(self, channel_id: str) -> Channel | None: ...
@@ -113,10 +124,13 @@ class SqliteRelayStorage(RelayStorage):
             raise StoreError(f"cannot open relay data in {directory}: {exc}") from None
         self._lock = threading.Lock()
 
-    def create_channel(self, is_public: bool) -> tuple[Channel, str | None]:
+    def create_channel(self, is_public: bool, max_channels: int | None = None) -> tuple[Channel, str | None]:
         token = None if is_public else secrets.token_urlsafe(24)
         channel = Channel(new_channel_id(), is_public, hash_token(token) if token else None, time.time())
         with self._lock:
+            if max_channels is not None and \
+                    self._conn.execute("SELECT COUNT(*) FROM channels").fetchone()[0] >= max_channels:
+                raise ChannelLimitReached()
             self._conn.execute("INSERT INTO channels VALUES (?,?,?,?)",
                                (channel.id, int(is_public), channel.token_hash, channel.created_at))
         return channel, token

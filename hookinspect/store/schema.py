@@ -88,6 +88,21 @@ MIGRATIONS: list[str] = [
     CREATE INDEX forward_queue_delivery ON forward_queue(delivery_seq);
     CREATE TABLE queue_paused (target TEXT PRIMARY KEY, since_us INTEGER NOT NULL);
     """,
+    # 5: requests refused before they could be stored (over a limit, unreadable): ls --rejected
+    """
+    CREATE TABLE rejected (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        at_us INTEGER NOT NULL,
+        remote_addr TEXT,
+        method TEXT NOT NULL,
+        target TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        head BLOB NOT NULL,
+        body BLOB NOT NULL,
+        unrecorded_after INTEGER NOT NULL DEFAULT 0
+    );
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # SQLite's result codes (the low byte of an extended code) that say what a failure means to a user.

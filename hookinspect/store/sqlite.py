@@ -17,6 +17,7 @@ from hookinspect.store.attempts import AttemptTable
 from hookinspect.store.deliveries import DeliveryRow, DeliveryTable, insert_rows_limit
 from hookinspect.store.origins import OriginTable
 from hookinspect.store.queue import QueueItem, QueueTable
+from hookinspect.store.rejected import RejectedTable
 from hookinspect.store.schema import (
     SCHEMA_VERSION,
     SYNCHRONOUS,
@@ -32,7 +33,7 @@ def default_store_path() -> Path:
     return Path(os.environ.get("HOOKINSPECT_STORE") or ".hookinspect/store.db")
 
 
-class Store(DeliveryTable, AttemptTable, QueueTable, OriginTable):
+class Store(DeliveryTable, AttemptTable, QueueTable, OriginTable, RejectedTable):
     """A connection to one store file. Not thread-safe: one thread uses it at a time."""
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True, durability: str = "power") -> None:

@@ -6,8 +6,9 @@ import httpx
 import pytest
 
 from hookinspect.receiver import start_server
-from hookinspect.relay.server import ChannelHub, RelaySettings, create_relay_app, smee_payload
+from hookinspect.relay.server import BUDGET_KEY, ChannelHub, RelaySettings, create_relay_app, smee_payload
 from hookinspect.relay.storage import RelayEvent, SqliteRelayStorage
+from tests.factories import await_until
 
 
 @pytest.fixture
@@ -168,12 +169,12 @@ def test_memory_serves_only_what_it_holds_whole():
 
 def test_memory_is_bounded_by_bytes_and_channels():
     hub = ChannelHub()
-    hub.RECENT_BYTES_PER_CHANNEL, hub.RECENT_CHANNELS = 10, 2
+    hub.RECENT_BYTES_PER_CHANNEL, hub.RECENT_CHANNELS = 20, 2
 
     def event(i, channel="a", size=4):
-        return RelayEvent(i, channel, 0, "POST", "/", "", [], b"x" * size)
+        return RelayEvent(i, channel, 0, "POST", "/", "", [], b"x" * size)  # 9 bytes with "POST /"
 
-    hub.publish("a", [event(1), event(2), event(3)])  # 12 bytes: the oldest goes
+    hub.publish("a", [event(1), event(2), event(3)])  # 27 bytes: the oldest goes
     assert hub.recent_after("a", 1, 10) is None and [e.id for e in hub.recent_after("a", 2, 10)] == [3]
     hub.publish("a", [event(4, size=50)])  # bigger than the budget: memory gives up on "a"
     assert hub.recent_after("a", 3, 10) is None
@@ -181,6 +182,15 @@ def test_memory_is_bounded_by_bytes_and_channels():
     hub.publish("c", [event(6, "c")])  # a third channel: the least recently published is dropped
     assert hub.recent_after("a", 3, 10) is None and hub.recent_after("b", 5, 10) == []
     assert hub.recent_after("c", 6, 10) == []
+
+
+def test_headers_count_against_the_memory_of_recent_events():
+    hub = ChannelHub()
+    hub.RECENT_BYTES_PER_CHANNEL = 1000
+    no_body = RelayEvent(1, "a", 0, "POST", "/", "", [("X-Pad", "a" * 2000)], b"")
+    hub.publish("a", [no_body])
+    assert no_body.size > 2000
+    assert hub.recent_after("a", 0, 10) is None  # not kept: its headers alone are over the budget
 
 
 async def test_a_subscriber_from_further_back_than_memory_gets_everything_in_order(relay, monkeypatch):
@@ -259,3 +269,57 @@ async def test_channels_created_per_address_are_limited(tmp_path):
     assert made == [201, 201, 201]
     assert refused.status_code == 429 and refused.headers["Retry-After"] == "60"
     assert redirect.status_code == 429
+
+
+async def test_the_relay_holds_at_most_its_channel_quota_in_all(tmp_path):
+    storage = SqliteRelayStorage(tmp_path / "quota")
+    settings = RelaySettings(channels_per_minute=100, max_channels=3)
+    runner, urls = await start_server(create_relay_app(storage, settings), "127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient() as client:
+            made = [(await client.post(urls[0] + "/api/channels")).status_code for _ in range(3)]
+            refused = await client.post(urls[0] + "/api/channels")
+            redirect = await client.get(urls[0] + "/new", follow_redirects=False)
+    finally:
+        await runner.cleanup()
+        storage.close()
+    assert made == [201, 201, 201]
+    assert refused.status_code == 503 and "limit of 3 channels" in refused.json()["error"]
+    assert redirect.status_code == 503
+
+
+async def test_headers_over_the_relay_budget_get_431_and_nothing_is_stored(relay):
+    url, storage = relay
+    async with httpx.AsyncClient() as client:
+        channel = (await client.post(url + "/api/channels", json={"public": True})).json()
+        headers = [(f"X-Pad-{i}", "a" * 1000) for i in range(100)]  # about 100 KB, over 64 KiB
+        answer = await client.post(channel["url"], content=b"{}", headers=headers)
+        fine = await client.post(channel["url"], content=b"{}", headers=headers[:10])
+    assert answer.status_code == 431 and fine.status_code == 200
+    assert len(storage.events_after(channel["id"], 0)) == 1
+
+
+async def test_relay_bodies_held_at_once_have_a_budget(tmp_path):
+    storage = SqliteRelayStorage(tmp_path / "budget")
+    settings = RelaySettings(max_body=1000, max_bodies_in_flight=1500)
+    app = create_relay_app(storage, settings)
+    runner, urls = await start_server(app, "127.0.0.1", 0)
+    host, port = urls[0].removeprefix("http://").split(":")
+    try:
+        async with httpx.AsyncClient() as client:
+            channel = (await client.post(urls[0] + "/api/channels", json={"public": True})).json()
+            reader, writer = await asyncio.open_connection(host, int(port))
+            # 1,000 bytes announced and held while they trickle in
+            writer.write(f"POST /{channel['id']} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab".encode())
+            await writer.drain()
+            await await_until(lambda: app[BUDGET_KEY].used == 1000, what="the first body held")
+            busy = await client.post(channel["url"], content=b"x" * 900)
+            writer.write(b"c" * 998)
+            assert b" 200 " in await asyncio.wait_for(reader.read(200), 10)
+            writer.close()
+            after = await client.post(channel["url"], content=b"x" * 900)
+    finally:
+        await runner.cleanup()
+        storage.close()
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
+    assert after.status_code == 200

@@ -1,0 +1,187 @@
+"""aiohttp's server with the two behaviours a public endpoint needs and aiohttp lacks.
+
+- A client that sends its request and then half-closes its socket (`shutdown(SHUT_WR)`,
+  legal in HTTP/1.1) gets its answer: aiohttp closes the connection at end of input, so the
+  request was stored but never answered, and the sender retried it as a duplicate.
+- A cap on open connections below the file-descriptor limit. When a new connection would
+  pass it, the connection that has been quiet the longest and is not being answered is
+  closed (as nginx reuses keep-alive connections): thousands of idle or trickling
+  connections from a stranger cannot keep a real sender out, and the process never runs
+  into `Too many open files`.
+
+Both hook into aiohttp's request handler, which has no public extension point for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.client_exceptions import ClientPayloadError
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+# Descriptors kept free for everything that is not a client connection: the store and its
+# WAL, forwards to targets, relay subscriptions, and connections accepted in one burst
+# before the cap is checked (asyncio accepts up to the listen backlog at once).
+RESERVED_DESCRIPTORS = 200
+MIN_CONNECTIONS = 16
+_BUSY_TEXT = b"hookinspect: too many connections; retry shortly\n"
+BUSY_ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
+               b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_TEXT), _BUSY_TEXT))
+
+
+def unreadable_status(exc: BaseException | None, status: int) -> int:
+    """431 for headers over aiohttp's limits (too many, or one too long), 414 for a request
+    target too long; aiohttp answers 400 for all of them."""
+    if isinstance(exc, BadHttpMessage) and "Too many headers" in exc.message:
+        return 431
+    if isinstance(exc, LineTooLong):
+        line = exc.args[0] if exc.args else b""
+        start = (line.encode("latin-1", "replace") if isinstance(line, str) else bytes(line))[:8].lower()
+        return 414 if start.startswith((b"/", b"http")) else 431
+    return status
+
+
+def default_max_connections() -> int:
+    """What this process can hold open without running out of file descriptors."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return 10_000
+    return max(MIN_CONNECTIONS, soft - RESERVED_DESCRIPTORS)
+
+
+class Connection(RequestHandler):
+    """One client connection: answers half-closed clients and tells the server when it was last active."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._answered = 0  # requests answered; aiohttp counts those parsed (`_request_count`)
+        self._last_payload: StreamReader | None = None  # the body of the newest request parsed
+
+    def data_received(self, data: bytes) -> None:
+        manager = self._manager
+        if isinstance(manager, BoundedServer):
+            manager.touch(self)
+        super().data_received(data)
+        if self._messages:
+            self._last_payload = self._messages[-1][1]
+
+    async def finish_response(self, request: BaseRequest, resp: StreamResponse,
+                              start_time: float | None) -> tuple[StreamResponse, bool]:
+        try:
+            return await super().finish_response(request, resp, start_time)
+        finally:
+            self._answered += 1
+
+    def eof_received(self) -> bool:  # type: ignore[override]  # asyncio reads the result
+        """The client finished sending. Keep the socket open to write the answers to what
+        arrived, then close; an idle connection closes now."""
+        if not self.is_busy:
+            return False
+        payload = self._last_payload
+        if payload is not None and not payload.is_eof():  # it will never be complete: say so, not wait for a timeout
+            payload.set_exception(ClientPayloadError("the sender closed its side before the body ended"))
+        self.close()  # after the answer in progress (aiohttp reads no further requests)
+        return True
+
+    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> StreamResponse:
+        """A request aiohttp could not read: the status that says why, and a note to the server."""
+        status = unreadable_status(exc, status)
+        manager = self._manager
+        if isinstance(manager, BoundedServer) and manager.on_unreadable is not None and status != 500:
+            manager.on_unreadable(request.remote, status, exc)
+        return super().handle_error(request, status, exc, message)
+
+    @property
+    def is_busy(self) -> bool:
+        """A request arrived and is not answered yet: not a candidate for eviction."""
+        return self._request_count > self._answered
+
+
+class BoundedServer(web.Server):
+    """aiohttp's connection factory with a cap on open connections; the least recently active
+    idle connection makes room for a new one."""
+
+    def __init__(self, *args: Any, max_connections: int, on_evict: Callable[[int, int], None] | None = None,
+                 on_unreadable: Callable[[str | None, int, BaseException | None], None] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_connections = max_connections
+        self.on_evict = on_evict  # (connections closed since the last call, the cap)
+        self.on_unreadable = on_unreadable  # (client address, status answered, what aiohttp raised)
+        self._by_activity: OrderedDict[Connection, None] = OrderedDict()  # least recently active first
+        self._evicted_since_report = 0
+        self._last_report = 0.0
+
+    def __call__(self) -> Connection:
+        return Connection(self, loop=self._loop, **self._kwargs)
+
+    def touch(self, connection: Connection) -> None:
+        if connection in self._by_activity:
+            self._by_activity.move_to_end(connection)
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        if not isinstance(handler, Connection):
+            return
+        if len(self._by_activity) >= self.max_connections and not self._evict_one():
+            transport.write(BUSY_ANSWER)  # every connection is mid-answer: refuse this one, briefly
+            handler.force_close()
+            transport.close()
+            return
+        self._by_activity[handler] = None
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        self._by_activity.pop(handler, None)  # type: ignore[call-overload]
+        super().connection_lost(handler, exc)
+
+    def _evict_one(self) -> bool:
+        for connection in self._by_activity:
+            if not connection.is_busy:
+                del self._by_activity[connection]
+                connection.force_close()
+                if connection.transport is not None:
+                    connection.transport.close()
+                self._note_eviction()
+                return True
+        return False
+
+    def _note_eviction(self) -> None:
+        """One line a second at most, however fast a flood of connections arrives."""
+        self._evicted_since_report += 1
+        now = time.monotonic()
+        if self.on_evict is not None and now - self._last_report >= 1.0:
+            self.on_evict(self._evicted_since_report, self.max_connections)
+            self._evicted_since_report, self._last_report = 0, now
+
+
+class BoundedRunner(web.AppRunner):
+    """An AppRunner whose server is a BoundedServer."""
+
+    def __init__(self, app: web.Application, *, max_connections: int | None = None,
+                 on_evict: Callable[[int, int], None] | None = None,
+                 on_unreadable: Callable[[str | None, int, BaseException | None], None] | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.max_connections = max_connections or default_max_connections()
+        self.on_evict = on_evict
+        self.on_unreadable = on_unreadable
+
+    async def _make_server(self) -> web.Server:
+        server = await super()._make_server()
+        # aiohttp builds its own Server; ours is the same with a different connection class.
+        return BoundedServer(server.request_handler, request_factory=server.request_factory,
+                             handler_cancellation=server.handler_cancellation, loop=server._loop,  # noqa: SLF001
+                             max_connections=self.max_connections, on_evict=self.on_evict,
+                             on_unreadable=self.on_unreadable,
+                             **server._kwargs)  # noqa: SLF001
