@@ -411,6 +411,8 @@ class _OneLine(logging.Handler):
 
 def describe_error(exc: BaseException) -> str:
     """What aiohttp raised for an unreadable request, on one line."""
+    if isinstance(exc, LineTooLong) and len(exc.args) > 1:  # its message repeats 100 bytes of the line
+        return f"LineTooLong: a line of the request head is over {exc.args[1]} bytes"
     reason = " ".join(str(exc).split()).removeprefix("400, message: ").strip()
     return f"{type(exc).__name__}: {reason}"
 

@@ -21,9 +21,11 @@ from hookinspect.filters import parse_refs
 from hookinspect.store.deliveries import DeliveryRow
 from hookinspect.views.delivery import (
     ATTEMPT_COLUMNS,
+    REJECTION_COLUMNS,
     attempt_cells,
     delivery_lines,
     queue_lines,
+    rejection_cells,
     row_cells,
 )
 
@@ -81,12 +83,18 @@ def list_deliveries(
     provider: str | None = typer.Option(None, "--provider", help="Only this provider. Example: --provider stripe"),
     event: str | None = typer.Option(None, "--event", help="Event type glob. Example: --event 'invoice.*'"),
     verdict: str | None = typer.Option(None, "--verdict", help="Signature verdict: valid, invalid, expired, malformed, unsigned, no-secret."),
+    rejected: bool = typer.Option(False, "--rejected", help="List refused requests instead (over a limit, unreadable, cut short): when, from where, why."),
     as_json: bool = JSON_OPTION,
     store_path: Path | None = STORE_OPTION,
 ) -> None:
     """List deliveries, newest first."""
     out = Output()
     flt = build_filter(filter_expression, method, path, content_type, since, until, search, provider, event, verdict)
+    if rejected:
+        if not flt.is_empty or offset:
+            raise UsageError("--rejected lists refused requests: it takes only --limit and --json")
+        list_rejected(out, limit, as_json, store_path)
+        return
     with open_workspace(store_path) as workspace:
         rows = workspace.store.list(flt, limit=limit, offset=offset)
         if as_json:
@@ -99,6 +107,26 @@ def list_deliveries(
     out.print(deliveries_table(rows))
     if total > len(rows) + offset:
         out.info(f"{len(rows)} of {total} shown; --limit / --offset for more")
+
+
+def list_rejected(out: Output, limit: int, as_json: bool, store_path: Path | None) -> None:
+    with open_workspace(store_path) as workspace:
+        kept = workspace.store.rejections(limit=limit)
+        total = workspace.store.count_rejections()
+    if as_json:
+        out.json([rejection.to_dict() for rejection in kept])
+        return
+    if not kept:
+        out.info("no requests were refused")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for name in REJECTION_COLUMNS:
+        table.add_column(name, overflow="fold", no_wrap=name in ("time", "status"))
+    for rejection in kept:
+        cells = rejection_cells(rejection)
+        table.add_row(*(rich_line(cells[name]) for name in REJECTION_COLUMNS))
+    out.print(table)
+    out.info(f"{total} refused in all (the newest kept, with the start of each request: --json shows it)")
 
 
 @app.command("show")

@@ -7,7 +7,7 @@ from typing import Any
 
 from hookinspect.body import escape_controls
 from hookinspect.diff import Change
-from hookinspect.model import Attempt, Delivery
+from hookinspect.model import Attempt, Delivery, Rejection
 from hookinspect.redaction import redact_query
 from hookinspect.signing.registry import SignatureReport
 from hookinspect.store.deliveries import DeliveryRow
@@ -191,3 +191,21 @@ def change_lines(changes: list[Change]) -> list[Line]:
             style = "green" if row.startswith("+") else "red" if row.startswith("-") else "cyan" if row.startswith("@") else ""
             lines.append([safe(row, style, keep_newlines=False)])
     return lines
+
+
+REJECTION_COLUMNS = ("time", "from", "status", "request", "reason")
+
+
+def rejection_cells(rejection: Rejection) -> dict[str, Line]:
+    """The cells of an `ls --rejected` row, by column."""
+    status = str(rejection.status) if rejection.status else "-"
+    reason: Line = [safe(rejection.reason, keep_newlines=False)]
+    if rejection.unrecorded_after:
+        reason.append((f"  (+{rejection.unrecorded_after} more after it, only counted)", "dim"))
+    return {
+        "time": [(local_time(rejection.at_us, with_ms=False), "dim")],
+        "from": [safe(rejection.remote_addr or "?", keep_newlines=False)],
+        "status": [(status, status_style(str(rejection.status) if rejection.status else None))],
+        "request": [safe(f"{rejection.method} {rejection.target}".strip() or "(unreadable)", keep_newlines=False)],
+        "reason": reason,
+    }

@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from hookinspect.cli.app import app
+from hookinspect.model import Rejection
 from hookinspect.store.sqlite import Store
 from tests.factories import make_attempt, make_delivery
 
@@ -34,13 +35,14 @@ def hostile_store(store_path):
             attempt.error_message = EVIL
             store.add_attempt(attempt)
         store.enqueue(1, "http://t/" + EVIL, 0)
+        store.add_rejection(Rejection(413, EVIL, EVIL, EVIL, "/" + EVIL, EVIL.encode(), EVIL.encode()))
     return store_path
 
 
 @pytest.mark.parametrize("args", [
     ["ls"], ["ls", "--json"], ["show", "1"], ["show", "1", "--json"], ["attempts", "1"], ["diff", "1", "2"],
     ["export", "1", "--format", "curl"], ["export", "1", "--format", "httpie"], ["export", "1", "--format", "json"],
-    ["queue"], ["verify", "1"], ["show", EVIL], ["ls", "--filter", EVIL], ["replay", "1", "--to", EVIL],
+    ["queue"], ["verify", "1"], ["ls", "--rejected"], ["ls", "--rejected", "--json"], ["show", EVIL], ["ls", "--filter", EVIL], ["replay", "1", "--to", EVIL],
 ], ids=lambda args: " ".join(a if a.isprintable() else "EVIL" for a in args))
 def test_no_command_prints_a_raw_control_byte(hostile_store, args):
     result = runner.invoke(app, [*args, "--store", str(hostile_store)])

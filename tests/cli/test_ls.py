@@ -143,3 +143,34 @@ def test_show_folds_long_json_arrays(store_path):
     elements = [line.strip().rstrip(",") for line in out.splitlines()]
     assert "490 more items (folded)" in out and "9" in elements and "10" not in elements and "499" not in elements
     assert json.loads(invoke("show", "1", "--json", store_path=store_path).stdout)["body_text"].count(",") == 499
+
+
+def test_ls_rejected_lists_refused_requests_newest_first_with_what_arrived(store_path):
+    from hookinspect.model import Rejection
+
+    with Store(store_path) as store:
+        store.add_rejection(Rejection(413, "body over 10 bytes", "10.0.0.1", "POST", "/big", b"POST /big HTTP/1.1\r\n",
+                                      b"0123456789abc"))
+        store.add_rejection(Rejection(431, "Too many headers", "10.0.0.2"))
+        store.count_unrecorded(7)
+    table = invoke("ls", "--rejected", store_path=store_path)
+    assert table.exit_code == 0, table.output
+    assert table.stdout.index("10.0.0.2") < table.stdout.index("10.0.0.1")
+    flat = " ".join(table.stdout.split())  # cells may fold at the test's terminal width
+    assert "POST /big" in flat and "(+7 more after it, only counted)" in flat
+    assert "9 refused in all" in table.stderr
+    rows = json.loads(invoke("ls", "--rejected", "--json", store_path=store_path).stdout)
+    assert [(r["status"], r["remote_addr"]) for r in rows] == [(431, "10.0.0.2"), (413, "10.0.0.1")]
+    assert rows[1]["head_text"] == "POST /big HTTP/1.1\r\n" and rows[1]["body_text"] == "0123456789abc"
+    mixed = invoke("ls", "--rejected", "--method", "POST", store_path=store_path)
+    assert mixed.exit_code == 2 and "only --limit and --json" in mixed.stderr
+
+
+def test_only_the_newest_rejections_are_kept(store_path):
+    from hookinspect.model import Rejection
+
+    with Store(store_path) as store:
+        for n in range(30):
+            store.add_rejection(Rejection(400, f"bad {n}"), keep=10)
+        kept = store.rejections()
+    assert [r.reason for r in kept] == [f"bad {n}" for n in range(29, 19, -1)]
