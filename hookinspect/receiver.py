@@ -27,7 +27,15 @@ from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
 from hookinspect.errors import NetworkError, StoreError, StoreFullError
 from hookinspect.forward import HOP_BY_HOP, Forwarder
 from hookinspect.http_server import BoundedRunner
-from hookinspect.model import REJECTED_BODY_LIMIT, REJECTED_HEAD_LIMIT, Attempt, Delivery, Headers, Rejection, now_us
+from hookinspect.model import (
+    REJECTED_BODY_LIMIT,
+    REJECTED_HEAD_LIMIT,
+    Attempt,
+    Delivery,
+    Headers,
+    Rejection,
+    now_us,
+)
 from hookinspect.recorder import Recorder
 from hookinspect.retry_queue import ForwardQueueWorker, QueuePolicy
 from hookinspect.store.queue import QueueItem

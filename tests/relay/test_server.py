@@ -6,7 +6,13 @@ import httpx
 import pytest
 
 from hookinspect.receiver import start_server
-from hookinspect.relay.server import BUDGET_KEY, ChannelHub, RelaySettings, create_relay_app, smee_payload
+from hookinspect.relay.server import (
+    BUDGET_KEY,
+    ChannelHub,
+    RelaySettings,
+    create_relay_app,
+    smee_payload,
+)
 from hookinspect.relay.storage import RelayEvent, SqliteRelayStorage
 from tests.factories import await_until
 
