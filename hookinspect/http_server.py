@@ -15,6 +15,7 @@ Both hook into aiohttp's request handler, which has no public extension point fo
 from __future__ import annotations
 
 import asyncio
+import errno
 import resource
 import time
 from collections import OrderedDict
@@ -32,11 +33,60 @@ from aiohttp.web_response import StreamResponse
 # Descriptors kept free for everything that is not a client connection: the store and its
 # WAL, forwards to targets, relay subscriptions, and connections accepted in one burst
 # before the cap is checked (asyncio accepts up to the listen backlog at once).
-RESERVED_DESCRIPTORS = 200
+RESERVED_DESCRIPTORS = 300
 MIN_CONNECTIONS = 16
 _BUSY_TEXT = b"hookinspect: too many connections; retry shortly\n"
 BUSY_ANSWER = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
                b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_TEXT), _BUSY_TEXT))
+
+
+class OncePerSecond:
+    """Says a recurring event at most once a second: `note(describe)` counts one event and,
+    when a second has passed since the last line, says `describe(events since then)`."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.last = 0.0
+        self.count = 0
+
+    def note(self, describe: Callable[[int], str]) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.last >= 1.0:
+            self.say(describe(self.count))
+            self.last, self.count = now, 0
+
+
+class OutOfFilesReporter:
+    """The event loop's error handler: running out of file descriptors (too many open connections)
+    is one line a second at most, not a traceback per refused connection; asyncio itself pauses
+    accepting and resumes when descriptors are free again. Anything else is asyncio's to report."""
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self.lines = OncePerSecond(warn)
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if not (isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE)):
+            loop.default_exception_handler(context)
+            return
+        self.lines.note(lambda count: f"out of file descriptors ({exc.strerror}): new connections wait until some "
+                                      f"close{f' ({count - 1} more since the last line)' if count > 1 else ''}; "
+                                      "raise the limit with `ulimit -n`")
+
+
+def raise_file_limit(ceiling: int = 65536) -> int:
+    """Raise this process's soft limit on open files to its hard limit (at most `ceiling`), as
+    servers do: the soft default (often 1024) is far below what a public endpoint needs."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = ceiling if hard == resource.RLIM_INFINITY else min(hard, ceiling)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return wanted
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def unreadable_status(exc: BaseException | None, status: int) -> int:
@@ -56,7 +106,7 @@ def default_max_connections() -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return 10_000
-    return max(MIN_CONNECTIONS, soft - RESERVED_DESCRIPTORS)
+    return max(MIN_CONNECTIONS, soft - RESERVED_DESCRIPTORS) if soft > 2 * RESERVED_DESCRIPTORS else max(MIN_CONNECTIONS, soft // 2)
 
 
 class Connection(RequestHandler):
@@ -112,16 +162,14 @@ class BoundedServer(web.Server):
     """aiohttp's connection factory with a cap on open connections; the least recently active
     idle connection makes room for a new one."""
 
-    def __init__(self, *args: Any, max_connections: int, on_evict: Callable[[int, int], None] | None = None,
+    def __init__(self, *args: Any, max_connections: int, say: Callable[[str], None] | None = None,
                  on_unreadable: Callable[[str | None, int, BaseException | None], None] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.max_connections = max_connections
-        self.on_evict = on_evict  # (connections closed since the last call, the cap)
         self.on_unreadable = on_unreadable  # (client address, status answered, what aiohttp raised)
         self._by_activity: OrderedDict[Connection, None] = OrderedDict()  # least recently active first
-        self._evicted_since_report = 0
-        self._last_report = 0.0
+        self._evictions = OncePerSecond(say or (lambda line: None))  # said once a second at most
 
     def __call__(self) -> Connection:
         return Connection(self, loop=self._loop, **self._kwargs)
@@ -141,6 +189,10 @@ class BoundedServer(web.Server):
             return
         self._by_activity[handler] = None
 
+    def _evicted_line(self, count: int) -> str:
+        return (f"{count} quiet connection{'s' if count != 1 else ''} closed to make room for new ones "
+                f"(at most {self.max_connections} open at once)")
+
     def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
         self._by_activity.pop(handler, None)  # type: ignore[call-overload]
         super().connection_lost(handler, exc)
@@ -152,29 +204,21 @@ class BoundedServer(web.Server):
                 connection.force_close()
                 if connection.transport is not None:
                     connection.transport.close()
-                self._note_eviction()
+                self._evictions.note(self._evicted_line)
                 return True
         return False
-
-    def _note_eviction(self) -> None:
-        """One line a second at most, however fast a flood of connections arrives."""
-        self._evicted_since_report += 1
-        now = time.monotonic()
-        if self.on_evict is not None and now - self._last_report >= 1.0:
-            self.on_evict(self._evicted_since_report, self.max_connections)
-            self._evicted_since_report, self._last_report = 0, now
 
 
 class BoundedRunner(web.AppRunner):
     """An AppRunner whose server is a BoundedServer."""
 
     def __init__(self, app: web.Application, *, max_connections: int | None = None,
-                 on_evict: Callable[[int, int], None] | None = None,
+                 say: Callable[[str], None] | None = None,
                  on_unreadable: Callable[[str | None, int, BaseException | None], None] | None = None,
                  **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self.max_connections = max_connections or default_max_connections()
-        self.on_evict = on_evict
+        self.say = say  # a line for the operator (connections closed to make room)
         self.on_unreadable = on_unreadable
 
     async def _make_server(self) -> web.Server:
@@ -182,6 +226,6 @@ class BoundedRunner(web.AppRunner):
         # aiohttp builds its own Server; ours is the same with a different connection class.
         return BoundedServer(server.request_handler, request_factory=server.request_factory,
                              handler_cancellation=server.handler_cancellation, loop=server._loop,  # noqa: SLF001
-                             max_connections=self.max_connections, on_evict=self.on_evict,
+                             max_connections=self.max_connections, say=self.say,
                              on_unreadable=self.on_unreadable,
                              **server._kwargs)  # noqa: SLF001

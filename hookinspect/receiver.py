@@ -26,7 +26,7 @@ from hookinspect.body import escape_controls
 from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
 from hookinspect.errors import NetworkError, StoreError, StoreFullError
 from hookinspect.forward import HOP_BY_HOP, Forwarder
-from hookinspect.http_server import BoundedRunner
+from hookinspect.http_server import BoundedRunner, raise_file_limit
 from hookinspect.model import (
     REJECTED_BODY_LIMIT,
     REJECTED_HEAD_LIMIT,
@@ -469,13 +469,13 @@ async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int
                        max_connections: int | None = None) -> tuple[web.AppRunner, list[str]]:
     """Start serving on host:port, or on a bound `sock`; returns the runner (for cleanup) and the base URLs.
     `max_connections` (else the receiver settings', else what the descriptor limit allows) caps open connections."""
+    raise_file_limit()  # before the connection cap is derived from it
     settings = app.get(SETTINGS_KEY)
     report = (lambda line: _emit(settings, ReceiverEvent("rejected", message=line))) if settings else _say_on_stderr
     runner = BoundedRunner(
         app,
         max_connections=max_connections or (settings.max_connections if settings else None),
-        on_evict=lambda count, cap: report(f"{count} quiet connection{'s' if count != 1 else ''} closed to make room "
-                                           f"for new ones (at most {cap} open at once)"),
+        say=report,
         on_unreadable=_keep_unreadable(app),
         access_log=None,
         handle_signals=False,

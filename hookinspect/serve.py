@@ -8,16 +8,14 @@ connection must never cross a fork).
 from __future__ import annotations
 
 import asyncio
-import errno
 import signal
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from hookinspect.errors import HookinspectError, UsageError
+from hookinspect.http_server import OutOfFilesReporter
 from hookinspect.receiver import (
     ReceiverSettings,
     create_app,
@@ -138,7 +136,7 @@ async def _serve(path: Path, settings: ReceiverSettings, host: str, port: int, r
                  workers: int = 1, children: list[int] | None = None) -> None:
     """One process: a worker (`parent` set) only serves and stops with its parent; the first
     process says where it listens and when one of its `children` ends."""
-    asyncio.get_running_loop().set_exception_handler(_OutOfFiles(report.warn))
+    asyncio.get_running_loop().set_exception_handler(OutOfFilesReporter(report.warn))
     workspace = await asyncio.to_thread(Workspace, path, create=True, durability=durability)
     try:
         if report.on_change is not None:
@@ -169,31 +167,6 @@ async def _serve(path: Path, settings: ReceiverSettings, host: str, port: int, r
             report.end()
     finally:
         await asyncio.to_thread(workspace.close)
-
-
-class _OutOfFiles:
-    """The event loop's error handler: running out of file descriptors (too many open connections)
-    is one line a second at most, not a traceback per refused connection; asyncio itself pauses
-    accepting and resumes when descriptors are free again. Anything else is asyncio's to report."""
-
-    def __init__(self, warn: Callable[[str], None]) -> None:
-        self.warn = warn
-        self.last = 0.0
-        self.missed = 0
-
-    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        exc = context.get("exception")
-        if not (isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE)):
-            loop.default_exception_handler(context)
-            return
-        now = time.monotonic()
-        if now - self.last < 1.0:
-            self.missed += 1
-            return
-        also = f" ({self.missed} more since the last line)" if self.missed else ""
-        self.warn(f"out of file descriptors ({exc.strerror}): new connections wait until some close{also}; "
-                  "raise the limit with `ulimit -n`")
-        self.last, self.missed = now, 0
 
 
 async def _report_ended_workers(report: ServeReport, children: list[int], workers: int) -> None:

@@ -37,6 +37,7 @@ def run_relay(
 ) -> None:
     """Run the relay: senders POST to /<channel>, subscribers stream it (smee-compatible)."""
     # Imported here: the server pulls in aiohttp, which other commands need not load at start-up.
+    from hookinspect.http_server import OutOfFilesReporter
     from hookinspect.receiver import is_loopback, start_server
     from hookinspect.relay.server import RelaySettings, create_relay_app
     from hookinspect.relay.storage import SqliteRelayStorage
@@ -48,6 +49,7 @@ def run_relay(
                              channels_per_minute=channels_per_minute, max_channels=max_channels)
 
     async def serve() -> None:
+        asyncio.get_running_loop().set_exception_handler(OutOfFilesReporter(out.warn))
         runner, urls = await start_server(create_relay_app(storage, settings), host, port,
                                           max_connections=max_connections)
         stop = asyncio.Event()

@@ -378,11 +378,13 @@ def test_durability_chooses_fsync_at_commit(tmp_path, flag, expected):
 
 
 def test_running_out_of_file_descriptors_is_one_line_a_second_and_passes(tmp_path):
+    """With a connection cap above what the descriptor limit allows (set by hand), running out still passes."""
     import resource
     import socket
 
     port = free_port()
-    proc = subprocess.Popen(hookinspect_cmd("listen", "--port", str(port), "--store", str(tmp_path / "s.db"), "-q"),
+    proc = subprocess.Popen(hookinspect_cmd("listen", "--port", str(port), "--store", str(tmp_path / "s.db"), "-q",
+                                            "--max-connections", "1000"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96)))
     held = []
@@ -407,3 +409,27 @@ def test_running_out_of_file_descriptors_is_one_line_a_second_and_passes(tmp_pat
             sock.close()
         _out, err = stop_process(proc)
     assert "ulimit -n" in said and "Traceback" not in said + err
+
+
+def test_connections_past_the_descriptor_limit_make_room_instead_of_failing(tmp_path):
+    """The default cap stays under the descriptor limit: held connections never lock a sender out."""
+    import resource
+    import socket
+
+    port = free_port()
+    proc = subprocess.Popen(hookinspect_cmd("listen", "--port", str(port), "--store", str(tmp_path / "s.db")),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96)))
+    held = []
+    try:
+        read_until(proc.stderr, "listening on")
+        for _ in range(150):  # more connections than the process may have files open
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        read_until(proc.stdout, "quiet connections closed to make room", timeout=20)
+        answer = httpx.post(f"http://127.0.0.1:{port}/while-held", content=b"{}", timeout=10)
+        assert answer.status_code == 200
+    finally:
+        for sock in held:
+            sock.close()
+        _out, err = stop_process(proc)
+    assert "out of file descriptors" not in err and "Traceback" not in err
