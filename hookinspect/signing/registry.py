@@ -82,7 +82,7 @@ def may_be_from_a_provider(headers: Headers, body: bytes) -> bool:
     if not CUE_HEADERS.isdisjoint(headers.names()):
         return True
     user_agent = headers.get("user-agent") or ""
-    if user_agent.startswith(("Stripe/", "GitHub-Hookshot/")) or "Slackbot" in user_agent:
+    if user_agent.startswith(("Stripe/", "GitHub-Hookshot/", twilio.USER_AGENT)) or "Slackbot" in user_agent:
         return True
     content_type = (headers.get("content-type") or "").lower()
     if content_type.startswith("application/x-www-form-urlencoded") or "fhir" in content_type:

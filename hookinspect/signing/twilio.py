@@ -27,10 +27,15 @@ NAME = "twilio"
 HEADER = "X-Twilio-Signature"
 
 
+USER_AGENT = "TwilioProxy/"
+
+
 def detect(message: SignedMessage) -> Detection | None:
     fields = dict(parse_form(message.body)) if message.headers.get("content-type", "").startswith(
         "application/x-www-form-urlencoded") else {}
-    if HEADER.lower() not in message.headers and "AccountSid" not in fields:
+    # Twilio's requests come from "TwilioProxy/1.1" even when the signature header is missing.
+    if HEADER.lower() not in message.headers and "AccountSid" not in fields \
+            and not (message.headers.get("user-agent") or "").startswith(USER_AGENT):
         return None
     if ("MessageSid" in fields or "SmsSid" in fields) and "Body" in fields:
         event: str | None = "message.incoming"

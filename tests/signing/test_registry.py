@@ -158,7 +158,11 @@ def test_a_known_sender_without_its_signature_header_is_unsigned(secrets):
         known.add(provider, secret)
     stripe_event = make_delivery(b'{"id":"evt_123","object":"event","type":"charge.succeeded"}')
     twilio_form = make_delivery(b"AccountSid=AC1&MessageSid=SM1&Body=hi", content_type="application/x-www-form-urlencoded")
-    for delivery, provider, header in ((stripe_event, "stripe", "Stripe-Signature"), (twilio_form, "twilio", "X-Twilio-Signature")):
+    # A status callback without AccountSid: Twilio's user agent still names it.
+    twilio_proxy = make_delivery(b"CallStatus=completed", content_type="application/x-www-form-urlencoded",
+                                 headers=[("User-Agent", "TwilioProxy/1.1")])
+    for delivery, provider, header in ((stripe_event, "stripe", "Stripe-Signature"), (twilio_form, "twilio", "X-Twilio-Signature"),
+                                       (twilio_proxy, "twilio", "X-Twilio-Signature")):
         result = check_delivery(delivery, known)
         assert result.provider == provider and result.verdict.status == "unsigned"
         assert header in result.verdict.reason
