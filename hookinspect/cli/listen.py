@@ -229,7 +229,7 @@ def listen(
         from hookinspect.tui.app import run_ui
 
         with owning(path), Workspace(path, create=True, durability=durability) as workspace:
-            run_ui(workspace, listen=(str(host), int(port or 0), receiver_settings), secrets=secrets,
+            run_ui(workspace, listen=(str(host), int(port or 0), receiver_settings), secrets=secrets, durability=durability,
                    target=(forward_to[0] if forward_to else settings.get("forward_to")) if forward else None)
         return
     printer = LivePrinter(out.stdout) if not quiet else None

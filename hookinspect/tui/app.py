@@ -3,6 +3,7 @@ call the same core functions as the CLI."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from rich.text import Text
@@ -20,7 +21,8 @@ from hookinspect.export import ExportItem, render_curl, write_export
 from hookinspect.filters import DeliveryFilter, parse_filter
 from hookinspect.forward import RequestEdits, validate_target
 from hookinspect.model import Delivery
-from hookinspect.receiver import ReceiverEvent, ReceiverSettings, create_app, start_server
+from hookinspect.background import BackgroundReceiver
+from hookinspect.receiver import ReceiverEvent, ReceiverSettings
 from hookinspect.replay import replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for, signature_report
 from hookinspect.tui.screens.prompt import EditRequest, HelpScreen, UrlPrompt
@@ -32,6 +34,8 @@ from hookinspect.workspace import StoreChange, Workspace
 # How often the workspace looks for deliveries stored by another process; this process's own
 # captures (listen --ui) and replays are announced at once.
 POLL_SECONDS = 0.25
+# Captures announced within this many seconds are shown together.
+REFRESH_SECONDS = 0.05
 # Deliveries-per-second history shown in the header sparkline.
 RATE_WINDOW = 60
 
@@ -42,6 +46,14 @@ class StoreChanged(Message):
     def __init__(self, change: StoreChange) -> None:
         super().__init__()
         self.change = change
+
+
+class ReceiverEventPosted(Message):
+    """A refusal or relay state from the receiver's thread."""
+
+    def __init__(self, event: ReceiverEvent) -> None:
+        super().__init__()
+        self.event = event
 
 
 class HookinspectApp(App[None]):
@@ -68,8 +80,10 @@ class HookinspectApp(App[None]):
     ]
 
     def __init__(self, workspace: Workspace, *, target: str | None = None, secrets: Secrets | None = None,
-                 listen: tuple[str, int, ReceiverSettings] | None = None) -> None:
+                 listen: tuple[str, int, ReceiverSettings] | None = None, durability: str = "power") -> None:
         super().__init__()
+        self.durability = durability
+        self.start_error: HookinspectError | None = None
         self.workspace = workspace
         self.store = workspace.store
         self.target = target
@@ -86,7 +100,8 @@ class HookinspectApp(App[None]):
         self._arrivals = 0
         self.show_all_body = False
         self.diff_base: int | None = None
-        self._runner = None
+        self._receiver: BackgroundReceiver | None = None
+        self._refresh_pending = False
         self._unsubscribe = workspace.changes.subscribe(lambda change: self.post_message(StoreChanged(change)))
 
     # -- layout --------------------------------------------------------------------------
@@ -103,15 +118,25 @@ class HookinspectApp(App[None]):
     async def on_mount(self) -> None:
         if self.listen is not None:
             host, port, settings = self.listen
-            settings.on_event = self.on_receiver_event
-            self._runner, urls = await start_server(create_app(self.workspace, settings), host, port)
-            self.listening_on = urls[0]
+            # Its own thread and loop: a sender's wait never depends on what the UI is doing.
+            settings.on_event = lambda event: self.is_running and self.post_message(ReceiverEventPosted(event))
+            self._receiver = BackgroundReceiver(
+                self.workspace.path, settings, host, port, durability=self.durability,
+                on_change=lambda change: self.is_running and self.post_message(StoreChanged(change)))
+            try:
+                self.listening_on = (await asyncio.to_thread(self._receiver.start))[0]
+            except HookinspectError as exc:
+                self.start_error, self._receiver = exc, None
+                self.exit(return_code=exc.exit_code)
+                return
         self.load_first_page()
         self.set_interval(POLL_SECONDS, self.tick)
         self.main_query(DeliveryList).focus()
 
-    def on_receiver_event(self, event: ReceiverEvent) -> None:
-        """Events of the receiver running in this app (listen --ui): relay state and refusals."""
+    @on(ReceiverEventPosted)
+    def on_receiver_event(self, message: ReceiverEventPosted) -> None:
+        """Events of the receiver this app runs (listen --ui): relay state and refusals."""
+        event = message.event
         if event.kind == "relay":
             self.relay_state = event.message
             self.update_status()
@@ -120,8 +145,8 @@ class HookinspectApp(App[None]):
 
     async def on_unmount(self) -> None:
         self._unsubscribe()
-        if self._runner is not None:
-            await self._runner.cleanup()
+        if self._receiver is not None:
+            await asyncio.to_thread(self._receiver.stop)
 
     def main_query(self, selector, expect_type=None):  # noqa: ANN001, ANN201 - as DOMNode.query_one
         """A widget of the main screen, also while a dialog (help, a URL prompt) is on top of it."""
@@ -174,7 +199,9 @@ class HookinspectApp(App[None]):
             return  # the app is closing: nothing left to show it on
         change = message.change
         if change.kind == "deliveries":
-            self.show_new_deliveries()
+            if not self._refresh_pending:  # a burst of captures costs one look at the store, not one each
+                self._refresh_pending = True
+                self.set_timer(REFRESH_SECONDS, self._refresh_new)
         elif change.kind == "attempt" and change.seq is not None:
             self.refresh_delivery(change.seq)
         elif change.kind == "failing":
@@ -184,6 +211,11 @@ class HookinspectApp(App[None]):
         elif change.kind in ("removed", "store"):
             self.total = self.store.count()
             self.update_status()
+
+    def _refresh_new(self) -> None:
+        self._refresh_pending = False
+        if self._has_main_screen():
+            self.show_new_deliveries()
 
     def show_new_deliveries(self) -> None:
         """Every delivery stored since the newest one shown; followed to the top unless paused."""
@@ -431,5 +463,9 @@ class HookinspectApp(App[None]):
 
 
 def run_ui(workspace: Workspace, **kwargs) -> None:  # noqa: ANN003
-    """Start the UI in the terminal (blocking); the caller owns the workspace."""
-    HookinspectApp(workspace, **kwargs).run()
+    """Start the UI in the terminal (blocking); the caller owns the workspace. A receiver that
+    cannot start (listen --ui on a port in use) ends the UI and is raised as its one-line error."""
+    app = HookinspectApp(workspace, **kwargs)
+    app.run()
+    if app.start_error is not None:
+        raise app.start_error
