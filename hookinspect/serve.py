@@ -133,9 +133,10 @@ def _serve_processes(path: Path, settings: ReceiverSettings, host: str, port: in
 
 async def _serve(path: Path, settings: ReceiverSettings, host: str, port: int, report: ServeReport,
                  durability: str, sock: socket.socket | None = None, parent: int | None = None,
-                 workers: int = 1, children: list[int] | None = None) -> None:
+                 workers: int = 1, children: list[int] | None = None, says_started: bool | None = None) -> None:
     """One process: a worker (`parent` set) only serves and stops with its parent; the first
-    process says where it listens and when one of its `children` ends."""
+    process (or one that `says_started`) says where it listens, and when one of its `children` ends."""
+    says_started = parent is None if says_started is None else says_started
     asyncio.get_running_loop().set_exception_handler(OutOfFilesReporter(report.warn))
     workspace = await asyncio.to_thread(Workspace, path, create=True, durability=durability)
     try:
@@ -152,7 +153,7 @@ async def _serve(path: Path, settings: ReceiverSettings, host: str, port: int, r
             watch = asyncio.create_task(_report_ended_workers(report, children, workers))
         else:
             watch = None
-        if parent is None:
+        if says_started:
             if not is_loopback(host):
                 report.warn(f"listening on {host}, reachable from other machines: anyone who can reach it can send "
                             "you requests and read nothing back but your mock answer. Use --host 127.0.0.1 unless you mean it.")

@@ -225,12 +225,21 @@ def listen(
         out.info(f"{pending} deliver{'y waits' if pending == 1 else 'ies wait'} in the forward queue; {sends}"
                  " (`hookinspect queue` lists them)")
     if ui:
+        from hookinspect.background import ReceiverProcess
         from hookinspect.store.owner import owning
         from hookinspect.tui.app import run_ui
 
-        with owning(path), Workspace(path, create=True, durability=durability) as workspace:
-            run_ui(workspace, listen=(str(host), int(port or 0), receiver_settings), secrets=secrets, durability=durability,
-                   target=(forward_to[0] if forward_to else settings.get("forward_to")) if forward else None)
+        with owning(path):
+            # Forked before the UI opens the store or starts a thread: its own process, so a
+            # sender's wait never depends on what the UI renders or filters.
+            receiver = ReceiverProcess(path, receiver_settings, str(host), int(port or 0), durability=durability)
+            receiver.start()
+            try:
+                with Workspace(path, create=True, durability=durability) as workspace:
+                    run_ui(workspace, receiver=receiver, secrets=secrets,
+                           target=(forward_to[0] if forward_to else settings.get("forward_to")) if forward else None)
+            finally:
+                receiver.stop()
         return
     printer = LivePrinter(out.stdout) if not quiet else None
     if printer is not None:

@@ -3,7 +3,6 @@ call the same core functions as the CLI."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from rich.text import Text
@@ -14,6 +13,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Footer, Input, Sparkline, Static
 
+from hookinspect.background import ReceiverProcess, receiver_event
 from hookinspect.body import escape_controls
 from hookinspect.diff import diff_deliveries
 from hookinspect.errors import HookinspectError
@@ -21,8 +21,7 @@ from hookinspect.export import ExportItem, render_curl, write_export
 from hookinspect.filters import DeliveryFilter, parse_filter
 from hookinspect.forward import RequestEdits, validate_target
 from hookinspect.model import Delivery
-from hookinspect.background import BackgroundReceiver
-from hookinspect.receiver import ReceiverEvent, ReceiverSettings
+from hookinspect.receiver import ReceiverEvent
 from hookinspect.replay import replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for, signature_report
 from hookinspect.tui.screens.prompt import EditRequest, HelpScreen, UrlPrompt
@@ -80,16 +79,14 @@ class HookinspectApp(App[None]):
     ]
 
     def __init__(self, workspace: Workspace, *, target: str | None = None, secrets: Secrets | None = None,
-                 listen: tuple[str, int, ReceiverSettings] | None = None, durability: str = "power") -> None:
+                 receiver: ReceiverProcess | None = None) -> None:
         super().__init__()
-        self.durability = durability
-        self.start_error: HookinspectError | None = None
         self.workspace = workspace
         self.store = workspace.store
         self.target = target
         self.secrets = secrets or Secrets()
-        self.listen = listen
-        self.listening_on: str | None = None
+        self.receiver = receiver  # listen --ui: the receiver's own process, started by the caller
+        self.listening_on: str | None = receiver.urls[0] if receiver is not None else None
         self.relay_state: str | None = None
         self.filter = DeliveryFilter()
         self.following = True
@@ -100,7 +97,6 @@ class HookinspectApp(App[None]):
         self._arrivals = 0
         self.show_all_body = False
         self.diff_base: int | None = None
-        self._receiver: BackgroundReceiver | None = None
         self._refresh_pending = False
         self._unsubscribe = workspace.changes.subscribe(lambda change: self.post_message(StoreChanged(change)))
 
@@ -116,37 +112,37 @@ class HookinspectApp(App[None]):
         yield Footer()
 
     async def on_mount(self) -> None:
-        if self.listen is not None:
-            host, port, settings = self.listen
-            # Its own thread and loop: a sender's wait never depends on what the UI is doing.
-            settings.on_event = lambda event: self.is_running and self.post_message(ReceiverEventPosted(event))
-            self._receiver = BackgroundReceiver(
-                self.workspace.path, settings, host, port, durability=self.durability,
-                on_change=lambda change: self.is_running and self.post_message(StoreChanged(change)))
-            try:
-                self.listening_on = (await asyncio.to_thread(self._receiver.start))[0]
-            except HookinspectError as exc:
-                self.start_error, self._receiver = exc, None
-                self.exit(return_code=exc.exit_code)
-                return
+        if self.receiver is not None:
+            self.receiver.attach(self.on_receiver_message)
         self.load_first_page()
         self.set_interval(POLL_SECONDS, self.tick)
         self.main_query(DeliveryList).focus()
 
+    def on_receiver_message(self, message: dict) -> None:
+        """A line from the receiver's process (listen --ui): a change to show, a refusal, a relay state."""
+        if message["t"] == "changed":
+            self.post_message(StoreChanged(StoreChange(message["kind"], message.get("seq"),
+                                                       message=message.get("message") or "")))
+        elif message["t"] == "event":
+            self.post_message(ReceiverEventPosted(receiver_event(message)))
+        elif message["t"] in ("error", "ended"):
+            said = message.get("message") or "the receiver stopped: nothing new is captured (restart listen --ui)"
+            self.say(said, severity="error", title="receiver")
+
     @on(ReceiverEventPosted)
     def on_receiver_event(self, message: ReceiverEventPosted) -> None:
-        """Events of the receiver this app runs (listen --ui): relay state and refusals."""
+        """Events of the receiver (listen --ui): relay state, refusals, warnings."""
         event = message.event
         if event.kind == "relay":
             self.relay_state = event.message
             self.update_status()
-        elif event.kind == "rejected":
-            self.say(event.message, severity="error", title=event.kind.replace("_", " "))
+        elif event.kind in ("rejected", "warning"):
+            self.say(event.message, severity="error" if event.kind == "rejected" else "warning", title=event.kind)
 
     async def on_unmount(self) -> None:
         self._unsubscribe()
-        if self._receiver is not None:
-            await asyncio.to_thread(self._receiver.stop)
+        if self.receiver is not None:
+            self.receiver.detach()
 
     def main_query(self, selector, expect_type=None):  # noqa: ANN001, ANN201 - as DOMNode.query_one
         """A widget of the main screen, also while a dialog (help, a URL prompt) is on top of it."""
@@ -463,9 +459,5 @@ class HookinspectApp(App[None]):
 
 
 def run_ui(workspace: Workspace, **kwargs) -> None:  # noqa: ANN003
-    """Start the UI in the terminal (blocking); the caller owns the workspace. A receiver that
-    cannot start (listen --ui on a port in use) ends the UI and is raised as its one-line error."""
-    app = HookinspectApp(workspace, **kwargs)
-    app.run()
-    if app.start_error is not None:
-        raise app.start_error
+    """Start the UI in the terminal (blocking); the caller owns the workspace (and the receiver)."""
+    HookinspectApp(workspace, **kwargs).run()

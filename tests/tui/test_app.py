@@ -3,8 +3,10 @@
 import asyncio
 import json
 
+import pytest
 from textual.widgets import Input, Static, TabbedContent
 
+from hookinspect.background import ReceiverProcess
 from hookinspect.store.sqlite import Store
 from hookinspect.tui.app import HookinspectApp
 from hookinspect.tui.widgets.delivery_list import DeliveryList
@@ -155,16 +157,35 @@ async def test_listen_ui_captures_and_shows_refusals(tmp_path):
     from tests.factories import free_port
 
     port = free_port()
-    settings = ReceiverSettings(max_body=10)
-    app = HookinspectApp(Workspace(tmp_path / "s.db", create=True), listen=("127.0.0.1", port, settings))
-    async with app.run_test(size=(140, 40), notifications=True) as pilot:
-        assert app.listening_on == f"http://127.0.0.1:{port}"
-        async with httpx.AsyncClient() as client:
-            await client.post(app.listening_on + "/in", content=b"{}")
-            assert (await client.post(app.listening_on + "/big", content=b"x" * 100)).status_code == 413
-        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1])
-        assert any("body over 10 bytes" in n.message for n in app._notifications)
-    app.workspace.close()
+    receiver = ReceiverProcess(tmp_path / "s.db", ReceiverSettings(max_body=10), "127.0.0.1", port)
+    receiver.start()
+    try:
+        app = HookinspectApp(Workspace(tmp_path / "s.db", create=True), receiver=receiver)
+        async with app.run_test(size=(140, 40), notifications=True) as pilot:
+            assert app.listening_on == f"http://127.0.0.1:{port}"
+            async with httpx.AsyncClient() as client:
+                await client.post(app.listening_on + "/in", content=b"{}")
+                assert (await client.post(app.listening_on + "/big", content=b"x" * 100)).status_code == 413
+            await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1])
+            await wait_until(pilot, lambda: any("body over 10 bytes" in n.message for n in app._notifications))
+        app.workspace.close()
+    finally:
+        receiver.stop()
+
+
+def test_a_receiver_that_cannot_listen_says_why_in_one_line(tmp_path):
+    import socket
+
+    from hookinspect.errors import HookinspectError
+    from hookinspect.receiver import ReceiverSettings
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        receiver = ReceiverProcess(tmp_path / "s.db", ReceiverSettings(), "127.0.0.1", taken.getsockname()[1])
+        with pytest.raises(HookinspectError, match="cannot listen on 127.0.0.1"):
+            receiver.start()
+    assert receiver.pid is None  # stopped and reaped
 
 
 async def test_long_arrays_fold_and_A_shows_everything(store_path, workspace):
