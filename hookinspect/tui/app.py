@@ -24,6 +24,7 @@ from hookinspect.model import Delivery
 from hookinspect.receiver import ReceiverEvent
 from hookinspect.replay import replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for, signature_report
+from hookinspect.store.sqlite import Store
 from hookinspect.tui.screens.prompt import EditRequest, HelpScreen, UrlPrompt
 from hookinspect.tui.widgets.delivery_list import PAGE_SIZE, DeliveryList
 from hookinspect.tui.widgets.detail import DeliveryDetail
@@ -89,6 +90,9 @@ class HookinspectApp(App[None]):
         self.listening_on: str | None = receiver.urls[0] if receiver is not None else None
         self.relay_state: str | None = None
         self.filter = DeliveryFilter()
+        self.filter_text = ""
+        self.filter_matches: int | None = None  # None while counting
+        self.new_while_paused = 0
         self.following = True
         self.max_seen = 0
         self.total = 0
@@ -219,6 +223,8 @@ class HookinspectApp(App[None]):
         if newest <= self.max_seen:
             return
         self._arrivals += newest - self.max_seen
+        if not self.following:
+            self.new_while_paused += newest - self.max_seen
         if self.following:
             table = self.main_query(DeliveryList)
             at_top = table.cursor_row <= 0
@@ -254,9 +260,13 @@ class HookinspectApp(App[None]):
             parts.append(Text(*safe(f"relay {self.relay_state}", "blue")))
         parts.append(Text(*safe(f"store {self.workspace.path}", "dim")))
         parts.append(Text(*safe(f"→ {self.target}", "cyan")) if self.target else Text("no target (R asks)", style="dim"))
-        shown = len(self.main_query(DeliveryList).seqs)
-        parts.append(Text(f"{self.total} deliveries" + ("" if self.filter.is_empty else f", filter on ({shown} loaded)")))
-        parts.append(Text("following" if self.following else "paused (f)", style="green" if self.following else "yellow"))
+        parts.append(Text(f"{self.total} deliveries"))
+        if not self.filter.is_empty:
+            matches = "counting…" if self.filter_matches is None else f"{self.filter_matches} match"
+            parts.append(Text.assemble(("filter ", "dim"), safe(self.filter_text, "bold", keep_newlines=False),
+                                       (f" {matches}", "")))
+        paused = "paused (f)" + (f" · {self.new_while_paused} new" if self.new_while_paused else "")
+        parts.append(Text("following" if self.following else paused, style="green" if self.following else "yellow"))
         self.main_query("#status", Static).update(Text("  ·  ").join(parts))
 
     # -- detail --------------------------------------------------------------------------
@@ -310,6 +320,7 @@ class HookinspectApp(App[None]):
     def action_toggle_follow(self) -> None:
         self.following = not self.following
         if self.following:
+            self.new_while_paused = 0
             self.max_seen = min(self.max_seen, max(self.main_query(DeliveryList).seqs or [0]))
             self.show_new_deliveries()
         self.update_status()
@@ -337,8 +348,30 @@ class HookinspectApp(App[None]):
         except HookinspectError as exc:
             self.say(exc.message + (f" ({exc.hint})" if exc.hint else ""), severity="error", title="bad filter")
             return
+        self.filter_text, self.filter_matches = event.value.strip(), None
+        self.main_query("#filter", Input).remove_class("visible")
         self.load_first_page()
         self.main_query(DeliveryList).focus()
+        if not self.filter.is_empty:
+            self.count_matches(self.filter)
+
+    @work(thread=True, exclusive=True, group="count")
+    def count_matches(self, flt: DeliveryFilter) -> None:
+        """The match count, on its own connection and thread: a JSON-path filter over a big store
+        takes seconds, and the list stays usable meanwhile."""
+        with Store(self.workspace.path, create=False) as store:
+            matches = store.count(flt)
+        self.call_from_thread(self._show_matches, flt, matches)
+
+    def _show_matches(self, flt: DeliveryFilter, matches: int) -> None:
+        if flt is self.filter and self._has_main_screen():  # not a filter replaced meanwhile
+            self.filter_matches = matches
+            self.update_status()
+
+    @on(DeliveryList.RowSelected)
+    def on_row_selected(self, event: DeliveryList.RowSelected) -> None:
+        """`enter` on the list: into the detail, as the help says."""
+        self.action_focus_detail()
 
     def say(self, message: str, *, severity: str = "information", title: str = "") -> None:
         """The one door for notifications: text (often captured or remote) is escaped, never markup."""

@@ -63,6 +63,8 @@ async def test_filter_narrows_the_list_and_a_bad_filter_is_a_notification(store_
         filter_input.value = "$.amount>1000"
         await pilot.press("enter")
         assert app.query_one(DeliveryList).seqs == [3]
+        assert not filter_input.has_class("visible")  # the box closes; the status bar says what applies
+        await wait_until(pilot, lambda: "filter $.amount>1000 1 match" in rendered(app, "#status"))
         await pilot.press("slash")
         filter_input.value = "status:9xx"
         await pilot.press("enter")
@@ -227,3 +229,20 @@ async def test_deliveries_arriving_while_help_is_open_do_not_break_the_ui(store_
         await pilot.pause()
         await pilot.press("escape")
         await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs[:1] == [3])
+
+
+async def test_enter_focuses_the_detail_and_paused_follow_counts_what_is_new(store_path, workspace):
+    from textual.widgets import TabbedContent
+
+    seed(store_path, make_delivery(path="/a"))
+    app = HookinspectApp(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("enter")
+        assert isinstance(app.focused, TabbedContent) or app.focused in app.query_one(TabbedContent).query("*")
+        await pilot.press("escape", "f")
+        seed(store_path, make_delivery(path="/b"), make_delivery(path="/c"))
+        await wait_until(pilot, lambda: "paused (f) · 2 new" in rendered(app, "#status"))
+        assert app.query_one(DeliveryList).seqs == [1]  # paused: the list stays as it was
+        await pilot.press("f")
+        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [3, 2, 1])
+        assert "new" not in rendered(app, "#status")

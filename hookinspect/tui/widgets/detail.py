@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Static, TabbedContent, TabPane
+from textual.widgets import Static, TabbedContent, TabPane, Tabs
 
 from hookinspect.model import Attempt, Delivery
 from hookinspect.signing.registry import SignatureReport
@@ -46,7 +46,8 @@ class DeliveryDetail(Vertical):
                              id="diff")
 
     def focus_tabs(self) -> None:
-        self.query_one(TabbedContent).focus()
+        """Focus the tab bar (the TabbedContent itself takes no focus): arrows switch tabs, tab goes down."""
+        self.query_one(TabbedContent).query_one(Tabs).focus()
 
     def show_nothing(self, message: str) -> None:
         self.query_one("#request", Static).update(Text(message, style="dim"))
