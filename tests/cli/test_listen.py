@@ -377,21 +377,24 @@ def test_durability_chooses_fsync_at_commit(tmp_path, flag, expected):
     assert bad.returncode == 2 and "choose power or process" in bad.stderr
 
 
-def test_running_out_of_file_descriptors_is_one_line_a_second_and_passes(tmp_path):
-    """With a connection cap above what the descriptor limit allows (set by hand), running out still passes."""
+def listen_with_few_files(tmp_path, port, *extra):
+    """`listen` allowed 96 open files, and 150 connections held open against it."""
     import resource
     import socket
 
-    port = free_port()
-    proc = subprocess.Popen(hookinspect_cmd("listen", "--port", str(port), "--store", str(tmp_path / "s.db"), "-q",
-                                            "--max-connections", "1000"),
+    proc = subprocess.Popen(hookinspect_cmd("listen", "--port", str(port), "--store", str(tmp_path / "s.db"), *extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
                             preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96)))
-    held = []
+    read_until(proc.stderr, "listening on")
+    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(150)]
+    return proc, held
+
+
+def test_running_out_of_file_descriptors_is_one_line_a_second_and_passes(tmp_path):
+    """With a connection cap above what the descriptor limit allows (set by hand), running out still passes."""
+    port = free_port()
+    proc, held = listen_with_few_files(tmp_path, port, "-q", "--max-connections", "1000")
     try:
-        read_until(proc.stderr, "listening on")
-        for _ in range(150):  # more connections than the process may have files open
-            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         said = read_until(proc.stderr, "out of file descriptors", timeout=20)
         for sock in held:
             sock.close()
@@ -413,18 +416,9 @@ def test_running_out_of_file_descriptors_is_one_line_a_second_and_passes(tmp_pat
 
 def test_connections_past_the_descriptor_limit_make_room_instead_of_failing(tmp_path):
     """The default cap stays under the descriptor limit: held connections never lock a sender out."""
-    import resource
-    import socket
-
     port = free_port()
-    proc = subprocess.Popen(hookinspect_cmd("listen", "--port", str(port), "--store", str(tmp_path / "s.db")),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path,
-                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (96, 96)))
-    held = []
+    proc, held = listen_with_few_files(tmp_path, port)
     try:
-        read_until(proc.stderr, "listening on")
-        for _ in range(150):  # more connections than the process may have files open
-            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         read_until(proc.stdout, "quiet connections closed to make room", timeout=20)
         answer = httpx.post(f"http://127.0.0.1:{port}/while-held", content=b"{}", timeout=10)
         assert answer.status_code == 200
