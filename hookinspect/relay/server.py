@@ -25,6 +25,7 @@ from hookinspect.model import now_us
 from hookinspect.receiver import (
     DEFAULT_MAX_BODIES_IN_FLIGHT,
     DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_READ_TIMEOUT,
     RETRY_AFTER_BUSY,
     BodyBudget,
     BodyTooLarge,
@@ -49,6 +50,7 @@ class RelaySettings:
     max_channels: int = 10_000
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_bodies_in_flight: int = DEFAULT_MAX_BODIES_IN_FLIGHT
+    read_timeout: float = DEFAULT_READ_TIMEOUT  # seconds a body may take to arrive (408 beyond)
     keep_per_channel: int = 10_000
     max_age_seconds: float = 7 * 86400
     ping_seconds: float = PING_SECONDS
@@ -353,7 +355,11 @@ async def ingest(request: web.Request, channel: Channel) -> web.Response:
                                  status=431, headers={"Connection": "close"})
     with request.app[BUDGET_KEY].hold(settings.max_bodies_in_flight) as hold:  # held until stored
         try:
-            body = await read_body(request, settings.max_body, hold)
+            async with asyncio.timeout(settings.read_timeout):
+                body = await read_body(request, settings.max_body, hold)
+        except TimeoutError:
+            return web.json_response({"error": f"the body did not arrive within {settings.read_timeout:g} s"},
+                                     status=408, headers={"Connection": "close"})
         except BodyTooLarge:
             return web.json_response({"error": f"body over the relay's limit of {settings.max_body} bytes"},
                                      status=413, headers={"Connection": "close"})

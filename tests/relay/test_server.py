@@ -329,3 +329,29 @@ async def test_relay_bodies_held_at_once_have_a_budget(tmp_path):
         storage.close()
     assert busy.status_code == 503 and busy.headers["Retry-After"] == "1"
     assert after.status_code == 200
+
+
+async def test_a_relay_body_that_does_not_arrive_in_time_gets_408(tmp_path):
+    storage = SqliteRelayStorage(tmp_path / "slow")
+    runner, urls = await start_server(create_relay_app(storage, RelaySettings(read_timeout=0.5)), "127.0.0.1", 0)
+    host, port = urls[0].removeprefix("http://").split(":")
+    try:
+        async with httpx.AsyncClient() as client:
+            channel = (await client.post(urls[0] + "/api/channels", json={"public": True})).json()
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"POST /{channel['id']} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npart".encode())
+        answer = await asyncio.wait_for(reader.read(200), 10)
+        writer.close()
+    finally:
+        await runner.cleanup()
+        storage.close()
+    assert b" 408 " in answer.split(b"\r\n")[0]
+    assert storage_is_empty(tmp_path / "slow", channel["id"])
+
+
+def storage_is_empty(path, channel_id):
+    with_storage = SqliteRelayStorage(path)
+    try:
+        return with_storage.events_after(channel_id, 0) == []
+    finally:
+        with_storage.close()
