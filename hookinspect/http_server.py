@@ -132,6 +132,14 @@ class Connection(RequestHandler):
         finally:
             self._answered += 1
 
+    def connection_lost(self, exc: BaseException | None) -> None:
+        # The body of a refused request may still be unread, and aiohttp lingers up to 10 s
+        # reading it (holding a shutdown that long); nothing more will arrive.
+        payload = self._last_payload
+        super().connection_lost(exc)
+        if payload is not None and not payload.is_eof():
+            payload.feed_eof()
+
     def eof_received(self) -> bool:  # type: ignore[override]  # asyncio reads the result
         """The client finished sending. Keep the socket open to write the answers to what
         arrived, then close; an idle connection closes now."""
