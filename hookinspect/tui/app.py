@@ -64,6 +64,7 @@ class HookinspectApp(App[None]):
         Binding("question_mark", "help", "Help"),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "newest", "Newest", show=False),
         Binding("enter", "focus_detail", "Detail", show=False),
         Binding("escape", "focus_list", "List", show=False),
         Binding("r", "replay", "Replay"),
@@ -192,6 +193,7 @@ class HookinspectApp(App[None]):
             self.rates = [*self.rates[1:], float(self._arrivals)]
             self._arrivals = 0
             self.main_query("#rate", Sparkline).data = self.rates
+            self.update_status()  # the rate beside the count
 
     @on(StoreChanged)
     def on_store_changed(self, message: StoreChanged) -> None:
@@ -260,7 +262,9 @@ class HookinspectApp(App[None]):
             parts.append(Text(*safe(f"relay {self.relay_state}", "blue")))
         parts.append(Text(*safe(f"store {self.workspace.path}", "dim")))
         parts.append(Text(*safe(f"→ {self.target}", "cyan")) if self.target else Text("no target (R asks)", style="dim"))
-        parts.append(Text(f"{self.total} deliveries"))
+        per_minute = sum(self.rates)
+        parts.append(Text(f"{self.total} deliveries") + Text(f"  {self.rates[-1]:.0f}/s, {per_minute:.0f} in the last minute",
+                                                              style="dim"))
         if not self.filter.is_empty:
             matches = "counting…" if self.filter_matches is None else f"{self.filter_matches} match"
             parts.append(Text.assemble(("filter ", "dim"), safe(self.filter_text, "bold", keep_newlines=False),
@@ -303,6 +307,11 @@ class HookinspectApp(App[None]):
 
     def action_cursor_up(self) -> None:
         self.main_query(DeliveryList).action_cursor_up()
+
+    def action_newest(self) -> None:
+        table = self.main_query(DeliveryList)
+        if table.seqs:
+            table.move_cursor(row=0)
 
     def action_focus_detail(self) -> None:
         self.main_query(DeliveryDetail).focus_tabs()

@@ -246,3 +246,14 @@ async def test_enter_focuses_the_detail_and_paused_follow_counts_what_is_new(sto
         await pilot.press("f")
         await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [3, 2, 1])
         assert "new" not in rendered(app, "#status")
+
+
+async def test_g_goes_to_the_newest_and_the_status_says_the_rate(store_path, workspace):
+    seed(store_path, *(make_delivery(path=f"/{n}") for n in range(5)))
+    app = HookinspectApp(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("j", "j", "j")
+        assert app.query_one(DeliveryList).current_seq == 2
+        await pilot.press("g")
+        assert app.query_one(DeliveryList).current_seq == 5
+        assert "0/s, 0 in the last minute" in rendered(app, "#status")
