@@ -1,6 +1,7 @@
 import asyncio
 import base64
 import json
+import weakref
 
 import httpx
 import pytest
@@ -29,13 +30,15 @@ async def relay(tmp_path):
         storage.close()
 
 
-_LINES: dict = {}
+# A stream's lines can be iterated once: each response's iterator, for as long as the response lives
+# (keyed by the object, not id(): ids are reused once a response is gone, and a reused one is exhausted).
+_LINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 async def read_events(response, count, timeout=5.0, until_event=None):
     """Events of an SSE stream until `count` with an id (or one named `until_event`) arrived."""
     events, current = [], {}
-    lines = _LINES.setdefault(id(response), response.aiter_lines())  # a stream's lines can be iterated once
+    lines = _LINES.setdefault(response, response.aiter_lines())
 
     async def collect():
         async for line in lines:
