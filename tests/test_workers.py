@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from hookinspect.workers import (
-    PARENT_CHECK_SECONDS,
     bind_shared,
     claim_shared,
     fork_workers,
@@ -18,7 +17,7 @@ from hookinspect.workers import (
     stop_workers,
     workers_unavailable,
 )
-from tests.factories import wait_until
+from tests.factories import await_until, wait_until
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="--workers needs Linux")
 
@@ -84,14 +83,17 @@ def test_a_worker_that_ignores_sigterm_is_killed_after_the_timeout():
     assert stop_workers(children, timeout=0.5) == [-9]
 
 
-async def test_a_worker_stops_when_its_parent_is_gone():
+async def test_a_worker_stops_when_its_parent_is_gone(monkeypatch):
     stop = asyncio.Event()
     # A parent pid that is not ours stands for a parent that died: getppid() no longer matches.
     await asyncio.wait_for(stop_when_orphaned(os.getppid() + 1, stop), timeout=5)
     assert stop.is_set()
     still = asyncio.Event()
-    watch = asyncio.create_task(stop_when_orphaned(os.getppid(), still))
-    await asyncio.sleep(PARENT_CHECK_SECONDS * 1.5)  # a negative: more than one look, and no stop
+    looks = []
+    real_getppid = os.getppid
+    monkeypatch.setattr(os, "getppid", lambda: looks.append(1) or real_getppid())
+    watch = asyncio.create_task(stop_when_orphaned(real_getppid(), still))
+    await await_until(lambda: len(looks) >= 2, what="two looks at the parent")  # a negative: looked, and no stop
     assert not still.is_set()
     watch.cancel()
 
