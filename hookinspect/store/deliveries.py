@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,20 +220,63 @@ class DeliveryTable:
     def _list_with_json_tests(self, flt: DeliveryFilter, where: str, params: list[Any], order: str,
                               limit: int | None, offset: int) -> list[DeliveryRow]:
         # JSON tests need the body, so they run in Python over rows the SQL part selected.
-        out: list[DeliveryRow] = []
+        out: list[int] = []
         skipped = 0
-        sql = f"SELECT d.seq FROM deliveries d WHERE 1=1{where} ORDER BY d.seq {order}"
-        for (seq,) in self.execute(sql, params).fetchall():
-            delivery = self.get(seq)
-            document = delivery.json()
-            if all(test.matches(document) for test in flt.json_tests):
+        for chunk in self._json_matches(flt, where, params, order):
+            for seq in chunk:
                 if skipped < offset:
                     skipped += 1
                     continue
-                out.append(self.row(seq))
-                if limit is not None and len(out) >= limit:
-                    break
-        return out
+                out.append(seq)
+            if limit is not None and len(out) >= limit:
+                del out[limit:]
+                break
+        rows = {row.seq: row for row in self._rows_of(out)}
+        return [rows[seq] for seq in out if seq in rows]
+
+    def _json_matches(self, flt: DeliveryFilter, where: str, params: list[Any], order: str,
+                      chunk: int = 500) -> Iterator[list[int]]:
+        """Numbers of the deliveries the SQL part selected whose body passes the JSON tests, a chunk at a time."""
+        cursor = self._conn.execute(f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries d WHERE 1=1{where} "
+                                    f"ORDER BY d.seq {order}", params)
+        while rows := cursor.fetchmany(chunk):
+            matches = []
+            for row in rows:
+                delivery = _delivery_from_row(row)
+                document = delivery.json()
+                if all(test.matches(document) for test in flt.json_tests):
+                    matches.append(delivery.seq)
+            yield matches
+
+    def scan_seqs(self, flt: DeliveryFilter | None = None, *, upto: int | None = None,
+                  chunk: int = 2000) -> Iterator[list[int]]:
+        """Numbers of the matching deliveries up to `upto`, newest first, a chunk at a time (some
+        chunks may be empty while a JSON filter reads bodies): a list fills as they come, and a
+        caller that stops iterating stops the scan."""
+        where, params = where_clause(flt)
+        if upto is not None:
+            where += " AND d.seq <= ?"
+            params.append(upto)
+        if flt is not None and flt.json_tests:
+            yield from self._json_matches(flt, where, params, "DESC")
+            return
+        cursor = self._conn.execute(f"SELECT d.seq FROM deliveries d WHERE 1=1{where} ORDER BY d.seq DESC", params)
+        while rows := cursor.fetchmany(chunk):
+            yield [seq for (seq,) in rows]
+
+    def _rows_of(self, seqs: list[int]) -> list[DeliveryRow]:
+        if not seqs:
+            return []
+        rows: list[DeliveryRow] = []
+        for start in range(0, len(seqs), 500):  # under SQLite's limit on parameters
+            part = seqs[start:start + 500]
+            rows += [DeliveryRow(*row) for row in self.execute(
+                f"SELECT {_ROW_COLUMNS} FROM deliveries d WHERE d.seq IN ({','.join('?' * len(part))})", part)]
+        return rows
+
+    def rows(self, seqs: list[int]) -> dict[int, DeliveryRow]:
+        """The listing rows of these deliveries that still exist, by number."""
+        return {row.seq: row for row in self._rows_of(list(seqs))}
 
     def previous_of_event(self, delivery: Delivery) -> DeliveryRow | None:
         """The newest delivery before this one with the same event type (of any event, if it has none)."""
@@ -248,9 +291,9 @@ class DeliveryTable:
         return DeliveryRow(*found)
 
     def count(self, flt: DeliveryFilter | None = None) -> int:
-        if flt is not None and flt.json_tests:
-            return len(self.list(flt, limit=None))
         where, params = where_clause(flt)
+        if flt is not None and flt.json_tests:
+            return sum(len(chunk) for chunk in self._json_matches(flt, where, params, "DESC"))
         return self.execute(f"SELECT count(*) FROM deliveries d WHERE 1=1{where}", params).fetchone()[0]
 
     def max_seq(self) -> int:

@@ -3,6 +3,10 @@ call the same core functions as the CLI."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.text import Text
@@ -12,12 +16,13 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Footer, Input, Sparkline, Static
+from textual.worker import get_current_worker
 
 from hookinspect.background import ReceiverProcess, receiver_event
 from hookinspect.body import escape_controls
 from hookinspect.diff import diff_deliveries
 from hookinspect.errors import HookinspectError
-from hookinspect.export import ExportItem, render_curl, write_export
+from hookinspect.export import ExportItem, export_path, render_curl, write_export
 from hookinspect.filters import DeliveryFilter, parse_filter
 from hookinspect.forward import RequestEdits, validate_target
 from hookinspect.model import Delivery
@@ -25,9 +30,11 @@ from hookinspect.receiver import ReceiverEvent
 from hookinspect.replay import replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for, signature_report
 from hookinspect.store.sqlite import Store
-from hookinspect.tui.screens.prompt import EditRequest, HelpScreen, UrlPrompt
-from hookinspect.tui.widgets.delivery_list import PAGE_SIZE, DeliveryList
+from hookinspect.tui.screens.prompt import ConfirmPrompt, EditRequest, HelpScreen, TextPrompt
+from hookinspect.tui.widgets.delivery_list import DeliveryList
 from hookinspect.tui.widgets.detail import DeliveryDetail
+from hookinspect.views.delivery import DetailLines, change_lines, detail_lines
+from hookinspect.views.seq_index import SeqIndex
 from hookinspect.views.text import safe
 from hookinspect.workspace import StoreChange, Workspace
 
@@ -38,6 +45,16 @@ POLL_SECONDS = 0.25
 REFRESH_SECONDS = 0.05
 # Deliveries-per-second history shown in the header sparkline.
 RATE_WINDOW = 60
+# Arrivals read per query when a burst is shown.
+ARRIVALS_PAGE = 500
+# Rendered details kept (a pretty-printed 256 KiB body is worth not computing twice).
+DETAIL_CACHE = 8
+# A detail that takes longer than this to compute says "rendering…" meanwhile.
+RENDERING_NOTE_AFTER = 0.1
+# Deleted deliveries stay restorable (u) this long before they leave the store.
+UNDO_SECONDS = 10.0
+# What `x` writes, by the file name's extension.
+EXPORT_FORMATS = {".har": "har", ".json": "fixture", ".sh": "curl", ".http": "raw"}
 
 
 class StoreChanged(Message):
@@ -65,6 +82,7 @@ class HookinspectApp(App[None]):
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("g", "newest", "Newest", show=False),
+        Binding("G", "oldest", "Oldest", show=False),
         Binding("enter", "focus_detail", "Detail", show=False),
         Binding("escape", "focus_list", "List", show=False),
         Binding("r", "replay", "Replay"),
@@ -76,6 +94,13 @@ class HookinspectApp(App[None]):
         Binding("c", "copy_curl", "Copy curl"),
         Binding("x", "export_marked", "Export"),
         Binding("delete", "delete", "Delete"),
+        Binding("u", "undo_delete", "Undo delete", show=False),
+        Binding("y", "copy_body", "Copy body", show=False),
+        Binding("s", "save_body", "Save body", show=False),
+        Binding("1", "tab(1)", "Request", show=False),
+        Binding("2", "tab(2)", "Attempts", show=False),
+        Binding("3", "tab(3)", "Signature", show=False),
+        Binding("4", "tab(4)", "Diff", show=False),
         Binding("f", "toggle_follow", "Follow"),
         Binding("A", "show_all", "Whole body", show=False),  # unfolds long arrays and lifts the 256 KiB cut
     ]
@@ -92,7 +117,7 @@ class HookinspectApp(App[None]):
         self.relay_state: str | None = None
         self.filter = DeliveryFilter()
         self.filter_text = ""
-        self.filter_matches: int | None = None  # None while counting
+        self._scan_generation = 0
         self.new_while_paused = 0
         self.following = True
         self.max_seen = 0
@@ -103,6 +128,13 @@ class HookinspectApp(App[None]):
         self.show_all_body = False
         self.diff_base: int | None = None
         self._refresh_pending = False
+        self._details: OrderedDict[tuple[int, bool], DetailLines] = OrderedDict()
+        self._detail_wanted: tuple[int, bool] | None = None
+        self._rendering = False
+        self._rendering_note = None
+        self._trash: list[tuple[list[int], object]] = []  # (numbers, timer) deleted but restorable
+        self._worker_store: Store | None = None
+        self._worker_store_lock = threading.Lock()
         self._unsubscribe = workspace.changes.subscribe(lambda change: self.post_message(StoreChanged(change)))
 
     # -- layout --------------------------------------------------------------------------
@@ -110,16 +142,22 @@ class HookinspectApp(App[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="status")
         yield Sparkline(self.rates, id="rate")
-        yield DeliveryList(id="list")
+        yield DeliveryList(self.store.rows, id="list")
         yield DeliveryDetail(id="detail")
         yield Input(placeholder="filter: method:POST provider:stripe event:invoice.* status:5xx $.amount>1000 text",
                     id="filter")
-        yield Footer()
+        yield Footer(compact=True)
+
+    def on_resize(self) -> None:
+        if self._has_main_screen():
+            self.screen_stack[0].set_class(self.size.height < 30, "-short")
+            self.update_status()
 
     async def on_mount(self) -> None:
         if self.receiver is not None:
             self.receiver.attach(self.on_receiver_message)
-        self.load_first_page()
+        self.screen.set_class(self.size.height < 30, "-short")
+        self.load_list()
         self.set_interval(POLL_SECONDS, self.tick)
         self.main_query(DeliveryList).focus()
 
@@ -144,7 +182,20 @@ class HookinspectApp(App[None]):
         elif event.kind in ("rejected", "warning"):
             self.say(event.message, severity="error" if event.kind == "rejected" else "warning", title=event.kind)
 
+    @contextmanager
+    def worker_store(self) -> Iterator[Store]:
+        """The connection detail and diff workers read with (one at a time; opened once)."""
+        with self._worker_store_lock:
+            if self._worker_store is None:
+                self._worker_store = Store(self.workspace.path, create=False)
+            yield self._worker_store
+
     async def on_unmount(self) -> None:
+        self._empty_trash()
+        with self._worker_store_lock:
+            if self._worker_store is not None:
+                self._worker_store.close()
+                self._worker_store = None
         self._unsubscribe()
         if self.receiver is not None:
             self.receiver.detach()
@@ -158,23 +209,67 @@ class HookinspectApp(App[None]):
 
     # -- data ----------------------------------------------------------------------------
 
-    def load_first_page(self) -> None:
+    def load_list(self) -> None:
+        """List what the filter matches: the newest numbers at once, older ones from a scan in a
+        worker (a JSON filter reads every body; the list stays usable meanwhile)."""
         table = self.main_query(DeliveryList)
-        table.reset_rows()
-        rows = self.store.list(self.filter, limit=PAGE_SIZE)
-        table.append_page(rows)
+        self._scan_generation += 1
         self.max_seen = self.store.max_seq()
         self.total = self.store.count()
-        self.update_status()
-        if rows:
-            table.move_cursor(row=0)
-            self.show_delivery(rows[0].seq)
+        index = SeqIndex()
+        upto: int | None = self.max_seen
+        if not self.filter.json_tests:  # a page of numbers from the index: as fast as SQLite
+            first = next(self.store.scan_seqs(self.filter, upto=upto), [])
+            trashed = self._trashed()
+            index.extend_older(s for s in first if s not in trashed)
+            if len(first) < 2000:
+                index.complete = True
+            elif first:
+                upto = first[-1] - 1
+        table.reset(index)
+        if not index.complete:
+            self.scan(self.filter, self._scan_generation, upto)
+        if len(index):
+            table.move_cursor(0)
         else:
-            self.main_query(DeliveryDetail).show_nothing("no deliveries yet: send one to `hookinspect listen`")
+            self.main_query(DeliveryDetail).show_nothing(
+                "no deliveries yet: send one to `hookinspect listen`" if self.filter.is_empty else
+                "nothing matches the filter yet" if index.complete else "looking for matches…")
+        self.update_status()
 
-    @on(DeliveryList.NeedsMore)
-    def load_older(self, event: DeliveryList.NeedsMore) -> None:
-        self.main_query(DeliveryList).append_page(self.store.list(self.filter, limit=PAGE_SIZE, before_seq=event.before_seq))
+    @work(thread=True, exclusive=True, group="scan")
+    def scan(self, flt: DeliveryFilter, generation: int, upto: int | None) -> None:
+        """The rest of the list's numbers, on its own connection: a new filter cancels it."""
+        worker = get_current_worker()
+        with Store(self.workspace.path, create=False) as store:
+            for chunk in store.scan_seqs(flt, upto=upto):
+                if worker.is_cancelled or generation != self._scan_generation:
+                    return
+                if chunk and not self._from_thread(self._scanned, generation, chunk, False):
+                    return
+        self._from_thread(self._scanned, generation, [], True)
+
+    def _from_thread(self, callback, *args) -> bool:  # noqa: ANN001
+        try:
+            self.call_from_thread(callback, *args)
+        except RuntimeError:  # the app closed meanwhile
+            return False
+        return True
+
+    def _scanned(self, generation: int, seqs: list[int], complete: bool) -> None:
+        if generation != self._scan_generation or not self._has_main_screen():
+            return
+        table = self.main_query(DeliveryList)
+        was_empty = not len(table.index)
+        trashed = self._trashed()
+        table.index.extend_older(s for s in seqs if s not in trashed)
+        table.index.complete = complete
+        table.grew_older()
+        if was_empty and len(table.index):
+            table.move_cursor(0)
+        elif complete and not len(table.index):
+            self.main_query(DeliveryDetail).show_nothing("nothing matches the filter")
+        self.update_status()
 
     def _has_main_screen(self) -> bool:
         try:
@@ -227,19 +322,18 @@ class HookinspectApp(App[None]):
         self._arrivals += newest - self.max_seen
         if not self.following:
             self.new_while_paused += newest - self.max_seen
-        if self.following:
+        else:
             table = self.main_query(DeliveryList)
-            at_top = table.cursor_row <= 0
-            after = self.max_seen
+            at_top = table.cursor <= 0
+            after, added = self.max_seen, 0
             while True:  # in pages, so a burst of any size is shown whole
-                rows = self.store.list(self.filter, limit=PAGE_SIZE, before_seq=after, oldest_first=True)
-                table.prepend(rows)
-                if len(rows) < PAGE_SIZE:
+                rows = self.store.list(self.filter, limit=ARRIVALS_PAGE, before_seq=after, oldest_first=True)
+                table.remember(rows)
+                added += table.index.add_newer(row.seq for row in rows)
+                if len(rows) < ARRIVALS_PAGE:
                     break
                 after = rows[-1].seq
-            if at_top and table.seqs:  # following the newest: show it
-                table.move_cursor(row=0)
-                self.show_delivery(table.seqs[0])
+            table.grew_newer(added, follow=at_top)
             self.total = self.store.count()
         self.max_seen = newest
         self.update_status()
@@ -247,39 +341,56 @@ class HookinspectApp(App[None]):
     def refresh_delivery(self, seq: int) -> None:
         """An attempt was added to #seq: its row's last outcome, and its detail if shown."""
         table = self.main_query(DeliveryList)
-        try:
-            table.update_delivery_row(self.store.row(seq))
-        except HookinspectError:
-            return  # deleted meanwhile
+        table.forget(seq)
+        for key in [k for k in self._details if k[0] == seq]:
+            del self._details[key]
         if table.current_seq == seq:
-            self.show_delivery(seq)
+            self.show_delivery(seq, same_delivery=True)
 
     def update_status(self) -> None:
-        parts = [Text("hookinspect", style="bold")]
+        """The top line; on a narrow terminal the least useful parts go first (the count, the
+        filter and the follow state stay)."""
+        parts: list[tuple[int, Text]] = [(5, Text("hookinspect", style="bold"))]  # (keep priority, text)
         if self.listening_on:
-            parts.append(Text(f"listening on {self.listening_on}", style="green"))
+            parts.append((2, Text(f"listening on {self.listening_on}", style="green")))
         if self.relay_state:
-            parts.append(Text(*safe(f"relay {self.relay_state}", "blue")))
-        parts.append(Text(*safe(f"store {self.workspace.path}", "dim")))
-        parts.append(Text(*safe(f"→ {self.target}", "cyan")) if self.target else Text("no target (R asks)", style="dim"))
-        per_minute = sum(self.rates)
-        parts.append(Text(f"{self.total} deliveries") + Text(f"  {self.rates[-1]:.0f}/s, {per_minute:.0f} in the last minute",
-                                                              style="dim"))
+            parts.append((2, Text(*safe(f"relay {self.relay_state}", "blue"))))
+        parts.append((4, Text(*safe(f"store {self.workspace.path}", "dim"))))
+        parts.append((3, Text(*safe(f"→ {self.target}", "cyan")) if self.target else Text("no target (R asks)", style="dim")))
+        parts.append((1, Text(f"{self.total:,} deliveries")))
+        parts.append((3, Text(f"{self.rates[-1]:.0f}/s, {sum(self.rates):.0f} in the last minute", style="dim")))
+        table = self.main_query(DeliveryList)
+        listed = len(table.index)
         if not self.filter.is_empty:
-            matches = "counting…" if self.filter_matches is None else f"{self.filter_matches} match"
-            parts.append(Text.assemble(("filter ", "dim"), safe(self.filter_text, "bold", keep_newlines=False),
-                                       (f" {matches}", "")))
-        paused = "paused (f)" + (f" · {self.new_while_paused} new" if self.new_while_paused else "")
-        parts.append(Text("following" if self.following else paused, style="green" if self.following else "yellow"))
-        self.main_query("#status", Static).update(Text("  ·  ").join(parts))
+            matches = f"{listed:,} match" if table.index.complete else f"{listed:,} so far, looking…"
+            parts.append((1, Text.assemble(("filter ", "dim"), safe(self.filter_text, "bold", keep_newlines=False),
+                                           (f" {matches}", ""))))
+        paused = "paused (f)" + (f" · {self.new_while_paused:,} new" if self.new_while_paused else "")
+        parts.append((1, Text("following" if self.following else paused, style="green" if self.following else "yellow")))
+        room = self.size.width - 2
+        separator = Text("  ·  ")
+        while len(parts) > 1 and sum(t.cell_len for _, t in parts) + separator.cell_len * (len(parts) - 1) > room:
+            lowest = max(range(len(parts)), key=lambda i: (parts[i][0], i))
+            if parts[lowest][0] == 1:
+                break
+            del parts[lowest]
+        self.main_query("#status", Static).update(separator.join(text for _, text in parts))
+        self.show_position()
+
+    def show_position(self) -> None:
+        """`#1,234 of 1,000,000` under the list (`+` while the scan is still counting)."""
+        table = self.main_query(DeliveryList)
+        listed = len(table.index)
+        more = "" if table.index.complete else "+"
+        table.border_subtitle = f"#{table.cursor + 1:,} of {listed:,}{more}" if listed else f"0 of 0{more}"
 
     # -- detail --------------------------------------------------------------------------
 
-    @on(DeliveryList.RowHighlighted)
-    def on_row(self, event: DeliveryList.RowHighlighted) -> None:
-        seq = self.main_query(DeliveryList).current_seq
-        if seq is not None:
-            self.show_delivery(seq)
+    @on(DeliveryList.Highlighted)
+    def on_row(self, event: DeliveryList.Highlighted) -> None:
+        self.show_position()
+        self.main_query(DeliveryDetail).reset_diff()
+        self.show_delivery(event.seq)
 
     def current(self) -> Delivery | None:
         seq = self.main_query(DeliveryList).current_seq
@@ -290,15 +401,68 @@ class HookinspectApp(App[None]):
         except HookinspectError:
             return None
 
-    def show_delivery(self, seq: int) -> None:
-        try:
-            delivery = self.store.get(seq)
-        except HookinspectError as exc:
-            self.say(exc.message, severity="error")
+    def show_delivery(self, seq: int, *, same_delivery: bool = False) -> None:
+        """The detail of #seq: from the cache, or computed in a worker (one at a time, the latest
+        wanted first), saying "rendering…" when that takes a while."""
+        key = (seq, self.show_all_body)
+        self._detail_wanted = key
+        cached = self._details.get(key)
+        if cached is not None:
+            self._details.move_to_end(key)
+            self._show_detail(cached, same_delivery)
             return
-        self.main_query(DeliveryDetail).show(delivery, self.store.attempts(seq), signature_report(delivery, self.secrets),
-                                            queued=self.store.queue_items(("pending", "dead"), seqs=[seq]),
-                                            show_all_body=self.show_all_body)
+        if self._rendering_note is None and not same_delivery:
+            self._rendering_note = self.set_timer(RENDERING_NOTE_AFTER, self._say_rendering)
+        if not self._rendering:
+            self._rendering = True
+            self.render_detail(key, same_delivery)
+
+    def _say_rendering(self) -> None:
+        self._rendering_note = None
+        if self._detail_wanted is not None and self._detail_wanted not in self._details and self._has_main_screen():
+            self.main_query(DeliveryDetail).show_rendering(self._detail_wanted[0])
+
+    def _show_detail(self, view: DetailLines, same_delivery: bool) -> None:
+        if self._rendering_note is not None:
+            self._rendering_note.stop()
+            self._rendering_note = None
+        self.main_query(DeliveryDetail).show(view, same_delivery=same_delivery)
+
+    @work(thread=True, group="detail")
+    def render_detail(self, key: tuple[int, bool], same_delivery: bool) -> None:
+        seq, show_all = key
+        view: DetailLines | None = None
+        error = ""
+        try:
+            with self.worker_store() as store:
+                delivery = store.get(seq)
+                attempts = store.attempts(seq)
+                queued = store.queue_items(("pending", "dead"), seqs=[seq])
+            view = detail_lines(delivery, attempts, signature_report(delivery, self.secrets), queued, show_all=show_all)
+        except HookinspectError as exc:
+            error = exc.message
+        finally:
+            self._from_thread(self._rendered, key, view, error, same_delivery)
+
+    def _rendered(self, key: tuple[int, bool], view: DetailLines | None, error: str, same_delivery: bool) -> None:
+        self._rendering = False
+        if not self._has_main_screen():
+            return
+        if view is not None:
+            self._details[key] = view
+            while len(self._details) > DETAIL_CACHE:
+                self._details.popitem(last=False)
+        wanted = self._detail_wanted
+        if key == wanted:
+            if view is not None:
+                self._show_detail(view, same_delivery)
+            else:
+                self.main_query(DeliveryDetail).show_nothing(error)
+        elif wanted is not None and wanted in self._details:
+            self._show_detail(self._details[wanted], False)
+        elif wanted is not None:  # the cursor moved on while this one was computed
+            self._rendering = True
+            self.render_detail(wanted, False)
 
     # -- actions -------------------------------------------------------------------------
 
@@ -309,9 +473,13 @@ class HookinspectApp(App[None]):
         self.main_query(DeliveryList).action_cursor_up()
 
     def action_newest(self) -> None:
-        table = self.main_query(DeliveryList)
-        if table.seqs:
-            table.move_cursor(row=0)
+        self.main_query(DeliveryList).action_newest()
+
+    def action_oldest(self) -> None:
+        self.main_query(DeliveryList).action_oldest()
+
+    def action_tab(self, number: int) -> None:
+        self.main_query(DeliveryDetail).switch_to(number)
 
     def action_focus_detail(self) -> None:
         self.main_query(DeliveryDetail).focus_tabs()
@@ -324,13 +492,15 @@ class HookinspectApp(App[None]):
 
     def action_help(self) -> None:
         keys = [(b.key.replace("question_mark", "?").replace("slash", "/"), b.description) for b in self.BINDINGS]
+        keys += [("home / end", "Newest / oldest"), ("pgup / pgdn", "A page up / down"),
+                 ("tab", "Next pane (arrows scroll a body)")]
         self.push_screen(HelpScreen(keys))
 
     def action_toggle_follow(self) -> None:
         self.following = not self.following
         if self.following:
             self.new_while_paused = 0
-            self.max_seen = min(self.max_seen, max(self.main_query(DeliveryList).seqs or [0]))
+            self.max_seen = min(self.max_seen, self.main_query(DeliveryList).index.newest or 0)
             self.show_new_deliveries()
         self.update_status()
 
@@ -357,28 +527,13 @@ class HookinspectApp(App[None]):
         except HookinspectError as exc:
             self.say(exc.message + (f" ({exc.hint})" if exc.hint else ""), severity="error", title="bad filter")
             return
-        self.filter_text, self.filter_matches = event.value.strip(), None
+        self.filter_text = event.value.strip()
         self.main_query("#filter", Input).remove_class("visible")
-        self.load_first_page()
+        self.load_list()
         self.main_query(DeliveryList).focus()
-        if not self.filter.is_empty:
-            self.count_matches(self.filter)
 
-    @work(thread=True, exclusive=True, group="count")
-    def count_matches(self, flt: DeliveryFilter) -> None:
-        """The match count, on its own connection and thread: a JSON-path filter over a big store
-        takes seconds, and the list stays usable meanwhile."""
-        with Store(self.workspace.path, create=False) as store:
-            matches = store.count(flt)
-        self.call_from_thread(self._show_matches, flt, matches)
-
-    def _show_matches(self, flt: DeliveryFilter, matches: int) -> None:
-        if flt is self.filter and self._has_main_screen():  # not a filter replaced meanwhile
-            self.filter_matches = matches
-            self.update_status()
-
-    @on(DeliveryList.RowSelected)
-    def on_row_selected(self, event: DeliveryList.RowSelected) -> None:
+    @on(DeliveryList.Selected)
+    def on_row_selected(self, event: DeliveryList.Selected) -> None:
         """`enter` on the list: into the detail, as the help says."""
         self.action_focus_detail()
 
@@ -388,13 +543,47 @@ class HookinspectApp(App[None]):
                     markup=False)
 
     def action_delete(self) -> None:
+        """Delete the marked deliveries (or the current one) after a yes; `u` brings them back for
+        UNDO_SECONDS, after which (or on quit) they leave the store."""
         table = self.main_query(DeliveryList)
-        seq = table.current_seq
-        if seq is None:
+        seqs = sorted(table.marked, reverse=True) or ([table.current_seq] if table.current_seq is not None else [])
+        if not seqs:
             return
-        self.workspace.delete([seq])
-        table.drop(seq)
-        self.say(f"deleted #{seq}")
+        what = f"#{seqs[0]}" if len(seqs) == 1 else f"the {len(seqs)} marked deliveries"
+
+        def answered(yes: bool | None) -> None:
+            if not yes or not self._has_main_screen():
+                return
+            self.main_query(DeliveryList).remove(seqs)
+            timer = self.set_timer(UNDO_SECONDS, lambda: self._delete_for_good(seqs))
+            self._trash.append((seqs, timer))
+            self.say(f"deleted {what}: u brings {'it' if len(seqs) == 1 else 'them'} back "
+                     f"(for {UNDO_SECONDS:.0f} s)", title="deleted")
+
+        self.push_screen(ConfirmPrompt(f"Delete {what} and {'its' if len(seqs) == 1 else 'their'} attempts?"), answered)
+
+    def _trashed(self) -> set[int]:
+        return {seq for seqs, _timer in self._trash for seq in seqs}
+
+    def _delete_for_good(self, seqs: list[int]) -> None:
+        self._trash = [(s, t) for s, t in self._trash if s is not seqs]
+        self.workspace.delete(seqs)
+
+    def _empty_trash(self) -> None:
+        for seqs, timer in self._trash:
+            timer.stop()  # type: ignore[attr-defined]
+            self.workspace.delete(seqs)
+        self._trash = []
+
+    def action_undo_delete(self) -> None:
+        if not self._trash:
+            self.say("nothing to undo", severity="warning")
+            return
+        seqs, timer = self._trash.pop()
+        timer.stop()  # type: ignore[attr-defined]
+        table = self.main_query(DeliveryList)
+        table.restore(seqs)
+        self.say(f"restored {', '.join(f'#{s}' for s in seqs[:5])}{'…' if len(seqs) > 5 else ''}", title="undone")
 
     def action_copy_curl(self) -> None:
         delivery = self.current()
@@ -405,17 +594,67 @@ class HookinspectApp(App[None]):
         self.say(f"curl command for #{delivery.seq} copied to the clipboard ({len(command)} characters)")
 
     def action_export_marked(self) -> None:
+        """Export the marked deliveries (or the current one) to a file the user names; the
+        extension says the format: .har, .json (a fixture for `check`), .sh (curl), .http (raw)."""
         table = self.main_query(DeliveryList)
         seqs = sorted(table.marked) or ([table.current_seq] if table.current_seq is not None else [])
         if not seqs:
             return
-        items = [ExportItem(self.store.get(seq), self.store.attempts(seq)) for seq in seqs]
-        try:
-            path, masked = write_export(items, "har", Path.cwd())
-        except HookinspectError as exc:
-            self.say(exc.message, severity="error", title="export")
+        default = export_path(Path.cwd(), "har")
+
+        def chosen(name: str | None) -> None:
+            if not name:
+                return
+            path = Path(name).expanduser()
+            fmt = EXPORT_FORMATS.get(path.suffix.lower()) if not path.is_dir() else "har"
+            if fmt is None:
+                self.say(f"unknown export extension {path.suffix or '(none)'}: use " + ", ".join(EXPORT_FORMATS),
+                         severity="error", title="export")
+                return
+            try:
+                items = [ExportItem(self.store.get(seq), self.store.attempts(seq)) for seq in seqs]
+                written, masked = write_export(items, fmt, path)
+            except HookinspectError as exc:
+                self.say(exc.message, severity="error", title="export")
+                return
+            self.say(f"exported {len(items)} deliver{'y' if len(items) == 1 else 'ies'} as {fmt} to {written}"
+                     + (f"; masked {len(masked)} secrets" if masked else ""), title="export")
+
+        self.push_screen(TextPrompt(f"Export {len(seqs)} deliver{'y' if len(seqs) == 1 else 'ies'} to "
+                                    f"(.har, .json fixture, .sh curl, .http raw):", str(default.name), "file name"),
+                         chosen)
+
+    def action_copy_body(self) -> None:
+        delivery = self.current()
+        if delivery is None:
             return
-        self.say(f"exported {len(items)} deliveries to {path.name}" + (f"; masked {len(masked)} secrets" if masked else ""))
+        text = delivery.decoded().data.decode("utf-8", "replace")
+        self.copy_to_clipboard(text)
+        self.say(f"body of #{delivery.seq} copied to the clipboard ({len(text)} characters)")
+
+    def action_save_body(self) -> None:
+        """Write the body (decoded from gzip/br when it was) to a file the user names."""
+        delivery = self.current()
+        if delivery is None:
+            return
+        extension = {"json": "json", "x-www-form-urlencoded": "txt", "xml": "xml"}.get(
+            delivery.content_type.mime.split("/")[-1].split("+")[-1], "bin")
+        default = f"hookinspect-{delivery.seq}-body.{extension}"
+
+        def chosen(name: str | None) -> None:
+            if not name:
+                return
+            path = Path(name).expanduser()
+            decoded = delivery.decoded()
+            try:
+                path.write_bytes(decoded.data)
+            except OSError as exc:
+                self.say(f"cannot write {path}: {exc.strerror}", severity="error", title="save body")
+                return
+            how = f" (decoded from {'+'.join(decoded.encodings)})" if decoded.encodings else ""
+            self.say(f"wrote the body of #{delivery.seq} to {path}: {len(decoded.data)} bytes{how}", title="save body")
+
+        self.push_screen(TextPrompt(f"Save the body of #{delivery.seq} to:", default, "file name"), chosen)
 
     def action_replay(self) -> None:
         delivery = self.current()
@@ -442,7 +681,7 @@ class HookinspectApp(App[None]):
                 self.update_status()
                 self.send(delivery.seq, url)  # type: ignore[arg-type]
 
-        self.push_screen(UrlPrompt(f"Replay #{delivery.seq} to:", self.target or self._last_target(delivery) or ""), chosen)
+        self.push_screen(TextPrompt(f"Replay #{delivery.seq} to:", self.target or self._last_target(delivery) or ""), chosen)
 
     def action_edit_replay(self) -> None:
         delivery = self.current()
@@ -458,7 +697,7 @@ class HookinspectApp(App[None]):
             edits = RequestEdits(set_headers=headers, body=body,
                                  drop_headers=[k for k, _ in delivery.headers if k.lower() not in kept])
             if target is None:
-                self.push_screen(UrlPrompt(f"Send the edited #{delivery.seq} to:"),
+                self.push_screen(TextPrompt(f"Send the edited #{delivery.seq} to:"),
                                  lambda url: url and self.send(delivery.seq, url, edits))  # type: ignore[arg-type]
             else:
                 self.send(delivery.seq, target, edits)  # type: ignore[arg-type]
@@ -486,18 +725,36 @@ class HookinspectApp(App[None]):
 
     def action_diff(self) -> None:
         table = self.main_query(DeliveryList)
-        delivery = self.current()
-        if delivery is None:
+        seq = table.current_seq
+        if seq is None:
             return
-        other_seq = next((s for s in sorted(table.marked) if s != delivery.seq), None)
-        if other_seq is None:
-            previous = self.store.previous_of_event(delivery)
-            other_seq = previous.seq if previous else None
-        if other_seq is None:
-            self.say("nothing to compare with: mark a delivery (space) first", severity="warning")
-            return
-        other = self.store.get(other_seq)
-        self.main_query(DeliveryDetail).show_diff(other, delivery, diff_deliveries(other, delivery))
+        other = next((s for s in sorted(table.marked) if s != seq), None)
+        self.main_query(DeliveryDetail).show_diff([[("comparing…", "dim")]])
+        self.compute_diff(seq, other)
+
+    @work(thread=True, exclusive=True, group="diff")
+    def compute_diff(self, seq: int, other_seq: int | None) -> None:
+        """The comparison off the UI thread: two big bodies take a while."""
+        try:
+            with self.worker_store() as store:
+                delivery = store.get(seq)
+                if other_seq is None:
+                    previous = store.previous_of_event(delivery)
+                    other_seq = previous.seq if previous else None
+                other = store.get(other_seq) if other_seq is not None else None
+            if other is None:
+                lines = [[("nothing to compare with: mark a delivery (space) first", "yellow")]]
+            else:
+                changes = diff_deliveries(other, delivery)
+                lines = [[(f"#{other.seq} → #{delivery.seq}   ({len(changes)} changes)", "bold")], [],
+                         *change_lines(changes)]
+        except HookinspectError as exc:
+            lines = [[safe(exc.message, "red")]]
+        self._from_thread(self._show_diff, seq, lines)
+
+    def _show_diff(self, seq: int, lines: list) -> None:  # noqa: ANN001 - list[Line]
+        if self._has_main_screen() and self.main_query(DeliveryList).current_seq == seq:
+            self.main_query(DeliveryDetail).show_diff(lines)
 
 
 def run_ui(workspace: Workspace, **kwargs) -> None:  # noqa: ANN003

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from hookinspect.body import escape_controls
@@ -17,6 +18,7 @@ from hookinspect.views.text import (
     VERDICT_STYLES,
     Line,
     aligned,
+    cut_long_lines,
     human_size,
     local_time,
     safe,
@@ -120,8 +122,9 @@ def headers_lines(pairs: list[tuple[str, str]]) -> list[Line]:
     return aligned([(safe(name, "cyan", keep_newlines=False), safe(value, keep_newlines=False)) for name, value in pairs])
 
 
-def attempt_lines(attempt: Attempt) -> list[Line]:
-    """One attempt: kind, target, outcome and latency; the error or a failed answer's body."""
+def attempt_lines(attempt: Attempt, *, with_response: bool = False) -> list[Line]:
+    """One attempt: kind, target, outcome and latency; the error, and the answer's body when it
+    failed (or the whole answer, headers and body, `with_response`)."""
     line: Line = [(f"{attempt.number or ''} {attempt.kind} → ", ""), safe(attempt.target_url, keep_newlines=False),
                   ("  ", ""), (attempt.outcome, status_style(attempt.outcome))]
     if attempt.latency_ms is not None:
@@ -129,8 +132,30 @@ def attempt_lines(attempt: Attempt) -> list[Line]:
     lines = [line]
     if attempt.error_message:
         lines.append([safe(attempt.error_message, "red")])
-    if attempt.response is not None and not attempt.is_success and attempt.response.body:
-        lines += body_lines(attempt.response)
+    response = attempt.response
+    if response is not None and with_response:
+        lines.append([(f"HTTP/{response.http_version} {response.status} ", "bold"), safe(response.reason, keep_newlines=False)])
+        lines += headers_lines(response.headers.pairs())
+        if attempt.response_truncated:
+            lines.append([("the answer was longer than what was kept", "dim")])
+        lines += body_lines(response)
+    elif response is not None and not attempt.is_success and response.body:
+        lines += body_lines(response)
+    return lines
+
+
+def attempts_table_lines(attempts: list[Attempt]) -> list[Line]:
+    """The attempts as an aligned table (ATTEMPT_COLUMNS), oldest first."""
+    rows = [[[(name, "bold")] for name in ATTEMPT_COLUMNS], *(attempt_cells(a) for a in attempts)]
+    widths = [max(sum(len(text) for text, _ in row[i]) for row in rows) for i in range(len(ATTEMPT_COLUMNS))]
+    lines: list[Line] = []
+    for row in rows:
+        line: Line = []
+        for i, cell in enumerate(row):
+            pad = widths[i] - sum(len(text) for text, _ in cell)
+            right = ATTEMPT_COLUMNS[i] in ("n", "latency")
+            line += ([(" " * pad, "")] if right else []) + cell + ([] if right else [(" " * pad, "")]) + [("  ", "")]
+        lines.append(line)
     return lines
 
 
@@ -209,3 +234,34 @@ def rejection_cells(rejection: Rejection) -> dict[str, Line]:
         "request": [safe(f"{rejection.method} {rejection.target}".strip() or "(unreadable)", keep_newlines=False)],
         "reason": reason,
     }
+
+
+# The whole-body view (the TUI's `A`) still stops somewhere: `show --raw` and saving have it all.
+SHOW_ALL_LIMIT = 8 * 1024 * 1024
+# Longer lines are cut into several, so one huge line stays cheap to draw and scroll.
+LONG_LINE = 4000
+
+
+@dataclass(frozen=True)
+class DetailLines:
+    """Everything the detail pane shows for one delivery, computed away from the screen."""
+
+    seq: int
+    request: list[Line]
+    attempts: list[Line]
+    signature: list[Line]
+
+
+def detail_lines(delivery: Delivery, attempts: list[Attempt], report: SignatureReport, queued: list[QueueItem], *,
+                 show_all: bool = False) -> DetailLines:
+    assert delivery.seq is not None
+    limit = SHOW_ALL_LIMIT if show_all else PRETTY_LIMIT
+    request = delivery_lines(delivery, body_limit=limit, fold_arrays=not show_all)
+    if attempts:
+        shown = [*queue_lines(queued), *attempts_table_lines(attempts)]
+        for attempt in reversed(attempts):
+            shown += [[], *attempt_lines(attempt, with_response=True)]
+    else:
+        shown = [[("not sent anywhere yet: r replays, R asks for a URL", "dim")], *queue_lines(queued)]
+    return DetailLines(delivery.seq, cut_long_lines(request, LONG_LINE), cut_long_lines(shown, LONG_LINE),
+                       signature_lines(report))

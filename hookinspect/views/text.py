@@ -67,3 +67,25 @@ def aligned(rows: list[tuple[Span, Span]], max_width: int = 32) -> list[Line]:
     """Two columns as lines, the first padded to the widest entry (at most `max_width`)."""
     width = min(max((len(name) for (name, _style), _value in rows), default=0), max_width)
     return [[(name.ljust(width), style), ("  ", ""), value] for (name, style), value in rows]
+
+
+def cut_long_lines(lines: list[Line], width: int) -> list[Line]:
+    """Lines over `width` characters cut into several (a 5 MB one-line body stays drawable)."""
+    out: list[Line] = []
+    for line in lines:
+        if sum(len(text) for text, _ in line) <= width:
+            out.append(line)
+            continue
+        piece: Line = []
+        room = width
+        for text, style in line:
+            while text:
+                part, text = text[:room], text[room:]
+                piece.append((part, style))
+                room -= len(part)
+                if room == 0:
+                    out.append(piece)
+                    piece, room = [], width
+        if piece:
+            out.append(piece)
+    return out

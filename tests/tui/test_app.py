@@ -10,6 +10,7 @@ from hookinspect.background import ReceiverProcess
 from hookinspect.store.sqlite import Store
 from hookinspect.tui.app import HookinspectApp
 from hookinspect.tui.widgets.delivery_list import DeliveryList
+from hookinspect.tui.widgets.lines_view import LinesView
 from hookinspect.workspace import Workspace
 from tests.factories import make_delivery
 
@@ -21,8 +22,11 @@ def seed(store_path, *deliveries):
 
 
 def rendered(app, selector):
-    """The plain text a Static shows (what a user reads)."""
-    content = app.query_one(selector, Static).content
+    """The plain text a view or a Static shows (what a user reads)."""
+    widget = app.query_one(selector)
+    if isinstance(widget, LinesView):
+        return widget.plain
+    content = widget.content
     console = app.console
     return "".join(segment.text for segment in console.render(content, console.options.update_width(200)))
 
@@ -35,15 +39,21 @@ async def wait_until(pilot, predicate, timeout=5.0):
         await pilot.pause(0.05)
 
 
+async def shows(pilot, app, selector, *texts, timeout=5.0):
+    """Wait until the view shows every one of `texts` (details are computed in a worker)."""
+    await wait_until(pilot, lambda: all(t in rendered(app, selector) for t in texts), timeout)
+    return rendered(app, selector)
+
+
 async def test_the_list_fills_newest_first_and_shows_the_detail(store_path, workspace):
     seed(store_path, *(make_delivery(f'{{"n":{i}}}'.encode(), path=f"/hook/{i}") for i in range(5)))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         table = app.query_one(DeliveryList)
         assert table.seqs == [5, 4, 3, 2, 1]
-        assert "/hook/4" in rendered(app, "#request")
+        await shows(pilot, app, "#request", "/hook/4")
         await pilot.press("j")
-        assert "/hook/3" in rendered(app, "#request")
+        await shows(pilot, app, "#request", "/hook/3")
 
 
 async def test_a_delivery_stored_by_another_writer_appears(store_path, workspace):
@@ -62,7 +72,7 @@ async def test_filter_narrows_the_list_and_a_bad_filter_is_a_notification(store_
         filter_input = app.query_one("#filter", Input)
         filter_input.value = "$.amount>1000"
         await pilot.press("enter")
-        assert app.query_one(DeliveryList).seqs == [3]
+        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [3])
         assert not filter_input.has_class("visible")  # the box closes; the status bar says what applies
         await wait_until(pilot, lambda: "filter $.amount>1000 1 match" in rendered(app, "#status"))
         await pilot.press("slash")
@@ -78,9 +88,8 @@ async def test_r_replays_to_a_real_target_and_shows_the_attempt(store_path, work
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("r")
         await app.workers.wait_for_complete()
-        await pilot.pause()
         assert target.received[0]["body"] == b'{"replay":"me"}'
-        assert "200" in rendered(app, "#attempts")
+        await shows(pilot, app, "#attempts", "200")
     with Store(store_path) as store:
         assert store.attempts(1)[0].target_url == target.url + "/in"
 
@@ -114,16 +123,15 @@ async def test_d_shows_a_diff_with_the_previous_delivery_of_the_same_event(store
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("d")
         assert app.query_one("#detail TabbedContent", TabbedContent).active == "tab-diff"
-        text = rendered(app, "#diff")
-        assert "#1 → #2" in text and "body.amount" in text and "100 → 250" in text
+        await shows(pilot, app, "#diff", "#1 → #2", "body.amount", "100 → 250")
 
 
 async def test_a_hostile_body_renders_as_literal_text(store_path, workspace):
     hostile = b"\x1b[2J\x1b]52;c;cHduZWQ=\x07\x1b]8;;http://evil\x1b\\click\x1b]8;;\x1b\\ [bold red]markup[/] [link=x]y[/link]"
     seed(store_path, make_delivery(hostile, content_type="text/plain", path="/\x1b[31mred", headers=[("X-T", "\x1b]0;title\x07")]))
     app = HookinspectApp(workspace)
-    async with app.run_test(size=(160, 40)):
-        text = rendered(app, "#request")
+    async with app.run_test(size=(160, 40)) as pilot:
+        text = await shows(pilot, app, "#request", "Body")
         assert "\x1b" not in text and "\x07" not in text
         assert "\\x1b[2J" in text and "[bold red]markup[/]" in text and "[link=x]y[/link]" in text
         assert "\\x1b]0;title\\x07" in text
@@ -135,6 +143,8 @@ async def test_mark_and_export_write_a_har(store_path, workspace, tmp_path, monk
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("space", "j", "j", "space", "x")
+        await pilot.press("enter")  # the default name
+        await wait_until(pilot, lambda: list(tmp_path.glob("hookinspect-*.har")))
     [har] = list(tmp_path.glob("hookinspect-*.har"))
     assert [e["request"]["url"].rsplit("/", 1)[1] for e in json.loads(har.read_text())["log"]["entries"]] == ["x", "z"]
 
@@ -143,7 +153,7 @@ async def test_delete_and_help(store_path, workspace):
     seed(store_path, make_delivery(path="/keep"), make_delivery(path="/drop"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        await pilot.press("delete")
+        await pilot.press("delete", "y")
         assert app.query_one(DeliveryList).seqs == [1]
         await pilot.press("question_mark")
         assert app.screen.__class__.__name__ == "HelpScreen"
@@ -194,10 +204,9 @@ async def test_long_arrays_fold_and_A_shows_everything(store_path, workspace):
     seed(store_path, make_delivery(json.dumps({"items": list(range(300))}).encode()))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        assert "290 more items (folded)" in rendered(app, "#request")
+        await shows(pilot, app, "#request", "290 more items (folded)")
         await pilot.press("A")
-        text = rendered(app, "#request")
-        assert "folded" not in text and "299" in text
+        await wait_until(pilot, lambda: "folded" not in rendered(app, "#request") and "299" in rendered(app, "#request"))
 
 
 async def test_replays_from_the_ui_share_its_writer(store_path, workspace, target, monkeypatch):

@@ -34,13 +34,45 @@ def snapshot_store(tmp_path, monkeypatch):
         yield workspace
 
 
-def test_main_screen(snap_compare, snapshot_store):
-    assert snap_compare(HookinspectApp(snapshot_store), terminal_size=(140, 40), press=["j", "j"])
+async def settled(pilot):
+    """Details and diffs are computed in workers: shoot once they are on screen."""
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
 
 
-def test_diff_tab(snap_compare, snapshot_store):
-    assert snap_compare(HookinspectApp(snapshot_store), terminal_size=(140, 40), press=["j", "d"])
+def keys_then_settle(*keys):
+    async def run_before(pilot):
+        await settled(pilot)
+        await pilot.press(*keys)
+        await settled(pilot)
+    return run_before
 
 
-def test_help_screen(snap_compare, snapshot_store):
-    assert snap_compare(HookinspectApp(snapshot_store), terminal_size=(140, 40), press=["question_mark"])
+SIZES = [pytest.param((140, 45), id="140x45"), pytest.param((80, 24), id="80x24")]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_main_screen(snap_compare, snapshot_store, size):
+    assert snap_compare(HookinspectApp(snapshot_store), terminal_size=size, run_before=keys_then_settle("j", "space", "j"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_diff_tab(snap_compare, snapshot_store, size):
+    assert snap_compare(HookinspectApp(snapshot_store), terminal_size=size, run_before=keys_then_settle("j", "d"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_attempts_tab(snap_compare, snapshot_store, size):
+    assert snap_compare(HookinspectApp(snapshot_store), terminal_size=size, run_before=keys_then_settle("j", "j", "2"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_help_screen(snap_compare, snapshot_store, size):
+    assert snap_compare(HookinspectApp(snapshot_store), terminal_size=size, run_before=keys_then_settle("question_mark"))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_delete_asks_first(snap_compare, snapshot_store, size):
+    assert snap_compare(HookinspectApp(snapshot_store), terminal_size=size, run_before=keys_then_settle("delete"))

@@ -1,4 +1,4 @@
-"""Small modal screens: ask for a URL, edit a request, show the keys."""
+"""Small modal screens: ask for a URL or a path, confirm, edit a request, show the keys."""
 
 from __future__ import annotations
 
@@ -7,25 +7,26 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static, TextArea
 
 
-class UrlPrompt(ModalScreen[str | None]):
-    """Asks for a target URL; dismisses with it, or None on escape."""
+class TextPrompt(ModalScreen[str | None]):
+    """Asks for one value (a target URL, a file name); dismisses with it, or None on escape."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, value: str = "") -> None:
+    def __init__(self, title: str, value: str = "", placeholder: str = "http://localhost:3000/webhooks") -> None:
         super().__init__()
         self.title_text = title
         self.value = value
+        self.placeholder = placeholder
 
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt"):
             yield Label(Text(self.title_text))
-            yield Input(value=self.value, placeholder="http://localhost:3000/webhooks", id="url")
+            yield Input(value=self.value, placeholder=self.placeholder, id="url")
 
     @on(Input.Submitted, "#url")
     def submit(self, event: Input.Submitted) -> None:
@@ -33,6 +34,24 @@ class UrlPrompt(ModalScreen[str | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class ConfirmPrompt(ModalScreen[bool]):
+    """A yes/no question: `y` or enter says yes, `n` or escape no."""
+
+    BINDINGS = [Binding("y,enter", "answer(True)", "Yes"), Binding("n,escape", "answer(False)", "No")]
+
+    def __init__(self, question: str) -> None:
+        super().__init__()
+        self.question = question
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="prompt"):
+            yield Label(Text(self.question))
+            yield Label(Text("y or enter: yes · n or escape: no", style="dim"))
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
 
 
 class EditRequest(ModalScreen[tuple[list[tuple[str, str]], bytes] | None]):
@@ -64,6 +83,8 @@ class EditRequest(ModalScreen[tuple[list[tuple[str, str]], bytes] | None]):
 
 
 class HelpScreen(ModalScreen[None]):
+    """Every key, scrollable (at 80×24 it does not fit at once)."""
+
     BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
     def __init__(self, bindings: list[tuple[str, str]]) -> None:
@@ -79,8 +100,11 @@ class HelpScreen(ModalScreen[None]):
         table.add_row("", "")
         table.add_row("filter", "method:POST provider:stripe event:invoice.* verdict:invalid status:5xx path:/hooks/* "
                                 "$.data.object.amount>1000 and free text")
-        with Vertical(id="help"):
+        with VerticalScroll(id="help"):
             yield Static(table)
+
+    def on_mount(self) -> None:
+        self.query_one("#help").focus()  # arrows and page keys scroll it
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -1,116 +1,342 @@
-"""The live list of deliveries: pages loaded from the store on demand, newest first."""
+"""The live list of deliveries, newest first: a virtual list over a SeqIndex.
+
+Only the rows on screen are read from the store (and a bounded cache of recent ones), so a
+million deliveries cost 8 bytes each in the index and memory does not grow as the user
+scrolls; any position, the oldest included, is one lookup away.
+"""
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
-from textual.widgets import DataTable
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from hookinspect.store.deliveries import DeliveryRow
 from hookinspect.views.delivery import row_cells
-from hookinspect.views.text import Line
+from hookinspect.views.seq_index import SeqIndex
 
-# Rows fetched per page; more are fetched when the cursor nears the end of what is loaded.
-PAGE_SIZE = 200
-# How close to the loaded end (in rows) the cursor gets before the next page is fetched.
-PREFETCH_MARGIN = 30
-
-
-# Columns after the mark, and how much of each is shown (None: all of it).
-_COLUMN_WIDTHS = (("seq", None), ("time", None), ("method", None), ("path", 60), ("event", 40), ("sig", None),
-                  ("size", None), ("last", None))
+# Rows kept once read (on top of those on screen): enough for paging back and forth.
+ROW_CACHE = 2000
+MARK = "●"
 
 
-def _cut(line: Line, width: int | None) -> Text:
-    text = Text.assemble(*line)
-    if width is not None and len(text) > width:
-        text.truncate(width - 1)
+@dataclass(frozen=True)
+class Column:
+    key: str
+    label: str
+    width: int  # 0: shares what is left
+
+
+# Optional columns in the order they are given up when the terminal is narrow.
+_DROPPED_FIRST = ("size", "time", "last", "sig")
+_PATH_MIN, _EVENT_MIN = 16, 12
+
+
+def plan_columns(width: int, seq_width: int, time_width: int) -> list[Column]:
+    """Columns that fit `width`: seq, method, path and event always; sig, last, time and size
+    while they fit, then path and event share the rest (path the larger part)."""
+    fixed = {"mark": 1, "seq": max(seq_width, 1), "method": 7}
+    optional = {"time": time_width, "sig": 9, "size": 9, "last": 12}
+    kept = dict(optional)
+    for key in _DROPPED_FIRST:
+        used = sum(fixed.values()) + sum(kept.values()) + len(fixed) + len(kept) + 2  # a space after each
+        if used + _PATH_MIN + _EVENT_MIN <= width:
+            break
+        del kept[key]
+    used = sum(fixed.values()) + sum(kept.values()) + len(fixed) + len(kept) + 2
+    rest = max(width - used, _PATH_MIN + _EVENT_MIN)
+    event = max(_EVENT_MIN, min(rest * 2 // 5, 40))
+    path = rest - event
+    order = ["mark", "seq", "time", "method", "path", "event", "sig", "size", "last"]
+    widths = {**fixed, **kept, "path": path, "event": event}
+    labels = {"mark": "", "seq": "#"}
+    return [Column(key, labels.get(key, key), widths[key]) for key in order if key in widths]
+
+
+def _fit(text: Text, width: int) -> Text:
+    if text.cell_len > width:
+        text.truncate(max(width - 1, 0))
         text.append("…")
+    else:
+        text.pad_right(width - text.cell_len)
     return text
 
 
-class DeliveryList(DataTable):
-    """Rows keyed by sequence number; captured text only ever as escaped Text."""
+class DeliveryList(ScrollView, can_focus=True):
+    """Rows by position in a SeqIndex; captured text only ever as escaped Text."""
 
-    class NeedsMore(Message):
-        """The cursor is near the oldest loaded row: the app fetches an older page."""
+    BINDINGS = [
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "newest", "Newest", show=False),
+        Binding("end", "oldest", "Oldest", show=False),
+        Binding("enter", "select", "Detail", show=False),
+    ]
+    COMPONENT_CLASSES = {"delivery-list--header", "delivery-list--cursor", "delivery-list--even", "delivery-list--mark"}
+    DEFAULT_CSS = """
+    DeliveryList {
+        background: $surface;
+        & > .delivery-list--header { text-style: bold; background: $panel; }
+        & > .delivery-list--even { background: $surface-lighten-1 50%; }
+        & > .delivery-list--cursor {
+            background: $block-cursor-blurred-background; color: $block-cursor-blurred-foreground;
+        }
+        & > .delivery-list--mark { color: $warning; text-style: bold; }
+        &:focus > .delivery-list--cursor {
+            background: $block-cursor-background; color: $block-cursor-foreground;
+            text-style: $block-cursor-text-style;
+        }
+    }
+    """
 
-        def __init__(self, before_seq: int) -> None:
+    class Highlighted(Message):
+        """The cursor moved onto another delivery."""
+
+        def __init__(self, seq: int) -> None:
             super().__init__()
-            self.before_seq = before_seq
+            self.seq = seq
 
-    def __init__(self, **kwargs) -> None:  # noqa: ANN003
-        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+    class Selected(Message):
+        """`enter` (or a click on the current row): into the detail."""
+
+        def __init__(self, seq: int) -> None:
+            super().__init__()
+            self.seq = seq
+
+    def __init__(self, fetch_rows: Callable[[list[int]], dict[int, DeliveryRow]], **kwargs) -> None:  # noqa: ANN003
+        super().__init__(**kwargs)
+        self.fetch_rows = fetch_rows
+        self.index = SeqIndex()
+        self.cursor = 0
         self.marked: set[int] = set()
-        self.seqs: list[int] = []  # loaded, newest first
-        self.exhausted = False
+        self.want_oldest = False  # G before the scan reached the oldest: follow it down
+        self._rows: OrderedDict[int, DeliveryRow] = OrderedDict()
+        self._columns: list[Column] = []
+        self._highlighted: int | None = None
 
-    def on_mount(self) -> None:
-        for label, key in (("", "mark"), ("#", "seq"), ("time", "time"), ("method", "method"), ("path", "path"),
-                           ("event", "event"), ("sig", "sig"), ("size", "size"), ("last", "last")):
-            self.add_column(label, key=key)
+    # -- what is listed --------------------------------------------------------------------
+
+    @property
+    def seqs(self) -> list[int]:
+        """Every listed number, newest first (for tests and small lists: it is a copy)."""
+        return list(self.index)
 
     @property
     def current_seq(self) -> int | None:
-        if not self.seqs or self.cursor_row < 0 or self.cursor_row >= len(self.seqs):
-            return None
-        return self.seqs[self.cursor_row]
+        return self.index[self.cursor] if 0 <= self.cursor < len(self.index) else None
 
-    def reset_rows(self) -> None:
-        self.clear()
-        self.seqs = []
-        self.exhausted = False
+    def reset(self, index: SeqIndex) -> None:
+        self.index = index
+        self.cursor = 0
+        self.want_oldest = False
+        self._highlighted = None
+        self._rows.clear()
+        self._sync_size()
+        self.scroll_to(y=0, animate=False)
+        self.refresh()
 
-    def _cells(self, row: DeliveryRow) -> list[Text]:
-        cells = row_cells(row, with_ms=True)
-        return [
-            Text("●" if row.seq in self.marked else "", style="bold yellow"),
-            *(_cut(cells[name], width) for name, width in _COLUMN_WIDTHS),
-        ]
+    def grew_older(self) -> None:
+        """The scan added older numbers below the ones shown."""
+        self._sync_size()
+        if self.want_oldest:
+            self.move_cursor(len(self.index) - 1)
+            self.want_oldest = not self.index.complete
+        elif self._highlighted is None and len(self.index):
+            self.move_cursor(self.cursor)
+        self.refresh()
 
-    def append_page(self, rows: list[DeliveryRow]) -> None:
-        """Older rows, newest first, go at the end."""
+    def grew_newer(self, added: int, *, follow: bool) -> None:
+        """`added` arrivals went on top: the cursor follows them to the top when `follow`,
+        otherwise it stays on the delivery it was on."""
+        if not added:
+            return
+        self._sync_size()
+        if follow or self._highlighted is None:
+            self.move_cursor(0)
+        else:
+            self.cursor += added
+            self.scroll_to(y=self.scroll_y + added, animate=False)
+        self.refresh()
+
+    def remember(self, rows: list[DeliveryRow]) -> None:
         for row in rows:
-            if str(row.seq) in self.rows:
-                continue
-            self.add_row(*self._cells(row), key=str(row.seq))
-            self.seqs.append(row.seq)
-        if len(rows) < PAGE_SIZE:
-            self.exhausted = True
+            self._remember(row)
 
-    def prepend(self, rows: list[DeliveryRow]) -> None:
-        """Newer rows (oldest first) go on top; the cursor stays on the delivery it was on."""
-        new = [r for r in rows if str(r.seq) not in self.rows]
-        if not new:
-            return
+    def forget(self, seq: int) -> None:
+        """Read #seq again when it is next shown (an attempt changed its last outcome)."""
+        if self._rows.pop(seq, None) is not None:
+            self.refresh()
+
+    def remove(self, seqs: list[int]) -> None:
         current = self.current_seq
-        for row in new:
-            self.add_row(*self._cells(row), key=str(row.seq))
-        self.seqs = sorted(set(self.seqs) | {r.seq for r in new}, reverse=True)
-        self.sort("seq", key=lambda cell: -int(cell.plain))
-        if current is not None and self.cursor_row != 0:
-            self.move_cursor(row=self.seqs.index(current), scroll=False)
+        self.index.remove(seqs)
+        self.marked.difference_update(seqs)
+        for seq in seqs:
+            self._rows.pop(seq, None)
+        self._sync_size()
+        if current is not None and len(self.index):
+            self._highlighted = None if current in seqs else self._highlighted
+            self.move_cursor(min(self.index.nearest_index(current), len(self.index) - 1))
+        self.refresh()
 
-    def update_delivery_row(self, row: DeliveryRow) -> None:
-        if str(row.seq) not in self.rows:
-            return
-        for key, cell in zip(("mark", "seq", "time", "method", "path", "event", "sig", "size", "last"),
-                             self._cells(row), strict=True):
-            self.update_cell(str(row.seq), key, cell)
-
-    def drop(self, seq: int) -> None:
-        if str(seq) in self.rows:
-            self.remove_row(str(seq))
-            self.seqs.remove(seq)
-            self.marked.discard(seq)
+    def restore(self, seqs: list[int]) -> None:
+        """Removed rows back in their places; the cursor goes to the newest of them."""
+        self.index.restore(seqs)
+        self._sync_size()
+        at = self.index.index_of(max(seqs))
+        if at is not None:
+            self.move_cursor(at)
+        self.refresh()
 
     def toggle_mark(self, seq: int) -> None:
-        if seq in self.marked:
-            self.marked.remove(seq)
-        else:
-            self.marked.add(seq)
-        self.update_cell(str(seq), "mark", Text("●" if seq in self.marked else "", style="bold yellow"))
+        self.marked.symmetric_difference_update({seq})
+        self.refresh()
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if not self.exhausted and self.seqs and event.cursor_row >= len(self.seqs) - PREFETCH_MARGIN:
-            self.post_message(self.NeedsMore(self.seqs[-1]))
+    # -- moving ----------------------------------------------------------------------------
+
+    def move_cursor(self, row: int) -> None:
+        if not len(self.index):
+            self.cursor, self._highlighted = 0, None
+            return
+        self.cursor = max(0, min(row, len(self.index) - 1))
+        self._scroll_to_cursor()
+        self.refresh()
+        seq = self.index[self.cursor]
+        if seq != self._highlighted:
+            self._highlighted = seq
+            self.post_message(self.Highlighted(seq))
+
+    def _scroll_to_cursor(self) -> None:
+        rows_visible = max(self.scrollable_content_region.height - 1, 1)
+        top = int(self.scroll_y)
+        if self.cursor < top:
+            self.scroll_to(y=self.cursor, animate=False, immediate=True)
+        elif self.cursor >= top + rows_visible:
+            self.scroll_to(y=self.cursor - rows_visible + 1, animate=False, immediate=True)
+
+    @property
+    def page(self) -> int:
+        return max(self.scrollable_content_region.height - 2, 1)
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(self.cursor + 1)
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(self.cursor - 1)
+
+    def action_page_down(self) -> None:
+        self.move_cursor(self.cursor + self.page)
+
+    def action_page_up(self) -> None:
+        self.move_cursor(self.cursor - self.page)
+
+    def action_newest(self) -> None:
+        self.want_oldest = False
+        self.move_cursor(0)
+
+    def action_oldest(self) -> None:
+        self.want_oldest = not self.index.complete
+        self.move_cursor(len(self.index) - 1)
+
+    def action_select(self) -> None:
+        if self.current_seq is not None:
+            self.post_message(self.Selected(self.current_seq))
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y < 1:
+            return
+        row = int(self.scroll_y) + event.y - 1
+        if row < len(self.index):
+            if row == self.cursor:
+                self.action_select()
+            self.move_cursor(row)
+
+    # -- drawing ---------------------------------------------------------------------------
+
+    def _sync_size(self) -> None:
+        self.virtual_size = Size(self.scrollable_content_region.width, len(self.index) + 1)  # + the header
+
+    def on_resize(self) -> None:
+        self._sync_size()
+        self._scroll_to_cursor()
+
+    def _remember(self, row: DeliveryRow) -> None:
+        self._rows[row.seq] = row
+        self._rows.move_to_end(row.seq)
+        while len(self._rows) > ROW_CACHE:
+            self._rows.popitem(last=False)
+
+    def _visible_rows(self) -> list[DeliveryRow | None]:
+        height = self.scrollable_content_region.height
+        seqs = self.index.slice(int(self.scroll_y), int(self.scroll_y) + height)
+        missing = [seq for seq in seqs if seq not in self._rows]
+        if missing:
+            found = self.fetch_rows(missing)
+            for seq in missing:
+                if seq in found:
+                    self._remember(found[seq])
+        return [self._rows.get(seq) for seq in seqs]
+
+    def render_lines(self, crop):  # noqa: ANN001, ANN201 - as Widget.render_lines
+        # One read for every row on screen, and columns sized for what they show.
+        visible = self._visible_rows()
+        seq_width = len(str(self.index.newest or 0))
+        time_width = max((len(row_cells(row, with_ms=True)["time"][0][0]) for row in visible if row), default=12)
+        self._columns = plan_columns(self.scrollable_content_region.width, seq_width, time_width)
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y == 0:
+            style = base + self.get_component_rich_style("delivery-list--header")
+            text = Text(" ").join(_fit(Text(c.label), c.width) for c in self._columns)
+            return self._strip(text, width, style)
+        position = int(self.scroll_y) + y - 1
+        if position >= len(self.index):
+            return Strip.blank(width, base)
+        seq = self.index[position]
+        if position == self.cursor:
+            style = base + self.get_component_rich_style("delivery-list--cursor")
+        elif position % 2:
+            style = base + self.get_component_rich_style("delivery-list--even")
+        else:
+            style = base
+        row = self._rows.get(seq)
+        if row is None:
+            found = self.fetch_rows([seq]).get(seq)
+            if found is None:
+                return self._strip(Text(f"  #{seq} (deleted)", style="dim"), width, style)
+            self._remember(found)
+            row = found
+        return self._strip(self._row_text(row), width, style)
+
+    def _row_text(self, row: DeliveryRow) -> Text:
+        cells = row_cells(row, with_ms=True)
+        parts = []
+        for column in self._columns:
+            if column.key == "mark":
+                cell = Text(MARK if row.seq in self.marked else " ",
+                            style=self.get_component_rich_style("delivery-list--mark"))
+            else:
+                cell = Text.assemble(*cells[column.key])
+            parts.append(_fit(cell, column.width))
+        return Text(" ").join(parts)
+
+    def _strip(self, text: Text, width: int, style: Style) -> Strip:
+        text.no_wrap = True
+        segments = [Segment(seg.text, style + seg.style if seg.style else style)
+                    for seg in text.render(self.app.console)]
+        return Strip(segments).crop_extend(0, width, style)

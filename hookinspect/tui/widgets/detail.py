@@ -2,77 +2,60 @@
 
 from __future__ import annotations
 
-from rich.console import Group
-from rich.table import Table
-from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
-from textual.widgets import Static, TabbedContent, TabPane, Tabs
+from textual.containers import Vertical
+from textual.widgets import TabbedContent, TabPane, Tabs
 
-from hookinspect.model import Attempt, Delivery
-from hookinspect.signing.registry import SignatureReport
-from hookinspect.store.queue import QueueItem
-from hookinspect.views.body import PRETTY_LIMIT
-from hookinspect.views.delivery import (
-    ATTEMPT_COLUMNS,
-    attempt_cells,
-    attempt_lines,
-    change_lines,
-    delivery_lines,
-    queue_lines,
-    signature_lines,
-)
+from hookinspect.tui.widgets.lines_view import LinesView
+from hookinspect.views.delivery import DetailLines
 from hookinspect.views.text import Line
 
-
-def text_of(lines: list[Line]) -> Text:
-    """A view's lines as one rich Text (spans already escaped; never parsed as markup)."""
-    return Text("\n").join(Text.assemble(*line) for line in lines)
+TABS = ("tab-request", "tab-attempts", "tab-signature", "tab-diff")
+DIFF_HINT: list[Line] = [[("d: compare with the marked delivery, or the previous one of the same event", "dim")]]
 
 
 class DeliveryDetail(Vertical):
-    """Shows what the app hands it; reads nothing itself."""
+    """Shows what the app hands it (lines computed elsewhere); reads nothing itself."""
 
     def compose(self) -> ComposeResult:
         with TabbedContent():
-            with TabPane("Request", id="tab-request"), VerticalScroll():
-                yield Static(id="request")
-            with TabPane("Attempts", id="tab-attempts"), VerticalScroll():
-                yield Static(id="attempts")
-            with TabPane("Signature", id="tab-signature"), VerticalScroll():
-                yield Static(id="signature")
-            with TabPane("Diff", id="tab-diff"), VerticalScroll():
-                yield Static(Text("d: compare with the marked delivery, or the previous one of the same event", style="dim"),
-                             id="diff")
+            with TabPane("1 Request", id="tab-request"):
+                yield LinesView(id="request")
+            with TabPane("2 Attempts", id="tab-attempts"):
+                yield LinesView(id="attempts")
+            with TabPane("3 Signature", id="tab-signature"):
+                yield LinesView(id="signature")
+            with TabPane("4 Diff", id="tab-diff"):
+                yield LinesView(DIFF_HINT, id="diff")
 
     def focus_tabs(self) -> None:
         """Focus the tab bar (the TabbedContent itself takes no focus): arrows switch tabs, tab goes down."""
         self.query_one(TabbedContent).query_one(Tabs).focus()
 
+    def switch_to(self, number: int) -> None:
+        """Tab 1–4, as the keys say."""
+        self.query_one(TabbedContent).active = TABS[number - 1]
+
+    def _view(self, name: str) -> LinesView:
+        return self.query_one(f"#{name}", LinesView)
+
     def show_nothing(self, message: str) -> None:
-        self.query_one("#request", Static).update(Text(message, style="dim"))
+        for name in ("request", "attempts", "signature"):
+            self._view(name).set_lines([[(message, "dim")]] if name == "request" else [])
 
-    def show(self, delivery: Delivery, attempts: list[Attempt], signature: SignatureReport, *,
-             queued: list[QueueItem] | None = None, show_all_body: bool = False) -> None:
-        limit = max(len(delivery.body), 1) if show_all_body else PRETTY_LIMIT
-        self.query_one("#request", Static).update(text_of(delivery_lines(delivery, body_limit=limit,
-                                                                          fold_arrays=not show_all_body)))
-        self.query_one("#attempts", Static).update(self._attempts(attempts, queued or []))
-        self.query_one("#signature", Static).update(text_of(signature_lines(signature)))
+    def show_rendering(self, seq: int) -> None:
+        self._view("request").set_lines([[(f"#{seq}: rendering…", "dim")]])
 
-    @staticmethod
-    def _attempts(attempts: list[Attempt], queued: list[QueueItem]) -> Group | Text:
-        if not attempts:
-            return text_of([[("not sent anywhere yet: r replays, R asks for a URL", "dim")], *queue_lines(queued)])
-        table = Table(box=None, header_style="bold", pad_edge=False)
-        for name in ATTEMPT_COLUMNS:
-            table.add_column(name, justify="right" if name in ("n", "latency") else "left")
-        for attempt in attempts:
-            table.add_row(*(Text.assemble(*cell) for cell in attempt_cells(attempt)))
-        details = [line for attempt in reversed(attempts) for line in [[], *attempt_lines(attempt)]]
-        return Group(text_of(queue_lines(queued)), table, text_of(details))
+    def show(self, view: DetailLines, *, same_delivery: bool = False) -> None:
+        """A delivery's lines; `same_delivery` (an attempt was added, say) keeps where the user scrolled."""
+        self._view("request").set_lines(view.request, keep_scroll=same_delivery)
+        self._view("attempts").set_lines(view.attempts, keep_scroll=same_delivery)
+        self._view("signature").set_lines(view.signature, keep_scroll=same_delivery)
 
-    def show_diff(self, before: Delivery, after: Delivery, changes: list) -> None:  # noqa: ANN001 - list[diff.Change]
-        header: Line = [(f"#{before.seq} → #{after.seq}   ({len(changes)} changes)", "bold")]
-        self.query_one("#diff", Static).update(text_of([header, [], *change_lines(changes)]))
+    def reset_diff(self) -> None:
+        """The cursor moved: a comparison of another pair would mislead."""
+        self._view("diff").set_lines(DIFF_HINT)
+
+    def show_diff(self, lines: list[Line]) -> None:
+        self._view("diff").set_lines(lines)
         self.query_one(TabbedContent).active = "tab-diff"
