@@ -148,6 +148,8 @@ def parse_filter(expression: str | None) -> DeliveryFilter:
     result = DeliveryFilter()
     if not expression or not expression.strip():
         return result
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in expression):  # undecodable bytes pasted into a terminal
+        raise UsageError("the filter has bytes that are not UTF-8 text", "type the text to look for, or a $.path test")
     try:
         terms = shlex.split(expression)
     except ValueError as exc:

@@ -49,3 +49,8 @@ def test_refs_expand_ranges_and_keep_ids():
 
 def test_json_path_syntax():
     assert parse_json_path("$.a[0]['b c'].d") == ("a", 0, "b c", "d")
+
+
+def test_a_filter_with_undecodable_bytes_is_a_usage_error():
+    with pytest.raises(UsageError, match="not UTF-8 text"):
+        parse_filter("caf\udce9")

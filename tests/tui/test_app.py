@@ -4,7 +4,7 @@ import asyncio
 import json
 
 import pytest
-from textual.widgets import Input, Static, TabbedContent
+from textual.widgets import Input, TabbedContent
 
 from hookinspect.background import ReceiverProcess
 from hookinspect.store.sqlite import Store
@@ -266,3 +266,125 @@ async def test_g_goes_to_the_newest_and_the_status_says_the_rate(store_path, wor
         await pilot.press("g")
         assert app.query_one(DeliveryList).current_seq == 5
         assert "0/s, 0 in the last minute" in rendered(app, "#status")
+
+
+def seed_many(store_path, count, body=lambda n: b'{"n":%d}' % n):
+    with Store(store_path) as store:
+        store.insert_deliveries([make_delivery(body(n), path=f"/bulk/{n}") for n in range(count)])
+
+
+async def test_a_big_store_pages_to_the_oldest_and_back_without_loading_everything(store_path, workspace):
+    from hookinspect.tui.widgets.delivery_list import ROW_CACHE
+
+    seed_many(store_path, 5000)
+    app = HookinspectApp(workspace)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.query_one(DeliveryList)
+        await wait_until(pilot, lambda: table.index.complete and len(table.index) == 5000)
+        assert table.border_subtitle == "#1 of 5,000"
+        await pilot.press("G")
+        assert table.current_seq == 1 and table.border_subtitle == "#5,000 of 5,000"
+        await shows(pilot, app, "#request", "/bulk/0")
+        await pilot.press("pageup")
+        assert table.current_seq == 1 + table.page
+        await pilot.press("g")
+        assert table.current_seq == 5000
+        await pilot.press("end", "home")
+        assert table.current_seq == 5000
+        for _ in range(30):
+            await pilot.press("pagedown")
+        assert len(table._rows) <= ROW_CACHE  # rows read while paging are bounded
+
+
+async def test_a_burst_of_any_size_appears_whole(store_path, workspace):
+    seed(store_path, make_delivery(path="/first"))
+    app = HookinspectApp(workspace)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await asyncio.to_thread(seed_many, store_path, 3000)
+        table = app.query_one(DeliveryList)
+        await wait_until(pilot, lambda: len(table.index) == 3001, timeout=10)
+        assert table.seqs == list(range(3001, 0, -1))
+        assert table.current_seq == 3001  # following: the newest is shown
+
+
+async def test_delete_asks_first_and_u_brings_it_back(store_path, workspace):
+    seed(store_path, make_delivery(path="/a"), make_delivery(path="/b"), make_delivery(path="/c"))
+    app = HookinspectApp(workspace, )
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        table = app.query_one(DeliveryList)
+        await pilot.press("delete", "n")
+        assert table.seqs == [3, 2, 1]
+        await pilot.press("j", "delete", "y")
+        assert table.seqs == [3, 1]
+        assert any("u brings it back" in n.message for n in app._notifications)
+        await pilot.press("u")
+        assert table.seqs == [3, 2, 1] and table.current_seq == 2
+        await pilot.press("space", "j", "space", "delete", "y")  # the marked ones
+        assert table.seqs == [3]
+        with Store(store_path) as store:
+            assert store.count() == 3  # restorable until the window ends or the UI closes
+    with Store(store_path) as store:
+        assert store.seqs() == [3]
+
+
+async def test_export_asks_for_a_file_and_its_extension_picks_the_format(store_path, workspace, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    seed(store_path, make_delivery(b'{"a":1}', path="/x"))
+    app = HookinspectApp(workspace)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("x")
+        prompt = app.screen.query_one(Input)
+        assert prompt.value.startswith("hookinspect-") and prompt.value.endswith(".har")  # the default is shown
+        prompt.value = "case.json"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: (tmp_path / "case.json").exists())
+        await pilot.press("x")
+        app.screen.query_one(Input).value = "case.docx"
+        await pilot.press("enter")
+        assert any("unknown export extension .docx" in n.message for n in app._notifications)
+    fixture = json.loads((tmp_path / "case.json").read_text())
+    assert "deliveries" in fixture or isinstance(fixture, list)
+
+
+async def test_s_saves_the_decoded_body_and_y_copies_it(store_path, workspace, tmp_path, monkeypatch):
+    import gzip
+
+    monkeypatch.chdir(tmp_path)
+    seed(store_path, make_delivery(gzip.compress(b'{"big":"report"}'), headers=[("Content-Encoding", "gzip")]))
+    app = HookinspectApp(workspace)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await pilot.press("s")
+        assert app.screen.query_one(Input).value == "hookinspect-1-body.json"
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: (tmp_path / "hookinspect-1-body.json").exists())
+        copied = []
+        monkeypatch.setattr(app, "copy_to_clipboard", copied.append)
+        await pilot.press("y")
+        assert copied == ['{"big":"report"}']
+    assert (tmp_path / "hookinspect-1-body.json").read_bytes() == b'{"big":"report"}'
+
+
+async def test_number_keys_switch_tabs_and_a_successful_answer_is_shown_whole(store_path, workspace, target):
+    target.headers = {"Content-Type": "application/json", "X-Answer": "yes"}
+    seed(store_path, make_delivery(b'{"a":1}'))
+    app = HookinspectApp(workspace, target=target.url + "/in")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("3")
+        assert app.query_one("#detail TabbedContent", TabbedContent).active == "tab-signature"
+        await pilot.press("r", "2")
+        assert app.query_one("#detail TabbedContent", TabbedContent).active == "tab-attempts"
+        await shows(pilot, app, "#attempts", "HTTP/1.1 200", "X-Answer", '"received": true')
+
+
+async def test_a_json_filter_over_a_big_store_fills_in_while_the_list_answers(store_path, workspace):
+    seed_many(store_path, 3000)
+    app = HookinspectApp(workspace)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("slash")
+        app.query_one("#filter", Input).value = "$.n>=2990"
+        await pilot.press("enter", "j", "k")  # the list takes keys while the scan reads bodies
+        table = app.query_one(DeliveryList)
+        await wait_until(pilot, lambda: table.index.complete, timeout=20)
+        assert table.seqs == list(range(3000, 2990, -1))
+        await wait_until(pilot, lambda: "filter $.n>=2990 10 match" in rendered(app, "#status"))
+        assert table.border_subtitle == "#1 of 10"
