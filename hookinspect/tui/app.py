@@ -4,6 +4,7 @@ call the same core functions as the CLI."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,6 +46,9 @@ POLL_SECONDS = 0.25
 REFRESH_SECONDS = 0.05
 # Deliveries-per-second history shown in the header sparkline.
 RATE_WINDOW = 60
+# Numbers a list scan hands over at once, and how long it keeps what it found before showing it.
+SCAN_CHUNK = 50_000
+SCAN_FLUSH_SECONDS = 0.2
 # Arrivals read per query when a burst is shown.
 ARRIVALS_PAGE = 500
 # Rendered details kept (a pretty-printed 256 KiB body is worth not computing twice).
@@ -239,15 +243,22 @@ class HookinspectApp(App[None]):
 
     @work(thread=True, exclusive=True, group="scan")
     def scan(self, flt: DeliveryFilter, generation: int, upto: int | None) -> None:
-        """The rest of the list's numbers, on its own connection: a new filter cancels it."""
+        """The rest of the list's numbers, on its own connection: a new filter cancels it. What
+        it finds goes to the list in batches (by size or every SCAN_FLUSH_SECONDS), so a million
+        numbers cost the UI a few dozen updates."""
         worker = get_current_worker()
+        found: list[int] = []
+        flushed = time.monotonic()
         with Store(self.workspace.path, create=False) as store:
-            for chunk in store.scan_seqs(flt, upto=upto):
+            for chunk in store.scan_seqs(flt, upto=upto, chunk=SCAN_CHUNK):
                 if worker.is_cancelled or generation != self._scan_generation:
                     return
-                if chunk and not self._from_thread(self._scanned, generation, chunk, False):
-                    return
-        self._from_thread(self._scanned, generation, [], True)
+                found += chunk
+                if found and (len(found) >= SCAN_CHUNK or time.monotonic() - flushed >= SCAN_FLUSH_SECONDS):
+                    if not self._from_thread(self._scanned, generation, found, False):
+                        return
+                    found, flushed = [], time.monotonic()
+        self._from_thread(self._scanned, generation, found, True)
 
     def _from_thread(self, callback, *args) -> bool:  # noqa: ANN001
         try:

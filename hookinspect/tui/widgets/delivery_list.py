@@ -11,7 +11,6 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
@@ -27,6 +26,8 @@ from hookinspect.views.seq_index import SeqIndex
 
 # Rows kept once read (on top of those on screen): enough for paging back and forth.
 ROW_CACHE = 2000
+# Rows kept drawn (without the cursor or stripe): scrolling redraws only what changed.
+_STRIP_CACHE = 500
 MARK = "●"
 
 
@@ -84,7 +85,7 @@ class DeliveryList(ScrollView, can_focus=True):
         Binding("end", "oldest", "Oldest", show=False),
         Binding("enter", "select", "Detail", show=False),
     ]
-    COMPONENT_CLASSES = {"delivery-list--header", "delivery-list--cursor", "delivery-list--even", "delivery-list--mark"}
+    COMPONENT_CLASSES = {"delivery-list--header", "delivery-list--cursor", "delivery-list--even"}
     DEFAULT_CSS = """
     DeliveryList {
         background: $surface;
@@ -93,7 +94,6 @@ class DeliveryList(ScrollView, can_focus=True):
         & > .delivery-list--cursor {
             background: $block-cursor-blurred-background; color: $block-cursor-blurred-foreground;
         }
-        & > .delivery-list--mark { color: $warning; text-style: bold; }
         &:focus > .delivery-list--cursor {
             background: $block-cursor-background; color: $block-cursor-foreground;
             text-style: $block-cursor-text-style;
@@ -124,6 +124,8 @@ class DeliveryList(ScrollView, can_focus=True):
         self.want_oldest = False  # G before the scan reached the oldest: follow it down
         self._rows: OrderedDict[int, DeliveryRow] = OrderedDict()
         self._columns: list[Column] = []
+        self._strips: OrderedDict[int, Strip] = OrderedDict()
+        self._styles: dict[str, Style] = {}
         self._highlighted: int | None = None
 
     # -- what is listed --------------------------------------------------------------------
@@ -143,6 +145,7 @@ class DeliveryList(ScrollView, can_focus=True):
         self.want_oldest = False
         self._highlighted = None
         self._rows.clear()
+        self._strips.clear()
         self._sync_size()
         self.scroll_to(y=0, animate=False)
         self.refresh()
@@ -176,6 +179,7 @@ class DeliveryList(ScrollView, can_focus=True):
 
     def forget(self, seq: int) -> None:
         """Read #seq again when it is next shown (an attempt changed its last outcome)."""
+        self._strips.pop(seq, None)
         if self._rows.pop(seq, None) is not None:
             self.refresh()
 
@@ -185,6 +189,7 @@ class DeliveryList(ScrollView, can_focus=True):
         self.marked.difference_update(seqs)
         for seq in seqs:
             self._rows.pop(seq, None)
+            self._strips.pop(seq, None)
         self._sync_size()
         if current is not None and len(self.index):
             self._highlighted = None if current in seqs else self._highlighted
@@ -202,6 +207,7 @@ class DeliveryList(ScrollView, can_focus=True):
 
     def toggle_mark(self, seq: int) -> None:
         self.marked.symmetric_difference_update({seq})
+        self._strips.pop(seq, None)
         self.refresh()
 
     # -- moving ----------------------------------------------------------------------------
@@ -290,53 +296,60 @@ class DeliveryList(ScrollView, can_focus=True):
         return [self._rows.get(seq) for seq in seqs]
 
     def render_lines(self, crop):  # noqa: ANN001, ANN201 - as Widget.render_lines
-        # One read for every row on screen, and columns sized for what they show.
+        # One read for every row on screen, columns sized for what they show, styles looked up once.
         visible = self._visible_rows()
         seq_width = len(str(self.index.newest or 0))
         time_width = max((len(row_cells(row, with_ms=True)["time"][0][0]) for row in visible if row), default=12)
-        self._columns = plan_columns(self.scrollable_content_region.width, seq_width, time_width)
+        columns = plan_columns(self.scrollable_content_region.width, seq_width, time_width)
+        if columns != self._columns:
+            self._columns = columns
+            self._strips.clear()
+        base = self.rich_style
+        self._styles = {name: base + self.get_component_rich_style(f"delivery-list--{name}")
+                        for name in ("header", "cursor", "even")}
+        self._styles["base"] = base
         return super().render_lines(crop)
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        styles = self._styles
         if y == 0:
-            style = base + self.get_component_rich_style("delivery-list--header")
             text = Text(" ").join(_fit(Text(c.label), c.width) for c in self._columns)
-            return self._strip(text, width, style)
+            return self._strip(text, width, styles["header"])
         position = int(self.scroll_y) + y - 1
         if position >= len(self.index):
-            return Strip.blank(width, base)
+            return Strip.blank(width, styles["base"])
         seq = self.index[position]
-        if position == self.cursor:
-            style = base + self.get_component_rich_style("delivery-list--cursor")
-        elif position % 2:
-            style = base + self.get_component_rich_style("delivery-list--even")
-        else:
-            style = base
-        row = self._rows.get(seq)
-        if row is None:
-            found = self.fetch_rows([seq]).get(seq)
-            if found is None:
-                return self._strip(Text(f"  #{seq} (deleted)", style="dim"), width, style)
-            self._remember(found)
-            row = found
-        return self._strip(self._row_text(row), width, style)
+        style = styles["cursor"] if position == self.cursor else styles["even"] if position % 2 else styles["base"]
+        strip = self._strips.get(seq)
+        if strip is None:
+            row = self._rows.get(seq)
+            if row is None:
+                row = self.fetch_rows([seq]).get(seq)
+                if row is None:
+                    return self._strip(Text(f"  #{seq} (deleted)", style="dim"), width, style)
+                self._remember(row)
+            strip = Strip(list(self._row_text(row).render(self.app.console)))
+            self._strips[seq] = strip
+            while len(self._strips) > _STRIP_CACHE:
+                self._strips.popitem(last=False)
+        return strip.apply_style(style).crop_extend(0, width, style)
 
     def _row_text(self, row: DeliveryRow) -> Text:
         cells = row_cells(row, with_ms=True)
         parts = []
         for column in self._columns:
             if column.key == "mark":
-                cell = Text(MARK if row.seq in self.marked else " ",
-                            style=self.get_component_rich_style("delivery-list--mark"))
+                cell = Text(MARK if row.seq in self.marked else " ", style="bold yellow")
             else:
                 cell = Text.assemble(*cells[column.key])
             parts.append(_fit(cell, column.width))
-        return Text(" ").join(parts)
+        text = Text(" ").join(parts)
+        text.no_wrap = True
+        text.end = ""
+        return text
 
     def _strip(self, text: Text, width: int, style: Style) -> Strip:
         text.no_wrap = True
-        segments = [Segment(seg.text, style + seg.style if seg.style else style)
-                    for seg in text.render(self.app.console)]
-        return Strip(segments).crop_extend(0, width, style)
+        text.end = ""
+        return Strip(list(text.render(self.app.console))).apply_style(style).crop_extend(0, width, style)
