@@ -9,7 +9,7 @@ from typing import Any
 
 from hookinspect.body import NOT_JSON, escape_controls, hexdump, looks_binary
 from hookinspect.model import Message
-from hookinspect.views.text import Line, aligned, human_size, safe
+from hookinspect.views.text import Line, aligned, escaped_spans, human_size, safe
 
 # Pretty-printing a multi-megabyte body helps nobody in a terminal; `show --raw` has it all.
 PRETTY_LIMIT = 256 * 1024
@@ -94,5 +94,5 @@ def body_lines(message: Message, limit: int = PRETTY_LIMIT, fold_arrays: bool = 
         lines += [[(row, "")] for row in hexdump(data, limit).split("\n")]
     else:
         text = message.text() if len(decoded.data) <= limit else data.decode("utf-8", "replace")
-        lines += [[safe(row)] for row in text.split("\n")]
+        lines += [escaped_spans(row) for row in text.split("\n")]
     return lines

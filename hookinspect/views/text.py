@@ -24,6 +24,29 @@ def safe(value: str | None, style: str = "", *, keep_newlines: bool = True) -> S
     return escape_controls(value or "", keep_newlines=keep_newlines), style
 
 
+# How an escape made by `escaped_spans` looks: a literal "\\x1b" typed in a payload stays plain text.
+ESCAPE_STYLE = "reverse"
+
+
+def escaped_spans(value: str, style: str = "") -> Line:
+    """Untrusted text as spans where each control character shown as an escape is styled apart
+    (ESCAPE_STYLE), so a real ESC byte and the four characters `\\x1b` do not look the same."""
+    spans: Line = []
+    plain: list[str] = []
+    for ch in value:
+        shown = escape_controls(ch)
+        if shown == ch:
+            plain.append(ch)
+            continue
+        if plain:
+            spans.append(("".join(plain), style))
+            plain = []
+        spans.append((shown, f"{style} {ESCAPE_STYLE}".strip()))
+    if plain or not spans:
+        spans.append(("".join(plain), style))
+    return spans
+
+
 def plain_text(lines: list[Line]) -> str:
     """The lines without styles (for tests, logs and plain output)."""
     return "\n".join("".join(text for text, _style in line) for line in lines)
