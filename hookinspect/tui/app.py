@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from hookinspect.tui.screens.prompt import ConfirmPrompt, EditRequest, HelpScree
 from hookinspect.tui.widgets.delivery_list import DeliveryList
 from hookinspect.tui.widgets.detail import DeliveryDetail
 from hookinspect.views.delivery import DetailLines, change_lines, detail_lines
-from hookinspect.views.seq_index import SeqIndex
+from hookinspect.views.seq_index import Run, SeqIndex, runs_of
 from hookinspect.views.text import safe
 from hookinspect.workspace import StoreChange, Workspace
 
@@ -46,9 +47,11 @@ POLL_SECONDS = 0.25
 REFRESH_SECONDS = 0.05
 # Deliveries-per-second history shown in the header sparkline.
 RATE_WINDOW = 60
-# Numbers a list scan hands over at once, and how long it keeps what it found before showing it.
-SCAN_CHUNK = 50_000
-SCAN_FLUSH_SECONDS = 0.2
+# Numbers a list scan reads at once, how long it keeps what it found before showing it, and how
+# many matches it shows at once when the list is still empty.
+SCAN_CHUNK = 20_000
+SCAN_FLUSH_SECONDS = 0.25
+FIRST_MATCHES = 200
 # Arrivals read per query when a burst is shown.
 ARRIVALS_PAGE = 500
 # Rendered details kept (a pretty-printed 256 KiB body is worth not computing twice).
@@ -59,6 +62,16 @@ RENDERING_NOTE_AFTER = 0.1
 UNDO_SECONDS = 10.0
 # What `x` writes, by the file name's extension.
 EXPORT_FORMATS = {".har": "har", ".json": "fixture", ".sh": "curl", ".http": "raw"}
+
+
+class Scanned(Message):
+    """More numbers for the list, from its scan (posted from the scan's thread, which does not wait)."""
+
+    def __init__(self, generation: int, runs: list[Run], complete: bool) -> None:
+        super().__init__()
+        self.generation = generation
+        self.runs = runs
+        self.complete = complete
 
 
 class StoreChanged(Message):
@@ -244,21 +257,24 @@ class HookinspectApp(App[None]):
     @work(thread=True, exclusive=True, group="scan")
     def scan(self, flt: DeliveryFilter, generation: int, upto: int | None) -> None:
         """The rest of the list's numbers, on its own connection: a new filter cancels it. What
-        it finds goes to the list in batches (by size or every SCAN_FLUSH_SECONDS), so a million
-        numbers cost the UI a few dozen updates."""
+        it finds goes to the list in batches (every SCAN_FLUSH_SECONDS), so a million numbers
+        cost the UI a handful of updates."""
         worker = get_current_worker()
-        found: list[int] = []
+        found = array("q")  # 8 bytes a number, in one block: no garbage left behind after a million
         flushed = time.monotonic()
+        shown = False
         with Store(self.workspace.path, create=False) as store:
             for chunk in store.scan_seqs(flt, upto=upto, chunk=SCAN_CHUNK):
                 if worker.is_cancelled or generation != self._scan_generation:
                     return
-                found += chunk
-                if found and (len(found) >= SCAN_CHUNK or time.monotonic() - flushed >= SCAN_FLUSH_SECONDS):
-                    if not self._from_thread(self._scanned, generation, found, False):
-                        return
-                    found, flushed = [], time.monotonic()
-        self._from_thread(self._scanned, generation, found, True)
+                found.extend(chunk)
+                # The first matches at once (an empty list waits for them), then a few updates a second.
+                first = not shown and len(found) >= FIRST_MATCHES
+                if found and (first or time.monotonic() - flushed >= SCAN_FLUSH_SECONDS):
+                    shown = True
+                    self.post_message(Scanned(generation, runs_of(found), False))
+                    found, flushed = array("q"), time.monotonic()
+        self.post_message(Scanned(generation, runs_of(found), True))
 
     def _from_thread(self, callback, *args) -> bool:  # noqa: ANN001
         try:
@@ -267,15 +283,20 @@ class HookinspectApp(App[None]):
             return False
         return True
 
-    def _scanned(self, generation: int, seqs: list[int], complete: bool) -> None:
-        if generation != self._scan_generation or not self._has_main_screen():
+    @on(Scanned)
+    def _scanned(self, message: Scanned) -> None:
+        if message.generation != self._scan_generation or not self._has_main_screen():
             return
         table = self.main_query(DeliveryList)
         was_empty = not len(table.index)
         trashed = self._trashed()
-        table.index.extend_older(s for s in seqs if s not in trashed)
-        table.index.complete = complete
-        table.grew_older()
+        before = len(table.index)
+        if trashed:
+            table.index.extend_older([s for high, low in message.runs for s in range(high, low - 1, -1) if s not in trashed])
+        else:
+            table.index.extend_runs(message.runs)
+        complete = table.index.complete = message.complete
+        table.grew_older(len(table.index) - before)
         if was_empty and len(table.index):
             table.move_cursor(0)
         elif complete and not len(table.index):

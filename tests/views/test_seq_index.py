@@ -49,3 +49,41 @@ def test_numbers_below_an_unfinished_scan_are_left_to_it():
     index.remove([7])
     index.restore([7, 3])
     assert list(index) == [9, 7]  # 3 is below what the scan reached: it finds it itself
+
+
+def test_numbers_without_gaps_take_one_run_and_gaps_a_run_each():
+    from hookinspect.views.seq_index import runs_of
+
+    assert runs_of(list(range(1_000_000, 0, -1))) == [(1_000_000, 1)]
+    assert runs_of([10, 9, 8, 5, 4, 1]) == [(10, 8), (5, 4), (1, 1)]
+    index = SeqIndex()
+    index.extend_older(range(100_000, 50_000, -1))
+    index.extend_older(range(50_000, 0, -1))
+    assert index.runs == 1 and len(index) == 100_000 and index[99_999] == 1 and index[0] == 100_000
+    index.remove([70_000, 70_001, 5])
+    assert index.runs == 3 and len(index) == 99_997
+    assert index.index_of(69_999) == 100_000 - 69_999 - 2 and index.index_of(70_000) is None
+    index.complete = True
+    index.restore([70_000, 5, 70_001])
+    assert index.runs == 1 and list(index)[:3] == [100_000, 99_999, 99_998]
+
+
+def test_the_index_agrees_with_a_plain_list_under_random_changes():
+    import random
+
+    rng = random.Random(7)
+    seqs = sorted(rng.sample(range(1, 3000), 1200), reverse=True)
+    index = SeqIndex()
+    for start in range(0, len(seqs), 97):
+        index.extend_older(seqs[start:start + 97])
+    index.complete = True
+    plain = list(seqs)
+    for _ in range(50):
+        gone = rng.sample(plain, 5)
+        index.remove(gone)
+        plain = [s for s in plain if s not in gone]
+        back = rng.sample(gone, 2)
+        index.restore(back)
+        plain = sorted(plain + back, reverse=True)
+    assert list(index) == plain and [index[i] for i in range(len(plain))] == plain
+    assert all(index.index_of(s) == i for i, s in enumerate(plain))

@@ -25,9 +25,9 @@ from hookinspect.views.delivery import row_cells
 from hookinspect.views.seq_index import SeqIndex
 
 # Rows kept once read (on top of those on screen): enough for paging back and forth.
-ROW_CACHE = 2000
+ROW_CACHE = 600
 # Rows kept drawn (without the cursor or stripe): scrolling redraws only what changed.
-_STRIP_CACHE = 500
+_STRIP_CACHE = 300
 MARK = "●"
 
 
@@ -150,15 +150,16 @@ class DeliveryList(ScrollView, can_focus=True):
         self.scroll_to(y=0, animate=False)
         self.refresh()
 
-    def grew_older(self) -> None:
-        """The scan added older numbers below the ones shown."""
+    def grew_older(self, added: int) -> None:
+        """The scan added `added` older numbers below the ones shown (redrawn only if they show)."""
         self._sync_size()
         if self.want_oldest:
             self.move_cursor(len(self.index) - 1)
             self.want_oldest = not self.index.complete
         elif self._highlighted is None and len(self.index):
             self.move_cursor(self.cursor)
-        self.refresh()
+        if len(self.index) - added < int(self.scroll_y) + self.scrollable_content_region.height:
+            self.refresh()
 
     def grew_newer(self, added: int, *, follow: bool) -> None:
         """`added` arrivals went on top: the cursor follows them to the top when `follow`,
