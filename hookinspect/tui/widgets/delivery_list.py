@@ -101,19 +101,16 @@ class DeliveryList(ScrollView, can_focus=True):
     }
     """
 
-    class Highlighted(Message):
+    class _AboutDelivery(Message):
+        def __init__(self, seq: int) -> None:
+            super().__init__()
+            self.seq = seq
+
+    class Highlighted(_AboutDelivery):
         """The cursor moved onto another delivery."""
 
-        def __init__(self, seq: int) -> None:
-            super().__init__()
-            self.seq = seq
-
-    class Selected(Message):
+    class Selected(_AboutDelivery):
         """`enter` (or a click on the current row): into the detail."""
-
-        def __init__(self, seq: int) -> None:
-            super().__init__()
-            self.seq = seq
 
     def __init__(self, fetch_rows: Callable[[list[int]], dict[int, DeliveryRow]], **kwargs) -> None:  # noqa: ANN003
         super().__init__(**kwargs)
