@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from hookinspect.errors import UsageError
+from hookinspect.errors import UsageError, did_you_mean
 
 CONFIG_FILE = "hookinspect.toml"
 
@@ -21,6 +21,10 @@ DEFAULT_PORT = 8787
 # Providers cap their payloads well below this (GitHub 25 MB); larger is almost surely a mistake.
 DEFAULT_MAX_BODY = 25 * 1024 * 1024
 
+# Every key a settings file may hold; anything else is a typo that would silently do nothing.
+KNOWN_KEYS = ("host", "port", "max_body", "max_header_bytes", "max_bodies_in_flight", "max_connections",
+              "read_timeout", "workers", "durability", "forward_to", "route", "responses", "secrets", "redact", "diff")
+
 
 def load_file_config(directory: Path | None = None) -> dict[str, Any]:
     """The [tool.hookinspect] table of pyproject.toml, overridden by hookinspect.toml."""
@@ -28,11 +32,18 @@ def load_file_config(directory: Path | None = None) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     pyproject = directory / "pyproject.toml"
     if pyproject.is_file():
-        merged.update(_read_toml(pyproject).get("tool", {}).get("hookinspect", {}))
+        merged.update(_checked(_read_toml(pyproject).get("tool", {}).get("hookinspect", {}), "[tool.hookinspect] in pyproject.toml"))
     own = directory / CONFIG_FILE
     if own.is_file():
-        merged.update(_read_toml(own))
+        merged.update(_checked(_read_toml(own), CONFIG_FILE))
     return merged
+
+
+def _checked(table: dict[str, Any], where: str) -> dict[str, Any]:
+    for key in table:
+        if key not in KNOWN_KEYS:
+            raise UsageError(f"{where}: unknown key {key!r}{did_you_mean(key, KNOWN_KEYS)}", "keys: " + ", ".join(KNOWN_KEYS))
+    return table
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

@@ -5,6 +5,9 @@ Anything that is not a HookinspectError is a bug and is allowed to crash loudly.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 # Exit codes are a documented interface (README "Exit codes"): scripts branch on them.
 EXIT_OK = 0
 EXIT_FAILED = 1  # a check failed, a diff found differences, an attempt failed
@@ -46,3 +49,9 @@ class StoreFullError(StoreError):
 
 class StoreBusyError(StoreError):
     """Another process owns the store's writer (`listen` runs on it)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """` (did you mean 'provider'?)` when a choice is close to `word`, else ""."""
+    close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

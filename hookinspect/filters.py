@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hookinspect.body import NOT_JSON
-from hookinspect.errors import UsageError
+from hookinspect.errors import UsageError, did_you_mean
 from hookinspect.model import parse_time_us
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
@@ -25,6 +25,27 @@ _JSON_TEST = re.compile(r"^(\$[^<>=!~]*)\s*(>=|<=|!=|==|=|>|<|~)?\s*(.*)$")
 _STATUS = re.compile(r"^(?:[1-5]xx|[1-5]\d\d|error|none|ok|failed)$")
 
 KEYS = ("method", "path", "provider", "event", "verdict", "status", "ct", "since", "until", "text")
+VERDICTS = ("valid", "invalid", "expired", "malformed", "unsigned", "no-secret")
+# `word:value` with a word that is not a key is a typo far more often than text to look for.
+_KEYED_TERM = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*):")
+_OPERATOR_CHARS = "<>=!~"
+
+
+def checked_verdict(value: str) -> str:
+    verdict = value.lower()
+    if verdict not in VERDICTS:
+        raise UsageError(f"unknown verdict {value!r}{did_you_mean(value, VERDICTS)}", "one of " + ", ".join(VERDICTS))
+    return verdict
+
+
+def checked_provider(value: str) -> str:
+    # Imported here: the registry pulls in every signature scheme, which most filters never need.
+    from hookinspect.signing.registry import PROVIDERS
+
+    provider = value.lower()
+    if provider not in PROVIDERS:
+        raise UsageError(f"unknown provider {value!r}{did_you_mean(value, PROVIDERS)}", "one of " + ", ".join(PROVIDERS))
+    return provider
 
 
 @dataclass(frozen=True)
@@ -88,6 +109,18 @@ class DeliveryFilter:
     @property
     def is_empty(self) -> bool:
         return self == DeliveryFilter()
+
+    @property
+    def reads_bodies(self) -> bool:
+        """JSON tests and text search look at decoded bodies, which SQL cannot."""
+        return bool(self.json_tests or self.texts)
+
+    def body_matches(self, path: str, decoded_body: bytes, document: Any) -> bool:
+        """The tests SQL could only narrow: text in the path or decoded body, and JSON tests."""
+        for text in self.texts:
+            if text not in path and text.encode("utf-8") not in decoded_body:
+                return False
+        return all(test.matches(document) for test in self.json_tests)
 
     def merged(self, other: DeliveryFilter) -> DeliveryFilter:
         out = DeliveryFilter()
@@ -159,12 +192,15 @@ def parse_filter(expression: str | None) -> DeliveryFilter:
             match = _JSON_TEST.match(term)
             assert match is not None  # the pattern accepts any string starting with $
             path_text, op, value = match.groups()
-            if op is None and value:
-                raise UsageError(f"bad JSON test {term!r}", "write it as $.path>1000, $.path=value or $.path")
+            if (op is None and value) or (op and value[:1] in _OPERATOR_CHARS) or (op and op not in ("=", "==", "!=") and not value):
+                raise UsageError(f"bad JSON test {term!r}", "write it as $.path>1000, $.path=value, $.path~regex or $.path")
             result.json_tests.append(JsonTest(parse_json_path(path_text), op, _json_literal(value) if op else None))
             continue
         key, colon, value = term.partition(":")
         if not colon or key.lower() not in KEYS:
+            if _KEYED_TERM.match(term):
+                raise UsageError(f"unknown filter key {key!r}{did_you_mean(key, KEYS)}",
+                                 "keys: " + ", ".join(KEYS) + f"; to look for the text itself write text:{shlex.quote(term)}")
             result.texts.append(term)
             continue
         key = key.lower()
@@ -175,11 +211,11 @@ def parse_filter(expression: str | None) -> DeliveryFilter:
         elif key == "path":
             result.path_globs.append(value)
         elif key == "provider":
-            result.providers.append(value.lower())
+            result.providers.append(checked_provider(value))
         elif key == "event":
             result.event_globs.append(value)
         elif key == "verdict":
-            result.verdicts.append(value.lower())
+            result.verdicts.append(checked_verdict(value))
         elif key == "status":
             if not _STATUS.match(value.lower()):
                 raise UsageError(f"bad status {value!r}", "use 200, 5xx, ok, failed, error or none")

@@ -7,7 +7,14 @@ from pathlib import Path
 import typer
 
 from hookinspect.errors import UsageError
-from hookinspect.filters import DeliveryFilter, parse_filter, parse_refs, parse_time
+from hookinspect.filters import (
+    DeliveryFilter,
+    checked_provider,
+    checked_verdict,
+    parse_filter,
+    parse_refs,
+    parse_time,
+)
 from hookinspect.store.sqlite import Store, default_store_path
 from hookinspect.workspace import Workspace
 
@@ -40,9 +47,9 @@ def build_filter(
     """The filter of a command's --filter expression plus its dedicated flags."""
     flt = parse_filter(expression)
     extra = DeliveryFilter(
-        providers=[provider.lower()] if provider else [],
+        providers=[checked_provider(provider)] if provider else [],
         event_globs=[event] if event else [],
-        verdicts=[verdict.lower()] if verdict else [],
+        verdicts=[checked_verdict(verdict)] if verdict else [],
         methods=[m.upper() for m in method or []],
         path_globs=[path] if path else [],
         content_types=[content_type.lower()] if content_type else [],

@@ -211,20 +211,20 @@ class DeliveryTable:
             where += " AND d.seq < ?" if not oldest_first else " AND d.seq > ?"
             params.append(before_seq)
         order = "ASC" if oldest_first else "DESC"
-        if flt is not None and flt.json_tests:
-            return self._list_with_json_tests(flt, where, params, order, limit, offset)
+        if flt is not None and flt.reads_bodies:
+            return self._list_reading_bodies(flt, where, params, order, limit, offset)
         sql = f"SELECT {_ROW_COLUMNS} FROM deliveries d WHERE 1=1{where} ORDER BY d.seq {order}"
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
             params += [limit, offset]
         return [DeliveryRow(*row) for row in self.execute(sql, params)]
 
-    def _list_with_json_tests(self, flt: DeliveryFilter, where: str, params: list[Any], order: str,
-                              limit: int | None, offset: int) -> list[DeliveryRow]:
-        # JSON tests need the body, so they run in Python over rows the SQL part selected.
+    def _list_reading_bodies(self, flt: DeliveryFilter, where: str, params: list[Any], order: str,
+                             limit: int | None, offset: int) -> list[DeliveryRow]:
+        # JSON tests and text search need the decoded body, so they run in Python over rows the SQL part selected.
         out: list[int] = []
         skipped = 0
-        for chunk in self._json_matches(flt, where, params, order):
+        for chunk in self._body_matches(flt, where, params, order):
             for seq in chunk:
                 if skipped < offset:
                     skipped += 1
@@ -236,17 +236,18 @@ class DeliveryTable:
         rows = {row.seq: row for row in self._rows_of(out)}
         return [rows[seq] for seq in out if seq in rows]
 
-    def _json_matches(self, flt: DeliveryFilter, where: str, params: list[Any], order: str,
+    def _body_matches(self, flt: DeliveryFilter, where: str, params: list[Any], order: str,
                       chunk: int = 500) -> Iterator[list[int]]:
-        """Numbers of the deliveries the SQL part selected whose body passes the JSON tests, a chunk at a time."""
+        """Numbers of the deliveries the SQL part selected whose decoded body passes the text and
+        JSON tests, a chunk at a time."""
         cursor = self._conn.execute(f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries d WHERE 1=1{where} "
                                     f"ORDER BY d.seq {order}", params)
         while rows := cursor.fetchmany(chunk):
             matches = []
             for row in rows:
                 delivery = _delivery_from_row(row)
-                document = delivery.json()
-                if all(test.matches(document) for test in flt.json_tests):
+                document = delivery.json() if flt.json_tests else None
+                if flt.body_matches(delivery.path, delivery.decoded().data if flt.texts else b"", document):
                     matches.append(delivery.seq)
             yield matches
 
@@ -256,11 +257,11 @@ class DeliveryTable:
         chunks may be empty while a JSON filter reads bodies): a list fills as they come, and a
         caller that stops iterating stops the scan."""
         where, params = where_clause(flt)
-        if flt is not None and flt.json_tests:
+        if flt is not None and flt.reads_bodies:
             if upto is not None:
                 where += " AND d.seq <= ?"
                 params.append(upto)
-            yield from self._json_matches(flt, where, params, "DESC")
+            yield from self._body_matches(flt, where, params, "DESC")
             return
         # One row per chunk, the numbers joined by SQLite: a thread reading a million numbers
         # this way takes the GIL a few dozen times instead of once per row (a UI beside it does
@@ -307,8 +308,8 @@ class DeliveryTable:
 
     def count(self, flt: DeliveryFilter | None = None) -> int:
         where, params = where_clause(flt)
-        if flt is not None and flt.json_tests:
-            return sum(len(chunk) for chunk in self._json_matches(flt, where, params, "DESC"))
+        if flt is not None and flt.reads_bodies:
+            return sum(len(chunk) for chunk in self._body_matches(flt, where, params, "DESC"))
         return self.execute(f"SELECT count(*) FROM deliveries d WHERE 1=1{where}", params).fetchone()[0]
 
     def max_seq(self) -> int:

@@ -44,10 +44,19 @@ def where_clause(flt: DeliveryFilter | None) -> tuple[str, list[Any]]:
     any_of("d.provider = ?", flt.providers)
     any_of("d.event_type GLOB ?", flt.event_globs)
     any_of("d.verdict = ?", flt.verdicts)
-    ct_globs = [ct if any(c in ct for c in "*?[") else ct + "*" for ct in flt.content_types]
+    ct_globs = []
+    for ct in flt.content_types:
+        if any(c in ct for c in "*?["):
+            ct_globs.append(ct)
+        elif "/" in ct:
+            ct_globs.append(ct + "*")
+        else:  # `json` is application/json, text/json and application/vnd.api+json
+            ct_globs += [f"*/{ct}*", f"*+{ct}*", f"{ct}*"]
     any_of("lower(d.content_type) GLOB ?", ct_globs)
     for text in flt.texts:
-        clauses.append("(instr(d.path, ?) > 0 OR instr(d.body, ?) > 0)")
+        # SQL finds it in the path or the raw body; a compressed body may hold it too, which
+        # the store checks on its decoded form (DeliveryFilter.body_matches).
+        clauses.append("(instr(d.path, ?) > 0 OR instr(d.body, ?) > 0 OR instr(lower(d.headers), 'content-encoding') > 0)")
         params.extend([text, text.encode("utf-8")])
     if flt.statuses:
         clauses.append("(" + " OR ".join(_status_clause(status) for status in flt.statuses) + ")")

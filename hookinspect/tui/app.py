@@ -235,7 +235,7 @@ class HookinspectApp(App[None]):
         self.total = self.store.count()
         index = SeqIndex()
         upto: int | None = self.max_seen
-        if not self.filter.json_tests:  # a page of numbers from the index: as fast as SQLite
+        if not self.filter.reads_bodies:  # a page of numbers from the index: as fast as SQLite
             first = next(self.store.scan_seqs(self.filter, upto=upto), [])
             trashed = self._trashed()
             index.extend_older(s for s in first if s not in trashed)

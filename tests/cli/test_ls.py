@@ -174,3 +174,57 @@ def test_only_the_newest_rejections_are_kept(store_path):
             store.add_rejection(Rejection(400, f"bad {n}"), keep=10)
         kept = store.rejections()
     assert [r.reason for r in kept] == [f"bad {n}" for n in range(29, 19, -1)]
+
+
+def one_line_usage_error(result, *needles):
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) <= 2 and "Traceback" not in result.output, result.stderr  # the error, and a hint at most
+    for needle in needles:
+        assert needle in result.stderr
+
+
+def test_filters_that_mean_nothing_are_usage_errors_naming_what_is_accepted(store_path):
+    seed(store_path, make_delivery())
+    one_line_usage_error(invoke("ls", "--filter", "foo:bar", store_path=store_path), "unknown filter key 'foo'", "text:")
+    one_line_usage_error(invoke("ls", "--filter", "provder:stripe", store_path=store_path), "did you mean 'provider'?")
+    one_line_usage_error(invoke("ls", "--filter", "$.a>>1", store_path=store_path), "bad JSON test")
+    one_line_usage_error(invoke("ls", "--verdict", "bogus", store_path=store_path), "unknown verdict 'bogus'", "no-secret")
+    one_line_usage_error(invoke("ls", "--filter", "verdict:vaild", store_path=store_path), "did you mean 'valid'?")
+    one_line_usage_error(invoke("ls", "--provider", "nosuch", store_path=store_path), "unknown provider 'nosuch'", "stripe")
+    one_line_usage_error(invoke("ls", "--provider", "strpe", store_path=store_path), "did you mean 'stripe'?")
+    # The way to look for text with a colon in it still works.
+    rows = json.loads(invoke("ls", "--json", "--filter", "text:'foo:bar'", store_path=store_path).stdout)
+    assert rows == []
+
+
+def test_content_type_words_match_the_types_that_carry_them(store_path):
+    seed(store_path, make_delivery(content_type="application/json; charset=utf-8"),
+         make_delivery(content_type="application/vnd.api+json"), make_delivery(b"a=1", content_type="application/x-www-form-urlencoded"))
+    rows = json.loads(invoke("ls", "--json", "--content-type", "json", store_path=store_path).stdout)
+    assert [r["seq"] for r in rows] == [2, 1]
+    rows = json.loads(invoke("ls", "--json", "--content-type", "application/x-www", store_path=store_path).stdout)
+    assert [r["seq"] for r in rows] == [3]
+
+
+def test_search_finds_text_in_compressed_bodies(store_path):
+    import gzip
+
+    seed(store_path, make_delivery(gzip.compress(b'{"resourceType":"DiagnosticReport","status":"final"}'),
+                                   headers=[("Content-Encoding", "gzip")]),
+         make_delivery(b'{"resourceType":"Patient"}'))
+    rows = json.loads(invoke("ls", "--json", "--search", "DiagnosticReport", store_path=store_path).stdout)
+    assert [r["seq"] for r in rows] == [1]
+    rows = json.loads(invoke("ls", "--json", "--search", "Patient", store_path=store_path).stdout)
+    assert [r["seq"] for r in rows] == [2]
+
+
+def test_an_unknown_key_in_the_settings_file_is_a_usage_error(store_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hookinspect.toml").write_text('prot = 9000\n')
+    seed(store_path, make_delivery())
+    one_line_usage_error(invoke("replay", "1", store_path=store_path), "hookinspect.toml: unknown key 'prot'",
+                         "did you mean 'port'?")
+    (tmp_path / "hookinspect.toml").write_text('port = 9000\n[secrets]\nstripe = "whsec_x"\n')
+    result = invoke("replay", "1", store_path=store_path)
+    assert result.exit_code == 2 and "no target" in result.stderr  # the file is read; the replay has nowhere to go
