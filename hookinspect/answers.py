@@ -63,9 +63,9 @@ async def diff_answers(
     verify_tls: bool = True,
 ) -> list[AnswerDiff]:
     """Send each delivery to `to` (and `against`) and compare; every send is recorded as an attempt."""
-    validate_target(to)
+    to = validate_target(to)
     if against is not None:
-        validate_target(against)
+        against = validate_target(against)
     store = workspace.store
     deliveries = {seq: store.get(seq) for seq in seqs}
     baselines = {seq: recorded_answer(store.attempts(seq)) for seq in seqs} if against is None else {}

@@ -157,7 +157,7 @@ async def run_checks(records: list[FixtureRecord], *, target: str | None = None,
     if (target is None) == (app is None):
         raise UsageError("check needs exactly one of --target URL and --app module:app")
     if target is not None:
-        validate_target(target)
+        target = validate_target(target)
         await asyncio.to_thread(ensure_reachable, target)
     semaphore = asyncio.Semaphore(max(1, concurrency))
     sender: Forwarder | AppSender = Forwarder(timeout=timeout, verify_tls=verify_tls) if target is not None else AppSender(app, timeout)

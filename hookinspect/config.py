@@ -84,3 +84,10 @@ class Settings:
 
     def table(self, key: str) -> Any:
         return self.file.get(key)
+
+
+def checked_port(port: int) -> int:
+    """A port number a socket can bind, or a UsageError (not an OverflowError from deep inside asyncio)."""
+    if not 0 <= port <= 65535:
+        raise UsageError(f"port {port} is out of range", "use 1-65535, or 0 for any free port")
+    return port

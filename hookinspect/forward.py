@@ -35,15 +35,19 @@ DEFAULT_TIMEOUT = 30.0
 
 
 def validate_target(url: str) -> str:
-    """A usable http(s) URL or a UsageError naming what is wrong."""
-    parts = urlsplit(url.strip())
+    """A usable http(s) URL or a UsageError naming what is wrong. `localhost:3000/hooks` (no
+    scheme) means http://localhost:3000/hooks, as it does for curl and httpie."""
+    url = url.strip()
+    if "://" not in url and url and not url.startswith("/"):
+        url = "http://" + url
+    parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UsageError(f"{url!r} is not an http(s) URL", "example: --to http://localhost:3000/webhooks")
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
         raise UsageError(f"{url!r} has an invalid port") from None
-    return url.strip()
+    return url
 
 
 def target_url(target: str, path: str, query: str) -> str:

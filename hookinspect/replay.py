@@ -44,8 +44,7 @@ async def replay_deliveries(
     verify_tls: bool = True,
 ) -> list[Attempt]:
     """Send each delivery to its target (at most `concurrency` at once); attempts in input order."""
-    for target in set(targets.values()):
-        validate_target(target)
+    targets = {seq: validate_target(target) for seq, target in targets.items()}
     semaphore = asyncio.Semaphore(max(1, concurrency))
 
     async def one(seq: int, target: str, forwarder: Forwarder) -> Attempt:

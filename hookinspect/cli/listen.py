@@ -20,7 +20,7 @@ from hookinspect.cli.common import (
     parse_size,
 )
 from hookinspect.cli.output import Output, rich_line, safe_text
-from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, Settings
+from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, Settings, checked_port
 from hookinspect.errors import UsageError
 from hookinspect.store.schema import SYNCHRONOUS
 from hookinspect.store.sqlite import default_store_path
@@ -183,7 +183,7 @@ def listen(
     out = Output()
     settings = Settings()
     host = settings.get("host", host, DEFAULT_HOST)
-    port = settings.get_int("port", port, DEFAULT_PORT)
+    port = checked_port(settings.get_int("port", port, DEFAULT_PORT))
     workers = settings.get_int("workers", workers, 1)
     if workers < 1:
         raise UsageError(f"workers = {workers} in the configuration: it must be 1 or more")

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from hookinspect.cli.common import JSON_OPTION, parse_size
 from hookinspect.cli.output import Output
+from hookinspect.config import checked_port
 from hookinspect.errors import NetworkError, UsageError
 from hookinspect.forward import validate_target
 
@@ -50,7 +51,7 @@ def run_relay(
 
     async def serve() -> None:
         asyncio.get_running_loop().set_exception_handler(OutOfFilesReporter(out.warn))
-        runner, urls = await start_server(create_relay_app(storage, settings), host, port,
+        runner, urls = await start_server(create_relay_app(storage, settings), host, checked_port(port),
                                           max_connections=max_connections)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

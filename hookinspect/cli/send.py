@@ -10,7 +10,7 @@ from rich.text import Text
 
 from hookinspect.cli.common import JSON_OPTION, gather_secrets
 from hookinspect.cli.output import Output, safe_text
-from hookinspect.errors import EXIT_FAILED
+from hookinspect.errors import EXIT_FAILED, EXIT_NETWORK
 from hookinspect.forward import Forwarder, validate_target
 from hookinspect.samples import build_sample_request, find_sample
 from hookinspect.signing.registry import PROVIDERS
@@ -22,7 +22,7 @@ app = typer.Typer()  # this module's commands; cli/app.py gathers them
 @app.command("send")
 def send_sample(
     name: str = typer.Argument(..., help="A sample from `hookinspect samples`. Example: stripe/payment_intent.succeeded"),
-    to: str = typer.Option(..., "--to", help="Where to send it. Example: --to http://localhost:8787/"),
+    to: str = typer.Option(..., "--to", help="Where to send it (no scheme means http://). Example: --to localhost:3000/webhooks"),
     secret: str | None = typer.Option(None, "--secret", help="Signing secret (else HOOKINSPECT_SECRET_<PROVIDER> or [secrets]). Example: --secret whsec_..."),
     set_field: list[str] = typer.Option([], "--set", help="Override a JSON (dotted path) or form field. Example: --set data.object.amount=2500"),
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds to wait. Example: --timeout 5"),
@@ -59,5 +59,7 @@ def send_sample(
             out.error(attempt.error_message)
         elif attempt.response is not None and not attempt.is_success:
             out.print(safe_text(attempt.response.text()[:500]))
+    if attempt.response is None:  # no answer at all: the target cannot be reached
+        raise typer.Exit(EXIT_NETWORK)
     if not attempt.is_success:
         raise typer.Exit(EXIT_FAILED)

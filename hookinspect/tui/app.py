@@ -740,7 +740,7 @@ class HookinspectApp(App[None]):
     async def send(self, seq: int, target: str, edits: RequestEdits | None = None) -> None:
         """Replay through the core and the shared writer (re-signed when a secret is known)."""
         try:
-            validate_target(target)
+            target = validate_target(target)
             secrets = self.secrets
             [attempt] = await replay_deliveries(
                 self.workspace, {seq: target}, edits=edits,

@@ -32,6 +32,31 @@ def test_send_errors_are_one_line():
     unknown = runner.invoke(app, ["send", "stripe/payment_intent.succeded", "--to", "http://127.0.0.1:1/"])
     assert unknown.exit_code == 2 and "did you mean stripe/payment_intent.succeeded" in unknown.stderr
     down = runner.invoke(app, ["send", "github/push", "--to", "http://127.0.0.1:1/"])
-    assert down.exit_code == 1 and "connection refused" in down.stderr
+    assert down.exit_code == 4 and "connection refused" in down.stderr  # the README: 4 when a target cannot be reached
     bad = runner.invoke(app, ["send", "github/push", "--to", "http://127.0.0.1:1/", "--set", "nonsense"])
     assert bad.exit_code == 2 and "write it as data.object.amount=2500" in bad.stderr
+
+
+async def test_send_takes_a_target_without_a_scheme_and_an_unreachable_one_exits_4(target):
+    from tests.factories import free_port
+
+    def send(to):
+        return runner.invoke(app, ["send", "stripe/payment_intent.succeeded", "--to", to])
+
+    host_port = target.url.removeprefix("http://")
+    result = await asyncio.to_thread(send, f"{host_port}/in")
+    assert result.exit_code == 0, result.output
+    assert target.received[0]["path_qs"] == "/in"
+    assert (await asyncio.to_thread(send, f"127.0.0.1:{free_port()}/in")).exit_code == 4
+    target.status = 500
+    assert (await asyncio.to_thread(send, f"{host_port}/in")).exit_code == 1  # an answer, but an error
+
+
+def test_ports_out_of_range_are_one_line_usage_errors():
+    from typer.testing import CliRunner
+
+    from hookinspect.cli.app import app
+
+    for command in (["listen", "--port", "99999"], ["relay", "--port", "70000"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2 and "out of range" in result.stderr and "Traceback" not in result.output
