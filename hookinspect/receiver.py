@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import ipaddress
 import logging
 import socket
@@ -37,6 +36,7 @@ from hookinspect.model import (
     now_us,
 )
 from hookinspect.recorder import Recorder
+from hookinspect.responses import MockResponse, ResponseRule
 from hookinspect.retry_queue import ForwardQueueWorker, QueuePolicy
 from hookinspect.store.queue import QueueItem
 from hookinspect.workspace import Workspace
@@ -60,16 +60,6 @@ RETRY_AFTER_BUSY = 1
 # Seconds a connection may sit idle or take to send its headers, and a body may take to
 # arrive: a stranger's idle or trickling connections must not hold file descriptors forever.
 DEFAULT_READ_TIMEOUT = 60.0
-
-
-@dataclass
-class MockResponse:
-    """What the receiver answers when it does not proxy: status, headers, body, delay."""
-
-    status: int = 200
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes | None = None  # None: a small JSON acknowledgement naming the delivery
-    delay: float = 0.0
 
 
 @dataclass
@@ -98,7 +88,7 @@ class ForwardSettings:
 @dataclass
 class ReceiverSettings:
     response: MockResponse = field(default_factory=MockResponse)
-    path_responses: list[tuple[str, MockResponse]] = field(default_factory=list)  # (path glob, response)
+    path_responses: list[ResponseRule] = field(default_factory=list)  # --respond, [[responses]]: first match wins
     max_body: int = DEFAULT_MAX_BODY
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     # Bodies held in memory at once by this process, all requests together (503 beyond).
@@ -114,9 +104,10 @@ class ReceiverSettings:
     source_token: str | None = None
 
     def response_for(self, path: str) -> MockResponse:
-        for pattern, response in self.path_responses:
-            if fnmatch.fnmatchcase(path, pattern):
-                return response
+        for rule in self.path_responses:
+            answer = rule.answer(path)
+            if answer is not None:
+                return answer
         return self.response
 
 

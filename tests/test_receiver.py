@@ -12,6 +12,7 @@ from hookinspect.receiver import (
     is_loopback,
     start_server,
 )
+from hookinspect.responses import ResponseRule
 from hookinspect.store.sqlite import Store
 from tests.factories import await_until, store_count
 
@@ -136,7 +137,7 @@ async def test_a_client_that_disconnects_mid_body_stores_nothing_and_the_receive
 async def test_mock_response_status_headers_body_and_per_path(receiver):
     url, settings = receiver
     settings.response = MockResponse(status=202, headers=[("X-Mock", "1"), ("Content-Type", "text/plain")], body=b"accepted")
-    settings.path_responses = [("/fail/*", MockResponse(status=500, body=b"nope"))]
+    settings.path_responses = [ResponseRule("/fail/*", MockResponse(status=500, body=b"nope"))]
     async with httpx.AsyncClient() as client:
         plain = await client.post(url + "/x", content=b"{}")
         failing = await client.post(url + "/fail/now", content=b"{}")

@@ -146,6 +146,7 @@ def listen(
     response_body: str | None = typer.Option(None, "--response-body", help="Body to answer with, or @file. Example: --response-body '{\"ok\":true}'"),
     response_header: list[str] = typer.Option([], "--response-header", "-H", help="Header to answer with (repeatable). Example: -H 'X-Mock: 1'"),
     delay: float = typer.Option(0.0, "--delay", help="Seconds to wait before answering (after storing). Example: --delay 2.5"),
+    respond: list[str] = typer.Option([], "--respond", help="Answer for a path glob (repeatable, first match wins): GLOB=STATUS[,delay=S][,header=N:V][,every=N|times=N|chance=P][,body=TEXT|@FILE]. Example: --respond '/hooks/*=500,every=3'"),
     max_body: str | None = typer.Option(None, "--max-body", help="Largest body accepted; larger gets 413. Example: --max-body 50MiB [default: 25MiB]"),
     read_timeout: float | None = typer.Option(None, "--read-timeout", min=0.1, help="Seconds a connection may stay idle or take to send a request. Example: --read-timeout 30 [default: 60]"),
     max_header_bytes: str | None = typer.Option(None, "--max-header-bytes", help="Largest header block accepted; larger gets 431. Example: --max-header-bytes 128KiB [default: 64KiB]"),
@@ -176,6 +177,7 @@ def listen(
         DEFAULT_READ_TIMEOUT,
         ReceiverSettings,
     )
+    from hookinspect.responses import parse_respond, rules_from_config
     from hookinspect.retry_queue import QueuePolicy
     from hookinspect.serve import ServeReport, check_store, check_workers_fit, serve
     from hookinspect.signing.registry import annotate_delivery, read_secret_file, resigner_for
@@ -194,8 +196,10 @@ def listen(
     path = Path(store_path or default_store_path())
     # Fail now, before binding or forking: a store that cannot be opened, written or trusted.
     pending = check_store(path, is_explicit=store_path is not None)
+    rules = [parse_respond(spec) for spec in respond] + rules_from_config(settings.table("responses"))
     receiver_settings = ReceiverSettings(
         response=build_mock_response(status, response_body, response_header, delay),
+        path_responses=rules,
         max_body=limit,
         max_header_bytes=parse_size(str(settings.get("max_header_bytes", max_header_bytes, DEFAULT_MAX_HEADER_BYTES))),
         read_timeout=float(settings.get("read_timeout", read_timeout, DEFAULT_READ_TIMEOUT)),
@@ -220,6 +224,10 @@ def listen(
         # tolerance window (Stripe's 5 minutes) must not go out with its old timestamp.
         receiver_settings.forward.queue.resigner_for = lambda delivery: resigner_for(delivery, secrets)
     forward = receiver_settings.forward
+    if rules and forward is not None and not forward.ack:
+        out.warn("--respond has no effect while --forward-to proxies: the target answers (add --ack to answer here)")
+    for rule in rules:
+        out.info(f"answers {rule.describe()}")
     if pending:
         sends = "they go out now" if forward is not None and forward.ack else "--ack with --forward-to sends them"
         out.info(f"{pending} deliver{'y waits' if pending == 1 else 'ies wait'} in the forward queue; {sends}"

@@ -427,3 +427,39 @@ def test_connections_past_the_descriptor_limit_make_room_instead_of_failing(tmp_
             sock.close()
         _out, err = stop_process(proc)
     assert "out of file descriptors" not in err and "Traceback" not in err
+
+
+def test_respond_answers_per_path_and_a_retrying_sender_sees_the_flaky_pattern(tmp_path):
+    import time
+
+    proc, url = start_listen(tmp_path / "store.db", "--respond", "/retry/*=503,times=2,header=Retry-After: 0",
+                             "--respond", "/flaky/*=500,every=3,body=try again",
+                             "--respond", '/slow/*=202,delay=0.3,body={"queued":true}')
+    try:
+        # A sender that retries on 5xx, as providers do: the third try gets through.
+        tries = []
+        with httpx.Client() as client:
+            for _ in range(5):
+                answer = client.post(url + "/retry/1", content=b"{}")
+                tries.append(answer.status_code)
+                if answer.status_code < 500:
+                    break
+            assert tries == [503, 503, 200] and answer.json()["received"] is True
+            flaky = [client.post(url + "/flaky/x", content=b"{}") for _ in range(6)]
+            assert [r.status_code for r in flaky] == [200, 200, 500, 200, 200, 500]
+            assert flaky[2].text == "try again"
+            began = time.monotonic()
+            slow = client.post(url + "/slow/x", content=b"{}")
+            assert slow.status_code == 202 and slow.json() == {"queued": True} and time.monotonic() - began >= 0.3
+    finally:
+        out, err = stop_process(proc)
+    assert "answers /retry/* → 503 the first 2" in err and "answers /flaky/* → 500 every 3rd" in err
+    with Store(tmp_path / "store.db") as store:
+        assert store.count() == 3 + 6 + 1  # every request is captured, whatever it was answered
+
+
+def test_a_bad_respond_rule_is_one_line_and_exit_2(tmp_path):
+    result = subprocess.run(hookinspect_cmd("listen", "--store", str(tmp_path / "s.db"), "--respond", "/x=500,evry=2"),
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "did you mean 'every'?" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
