@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
 import queue
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from hookinspect.body import json_text
 from hookinspect.cli.common import (
     INSECURE_OPTION,
     SECRET_OPTION,
@@ -22,6 +26,7 @@ from hookinspect.cli.common import (
 from hookinspect.cli.output import Output, rich_line, safe_text
 from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, Settings, checked_port
 from hookinspect.errors import UsageError
+from hookinspect.model import Delivery
 from hookinspect.store.schema import SYNCHRONOUS
 from hookinspect.store.sqlite import default_store_path
 from hookinspect.views.delivery import attempt_line, delivery_line
@@ -42,10 +47,15 @@ PRINT_QUEUE_LIMIT = 10_000
 
 
 class LivePrinter:
-    """Prints receiver events from its own thread, so a slow terminal never delays capture."""
+    """Prints receiver events from its own thread, so a slow terminal never delays capture:
+    a line each for people, or (`as_json`) one JSON object per line for scripts. `shows`
+    decides which deliveries are printed (listen --events, --provider)."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, as_json: bool = False,
+                 shows: Callable[[Delivery], bool] = lambda delivery: True) -> None:
         self.console = console
+        self.as_json = as_json
+        self.shows = shows
         self._queue: queue.Queue[ReceiverEvent | StoreChange | None] = queue.Queue(PRINT_QUEUE_LIMIT)
         self._dropped = 0
         self._thread = threading.Thread(target=self._run, name="hookinspect-printer", daemon=True)
@@ -65,7 +75,10 @@ class LivePrinter:
 
     def on_change(self, change: StoreChange) -> None:
         """A delivery this process stored gets its line; so does storing failing or working again."""
-        if (change.kind == "deliveries" and change.delivery is not None) or change.kind in ("failing", "recovered"):
+        if change.kind == "deliveries" and change.delivery is not None:
+            if self.shows(change.delivery):
+                self(change)
+        elif change.kind in ("failing", "recovered"):
             self(change)
 
     def _run(self) -> None:
@@ -75,8 +88,35 @@ class LivePrinter:
                 return
             if self._dropped:
                 dropped, self._dropped = self._dropped, 0
-                self.console.print(Text(f"… {dropped} lines not shown (terminal too slow); `hookinspect ls` has them", style="dim"))
-            self.console.print(render_event(event), soft_wrap=True)
+                if self.as_json:
+                    self._write_json({"type": "dropped", "count": dropped})
+                else:
+                    self.console.print(Text(f"… {dropped} lines not shown (terminal too slow); `hookinspect ls` has them",
+                                            style="dim"))
+            if self.as_json:
+                self._write_json(event_dict(event))
+            else:
+                self.console.print(render_event(event), soft_wrap=True)
+
+    def _write_json(self, data: dict) -> None:
+        try:
+            sys.stdout.write(json_text(data, indent=None) + "\n")
+            sys.stdout.flush()
+        except BrokenPipeError:  # `listen --json | head`: the reader left; capture goes on
+            pass
+
+
+def event_dict(event: ReceiverEvent | StoreChange) -> dict:
+    """The `listen --json` line of an event: a delivery as `show --json` gives it, an attempt,
+    a refusal, a relay state or the store failing and recovering, each with a "type"."""
+    if isinstance(event, StoreChange):
+        if event.kind in ("failing", "recovered"):
+            return {"type": "store", "state": event.kind, "message": event.message}
+        assert event.delivery is not None
+        return {"type": "delivery", **event.delivery.to_dict()}
+    if event.kind == "forwarded" and event.attempt is not None:
+        return {"type": "attempt", **event.attempt.to_dict(), "message": event.message or None}
+    return {"type": "rejected" if event.kind == "rejected" else event.kind, "message": event.message}
 
 
 def render_event(event: ReceiverEvent | StoreChange) -> Text:
@@ -161,6 +201,9 @@ def listen(
     secret: list[str] = SECRET_OPTION,
     verify: bool | None = typer.Option(None, "--verify/--no-verify", help="Check signatures as deliveries arrive [default: on when a secret is configured]"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Do not print a line per delivery."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line on stdout for every capture, forward result, refusal and relay state (human lines go to stderr)."),
+    events: str | None = typer.Option(None, "--events", help="Store everything, but print and forward only these event types (globs, comma-separated). Example: --events 'invoice.*,customer.created'"),
+    provider: str | None = typer.Option(None, "--provider", help="Store everything, but print and forward only this provider's deliveries. Example: --provider stripe"),
     source: str | None = typer.Option(None, "--source", help="Also take deliveries from a relay channel (ours or smee.io). Example: --source https://relay.example.com/AbC…"),
     token: str | None = typer.Option(None, "--token", envvar=["HOOKINSPECT_TOKEN", "HOOKINSPECT_RELAY_TOKEN"], help="The channel's subscribe token (from `hookinspect channel new`); HOOKINSPECT_TOKEN or --token-file keep it out of `ps`."),
     token_file: Path | None = typer.Option(None, "--token-file", help="Read the channel's token from this file. Example: --token-file ~/.config/hookinspect/token"),
@@ -211,6 +254,10 @@ def listen(
         source=validate_target(source) if source else None,
         source_token=read_secret_file(str(token_file)) if token_file is not None else token,
     )
+    shows = delivery_selector(events, provider)
+    if receiver_settings.forward is not None and (events or provider):
+        everything = receiver_settings.forward.route
+        receiver_settings.forward.route = lambda delivery: everything(delivery) if shows(delivery) else []
     if source is not None and receiver_settings.forward is not None:
         # Deliveries from a relay have no sender waiting for an answer: they go out from the queue.
         receiver_settings.forward.ack = True
@@ -249,7 +296,7 @@ def listen(
             finally:
                 receiver.stop()
         return
-    printer = LivePrinter(out.stdout) if not quiet else None
+    printer = LivePrinter(out.stdout, as_json=as_json, shows=shows) if not quiet or as_json else None
     if printer is not None:
         receiver_settings.on_event = printer
     report = ServeReport(started=lambda urls, count: out.stderr.print(started_line(urls, path, count)),
@@ -259,6 +306,22 @@ def listen(
                          end=printer.stop if printer is not None else (lambda: None))
     serve(path, receiver_settings, str(host), int(port or 0), report, workers=workers, durability=durability)
     out.info("stopped; every acknowledged delivery is in the store")
+
+
+def delivery_selector(events: str | None, provider: str | None) -> Callable[[Delivery], bool]:
+    """Which deliveries `listen --events/--provider` prints and forwards (all are stored)."""
+    from hookinspect.filters import checked_provider
+
+    globs = [g.strip() for g in (events or "").split(",") if g.strip()]
+    wanted = checked_provider(provider) if provider else None
+
+    def shows(delivery: Delivery) -> bool:
+        if wanted is not None and delivery.provider != wanted:
+            return False
+        return not globs or (delivery.event_type is not None
+                             and any(fnmatch.fnmatchcase(delivery.event_type, g) for g in globs))
+
+    return shows
 
 
 def started_line(urls: list[str], path: Path, workers: int) -> Text:

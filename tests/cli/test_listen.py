@@ -463,3 +463,56 @@ def test_a_bad_respond_rule_is_one_line_and_exit_2(tmp_path):
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and "did you mean 'every'?" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def stripe_event(event_type):
+    body = json.dumps({"id": "evt_1", "type": event_type, "data": {"object": {}}}).encode()
+    return {"content": body, "headers": {"Content-Type": "application/json", "Stripe-Signature": "t=1,v1=00"}}
+
+
+async def test_listen_json_streams_events_and_events_filters_what_is_printed_and_forwarded(tmp_path, target):
+    proc, url = await asyncio.to_thread(start_listen, tmp_path / "store.db", "--json", "--events", "invoice.*",
+                                        "--forward-to", target.url + "/in")
+    try:
+        async with httpx.AsyncClient() as client:
+            assert (await client.post(url + "/stripe", **stripe_event("invoice.paid"))).status_code == 200
+            assert (await client.post(url + "/stripe", **stripe_event("customer.created"))).status_code == 200
+            assert (await client.post(url + "/big", content=b"x" * 30 * 1024 * 1024)).status_code == 413
+    finally:
+        out, err = await asyncio.to_thread(stop_process, proc)
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [line["type"] for line in lines] == ["delivery", "attempt", "rejected"]
+    delivery, attempt, rejected = lines
+    assert delivery["event_type"] == "invoice.paid" and delivery["provider"] == "stripe" and "headers" in delivery
+    assert attempt["delivery_seq"] == delivery["seq"] and attempt["response"]["status"] == 200
+    assert "body over" in rejected["message"]
+    assert [r["body"] for r in target.received] == [stripe_event("invoice.paid")["content"]]  # only the match went on
+    assert "listening on" in err  # people's lines on stderr, JSON alone on stdout
+    with Store(tmp_path / "store.db") as store:
+        assert store.count() == 2  # everything is stored
+
+
+@pytest.mark.skipif(not __import__("shutil").which("jq"), reason="jq is not installed")
+def test_the_readme_jq_pipeline_works(tmp_path):
+    """The README's example: `listen --json | jq` printing the number and path of each capture."""
+    port = free_port()
+    shell = f"{' '.join(hookinspect_cmd('listen'))} --port {port} --store {tmp_path / 's.db'} --json " \
+            "| jq -c --unbuffered 'select(.type == \"delivery\") | {seq, path}'"
+    proc = subprocess.Popen(shell, shell=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        wait_until(lambda: _answers(port), 15, "listen answering")
+        httpx.post(f"http://127.0.0.1:{port}/hooks/a", content=b"{}")
+        assert json.loads(read_until(proc.stdout, "/hooks/a").splitlines()[-1]) == {"seq": 1, "path": "/hooks/a"}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=10)
+
+
+def _answers(port):
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
