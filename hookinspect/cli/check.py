@@ -14,7 +14,7 @@ from hookinspect.check import junit_xml, load_app, run_checks
 from hookinspect.cli.common import INSECURE_OPTION, JSON_OPTION, SECRET_OPTION, gather_secrets
 from hookinspect.cli.output import Output, safe_text
 from hookinspect.errors import EXIT_FAILED, UsageError
-from hookinspect.signing.registry import resigner_for
+from hookinspect.signing.registry import missing_secrets, resigner_for
 from hookinspect.store.fixtures import FixtureRecord, load_fixture
 from hookinspect.views.delivery import change_lines
 from hookinspect.views.text import status_style
@@ -47,6 +47,7 @@ def check(
     concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, max=256, help="Sends at once."),
     timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds per send."),
     insecure: bool = INSECURE_OPTION,
+    strict: bool = typer.Option(False, "--strict", help="A signed fixture with no secret to re-sign it is an error, not a warning."),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Replay fixtures (re-signed) against a backend and check each answer against its expectation."""
@@ -58,6 +59,14 @@ def check(
         raise UsageError("no fixture records to check" + (" (--only matched none)" if only else ""))
     application = load_app(app_spec) if app_spec else None
     secrets = gather_secrets(secret)
+    for provider, count in missing_secrets([r.delivery for r in records], secrets).items():
+        message = (f"{count} {provider}-signed fixture{'s' if count > 1 else ''} cannot be re-signed: no secret for "
+                   f"{provider}, so {'they go' if count > 1 else 'it goes'} out with the recorded signature (redacted "
+                   f"on export), which a backend that checks signatures refuses")
+        hint = f"give --secret {provider}=… or HOOKINSPECT_SECRET_{provider.upper()}"
+        if strict:
+            raise UsageError(message, hint)
+        out.warn(f"{message} ({hint}; --strict makes this an error)")
     progress = Progress(TextColumn("checking"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=out.stderr, disable=as_json, transient=True)
     with progress:

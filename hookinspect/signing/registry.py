@@ -233,6 +233,17 @@ def signature_report(delivery: Delivery, secrets: Secrets, url: str | None = Non
     )
 
 
+def missing_secrets(deliveries: list[Delivery], secrets: Secrets) -> dict[str, int]:
+    """How many of `deliveries` each signing provider signed for which no secret is known: they
+    would go out with their recorded (or redacted) signature, which a careful backend refuses."""
+    missing: dict[str, int] = {}
+    for delivery in deliveries:
+        found = detect(message_of(delivery))
+        if found is not None and found[0].has_signature and secrets.for_(found[0].name, delivery.path) is None:
+            missing[found[0].name] = missing.get(found[0].name, 0) + 1
+    return missing
+
+
 def resigner_for(delivery: Delivery, secrets: Secrets, clock: Callable[[], float] = time.time
                  ) -> Callable[[SentRequest], Headers] | None:
     """A function giving freshly signed headers for a send of `delivery`, or None (no secret)."""

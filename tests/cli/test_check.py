@@ -76,3 +76,39 @@ async def test_import_a_fixture_into_the_store(tmp_path):
     assert "imported 2 deliveries" in result.stderr
     rows = json.loads((await asyncio.to_thread(invoke, "ls", "--json", "--store", str(store))).stdout)
     assert {r["event_type"] for r in rows} == {"payment_intent.succeeded", "charge.refunded"}
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def test_the_readme_fixtures_pass_again_and_again_against_the_example_backend(tmp_path):
+    """samples/fixtures/shop.json against samples/backend, three runs on one backend: a fixture
+    whose expectation depended on earlier runs would pass once and then fail."""
+    import os
+    import subprocess
+
+    from tests.factories import free_port, hookinspect_cmd, stop_process, wait_until_up
+
+    port = free_port()
+    backend = subprocess.Popen([__import__("sys").executable, str(ROOT / "samples/backend/app.py"), "--port", str(port)],
+                               env={**os.environ, "SHOP_STRIPE_SECRET": "whsec_demo"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", backend)
+        fixture = str(ROOT / "samples/fixtures/shop.json")
+        for _ in range(3):
+            run = subprocess.run(hookinspect_cmd("check", fixture, "--target", f"127.0.0.1:{port}",
+                                                 "--secret", "stripe=whsec_demo", "--strict", "--json"),
+                                 capture_output=True, text=True, timeout=60)
+            assert run.returncode == 0, run.stdout + run.stderr
+            assert json.loads(run.stdout)["passed"] == 4
+        # No secret: a warning before anything is sent, then the backend's refusals.
+        run = subprocess.run(hookinspect_cmd("check", fixture, "--target", f"127.0.0.1:{port}"),
+                             capture_output=True, text=True, timeout=60, env={**os.environ, "HOOKINSPECT_SECRET_STRIPE": ""})
+        assert run.returncode == 1 and "3 stripe-signed fixtures cannot be re-signed" in run.stderr
+        strict = subprocess.run(hookinspect_cmd("check", fixture, "--target", f"127.0.0.1:{port}", "--strict"),
+                                capture_output=True, text=True, timeout=60)
+        assert strict.returncode == 2 and "give --secret stripe=" in strict.stderr
+        assert len(strict.stderr.strip().splitlines()) == 1
+    finally:
+        stop_process(backend)
