@@ -8,7 +8,13 @@ from pathlib import Path
 
 import typer
 
-from hookinspect.cli.common import SECRET_OPTION, STORE_OPTION, gather_secrets, open_workspace
+from hookinspect.cli.common import (
+    JSON_OPTION,
+    SECRET_OPTION,
+    STORE_OPTION,
+    gather_secrets,
+    open_workspace,
+)
 from hookinspect.cli.output import Output
 from hookinspect.errors import UsageError
 from hookinspect.importing import import_deliveries, parse_import
@@ -22,6 +28,7 @@ app = typer.Typer()  # this module's commands; cli/app.py gathers them
 def import_file(
     path: Path = typer.Argument(..., help="A HAR file (from a browser or `export --format har`), a fixture file or a JSON export; - for stdin."),
     secret: list[str] = SECRET_OPTION,
+    as_json: bool = JSON_OPTION,
     store_path: Path | None = STORE_OPTION,
 ) -> None:
     """Load deliveries from a HAR, fixture or JSON file into the store; duplicates are skipped."""
@@ -41,4 +48,7 @@ def import_file(
         recorder = Recorder(workspace, annotate=lambda delivery: None if delivery.provider is not None
                             else annotate_delivery(delivery, secrets, bool(secrets)))
         added, skipped = asyncio.run(import_deliveries(recorder, items))
-    out.info(f"imported {added} deliver{'y' if added == 1 else 'ies'}" + (f", skipped {skipped} already stored" if skipped else ""))
+    if as_json:
+        out.json({"imported": added, "skipped": skipped})
+    else:
+        out.info(f"imported {added} deliver{'y' if added == 1 else 'ies'}" + (f", skipped {skipped} already stored" if skipped else ""))

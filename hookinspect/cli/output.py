@@ -43,9 +43,10 @@ class Output:
         if lines:
             self.stdout.print(rich_lines(lines), soft_wrap=True)
 
-    def json(self, data: Any) -> None:
-        """Stable machine output: plain JSON on stdout, no colours, no wrapping."""
-        text = json_text(data)
+    def json(self, data: Any, *, one_line: bool = False) -> None:
+        """Stable machine output: plain JSON on stdout, no colours, no wrapping (`one_line`: a
+        JSON-lines stream, an object per line)."""
+        text = json_text(data, indent=None if one_line else 2)
         self.stdout.file.write(text + "\n")
         self.stdout.file.flush()
 

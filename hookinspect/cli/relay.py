@@ -35,6 +35,7 @@ def run_relay(
     max_channels: int = typer.Option(10_000, "--max-channels", min=1, help="Channels the relay holds in all (503 beyond). Example: --max-channels 500"),
     max_connections: int | None = typer.Option(None, "--max-connections", min=16, help="Connections open at once; the quietest idle one is closed to make room [default: the file-descriptor limit less 300]"),
     trust_proxy: bool = typer.Option(False, "--trust-proxy", help="Take the public URL from X-Forwarded-Proto/-Host (only behind your own reverse proxy)."),
+    as_json: bool = typer.Option(False, "--json", help="Say on stdout, as one JSON object per line, when the relay is up (its URLs) and when it stopped."),
 ) -> None:
     """Run the relay: senders POST to /<channel>, subscribers stream it (smee-compatible)."""
     # Imported here: the server pulls in aiohttp, which other commands need not load at start-up.
@@ -51,21 +52,25 @@ def run_relay(
 
     async def serve() -> None:
         asyncio.get_running_loop().set_exception_handler(OutOfFilesReporter(out.warn))
-        runner, urls = await start_server(create_relay_app(storage, settings), host, checked_port(port),
-                                          max_connections=max_connections)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM):  # before binding: a stop that comes early still stops cleanly
             loop.add_signal_handler(sig, stop.set)
+        runner, urls = await start_server(create_relay_app(storage, settings), host, checked_port(port),
+                                          max_connections=max_connections)
         if not is_loopback(host):
             out.warn(f"relay on {host}: reachable from other machines (that is its job; put TLS in front of it)")
         out.stderr.print(Text.assemble(("hookinspect relay ", "bold"), "on ", (", ".join(urls), "bold cyan"),
                                        "  data ", (str(data), "cyan"), ("  (Ctrl+C to stop)", "dim")))
+        if as_json:
+            out.json({"type": "started", "urls": urls, "data": str(data)}, one_line=True)
         try:
             await stop.wait()
         finally:
             await runner.cleanup()
             storage.close()
+            if as_json:
+                out.json({"type": "stopped"}, one_line=True)
 
     asyncio.run(serve())
 

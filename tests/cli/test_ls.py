@@ -228,3 +228,13 @@ def test_an_unknown_key_in_the_settings_file_is_a_usage_error(store_path, tmp_pa
     (tmp_path / "hookinspect.toml").write_text('port = 9000\n[secrets]\nstripe = "whsec_x"\n')
     result = invoke("replay", "1", store_path=store_path)
     assert result.exit_code == 2 and "no target" in result.stderr  # the file is read; the replay has nowhere to go
+
+
+def test_rm_clear_and_import_say_what_they_did_in_json(store_path, tmp_path):
+    seed(store_path, make_delivery(path="/a"), make_delivery(path="/b"), make_delivery(path="/c"))
+    exported = invoke("export", "1", "--format", "json", store_path=store_path).stdout
+    assert json.loads(invoke("rm", "1-2", "--json", store_path=store_path).stdout) == {"deleted": 2, "seqs": [1, 2]}
+    (tmp_path / "one.json").write_text(exported)
+    assert json.loads(invoke("import", str(tmp_path / "one.json"), "--json", store_path=store_path).stdout) == \
+        {"imported": 1, "skipped": 0}
+    assert json.loads(invoke("clear", "--yes", "--json", store_path=store_path).stdout) == {"deleted": 2}

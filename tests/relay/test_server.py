@@ -358,3 +358,21 @@ def storage_is_empty(path, channel_id):
         return with_storage.events_after(channel_id, 0) == []
     finally:
         with_storage.close()
+
+
+def test_relay_json_says_when_it_is_up_and_when_it_stopped(tmp_path):
+    import json
+    import subprocess
+
+    from tests.factories import free_port, hookinspect_cmd, stop_process, wait_until_up
+
+    port = free_port()
+    proc = subprocess.Popen(hookinspect_cmd("relay", "--port", str(port), "--data", str(tmp_path / "relay"), "--json"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", proc)
+    finally:
+        out, _err = stop_process(proc)
+    started, stopped = (json.loads(line) for line in out.splitlines())
+    assert started == {"type": "started", "urls": [f"http://127.0.0.1:{port}"], "data": str(tmp_path / "relay")}
+    assert stopped == {"type": "stopped"}
