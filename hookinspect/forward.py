@@ -38,7 +38,8 @@ def validate_target(url: str) -> str:
     """A usable http(s) URL or a UsageError naming what is wrong. `localhost:3000/hooks` (no
     scheme) means http://localhost:3000/hooks, as it does for curl and httpie."""
     url = url.strip()
-    if "://" not in url and url and not url.startswith("/"):
+    host = url.split("/", 1)[0]
+    if "://" not in url and (":" in host or "." in host or host == "localhost"):  # a host, not a typo like `nope`
         url = "http://" + url
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from hookinspect.check import junit_xml, load_app, run_checks
 from hookinspect.cli.common import INSECURE_OPTION, JSON_OPTION, SECRET_OPTION, gather_secrets
-from hookinspect.cli.output import Output, safe_text
+from hookinspect.cli.output import Output, add_columns, safe_text
 from hookinspect.errors import EXIT_FAILED, UsageError
 from hookinspect.signing.registry import missing_secrets, resigner_for
 from hookinspect.store.fixtures import FixtureRecord, load_fixture
@@ -86,8 +86,7 @@ def check(
         out.json({"passed": len(results) - len(failed), "failed": len(failed), "results": [r.to_dict() for r in results]})
     else:
         table = Table(box=None, header_style="bold", pad_edge=False)
-        for name in ("", "fixture", "file", "answer", "latency"):
-            table.add_column(name, justify="right" if name == "latency" else "left", overflow="fold")
+        add_columns(table, ("", "fixture", "file", "answer", "latency"), right=("latency",))
         for result in results:
             mark = Text("✓", style="green") if result.passed else Text("✗", style="bold red")
             outcome = result.attempt.outcome

@@ -24,7 +24,7 @@ from hookinspect.cli.common import (
     resolve_seqs,
     select_seqs,
 )
-from hookinspect.cli.output import Output, rich_lines, safe_text
+from hookinspect.cli.output import Output, add_columns, rich_lines, safe_text
 from hookinspect.config import Settings
 from hookinspect.diff import Change, DiffOptions, diff_deliveries
 from hookinspect.errors import EXIT_FAILED, UsageError
@@ -51,8 +51,7 @@ def render_changes(changes: list[Change], side_by_side: bool, labels: tuple[str,
 
 def summary_table(results: list[AnswerDiff]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("#", "a", "b", "changes", "first change"):
-        table.add_column(name, justify="right" if name in ("#", "changes") else "left", overflow="fold")
+    add_columns(table, ("#", "a", "b", "changes", "first change"), right=("#", "changes"), prose=("first change",))
     for result in sorted(results, key=lambda r: r.seq):
         a = result.a.outcome if result.a else "-"
         b = result.b.outcome if result.b else "-"

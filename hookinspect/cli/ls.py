@@ -15,7 +15,7 @@ from hookinspect.cli.common import (
     open_workspace,
     resolve_seqs,
 )
-from hookinspect.cli.output import Output, rich_line
+from hookinspect.cli.output import Output, add_columns, rich_line
 from hookinspect.errors import UsageError
 from hookinspect.filters import parse_refs
 from hookinspect.store.deliveries import DeliveryRow
@@ -32,30 +32,53 @@ from hookinspect.views.delivery import (
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
 
-def deliveries_table(rows: list[DeliveryRow]) -> Table:
-    """The `ls` table; signature and attempt columns appear only when some row has them."""
-    has_sig = any(r.verdict for r in rows)
-    has_last = any(r.last_outcome for r in rows)
-    has_event = any(r.provider for r in rows)
-    table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("time", no_wrap=True)
-    table.add_column("method", no_wrap=True)
-    table.add_column("path", overflow="fold", ratio=3, min_width=12)
-    table.add_column("size", justify="right", no_wrap=True)
-    table.add_column("type", no_wrap=True, max_width=12)
+# Given up in this order when the terminal is too narrow for every column.
+_DROPPED_FIRST = ("type", "size", "time", "sig", "last")
+_HEADERS = {"seq": "#", "time": "time", "method": "method", "path": "path", "size": "size", "type": "type",
+            "event": "event", "sig": "sig", "last": "last"}
+
+
+def deliveries_table(rows: list[DeliveryRow], width: int = 200) -> Table:
+    """The `ls` table for a terminal `width` wide; signature and attempt columns appear only when
+    some row has them. Short columns keep their width (low-value ones are dropped first when
+    the terminal is narrow); path and event, names, are cut with an ellipsis, never broken."""
+    all_cells = [row_cells(row) for row in rows]
+
+    def widest(name: str) -> int:
+        return max([len(_HEADERS[name]), *(sum(len(text) for text, _ in cells[name]) for cells in all_cells)])
+
     columns = ["seq", "time", "method", "path", "size", "type"]
-    if has_event:
-        table.add_column("event", overflow="fold", ratio=2, min_width=12)
+    if any(r.provider for r in rows):
         columns.append("event")
-    if has_sig:
-        table.add_column("sig", no_wrap=True)
+    if any(r.verdict for r in rows):
         columns.append("sig")
-    if has_last:
-        table.add_column("last", no_wrap=True)
+    if any(r.last_outcome for r in rows):
         columns.append("last")
-    for row in rows:
-        cells = row_cells(row)
+    needs = {name: 12 if name in ("path", "event") else min(widest(name), 12 if name == "type" else 99) for name in columns}
+    for name in _DROPPED_FIRST:
+        if sum(needs[c] for c in columns) + 2 * (len(columns) - 1) <= width:
+            break
+        if name in columns:
+            columns.remove(name)
+    # Path and event share what is left (path the larger part), each at most as wide as its
+    # longest value: the widths are set here, so rich never has to squeeze (and crop) a column.
+    fixed = sum(needs[c] for c in columns if c not in ("path", "event")) + 2 * (len(columns) - 1)
+    room = max(width - fixed, 24)
+    names = [c for c in columns if c in ("path", "event")]
+    if len(names) == 2:
+        event = min(widest("event"), max(12, room * 2 // 5))
+        path = min(widest("path"), max(12, room - event))
+        shares = {"path": path, "event": min(widest("event"), max(event, room - path))}  # slack back to event
+    else:
+        shares = {"path": min(widest("path"), room)}
+    table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
+    for name in columns:
+        if name in ("path", "event"):
+            table.add_column(_HEADERS[name], no_wrap=True, overflow="ellipsis", width=shares[name])
+        else:
+            table.add_column(_HEADERS[name], no_wrap=True, overflow="ellipsis", min_width=needs[name],
+                             justify="right" if name in ("seq", "size") else "left")
+    for cells in all_cells:
         table.add_row(*(rich_line(cells[name]) for name in columns))
     return table
 
@@ -104,7 +127,7 @@ def list_deliveries(
     if not rows:
         out.info("no deliveries match" if not flt.is_empty else "no deliveries yet; send one to `hookinspect listen`")
         return
-    out.print(deliveries_table(rows))
+    out.print(deliveries_table(rows, out.stdout.width))
     if total > len(rows) + offset:
         out.info(f"{len(rows)} of {total} shown; --limit / --offset for more")
 
@@ -120,8 +143,7 @@ def list_rejected(out: Output, limit: int, as_json: bool, store_path: Path | Non
         out.info("no requests were refused")
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in REJECTION_COLUMNS:
-        table.add_column(name, overflow="fold", no_wrap=name in ("time", "status"))
+    add_columns(table, REJECTION_COLUMNS, prose=("reason",))
     for rejection in kept:
         cells = rejection_cells(rejection)
         table.add_row(*(rich_line(cells[name]) for name in REJECTION_COLUMNS))

@@ -7,10 +7,23 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from rich.console import Console, RenderableType
+from rich.table import Table
 from rich.text import Text
 
 from hookinspect.body import escape_controls, json_text
 from hookinspect.views.text import Line, safe
+
+
+def add_columns(table: Table, names: tuple[str, ...] | list[str], *, right: tuple[str, ...] = (),
+                prose: tuple[str, ...] = ()) -> None:
+    """A table's columns, fitted to the terminal: a name (a path, an event, a URL, a number) is
+    never broken across lines; when the table is too wide it is cut with an ellipsis. Only
+    `prose` columns wrap, at spaces."""
+    for name in names:
+        if name in prose:
+            table.add_column(name, overflow="fold", ratio=2)
+        else:
+            table.add_column(name, no_wrap=True, overflow="ellipsis", justify="right" if name in right else "left")
 
 
 def safe_text(value: str | None, style: str = "") -> Text:

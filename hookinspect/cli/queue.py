@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hookinspect.cli.common import JSON_OPTION, STORE_OPTION, open_workspace, resolve_seqs
-from hookinspect.cli.output import Output, safe_text
+from hookinspect.cli.output import Output, add_columns, safe_text
 from hookinspect.errors import UsageError
 from hookinspect.model import now_us
 from hookinspect.store.queue import QueueItem
@@ -27,8 +27,8 @@ REFS_ARGUMENT = typer.Argument(None, help="Delivery numbers or ranges. Example: 
 
 def items_table(items: list[QueueItem]) -> Table:
     table = Table(box=None, header_style="bold", pad_edge=False)
-    for name in ("#", "target", "state", "tries", "next try", "last outcome"):
-        table.add_column(name, justify="right" if name in ("#", "tries") else "left", overflow="fold")
+    add_columns(table, ("#", "target", "state", "tries", "next try", "last outcome"), right=("#", "tries"),
+                prose=("last outcome",))
     for item in items:
         table.add_row(str(item.delivery_seq), safe_text(item.target), item.state, str(item.tries),
                       local_time(item.next_at_us) if item.state == "pending" else "",

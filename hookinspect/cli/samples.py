@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from hookinspect.cli.common import JSON_OPTION
-from hookinspect.cli.output import Output
+from hookinspect.cli.output import Output, add_columns
 from hookinspect.samples import list_samples
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
@@ -22,9 +22,7 @@ def show_samples(as_json: bool = JSON_OPTION) -> None:
         out.json([s.to_dict() for s in samples])
         return
     table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column("sample", overflow="fold", min_width=20)
-    table.add_column("path", no_wrap=True)
-    table.add_column("what it is", overflow="fold")
+    add_columns(table, ("sample", "path", "what it is"), prose=("what it is",))
     for sample in samples:
         table.add_row(Text(sample.name, style="bold"), sample.path, sample.description)
     out.print(table)

@@ -238,3 +238,18 @@ def test_rm_clear_and_import_say_what_they_did_in_json(store_path, tmp_path):
     assert json.loads(invoke("import", str(tmp_path / "one.json"), "--json", store_path=store_path).stdout) == \
         {"imported": 1, "skipped": 0}
     assert json.loads(invoke("clear", "--yes", "--json", store_path=store_path).stdout) == {"deleted": 2}
+
+
+def test_tables_fit_the_terminal_and_never_break_a_name(store_path):
+    long = make_delivery(path="/stripe/webhooks/production/payments")
+    long.provider, long.event_type = "stripe", "payment_intent.amount_capturable_updated"
+    seed(store_path, make_delivery(path="/a"), long)
+    for width in (50, 60, 80):
+        result = runner.invoke(app, ["ls", "--store", str(store_path)], env={"COLUMNS": str(width)})
+        lines = result.stdout.splitlines()
+        assert len(lines) == 3, result.stdout  # a header and one line per delivery: nothing wrapped
+        assert all(len(line) <= width for line in lines)
+        assert lines[0].startswith("#") and "method" in lines[0] and "path" in lines[0]
+        assert "…" in lines[1]  # cut with an ellipsis
+    samples = runner.invoke(app, ["samples"], env={"COLUMNS": "80"}).stdout
+    assert "stripe/payment_intent.succeeded " in samples  # the name whole; the description wraps
