@@ -48,7 +48,7 @@ class ErrorBoundaryGroup(TyperGroup):
 app = typer.Typer(
     cls=ErrorBoundaryGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion (bash, zsh, fish, PowerShell)
     pretty_exceptions_enable=False,
     # Help texts are shown as written: "[secrets]" in a help text is a config table, not markup.
     rich_markup_mode=None,
