@@ -33,6 +33,7 @@ def export_deliveries(
     filter_expression: str | None = FILTER_OPTION,
     expect_json: bool = typer.Option(False, "--expect-json", help="Fixtures: also expect the top-level JSON fields of the latest successful answer."),
     redact_secrets: bool | None = typer.Option(None, "--redact/--no-redact", help="Mask Authorization, cookies, signatures and token query values [default: on for har and json, off for curl, httpie, raw]"),
+    as_json: bool = typer.Option(False, "--json", help="With -o: say what was written as JSON ({file, format, deliveries, masked})."),
     store_path: Path | None = STORE_OPTION,
 ) -> None:
     """Write deliveries as curl or HTTPie commands, raw HTTP, HAR 1.2, JSON or a fixture file."""
@@ -45,10 +46,16 @@ def export_deliveries(
         items = [ExportItem(store.get(seq), store.attempts(seq)) for seq in seqs]
     if not items:
         raise UsageError("nothing matches; nothing exported")
+    if as_json and output is None:
+        raise UsageError("--json says what -o wrote; without -o the export itself is the output", "use --format json for deliveries as JSON")
     options = {"with_json": expect_json} if fmt == "fixture" else {}
     rules = Redaction.from_config(Settings().table("redact"))
     if output is not None:
         written, masked = write_export(items, fmt, output, to=to, redact_secrets=redact_secrets, rules=rules, **options)
+        if as_json:
+            out.json({"file": str(written), "format": fmt, "deliveries": [item.delivery.seq for item in items],
+                      "masked": masked})
+            return
         out.info(f"wrote {len(items)} deliver{'y' if len(items) == 1 else 'ies'} as {fmt} to {written}")
     else:
         rendered, masked = export(items, fmt, to=to, redact_secrets=redact_secrets, rules=rules, **options)

@@ -253,3 +253,12 @@ def test_tables_fit_the_terminal_and_never_break_a_name(store_path):
         assert "…" in lines[1]  # cut with an ellipsis
     samples = runner.invoke(app, ["samples"], env={"COLUMNS": "80"}).stdout
     assert "stripe/payment_intent.succeeded " in samples  # the name whole; the description wraps
+
+
+def test_export_to_a_file_says_what_it_wrote_in_json(store_path, tmp_path):
+    seed(store_path, make_delivery(headers=[("Authorization", "Bearer s3cret")]))
+    result = invoke("export", "1", "--format", "har", "-o", str(tmp_path / "x.har"), "--json", store_path=store_path)
+    said = json.loads(result.stdout)
+    assert said["file"] == str(tmp_path / "x.har") and said["format"] == "har" and said["deliveries"] == [1]
+    assert said["masked"] and "s3cret" not in result.stdout
+    assert invoke("export", "1", "--json", store_path=store_path).exit_code == 2
