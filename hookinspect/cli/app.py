@@ -24,6 +24,7 @@ from hookinspect.cli import (
     send,
     ui,
     verify,
+    web,
 )
 from hookinspect.cli.output import Output
 from hookinspect.errors import HookinspectError
@@ -73,7 +74,7 @@ def root(
 
 # Each module declares its commands on a Typer of its own and imports nothing from here,
 # so there is no import circle; the order here is the order of `hookinspect --help`.
-_COMMAND_MODULES = (listen, ui, ls, rm, verify, replay, queue, diff, send, samples, export, import_, check, relay)
+_COMMAND_MODULES = (listen, ui, web, ls, rm, verify, replay, queue, diff, send, samples, export, import_, check, relay)
 for _module in _COMMAND_MODULES:
     app.registered_commands += _module.app.registered_commands
     app.registered_groups += _module.app.registered_groups

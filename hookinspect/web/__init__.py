@@ -1,0 +1,1 @@
+"""The web inspector (`hookinspect web`, `listen --web`)."""

@@ -1,0 +1,403 @@
+"""The web inspector: an aiohttp app over the workspace, JSON endpoints for one static page.
+
+Safe by construction: the page puts captured text into the DOM with `textContent` only (the
+server sends lines of (text, style) spans, the same views the terminal shows); every answer
+carries a strict Content-Security-Policy (no inline script, no other origin); state changes
+are POSTs carrying the per-run CSRF token the page reads from a <meta> tag; and a bind that
+is not loopback needs the access token printed at start (as Jupyter does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+
+from hookinspect.body import json_text
+from hookinspect.diff import diff_deliveries
+from hookinspect.errors import HookinspectError, NotFoundError, UsageError
+from hookinspect.export import EXPORTERS, ExportItem, export
+from hookinspect.filters import parse_filter
+from hookinspect.forward import RequestEdits, validate_target
+from hookinspect.replay import replay_deliveries
+from hookinspect.signing.registry import Secrets, resigner_for, signature_report
+from hookinspect.store.deliveries import DeliveryRow
+from hookinspect.views.delivery import change_lines, detail_lines, row_cells
+from hookinspect.views.text import Line
+from hookinspect.workspace import StoreChange, Workspace
+
+PAGE_SIZE = 100
+# Deleted deliveries stay restorable this long (the page's Undo) before they leave the store.
+UNDO_SECONDS = 10.0
+# How often the server looks for deliveries stored by another process (listen).
+POLL_SECONDS = 0.1
+# Events a slow browser tab may have waiting before it is told to reload instead.
+SSE_QUEUE_LIMIT = 1000
+
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                    "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
+STATIC_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8",
+                ".html": "text/html; charset=utf-8", ".svg": "image/svg+xml"}
+
+
+@dataclass
+class WebSettings:
+    secrets: Secrets = field(default_factory=Secrets)
+    target: str | None = None  # where `replay` sends when the page names no URL
+    access_token: str | None = None  # required for every request when not None (a non-loopback bind)
+    csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+
+WORKSPACE = web.AppKey("workspace", Workspace)
+SETTINGS = web.AppKey("settings", WebSettings)
+STATE = web.AppKey("state", "WebState")
+
+
+class WebState:
+    """What the app keeps between requests: live subscribers and deleted-but-restorable deliveries."""
+
+    def __init__(self) -> None:
+        self.subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self.trash: dict[str, tuple[list[int], asyncio.TimerHandle]] = {}
+        self.poller: asyncio.Task[None] | None = None
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def lines_json(lines: list[Line]) -> list[list[list[str]]]:
+    """View lines as JSON: [[text, style], ...] per line; the page sets each span's textContent."""
+    return [[[text, style] for text, style in line] for line in lines]
+
+
+def row_json(row: DeliveryRow) -> dict[str, Any]:
+    cells = row_cells(row, with_ms=True)
+    return {"seq": row.seq, "cells": {name: lines_json([line])[0] for name, line in cells.items()}}
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    return web.Response(text=json_text(data, indent=None), status=status, content_type="application/json")
+
+
+def problem(status: int, message: str, hint: str | None = None) -> web.Response:
+    """A clear 4xx: {"error": "...", "hint": "..."}; nothing was changed."""
+    return json_response({"error": message, "hint": hint}, status)
+
+
+def seq_of(request: web.Request) -> int:
+    text = request.match_info["seq"]
+    if not text.isdigit():
+        raise web.HTTPNotFound(text=json_text({"error": f"{text!r} is not a delivery number"}), content_type="application/json")
+    return int(text)
+
+
+async def body_json(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text=json_text({"error": "the body is not JSON"}), content_type="application/json") from None
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text=json_text({"error": "the body must be a JSON object"}), content_type="application/json")
+    return data
+
+
+# -- middleware ------------------------------------------------------------------------------
+
+@web.middleware
+async def guard(request: web.Request, handler):  # noqa: ANN001, ANN201
+    """Access token (when set), CSRF token on state changes, security headers on every answer,
+    and a HookinspectError as a clear 4xx."""
+    settings = request.app[SETTINGS]
+    if settings.access_token is not None:
+        given = request.query.get("token") or request.cookies.get("hookinspect_token") or \
+            request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if not secrets.compare_digest(given.encode(), settings.access_token.encode()):
+            response: web.StreamResponse = problem(401, "this inspector needs its access token",
+                                                   "open the URL with ?token=… that `hookinspect web` printed")
+            response.headers.update(SECURITY_HEADERS)
+            return response
+    if request.method not in ("GET", "HEAD"):
+        given = request.headers.get("X-CSRF-Token", "")
+        if not secrets.compare_digest(given.encode(), settings.csrf_token.encode()):
+            response = problem(403, "missing or wrong CSRF token: reload the page")
+            response.headers.update(SECURITY_HEADERS)
+            return response
+    try:
+        response = await handler(request)
+    except NotFoundError as exc:
+        response = problem(404, exc.message, exc.hint)
+    except HookinspectError as exc:
+        response = problem(400, exc.message, exc.hint)
+    if settings.access_token is not None and request.query.get("token"):
+        response.set_cookie("hookinspect_token", settings.access_token, httponly=True, samesite="Strict")
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+# -- pages -----------------------------------------------------------------------------------
+
+def static_bytes(name: str) -> bytes:
+    return resources.files("hookinspect.web").joinpath("static", name).read_bytes()
+
+
+async def index(request: web.Request) -> web.Response:
+    """The page (also at /deliveries/N: deep links survive a reload). The CSRF token goes in
+    a <meta> tag, not an inline script, so the CSP can forbid inline script."""
+    html = static_bytes("index.html").decode("utf-8")
+    html = html.replace("{{csrf}}", request.app[SETTINGS].csrf_token)
+    return web.Response(text=html, content_type="text/html")
+
+
+async def static(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    kind = next((t for suffix, t in STATIC_TYPES.items() if name.endswith(suffix)), None)
+    if kind is None or "/" in name or name.startswith("."):
+        raise web.HTTPNotFound()
+    try:
+        data = static_bytes(name)
+    except FileNotFoundError:
+        raise web.HTTPNotFound() from None
+    return web.Response(body=data, headers={"Content-Type": kind})
+
+
+# -- JSON endpoints --------------------------------------------------------------------------
+
+async def list_deliveries(request: web.Request) -> web.Response:
+    """A page of the list, newest first: ?filter=EXPR&before=SEQ&limit=N. A bad filter is a
+    400 whose error the page shows under the filter box."""
+    workspace = request.app[WORKSPACE]
+    try:
+        flt = parse_filter(request.query.get("filter", ""))
+    except UsageError as exc:
+        return problem(400, exc.message, exc.hint)
+    before = request.query.get("before")
+    limit_text = request.query.get("limit", str(PAGE_SIZE))
+    if (before is not None and not before.isdigit()) or not limit_text.isdigit():
+        return problem(400, "before and limit are numbers")
+    limit = max(1, min(int(limit_text), 1000))
+    rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=int(before) if before else None))
+    more = len(rows) == limit
+    hidden_seqs = {s for seqs, _ in request.app[STATE].trash.values() for s in seqs}
+    rows = [row for row in rows if row.seq not in hidden_seqs]  # deleted, still restorable
+    total = await workspace.read(lambda store: store.count()) if before is None else None
+    return json_response({"rows": [row_json(r) for r in rows], "total": total, "more": more,
+                          "oldest": rows[-1].seq if rows else None})
+
+
+async def delivery_detail(request: web.Request) -> web.Response:
+    seq = seq_of(request)
+    workspace = request.app[WORKSPACE]
+    settings = request.app[SETTINGS]
+
+    def read(store):  # noqa: ANN001, ANN202
+        delivery = store.get(seq)
+        return delivery, store.attempts(seq), store.queue_items(("pending", "dead"), seqs=[seq])
+
+    delivery, attempts, queued = await workspace.read(read)
+    view = await asyncio.to_thread(detail_lines, delivery, attempts, signature_report(delivery, settings.secrets), queued)
+    return json_response({
+        "seq": seq, "method": delivery.method, "target": delivery.target, "event_type": delivery.event_type,
+        "headers": [[k, v] for k, v in delivery.headers], "body_text": delivery.text(),
+        "attempts": len(attempts), "request": lines_json(view.request), "attempts_view": lines_json(view.attempts),
+        "signature": lines_json(view.signature), "default_target": settings.target or (attempts[-1].target_url if attempts else None),
+    })
+
+
+async def replay(request: web.Request) -> web.Response:
+    """POST {"to": URL?, "headers": [[name, value]]?, "body": text?}: sent through the core's
+    replay (re-signed when a secret is known); edits never change the stored delivery."""
+    seq = seq_of(request)
+    data = await body_json(request)
+    workspace = request.app[WORKSPACE]
+    settings = request.app[SETTINGS]
+    delivery = await workspace.read(lambda store: store.get(seq))
+    to = data.get("to") or settings.target
+    if not to:
+        last = await workspace.read(lambda store: store.last_attempt(seq))
+        to = last.target_url if last else None
+    if not to:
+        return problem(400, f"no target for #{seq}: never sent anywhere", "give a URL")
+    to = validate_target(str(to))
+    edits = None
+    if "headers" in data or "body" in data:
+        headers = data.get("headers", [[k, v] for k, v in delivery.headers])
+        if not isinstance(headers, list) or not all(isinstance(h, list) and len(h) == 2 for h in headers):
+            return problem(400, "headers must be a list of [name, value] pairs")
+        kept = {str(name).lower() for name, _ in headers}
+        body = data.get("body")
+        edits = RequestEdits(set_headers=[(str(k), str(v)) for k, v in headers],
+                             body=str(body).encode("utf-8") if body is not None else None,
+                             drop_headers=[k for k, _ in delivery.headers if k.lower() not in kept])
+    secrets_ = settings.secrets
+    [attempt] = await replay_deliveries(workspace, {seq: to}, edits=edits,
+                                        resigner_for=(lambda d: resigner_for(d, secrets_)) if secrets_ else None)
+    return json_response({"outcome": attempt.outcome, "ok": attempt.is_success, "latency_ms": attempt.latency_ms,
+                          "error": attempt.error_message, "target": to})
+
+
+async def diff(request: web.Request) -> web.Response:
+    """?a=SEQ&b=SEQ, or ?b=SEQ alone: the previous delivery of the same event."""
+    workspace = request.app[WORKSPACE]
+    a_text, b_text = request.query.get("a", ""), request.query.get("b", "")
+    if not b_text.isdigit() or (a_text and not a_text.isdigit()):
+        return problem(400, "a and b are delivery numbers")
+    after = await workspace.read(lambda store: store.get(int(b_text)))
+    if a_text:
+        before = await workspace.read(lambda store: store.get(int(a_text)))
+    else:
+        previous = await workspace.read(lambda store: store.previous_of_event(after))
+        if previous is None:
+            return json_response({"lines": [[["nothing to compare with: mark a delivery first", "yellow"]]]})
+        before = await workspace.read(lambda store: store.get(previous.seq))
+    changes = await asyncio.to_thread(diff_deliveries, before, after)
+    header: Line = [(f"#{before.seq} → #{after.seq}   ({len(changes)} changes)", "bold")]
+    return json_response({"a": before.seq, "b": after.seq, "lines": lines_json([header, [], *change_lines(changes)])})
+
+
+async def download(request: web.Request) -> web.Response:
+    """?seqs=1,2&format=har|json|curl|fixture|raw|httpie: a download, secrets masked as `export` masks them."""
+    fmt = request.query.get("format", "har")
+    if fmt not in EXPORTERS:
+        return problem(400, f"unknown format {fmt!r}", "one of " + ", ".join(EXPORTERS))
+    try:
+        seqs = [int(s) for s in request.query.get("seqs", "").split(",") if s]
+    except ValueError:
+        return problem(400, "seqs are delivery numbers separated by commas")
+    if not seqs:
+        return problem(400, "name the deliveries: ?seqs=1,2")
+    items = await request.app[WORKSPACE].read(lambda store: [ExportItem(store.get(s), store.attempts(s)) for s in seqs])
+    rendered, _masked = await asyncio.to_thread(export, items, fmt)
+    data = rendered if isinstance(rendered, bytes) else rendered.encode("utf-8", "surrogateescape")
+    name = f"hookinspect-{'-'.join(map(str, seqs[:3]))}.{EXPORTERS[fmt].extension}"
+    return web.Response(body=data, headers={"Content-Type": "application/octet-stream",
+                                            "Content-Disposition": f'attachment; filename="{name}"'})
+
+
+async def delete(request: web.Request) -> web.Response:
+    """POST {"seqs": [...]}: hidden at once, deleted for good after UNDO_SECONDS unless undone."""
+    data = await body_json(request)
+    seqs = data.get("seqs")
+    if not isinstance(seqs, list) or not seqs or not all(isinstance(s, int) for s in seqs):
+        return problem(400, "seqs must be a non-empty list of delivery numbers")
+    workspace = request.app[WORKSPACE]
+    state = request.app[STATE]
+    await workspace.read(lambda store: [store.get(s) for s in seqs])  # every one must exist
+    token = secrets.token_urlsafe(8)
+    timer = asyncio.get_running_loop().call_later(UNDO_SECONDS, lambda: _delete_for_good(request.app, token))
+    state.trash[token] = (seqs, timer)
+    return json_response({"undo": token, "seqs": seqs, "seconds": UNDO_SECONDS})
+
+
+def _delete_for_good(app: web.Application, token: str) -> None:
+    found = app[STATE].trash.pop(token, None)
+    if found is not None:
+        app[WORKSPACE].delete(found[0])
+
+
+async def undo(request: web.Request) -> web.Response:
+    found = request.app[STATE].trash.pop(request.match_info["token"], None)
+    if found is None:
+        return problem(404, "nothing to undo: the deliveries were deleted for good (or never were)")
+    found[1].cancel()
+    return json_response({"restored": found[0]})
+
+
+async def hidden(request: web.Request) -> web.Response:
+    """Deliveries deleted but restorable: the page leaves them out of the list."""
+    return json_response({"seqs": sorted({s for seqs, _ in request.app[STATE].trash.values() for s in seqs})})
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: `deliveries` (new ones up to seq), `attempt` (#seq was sent), `removed`."""
+    state = request.app[STATE]
+    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(SSE_QUEUE_LIMIT)
+    state.subscribers.add(queue)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
+                                           **SECURITY_HEADERS})
+    await response.prepare(request)
+    try:
+        await response.write(b": hello\n\n")
+        while True:
+            try:
+                event = await asyncio.wait_for(queue.get(), timeout=15)
+            except TimeoutError:
+                await response.write(b": keep-alive\n\n")
+                continue
+            if event is None:
+                break
+            await response.write(f"event: {event['kind']}\ndata: {json.dumps(event)}\n\n".encode())
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        state.subscribers.discard(queue)
+    return response
+
+
+def _publish(app: web.Application, change: StoreChange) -> None:
+    """A workspace change, to every open page (called in whichever thread announced it)."""
+    if change.kind not in ("deliveries", "attempt", "removed", "store"):
+        return
+    event = {"kind": change.kind, "seq": change.seq}
+    loop = app["loop"]
+    for queue in list(app[STATE].subscribers):
+        def put(q=queue) -> None:  # noqa: ANN001
+            with contextlib.suppress(asyncio.QueueFull):  # a stuck tab misses events; it reloads on "store"
+                q.put_nowait(event)
+        loop.call_soon_threadsafe(put)
+
+
+async def _poll(app: web.Application) -> None:
+    """Deliveries stored by another process (listen) become events within POLL_SECONDS."""
+    workspace = app[WORKSPACE]
+    while True:
+        await asyncio.sleep(POLL_SECONDS)
+        with contextlib.suppress(HookinspectError):
+            await asyncio.to_thread(workspace.poll)
+
+
+async def _start(app: web.Application) -> None:
+    app["loop"] = asyncio.get_running_loop()
+    app["unsubscribe"] = app[WORKSPACE].changes.subscribe(lambda change: _publish(app, change))
+    app[STATE].poller = asyncio.create_task(_poll(app))
+
+
+async def _stop(app: web.Application) -> None:
+    app["unsubscribe"]()
+    state = app[STATE]
+    if state.poller is not None:
+        state.poller.cancel()
+    for queue in list(state.subscribers):
+        queue.put_nowait(None)
+    for token in list(state.trash):  # what was deleted leaves the store now
+        seqs, timer = state.trash.pop(token)
+        timer.cancel()
+        app[WORKSPACE].delete(seqs)
+
+
+def create_web_app(workspace: Workspace, settings: WebSettings | None = None) -> web.Application:
+    app = web.Application(middlewares=[guard], client_max_size=16 * 1024 * 1024)
+    app[WORKSPACE] = workspace
+    app[SETTINGS] = settings or WebSettings()
+    app[STATE] = WebState()
+    app.router.add_get("/", index)
+    app.router.add_get("/deliveries/{seq}", index)
+    app.router.add_get("/static/{name}", static)
+    app.router.add_get("/api/deliveries", list_deliveries)
+    app.router.add_get("/api/deliveries/{seq}", delivery_detail)
+    app.router.add_post("/api/deliveries/{seq}/replay", replay)
+    app.router.add_get("/api/diff", diff)
+    app.router.add_get("/api/export", download)
+    app.router.add_post("/api/delete", delete)
+    app.router.add_post("/api/undo/{token}", undo)
+    app.router.add_get("/api/hidden", hidden)
+    app.router.add_get("/api/events", events)
+    app.on_startup.append(_start)
+    app.on_shutdown.append(_stop)
+    return app
