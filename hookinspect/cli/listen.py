@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import queue
+import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,8 +35,9 @@ from hookinspect.views.delivery import attempt_line, delivery_line
 from hookinspect.workspace import StoreChange, Workspace
 
 if TYPE_CHECKING:
-    from hookinspect.receiver import ForwardSettings, MockResponse, ReceiverEvent
+    from hookinspect.receiver import ForwardSettings, MockResponse, ReceiverEvent, ReceiverSettings
     from hookinspect.retry_queue import QueuePolicy
+    from hookinspect.signing.registry import Secrets
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
@@ -208,6 +211,8 @@ def listen(
     token: str | None = typer.Option(None, "--token", envvar=["HOOKINSPECT_TOKEN", "HOOKINSPECT_RELAY_TOKEN"], help="The channel's subscribe token (from `hookinspect channel new`); HOOKINSPECT_TOKEN or --token-file keep it out of `ps`."),
     token_file: Path | None = typer.Option(None, "--token-file", help="Read the channel's token from this file. Example: --token-file ~/.config/hookinspect/token"),
     ui: bool = typer.Option(False, "--ui", help="Open the terminal UI while listening."),
+    web: bool = typer.Option(False, "--web", help="Also serve the web inspector (its own process, same store). Example: --web --web-port 8788"),
+    web_port: int = typer.Option(8788, "--web-port", help="Port of the web inspector with --web."),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Receiver processes sharing the port and the store, for high request rates (Linux). Example: --workers 2 [default: 1]"),
     durability: str | None = typer.Option(None, "--durability", help="power: an acknowledged delivery survives power loss (fsync per commit); process: it survives a crash of hookinspect only, for more speed on slow disks. Example: --durability process [default: power]"),
     store_path: Path | None = STORE_OPTION,
@@ -222,7 +227,7 @@ def listen(
     )
     from hookinspect.responses import parse_respond, rules_from_config
     from hookinspect.retry_queue import QueuePolicy
-    from hookinspect.serve import ServeReport, check_store, check_workers_fit, serve
+    from hookinspect.serve import check_store, check_workers_fit
     from hookinspect.signing.registry import annotate_delivery, read_secret_file, resigner_for
 
     out = Output()
@@ -280,22 +285,56 @@ def listen(
         out.info(f"{pending} deliver{'y waits' if pending == 1 else 'ies wait'} in the forward queue; {sends}"
                  " (`hookinspect queue` lists them)")
     if ui:
-        from hookinspect.background import ReceiverProcess
-        from hookinspect.store.owner import owning
-        from hookinspect.tui.app import run_ui
-
-        with owning(path):
-            # Forked before the UI opens the store or starts a thread: its own process, so a
-            # sender's wait never depends on what the UI renders or filters.
-            receiver = ReceiverProcess(path, receiver_settings, str(host), int(port or 0), durability=durability)
-            receiver.start()
-            try:
-                with Workspace(path, create=True, durability=durability) as workspace:
-                    run_ui(workspace, receiver=receiver, secrets=secrets,
-                           target=(forward_to[0] if forward_to else settings.get("forward_to")) if forward else None)
-            finally:
-                receiver.stop()
+        with web_inspector(path, str(host), checked_port(web_port), secret) if web else contextlib.nullcontext():
+            run_with_ui(path, receiver_settings, str(host), int(port or 0), durability, secrets,
+                        (forward_to[0] if forward_to else settings.get("forward_to")) if forward else None)
         return
+    with web_inspector(path, str(host), checked_port(web_port), secret) if web else contextlib.nullcontext():
+        run_receiver(out, path, receiver_settings, host, port, workers, durability, quiet, as_json, shows)
+
+
+def run_with_ui(path: Path, receiver_settings: ReceiverSettings, host: str, port: int, durability: str,
+                secrets: Secrets, target: str | None) -> None:
+    """`listen --ui`: the receiver in its own process, the terminal UI in this one."""
+    from hookinspect.background import ReceiverProcess
+    from hookinspect.store.owner import owning
+    from hookinspect.tui.app import run_ui
+
+    with owning(path):
+        # Forked before the UI opens the store or starts a thread: its own process, so a
+        # sender's wait never depends on what the UI renders or filters.
+        receiver = ReceiverProcess(path, receiver_settings, host, port, durability=durability)
+        receiver.start()
+        try:
+            with Workspace(path, create=True, durability=durability) as workspace:
+                run_ui(workspace, receiver=receiver, secrets=secrets, target=target)
+        finally:
+            receiver.stop()
+
+
+@contextlib.contextmanager
+def web_inspector(path: Path, host: str, port: int, secret: list[str]) -> Iterator[None]:
+    """`listen --web`: the web inspector in a process of its own over the same store, so what a
+    browser asks for never slows capture; its banner goes to our stderr. Stopped with us."""
+    args = [sys.executable, "-m", "hookinspect", "web", "--host", host, "--port", str(port), "--store", str(path)]
+    for item in secret:
+        args += ["--secret", item]
+    child = subprocess.Popen(args, stdout=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        child.terminate()
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def run_receiver(out: Output, path: Path, receiver_settings: ReceiverSettings, host: str, port: int | None, workers: int,
+                 durability: str, quiet: bool, as_json: bool, shows: Callable[[Delivery], bool]) -> None:
+    from hookinspect.serve import ServeReport, serve
+
     printer = LivePrinter(out.stdout, as_json=as_json, shows=shows) if not quiet or as_json else None
     if printer is not None:
         receiver_settings.on_event = printer
