@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from importlib import resources
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -209,6 +210,7 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app.router.add_route("GET", "/new", new_channel_redirect)
     app.router.add_route("HEAD", "/new", new_channel_redirect)
     app.router.add_post("/api/channels", create_channel)
+    app.router.add_get("/_static/{name}", channel_page_file)
     app.router.add_route("*", "/{channel}", channel_endpoint)
     app.router.add_route("*", "/{channel}/{tail:.*}", channel_endpoint)
     return app
@@ -318,9 +320,28 @@ async def channel_endpoint(request: web.Request) -> web.StreamResponse:
     if request.method == "GET" and "text/event-stream" in request.headers.get("Accept", ""):
         return await subscribe(request, channel)
     if request.method == "GET" and not request.match_info.get("tail") and "text/html" in request.headers.get("Accept", ""):
-        return web.Response(text=f"hookinspect relay channel {channel.id}: POST webhooks here; "
-                                 "subscribe with `hookinspect listen --source <this URL>`\n")
+        # A browser: the channel's page (its events, live, as smee.io shows them); the page
+        # itself holds nothing of the channel, and the events need the token as a stream does.
+        return web.Response(body=page_file("channel.html"), content_type="text/html", headers=PAGE_HEADERS)
     return await ingest(request, channel)
+
+
+# The channel page's files, shared with the web inspector, under the same strict policy.
+PAGE_FILES = {"channel.js": "text/javascript", "app.css": "text/css"}
+PAGE_HEADERS = {"Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                                           "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY"}
+
+
+def page_file(name: str) -> bytes:
+    return resources.files("hookinspect.web").joinpath("static", name).read_bytes()
+
+
+async def channel_page_file(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in PAGE_FILES:
+        raise web.HTTPNotFound()
+    return web.Response(body=page_file(name), content_type=PAGE_FILES[name], charset="utf-8", headers=PAGE_HEADERS)
 
 
 # Rate buckets kept at most; past it they all start afresh (strangers' keys must not pile up).
@@ -426,9 +447,12 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "Connection": "keep-alive", "X-Accel-Buffering": "no"})
     await response.prepare(request)
+    recent = request.query.get("recent", "")
     if last_id is None:
-        # Without Last-Event-ID a subscription starts with what arrives from now on, as with smee.
-        last_id = await asyncio.to_thread(storage.last_event_id, channel.id)
+        # Without Last-Event-ID a subscription starts with what arrives from now on, as with smee
+        # (or with the `recent` newest ones, at most 100: the channel page shows them).
+        skip = min(int(recent), 100) if recent.isdigit() else 0
+        last_id = await asyncio.to_thread(storage.last_event_id, channel.id, skip)
     # Only now: everything posted after a subscriber sees `ready` reaches it.
     await response.write(b"event: ready\ndata: {}\n\n")
     last_ping = time.monotonic()

@@ -92,8 +92,9 @@ class RelayStorage(ABC):
     def events_after(self, channel_id: str, after_id: int, limit: int = 500) -> list[RelayEvent]: ...
 
     @abstractmethod
-    def last_event_id(self, channel_id: str) -> int:
-        """The newest event id of a channel (0 when it has none)."""
+    def last_event_id(self, channel_id: str, skip: int = 0) -> int:
+        """The newest event id of a channel, or (`skip`) the id just before its `skip` newest
+        events (0 when there is none)."""
 
     @abstractmethod
     def prune(self, keep_per_channel: int, max_age_seconds: float) -> int: ...
@@ -187,10 +188,10 @@ class SqliteRelayStorage(RelayStorage):
         return [RelayEvent(r[0], r[1], r[2], r[3], r[4], r[5], [tuple(p) for p in json.loads(r[6])], bytes(r[7]))  # type: ignore[misc]
                 for r in rows]
 
-    def last_event_id(self, channel_id: str) -> int:
+    def last_event_id(self, channel_id: str, skip: int = 0) -> int:
         with self._lock:
-            return self._conn.execute("SELECT coalesce(max(id), 0) FROM events WHERE channel = ?",
-                                      (channel_id,)).fetchone()[0]
+            return self._conn.execute("SELECT coalesce((SELECT id FROM events WHERE channel = ? ORDER BY id DESC "
+                                      "LIMIT 1 OFFSET ?), 0)", (channel_id, skip)).fetchone()[0]
 
     def prune(self, keep_per_channel: int, max_age_seconds: float) -> int:
         cutoff = int((time.time() - max_age_seconds) * 1_000_000)

@@ -157,3 +157,35 @@ def test_replay_and_edit_and_replay_reach_a_real_target(inspector, page):
     expect(page.locator("#view")).to_contain_text("100 → 250")
     page.screenshot(path=str(SCREENSHOTS / "diff-desktop.png"))
     assert page.errors == []
+
+
+def test_a_relay_channel_page_shows_its_events_live_and_inert(tmp_path, page):
+    import subprocess
+
+    from tests.factories import hookinspect_cmd
+
+    port = free_port()
+    relay = subprocess.Popen(hookinspect_cmd("relay", "--port", str(port), "--data", str(tmp_path / "relay")),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, relay)
+        made = httpx.post(base + "/api/channels", json={"public": False}).json()
+        httpx.post(made["url"] + "/before", content=b'{"earlier": true}', headers={"Content-Type": "application/json"})
+        page.goto(made["url"] + "#token=" + made["token"])
+        expect(page.locator("#status")).to_have_text("live")
+        expect(page.locator("#events li")).to_have_count(1)  # the recent ones first
+        httpx.post(made["url"] + "/hooks", content=HOSTILE, headers={"Content-Type": "text/html"})
+        expect(page.locator("#events li")).to_have_count(2)
+        expect(page.locator("#events li").first).to_contain_text("<script>window.__pwned = 1</script>")
+        expect(page.locator("#events li").first).to_contain_text("\\x1b[31mred")  # the ESC byte made visible
+        assert page.locator("#events script, #events img, #events a").count() == 0
+        assert page.evaluate("window.__pwned") is None
+        page.screenshot(path=str(SCREENSHOTS / "relay-channel.png"))
+        # Without the token a sealed channel shows nothing of its events.
+        page.goto(made["url"])
+        expect(page.locator("#status")).to_contain_text("needs its token")
+        assert page.locator("#events li").count() == 0
+        assert page.errors == [] and page.dialogs == []
+    finally:
+        stop_process(relay)
