@@ -133,6 +133,12 @@ def attempt_lines(attempt: Attempt, *, with_response: bool = False) -> list[Line
     if attempt.error_message:
         lines.append([safe(attempt.error_message, "red")])
     response = attempt.response
+    if with_response:  # the whole exchange: what was sent (re-signed, perhaps edited), then the answer
+        sent = attempt.request
+        lines.append([("sent ", "dim"), safe(sent.method, "bold magenta", keep_newlines=False), (" ", ""),
+                      safe(sent.url, keep_newlines=False)])
+        lines += headers_lines(sent.headers.pairs())
+        lines += body_lines(sent)
     if response is not None and with_response:
         lines.append([(f"HTTP/{response.http_version} {response.status} ", "bold"), safe(response.reason, keep_newlines=False)])
         lines += headers_lines(response.headers.pairs())

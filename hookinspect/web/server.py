@@ -201,7 +201,9 @@ async def delivery_detail(request: web.Request) -> web.Response:
         return delivery, store.attempts(seq), store.queue_items(("pending", "dead"), seqs=[seq])
 
     delivery, attempts, queued = await workspace.read(read)
-    view = await asyncio.to_thread(detail_lines, delivery, attempts, signature_report(delivery, settings.secrets), queued)
+    show_all = request.query.get("all") in ("1", "true")  # long arrays unfolded, the 256 KiB cut lifted
+    view = await asyncio.to_thread(lambda: detail_lines(delivery, attempts, signature_report(delivery, settings.secrets),
+                                                        queued, show_all=show_all))
     return json_response({
         "seq": seq, "method": delivery.method, "target": delivery.target, "event_type": delivery.event_type,
         "headers": [[k, v] for k, v in delivery.headers], "body_text": delivery.text(),

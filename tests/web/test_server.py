@@ -71,6 +71,10 @@ async def test_detail_is_lines_of_spans_and_an_unknown_delivery_is_404(web, stor
     text = "\n".join("".join(piece[0] for piece in line) for line in detail["request"])
     assert "<script>alert(1)</script>\\x1b[2J" in text  # as text; the escape made visible
     assert (await client.get("/api/deliveries/99")).status_code == 404
+    seed(store_path, make_delivery(json.dumps({"items": list(range(300))}).encode()))
+    folded = (await client.get("/api/deliveries/2")).json()["request"]
+    whole = (await client.get("/api/deliveries/2", params={"all": "1"})).json()["request"]
+    assert "more items (folded)" in json.dumps(folded) and "folded" not in json.dumps(whole)
     assert (await client.get("/api/deliveries/abc")).status_code == 404
 
 
@@ -100,6 +104,8 @@ async def test_replay_and_edit_and_replay_reach_a_real_target(web, store_path, t
         assert store.get(1).body == b'{"a":1}' and len(store.attempts(1)) == 2
     detail = (await client.get("/api/deliveries/1")).json()
     assert detail["attempts"] == 2
+    exchange = "\n".join("".join(piece[0] for piece in line) for line in detail["attempts_view"])
+    assert f"sent POST {target.url}/in" in exchange and "X-New" in exchange and '"a": 2' in exchange  # what went out
     bad = await client.post("/api/deliveries/1/replay", json={"to": "nope"}, headers=csrf(settings))
     assert bad.status_code == 400 and "not an http(s) URL" in bad.json()["error"]
 

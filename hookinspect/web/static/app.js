@@ -17,6 +17,7 @@ const state = {
   detail: null,
   diffLines: null,
   loading: false,
+  wholeBody: false,  // A: long arrays unfolded, the 256 KiB cut lifted
 };
 
 // -- drawing -------------------------------------------------------------------------------
@@ -159,16 +160,20 @@ async function select(seq, {push = true} = {}) {
   if (push && location.pathname !== `/deliveries/${seq}`) history.pushState({seq}, "", `/deliveries/${seq}`);
   drawDetail();
   try {
-    const detail = await api(`/api/deliveries/${seq}`);
+    const detail = await api(detailPath(seq));
     if (state.current === seq) { state.detail = detail; drawDetail(); }
   } catch (error) {
     $("#view").textContent = error.message;
   }
 }
 
+function detailPath(seq) {
+  return `/api/deliveries/${seq}` + (state.wholeBody ? "?all=1" : "");
+}
+
 async function refreshDetail(seq) {
   if (state.current !== seq) return;
-  const detail = await api(`/api/deliveries/${seq}`);
+  const detail = await api(detailPath(seq));
   if (state.current === seq) { state.detail = detail; drawDetail(); }
 }
 
@@ -312,6 +317,7 @@ const KEYS = {
   c: copyCurl, x: ACTIONS.download, " ": toggleMark, Delete: remove, u: () => undo(),
   f: () => { state.following = !state.following; drawStatus(); if (state.following) showNew(); },
   g: () => state.rows.length && select(state.rows[0].seq),
+  A: () => { state.wholeBody = !state.wholeBody; toast(state.wholeBody ? "whole bodies: long arrays unfolded" : "long arrays folded"); if (state.current !== null) refreshDetail(state.current); },
   1: () => { state.tab = "request"; drawDetail(); }, 2: () => { state.tab = "attempts"; drawDetail(); },
   3: () => { state.tab = "signature"; drawDetail(); }, 4: () => { state.tab = "diff"; drawDetail(); },
 };
