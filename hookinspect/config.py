@@ -23,7 +23,8 @@ DEFAULT_MAX_BODY = 25 * 1024 * 1024
 
 # Every key a settings file may hold; anything else is a typo that would silently do nothing.
 KNOWN_KEYS = ("host", "port", "max_body", "max_header_bytes", "max_bodies_in_flight", "max_connections",
-              "read_timeout", "workers", "durability", "forward_to", "route", "responses", "secrets", "redact", "diff")
+              "read_timeout", "workers", "durability", "forward_to", "route", "responses", "secrets", "redact", "diff",
+              "providers")
 
 
 def load_file_config(directory: Path | None = None) -> dict[str, Any]:

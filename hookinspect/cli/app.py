@@ -16,6 +16,7 @@ from hookinspect.cli import (
     import_,
     listen,
     ls,
+    providers,
     queue,
     relay,
     replay,
@@ -74,7 +75,7 @@ def root(
 
 # Each module declares its commands on a Typer of its own and imports nothing from here,
 # so there is no import circle; the order here is the order of `hookinspect --help`.
-_COMMAND_MODULES = (listen, ui, web, ls, rm, verify, replay, queue, diff, send, samples, export, import_, check, relay)
+_COMMAND_MODULES = (listen, ui, web, ls, rm, verify, replay, queue, diff, send, samples, providers, export, import_, check, relay)
 for _module in _COMMAND_MODULES:
     app.registered_commands += _module.app.registered_commands
     app.registered_groups += _module.app.registered_groups

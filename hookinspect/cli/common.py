@@ -115,10 +115,13 @@ SECRET_OPTION = typer.Option(
 
 
 def gather_secrets(flags: list[str]):  # -> Secrets
-    """Secrets from flags, environment and config file."""
+    """Secrets from flags, environment and config file; the file's own providers ([providers.NAME])
+    are registered first, so their secrets are accepted."""
     import os
 
     from hookinspect.config import Settings
-    from hookinspect.signing.registry import Secrets
+    from hookinspect.signing.registry import Secrets, register_schemes
 
-    return Secrets.gather(flags, os.environ, Settings().table("secrets"))
+    settings = Settings()
+    register_schemes(settings.table("providers"))
+    return Secrets.gather(flags, os.environ, settings.table("secrets"))

@@ -12,6 +12,8 @@ from hookinspect.errors import UsageError
 from hookinspect.model import Delivery, Headers, SentRequest
 from hookinspect.signing import fhir, github, shopify, slack, standard, stripe, twilio
 from hookinspect.signing.base import NO_SECRET, UNSIGNED, Detection, SignedMessage, Verdict
+from hookinspect.signing.providers import SCHEMES
+from hookinspect.signing.scheme import Scheme, scheme_from_table
 
 
 def _no_verify(message: SignedMessage, secret: str, now: float) -> Verdict:
@@ -34,9 +36,17 @@ class Provider:
     signature_headers: tuple[str, ...] = ()
 
 
-# Order matters: the first provider whose detect() answers wins.
+def scheme_provider(scheme: Scheme) -> Provider:
+    """A declarative scheme (built in, or from hookinspect.toml) behind the same interface."""
+    return Provider(scheme.name, scheme.detect_message, scheme.verify, scheme.sign,
+                    signs_url="{url}" in scheme.signed, signature_headers=scheme.signature_headers)
+
+
+# Order matters: the first provider whose detect() answers wins. The declarative ones go before
+# GitHub, whose detection is the loosest (an X-Hub-Signature header alone).
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (
     Provider(stripe.NAME, stripe.detect, stripe.verify, stripe.sign, signature_headers=(stripe.HEADER,)),
+    *(scheme_provider(scheme) for scheme in SCHEMES),
     Provider(github.NAME, github.detect, github.verify, github.sign,
              signature_headers=("X-Hub-Signature-256", "X-Hub-Signature")),
     Provider(standard.SVIX, standard.detect_svix, standard.verify_svix, standard.sign_svix,
@@ -48,6 +58,27 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
     Provider(twilio.NAME, twilio.detect, twilio.verify, twilio.sign, signs_url=True, signature_headers=(twilio.HEADER,)),
     Provider(fhir.NAME, fhir.detect, _no_verify, _no_sign, has_signature=False),
 )}
+def register_schemes(tables: Mapping[str, Any] | None) -> list[str]:
+    """`[providers.NAME]` tables of hookinspect.toml, validated, tried before the built-in ones
+    (a team's own provider wins over a guess). Returns their names."""
+    if not tables:
+        return []
+    if not isinstance(tables, Mapping):
+        raise UsageError("providers in the configuration must be [providers.NAME] tables")
+    added = []
+    for name, table in tables.items():
+        scheme = scheme_from_table(str(name), table)
+        PROVIDERS.pop(scheme.name, None)
+        reordered = {scheme.name: scheme_provider(scheme), **PROVIDERS}
+        PROVIDERS.clear()
+        PROVIDERS.update(reordered)
+        USER_SCHEMES[scheme.name] = scheme
+        CUE_HEADERS.update(scheme.detect.cues() | {scheme.header.lower()})
+        added.append(scheme.name)
+    return added
+
+
+USER_SCHEMES: dict[str, Scheme] = {}
 
 
 def provider_named(name: str) -> Provider:
@@ -67,11 +98,12 @@ def message_of(delivery: Delivery, url: str | None = None) -> SignedMessage:
 # with none of them (most plain POSTs) skips the detectors, which costs the receiver more than
 # its own work otherwise. A provider added above must add its signs here
 # (tests/signing/test_registry.py runs every sample through both paths).
-CUE_HEADERS = frozenset({
+CUE_HEADERS = {
     stripe.HEADER.lower(), "x-github-event", "svix-id", "svix-signature", "webhook-id", "webhook-signature",
     "x-shopify-topic", "shopify-topic", *(name.lower() for name in shopify.HEADERS), "x-slack-signature",
     twilio.HEADER.lower(), *github.CUES,
-})
+    *(cue for scheme in SCHEMES for cue in scheme.detect.cues() | {h.lower() for h in scheme.signature_headers}),
+}
 
 
 # Payloads that name their sender without any header: a Stripe event id, a Slack app, a FHIR resource.
@@ -273,3 +305,38 @@ def annotate_delivery(delivery: Delivery, secrets: Secrets, verify: bool = True,
     delivery.provider, delivery.event_type = result.provider, result.event_type
     if verify and result.verdict is not None:
         delivery.verdict, delivery.verdict_reason = result.verdict.status, result.verdict.reason
+
+
+# What `hookinspect providers` says of the providers written as code (the schemes describe themselves).
+CODE_DESCRIPTIONS: dict[str, tuple[str, str, int | None]] = {  # detection, secret, tolerance in seconds
+    stripe.NAME: ("header Stripe-Signature", "whsec_… signing secret", 300),
+    github.NAME: ("header X-GitHub-Event (or X-Hub-Signature*, GitHub-Hookshot/ user agent)", "webhook secret (text)", None),
+    standard.SVIX: ("header svix-id", "whsec_… (base64 after the prefix)", 300),
+    standard.STANDARD: ("header webhook-id", "whsec_… (base64 after the prefix)", 300),
+    shopify.NAME: ("header X-Shopify-Topic or X-Shopify-Hmac-Sha256", "app secret (text)", None),
+    slack.NAME: ("header X-Slack-Signature", "signing secret (text)", 300),
+    twilio.NAME: ("header X-Twilio-Signature or TwilioProxy/ user agent", "auth token (text)", None),
+    fhir.NAME: ("a FHIR resource in the body (resourceType)", "none: FHIR servers do not sign", None),
+}
+
+
+def describe_providers() -> list[dict[str, Any]]:
+    """Every provider in detection order: how it is detected, its secret, its tolerance, its origin."""
+    schemes = {scheme.name: scheme for scheme in (*SCHEMES, *USER_SCHEMES.values())}
+    out = []
+    for name, provider in PROVIDERS.items():
+        scheme = schemes.get(name)
+        if scheme is not None:
+            detect = scheme.detect
+            how = ", ".join(f"{kind} {value}" for kind, value in (("header", detect.header), ("user agent", detect.user_agent),
+                                                                   ("path", detect.path), ("JSON", detect.json)) if value)
+            secret = "shared token (text)" if scheme.algorithm == "token" else f"{scheme.algorithm} key ({scheme.secret_encoding})"
+            tolerance = scheme.tolerance if scheme.algorithm != "token" and ("{timestamp}" in scheme.signed or scheme.timestamp_key) else None
+            signature = f"{scheme.header}: {scheme.prefix}<{scheme.encoding}> over {scheme.signed}" if scheme.algorithm != "token" \
+                else f"{scheme.header}: the token"
+        else:
+            how, secret, tolerance = CODE_DESCRIPTIONS[name]
+            signature = ", ".join(provider.signature_headers) or "none"
+        out.append({"name": name, "detected_by": how, "secret": secret, "tolerance_seconds": tolerance,
+                    "signature": signature, "defined_in": "hookinspect.toml" if name in USER_SCHEMES else "hookinspect"})
+    return out
