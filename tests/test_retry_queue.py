@@ -108,7 +108,7 @@ def strict_stripe_backend(tolerance: float):
 async def test_a_target_down_longer_than_the_signature_tolerance_gets_every_delivery_freshly_signed(workspace):
     port = free_port()
     target_url = f"http://127.0.0.1:{port}/"
-    tolerance = 1.0
+    tolerance = 2.0  # short, so the test is quick; a busy machine needs the slack between signing and checking
     async with acking_receiver(workspace, target_url, QueuePolicy(probe_seconds=0.5)) as url:
         signed_at = time.time()
         await post_stripe_events(url, 50)
