@@ -10,7 +10,7 @@ from typing import Any
 
 from hookinspect.errors import UsageError
 from hookinspect.model import Delivery, Headers, SentRequest
-from hookinspect.signing import fhir, github, shopify, slack, standard, stripe, twilio
+from hookinspect.signing import asymmetric, fhir, github, shopify, slack, standard, stripe, twilio
 from hookinspect.signing.base import NO_SECRET, UNSIGNED, Detection, SignedMessage, Verdict
 from hookinspect.signing.providers import SCHEMES
 from hookinspect.signing.scheme import Scheme, scheme_from_table
@@ -46,6 +46,10 @@ def scheme_provider(scheme: Scheme) -> Provider:
 # GitHub, whose detection is the loosest (an X-Hub-Signature header alone).
 PROVIDERS: dict[str, Provider] = {p.name: p for p in (
     Provider(stripe.NAME, stripe.detect, stripe.verify, stripe.sign, signature_headers=(stripe.HEADER,)),
+    Provider(asymmetric.DISCORD, asymmetric.detect_discord, asymmetric.verify_discord, asymmetric.sign_discord,
+             signature_headers=(asymmetric.DISCORD_SIGNATURE,)),
+    Provider(asymmetric.SENDGRID, asymmetric.detect_sendgrid, asymmetric.verify_sendgrid, asymmetric.sign_sendgrid,
+             signature_headers=(asymmetric.SENDGRID_SIGNATURE,)),
     *(scheme_provider(scheme) for scheme in SCHEMES),
     Provider(github.NAME, github.detect, github.verify, github.sign,
              signature_headers=("X-Hub-Signature-256", "X-Hub-Signature")),
@@ -103,6 +107,7 @@ CUE_HEADERS = {
     "x-shopify-topic", "shopify-topic", *(name.lower() for name in shopify.HEADERS), "x-slack-signature",
     twilio.HEADER.lower(), *github.CUES,
     *(cue for scheme in SCHEMES for cue in scheme.detect.cues() | {h.lower() for h in scheme.signature_headers}),
+    asymmetric.DISCORD_SIGNATURE.lower(), asymmetric.SENDGRID_SIGNATURE.lower(),
 }
 
 
@@ -317,6 +322,9 @@ CODE_DESCRIPTIONS: dict[str, tuple[str, str, int | None]] = {  # detection, secr
     slack.NAME: ("header X-Slack-Signature", "signing secret (text)", 300),
     twilio.NAME: ("header X-Twilio-Signature or TwilioProxy/ user agent", "auth token (text)", None),
     fhir.NAME: ("a FHIR resource in the body (resourceType)", "none: FHIR servers do not sign", None),
+    asymmetric.DISCORD: ("header X-Signature-Ed25519", "the application's Ed25519 public key (hex); seed:<hex> to sign", 300),
+    asymmetric.SENDGRID: ("header X-Twilio-Email-Event-Webhook-Signature",
+                          "the Event Webhook's ECDSA public key (base64); pem:<file> to sign", 300),
 }
 
 

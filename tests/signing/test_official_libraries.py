@@ -51,3 +51,42 @@ def test_razorpay_agrees_with_razorpay():
         utility.verify_webhook_signature(body.decode() + " ", header, secret)
     assert verdict("razorpay", body, secret, {"X-Razorpay-Signature": header}) == VALID
     assert verdict("razorpay", body + b" ", secret, {"X-Razorpay-Signature": header}) == INVALID
+
+
+def test_discord_agrees_with_pynacl():
+    signing = pytest.importorskip("nacl.signing", reason="pynacl is not installed")
+    key = signing.SigningKey.generate()
+    seed, public = key.encode().hex(), key.verify_key.encode().hex()
+    body = b'{"type":1,"id":"ping"}'
+    headers = sign("discord", body, "seed:" + seed)
+    message = headers["X-Signature-Timestamp"].encode() + body
+    key.verify_key.verify(message, bytes.fromhex(headers["X-Signature-Ed25519"]))  # raises when it does not match
+    theirs = key.sign(message).signature.hex()
+    both = {"X-Signature-Ed25519": theirs, "X-Signature-Timestamp": headers["X-Signature-Timestamp"]}
+    assert verdict("discord", body, public, both) == VALID
+    assert verdict("discord", body + b" ", public, both) == INVALID
+    assert verdict("discord", body, signing.SigningKey.generate().verify_key.encode().hex(), both) == INVALID
+    assert sign("discord", body, public) == {}  # a public key checks; it cannot sign
+
+
+def test_sendgrid_agrees_with_sendgrid(tmp_path):
+    eventwebhook = pytest.importorskip("sendgrid.helpers.eventwebhook", reason="sendgrid is not installed")
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    (tmp_path / "key.pem").write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                             serialization.NoEncryption()))
+    public = base64.b64encode(private.public_key().public_bytes(serialization.Encoding.DER,
+                                                                 serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    body = b'[{"email":"a@example.com","event":"delivered","timestamp":1764345600}]'
+    headers = sign("sendgrid", body, "pem:" + str(tmp_path / "key.pem"))
+    helper = eventwebhook.EventWebhook()
+    key = helper.convert_public_key_to_ecdsa(public)
+    signature, timestamp = headers["X-Twilio-Email-Event-Webhook-Signature"], headers["X-Twilio-Email-Event-Webhook-Timestamp"]
+    assert helper.verify_signature(body.decode(), signature, timestamp, key)
+    assert not helper.verify_signature(body.decode() + " ", signature, timestamp, key)
+    assert verdict("sendgrid", body, public, dict(headers)) == VALID
+    assert verdict("sendgrid", body + b" ", public, dict(headers)) == INVALID
