@@ -44,6 +44,16 @@ class KeyError_(ValueError):
     """The key given is not a key of the right kind."""
 
 
+def signed_parts(message: SignedMessage, signature_header: str, timestamp_header: str) -> tuple[str, str] | Verdict:
+    """The signature and the numeric timestamp a delivery carries, or the verdict saying what is missing."""
+    signature, timestamp = message.headers.get(signature_header), message.headers.get(timestamp_header)
+    if signature is None:
+        return Verdict(UNSIGNED, f"no {signature_header} header")
+    if not timestamp or not timestamp.isdigit():
+        return Verdict(MALFORMED, f"no numeric {timestamp_header}")
+    return signature, timestamp
+
+
 # -- Discord -----------------------------------------------------------------------------------
 
 def _discord_keys(secret: str) -> tuple[ed25519.Ed25519PublicKey, ed25519.Ed25519PrivateKey | None]:
@@ -64,11 +74,10 @@ def detect_discord(message: SignedMessage) -> Detection | None:
 
 
 def verify_discord(message: SignedMessage, secret: str, now: float) -> Verdict:
-    signature, timestamp = message.headers.get(DISCORD_SIGNATURE), message.headers.get(DISCORD_TIMESTAMP)
-    if signature is None:
-        return Verdict(UNSIGNED, f"no {DISCORD_SIGNATURE} header")
-    if not timestamp or not timestamp.isdigit():
-        return Verdict(MALFORMED, f"no numeric {DISCORD_TIMESTAMP}")
+    parts = signed_parts(message, DISCORD_SIGNATURE, DISCORD_TIMESTAMP)
+    if isinstance(parts, Verdict):
+        return parts
+    signature, timestamp = parts
     try:
         public, _ = _discord_keys(secret)
         public.verify(bytes.fromhex(signature), timestamp.encode() + message.body)
@@ -115,11 +124,10 @@ def detect_sendgrid(message: SignedMessage) -> Detection | None:
 
 
 def verify_sendgrid(message: SignedMessage, secret: str, now: float) -> Verdict:
-    signature, timestamp = message.headers.get(SENDGRID_SIGNATURE), message.headers.get(SENDGRID_TIMESTAMP)
-    if signature is None:
-        return Verdict(UNSIGNED, f"no {SENDGRID_SIGNATURE} header")
-    if not timestamp or not timestamp.isdigit():
-        return Verdict(MALFORMED, f"no numeric {SENDGRID_TIMESTAMP}")
+    parts = signed_parts(message, SENDGRID_SIGNATURE, SENDGRID_TIMESTAMP)
+    if isinstance(parts, Verdict):
+        return parts
+    signature, timestamp = parts
     try:
         public, _ = _sendgrid_keys(secret)
         public.verify(base64.b64decode(signature), timestamp.encode() + message.body, ec.ECDSA(hashes.SHA256()))

@@ -90,3 +90,10 @@ def test_sendgrid_agrees_with_sendgrid(tmp_path):
     assert not helper.verify_signature(body.decode() + " ", signature, timestamp, key)
     assert verdict("sendgrid", body, public, dict(headers)) == VALID
     assert verdict("sendgrid", body + b" ", public, dict(headers)) == INVALID
+
+
+def test_asymmetric_schemes_say_what_is_missing():
+    assert verdict("discord", b"{}", "00" * 32, {"X-Signature-Ed25519": "ab"}).startswith("malformed")
+    assert verdict("sendgrid", b"[]", "AAAA", {"X-Twilio-Email-Event-Webhook-Signature": "x",
+                                               "X-Twilio-Email-Event-Webhook-Timestamp": "1"}) == "malformed"
+    assert PROVIDERS["discord"].verify(SignedMessage("POST", URL, Headers([]), b"{}"), "00" * 32, NOW).status == "unsigned"
