@@ -193,6 +193,8 @@ class HookinspectApp(App[None]):
     def on_receiver_event(self, message: ReceiverEventPosted) -> None:
         """Events of the receiver (listen --ui): relay state, refusals, warnings."""
         event = message.event
+        if not self._has_main_screen():
+            return
         if event.kind == "relay":
             self.relay_state = event.message
             self.update_status()
@@ -420,6 +422,8 @@ class HookinspectApp(App[None]):
 
     @on(DeliveryList.Highlighted)
     def on_row(self, event: DeliveryList.Highlighted) -> None:
+        if not self._has_main_screen():
+            return  # a message that arrived while the app closes
         self.show_position()
         self.main_query(DeliveryDetail).reset_diff()
         self.show_delivery(event.seq)
@@ -567,7 +571,8 @@ class HookinspectApp(App[None]):
     @on(DeliveryList.Selected)
     def on_row_selected(self, event: DeliveryList.Selected) -> None:
         """`enter` on the list: into the detail, as the help says."""
-        self.action_focus_detail()
+        if self._has_main_screen():
+            self.action_focus_detail()
 
     def say(self, message: str, *, severity: str = "information", title: str = "") -> None:
         """The one door for notifications: text (often captured or remote) is escaped, never markup."""
