@@ -170,20 +170,28 @@ async def static(request: web.Request) -> web.Response:
 # -- JSON endpoints --------------------------------------------------------------------------
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    """A page of the list, newest first: ?filter=EXPR&before=SEQ&limit=N. A bad filter is a
-    400 whose error the page shows under the filter box."""
+    """A page of the list, newest first: ?filter=EXPR&before=SEQ&limit=N, or ?after=SEQ for what
+    is newer (up to `limit`; `more` says there is still more). A bad filter is a 400 whose error
+    the page shows under the filter box."""
     workspace = request.app[WORKSPACE]
     try:
         flt = parse_filter(request.query.get("filter", ""))
     except UsageError as exc:
         return problem(400, exc.message, exc.hint)
-    before = request.query.get("before")
+    before, after = request.query.get("before"), request.query.get("after")
     limit_text = request.query.get("limit", str(PAGE_SIZE))
-    if (before is not None and not before.isdigit()) or not limit_text.isdigit():
-        return problem(400, "before and limit are numbers")
+    if any(x is not None and not x.isdigit() for x in (before, after)) or not limit_text.isdigit():
+        return problem(400, "before, after and limit are numbers")
     limit = max(1, min(int(limit_text), 1000))
-    rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=int(before) if before else None))
-    more = len(rows) == limit
+    if after is not None:
+        # What is newer than the page's newest row, oldest first from the store, newest first here:
+        # a following page asks only for what it has not seen.
+        rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=int(after), oldest_first=True))
+        more = len(rows) == limit
+        rows.reverse()
+    else:
+        rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=int(before) if before else None))
+        more = len(rows) == limit
     hidden_seqs = {s for seqs, _ in request.app[STATE].trash.values() for s in seqs}
     rows = [row for row in rows if row.seq not in hidden_seqs]  # deleted, still restorable
     total = await workspace.read(lambda store: store.count()) if before is None else None

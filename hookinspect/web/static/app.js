@@ -136,16 +136,27 @@ async function loadList({append = false} = {}) {
 }
 
 async function showNew() {
-  // Deliveries newer than the newest shown, merged on top (a burst of any size arrives whole).
-  const newest = state.rows.length ? state.rows[0].seq : 0;
-  const params = new URLSearchParams({filter: state.filter, limit: "1000"});
-  const data = await api("/api/deliveries?" + params);
-  const fresh = data.rows.filter((row) => row.seq > newest);
-  if (!fresh.length) { drawStatus(data.total); return; }
+  // Only what is newer than the newest row shown, a page at a time, merged on top: a burst of
+  // any size arrives whole, and a quiet store costs one small read.
+  let newest = state.rows.length ? state.rows[0].seq : 0;
   const atTop = state.current === null || state.current === newest;
+  let fresh = [];
+  let total;
+  for (;;) {
+    const params = new URLSearchParams({filter: state.filter, after: newest, limit: "1000"});
+    const data = await api("/api/deliveries?" + params);
+    total = data.total;
+    fresh = data.rows.concat(fresh);
+    if (!data.more || !data.rows.length) break;
+    newest = data.rows[0].seq;
+  }
+  const shown = new Set(state.rows.map((row) => row.seq));
+  fresh = fresh.filter((row) => !shown.has(row.seq));
+  drawStatus(total);
+  if (!fresh.length) return;
   state.rows = fresh.concat(state.rows);
   drawList();
-  drawStatus(data.total);
+  drawStatus(total);
   if (atTop) select(fresh[0].seq);
 }
 
