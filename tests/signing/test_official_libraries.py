@@ -97,3 +97,42 @@ def test_asymmetric_schemes_say_what_is_missing():
     assert verdict("sendgrid", b"[]", "AAAA", {"X-Twilio-Email-Event-Webhook-Signature": "x",
                                                "X-Twilio-Email-Event-Webhook-Timestamp": "1"}) == "malformed"
     assert PROVIDERS["discord"].verify(SignedMessage("POST", URL, Headers([]), b"{}"), "00" * 32, NOW).status == "unsigned"
+
+
+def test_hubspot_v3_agrees_with_hubspot_api_client():
+    signature = pytest.importorskip("hubspot.utils.signature", reason="hubspot-api-client is not installed")
+    import time
+
+    secret = "hubspot-client-secret"
+    body = b'[{"eventId":1,"subscriptionType":"contact.creation","objectId":123}]'
+    url = "https://crm.example.com/hooks/hubspot?portal=42"
+    now = time.time()  # the library checks the timestamp against the clock
+    message = SignedMessage("POST", url, Headers([]), body)
+    headers = PROVIDERS["hubspot"].sign(message, secret, now)
+    assert signature.Signature.is_valid(signature=headers["X-HubSpot-Signature-v3"], client_secret=secret,
+                                        request_body=body.decode(), http_uri=url, http_method="POST",
+                                        signature_version="v3", timestamp=headers["X-HubSpot-Request-Timestamp"])
+    theirs = signature.Signature.get_signature(secret, body.decode(), "v3", url, "POST",
+                                               headers["X-HubSpot-Request-Timestamp"])
+    signed_by_them = Headers([("X-HubSpot-Signature-v3", theirs),
+                              ("X-HubSpot-Request-Timestamp", headers["X-HubSpot-Request-Timestamp"])])
+    assert PROVIDERS["hubspot"].verify(SignedMessage("POST", url, signed_by_them, body), secret, now).status == VALID
+    assert PROVIDERS["hubspot"].verify(SignedMessage("POST", url, signed_by_them, body + b" "), secret, now).status == INVALID
+
+
+def test_paddle_agrees_with_paddle_python_sdk():
+    notifications = pytest.importorskip("paddle_billing.Notifications", reason="paddle-python-sdk is not installed")
+    import time
+
+    class Request:  # what the SDK's Verifier reads: headers and a body
+        def __init__(self, headers, body):
+            self.headers, self.body, self.content, self.data = headers, body, body, body
+
+    secret = "pdl_ntfset_01abc_secret"
+    body = b'{"event_id":"evt_1","event_type":"transaction.completed","data":{"id":"txn_1"}}'
+    now = time.time()  # the SDK allows 5 s of drift from the clock
+    headers = PROVIDERS["paddle"].sign(SignedMessage("POST", URL, Headers([]), body), secret, now)
+    verifier = notifications.Verifier()
+    assert verifier.verify(Request(headers, body), notifications.Secret(secret)) is True
+    assert verifier.verify(Request(headers, body + b" "), notifications.Secret(secret)) is False
+    assert PROVIDERS["paddle"].verify(SignedMessage("POST", URL, Headers(list(headers.items())), body), secret, now).status == VALID
