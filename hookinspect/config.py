@@ -18,6 +18,8 @@ CONFIG_FILE = "hookinspect.toml"
 # Where `listen` binds unless told otherwise: loopback only, so nothing outside this machine reaches it.
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
+# Where the web inspector listens (`web`, `listen --web`).
+DEFAULT_WEB_PORT = 8788
 # Providers cap their payloads well below this (GitHub 25 MB); larger is almost surely a mistake.
 DEFAULT_MAX_BODY = 25 * 1024 * 1024
 

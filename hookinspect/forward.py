@@ -76,6 +76,13 @@ class RequestEdits:
     def is_empty(self) -> bool:
         return not (self.set_headers or self.drop_headers or self.body is not None or self.method)
 
+    @classmethod
+    def replacing(cls, original: Headers, headers: list[tuple[str, str]], body: bytes | None) -> RequestEdits:
+        """Edits that send exactly `headers` (those of `original` left out are dropped) and `body`
+        (None: the stored one): what an edit-and-replay form gives, in the TUI and the web page."""
+        kept = {name.lower() for name, _ in headers}
+        return cls(set_headers=headers, body=body, drop_headers=[k for k, _ in original if k.lower() not in kept])
+
 
 # A re-signer (signing/) gets the request about to be sent and returns its new headers.
 Resigner = Callable[[SentRequest], Headers]

@@ -26,7 +26,14 @@ from hookinspect.cli.common import (
     parse_size,
 )
 from hookinspect.cli.output import Output, rich_line, safe_text
-from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT, Settings, checked_port
+from hookinspect.config import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_BODY,
+    DEFAULT_PORT,
+    DEFAULT_WEB_PORT,
+    Settings,
+    checked_port,
+)
 from hookinspect.errors import UsageError
 from hookinspect.model import Delivery
 from hookinspect.store.schema import SYNCHRONOUS
@@ -212,7 +219,7 @@ def listen(
     token_file: Path | None = typer.Option(None, "--token-file", help="Read the channel's token from this file. Example: --token-file ~/.config/hookinspect/token"),
     ui: bool = typer.Option(False, "--ui", help="Open the terminal UI while listening."),
     web: bool = typer.Option(False, "--web", help="Also serve the web inspector (its own process, same store). Example: --web --web-port 8788"),
-    web_port: int = typer.Option(8788, "--web-port", help="Port of the web inspector with --web."),
+    web_port: int = typer.Option(DEFAULT_WEB_PORT, "--web-port", help=f"Port of the web inspector with --web. [default: {DEFAULT_WEB_PORT}]"),
     workers: int | None = typer.Option(None, "--workers", min=1, help="Receiver processes sharing the port and the store, for high request rates (Linux). Example: --workers 2 [default: 1]"),
     durability: str | None = typer.Option(None, "--durability", help="power: an acknowledged delivery survives power loss (fsync per commit); process: it survives a crash of hookinspect only, for more speed on slow disks. Example: --durability process [default: power]"),
     store_path: Path | None = STORE_OPTION,

@@ -13,12 +13,11 @@ from rich.text import Text
 
 from hookinspect.cli.common import SECRET_OPTION, STORE_OPTION, gather_secrets
 from hookinspect.cli.output import Output
-from hookinspect.config import Settings, checked_port
+from hookinspect.config import DEFAULT_WEB_PORT, Settings, checked_port
 from hookinspect.store.sqlite import default_store_path
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
-DEFAULT_WEB_PORT = 8788
 
 
 @app.command("web")

@@ -22,6 +22,7 @@ from textual.worker import get_current_worker
 
 from hookinspect.background import ReceiverProcess, receiver_event
 from hookinspect.body import escape_controls
+from hookinspect.detail import draw_detail, read_detail
 from hookinspect.diff import diff_deliveries
 from hookinspect.errors import HookinspectError
 from hookinspect.export import ExportItem, export_path, render_curl, write_export
@@ -30,12 +31,12 @@ from hookinspect.forward import RequestEdits, validate_target
 from hookinspect.model import Delivery
 from hookinspect.receiver import ReceiverEvent
 from hookinspect.replay import replay_deliveries
-from hookinspect.signing.registry import Secrets, resigner_for, signature_report
+from hookinspect.signing.registry import Secrets, resigner_for
 from hookinspect.store.sqlite import Store
 from hookinspect.tui.screens.prompt import ConfirmPrompt, EditRequest, HelpScreen, TextPrompt
 from hookinspect.tui.widgets.delivery_list import DeliveryList
 from hookinspect.tui.widgets.detail import DeliveryDetail
-from hookinspect.views.delivery import DetailLines, change_lines, detail_lines
+from hookinspect.views.delivery import DetailLines, change_lines
 from hookinspect.views.seq_index import Run, SeqIndex, runs_of
 from hookinspect.views.text import safe
 from hookinspect.workspace import StoreChange, Workspace
@@ -471,10 +472,8 @@ class HookinspectApp(App[None]):
         error = ""
         try:
             with self.worker_store() as store:
-                delivery = store.get(seq)
-                attempts = store.attempts(seq)
-                queued = store.queue_items(("pending", "dead"), seqs=[seq])
-            view = detail_lines(delivery, attempts, signature_report(delivery, self.secrets), queued, show_all=show_all)
+                read = read_detail(store, seq)
+            view = draw_detail(read, self.secrets, show_all=show_all)
         except HookinspectError as exc:
             error = exc.message
         finally:
@@ -730,9 +729,7 @@ class HookinspectApp(App[None]):
             if result is None:
                 return
             headers, body = result
-            kept = {name.lower() for name, _ in headers}
-            edits = RequestEdits(set_headers=headers, body=body,
-                                 drop_headers=[k for k, _ in delivery.headers if k.lower() not in kept])
+            edits = RequestEdits.replacing(delivery.headers, headers, body)
             if target is None:
                 self.push_screen(TextPrompt(f"Send the edited #{delivery.seq} to:"),
                                  lambda url: url and self.send(delivery.seq, url, edits))  # type: ignore[arg-type]

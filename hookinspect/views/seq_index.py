@@ -75,10 +75,6 @@ class SeqIndex:
         """How many runs the scanned part takes (memory is 24 bytes each)."""
         return len(self._high)
 
-    def head(self, count: int) -> list[int]:
-        """The newest `count` numbers."""
-        return self.slice(0, count)
-
     def slice(self, start: int, stop: int) -> list[int]:
         return [self[i] for i in range(max(start, 0), min(stop, len(self)))]
 

@@ -20,15 +20,16 @@ from typing import Any
 from aiohttp import web
 
 from hookinspect.body import json_text
+from hookinspect.detail import draw_detail, read_detail
 from hookinspect.diff import diff_deliveries
 from hookinspect.errors import HookinspectError, NotFoundError, UsageError
 from hookinspect.export import EXPORTERS, ExportItem, export
 from hookinspect.filters import parse_filter
 from hookinspect.forward import RequestEdits, validate_target
 from hookinspect.replay import replay_deliveries
-from hookinspect.signing.registry import Secrets, resigner_for, signature_report
+from hookinspect.signing.registry import Secrets, resigner_for
 from hookinspect.store.deliveries import DeliveryRow
-from hookinspect.views.delivery import change_lines, detail_lines, row_cells
+from hookinspect.views.delivery import change_lines, row_cells
 from hookinspect.views.text import Line
 from hookinspect.workspace import StoreChange, Workspace
 
@@ -194,7 +195,9 @@ async def list_deliveries(request: web.Request) -> web.Response:
         more = len(rows) == limit
     hidden_seqs = {s for seqs, _ in request.app[STATE].trash.values() for s in seqs}
     rows = [row for row in rows if row.seq not in hidden_seqs]  # deleted, still restorable
-    total = await workspace.read(lambda store: store.count()) if before is None else None
+    # The total only with the first page: a following page adds what `after` brings (a count per
+    # capture per tab would cost a table scan each on a big store).
+    total = await workspace.read(lambda store: store.count()) if before is None and after is None else None
     return json_response({"rows": [row_json(r) for r in rows], "total": total, "more": more,
                           "oldest": rows[-1].seq if rows else None})
 
@@ -204,14 +207,10 @@ async def delivery_detail(request: web.Request) -> web.Response:
     workspace = request.app[WORKSPACE]
     settings = request.app[SETTINGS]
 
-    def read(store):  # noqa: ANN001, ANN202
-        delivery = store.get(seq)
-        return delivery, store.attempts(seq), store.queue_items(("pending", "dead"), seqs=[seq])
-
-    delivery, attempts, queued = await workspace.read(read)
+    read = await workspace.read(lambda store: read_detail(store, seq))
     show_all = request.query.get("all") in ("1", "true")  # long arrays unfolded, the 256 KiB cut lifted
-    view = await asyncio.to_thread(lambda: detail_lines(delivery, attempts, signature_report(delivery, settings.secrets),
-                                                        queued, show_all=show_all))
+    view = await asyncio.to_thread(draw_detail, read, settings.secrets, show_all=show_all)
+    delivery, attempts = read.delivery, read.attempts
     return json_response({
         "seq": seq, "method": delivery.method, "target": delivery.target, "event_type": delivery.event_type,
         "headers": [[k, v] for k, v in delivery.headers], "body_text": delivery.text(),
@@ -240,11 +239,9 @@ async def replay(request: web.Request) -> web.Response:
         headers = data.get("headers", [[k, v] for k, v in delivery.headers])
         if not isinstance(headers, list) or not all(isinstance(h, list) and len(h) == 2 for h in headers):
             return problem(400, "headers must be a list of [name, value] pairs")
-        kept = {str(name).lower() for name, _ in headers}
         body = data.get("body")
-        edits = RequestEdits(set_headers=[(str(k), str(v)) for k, v in headers],
-                             body=str(body).encode("utf-8") if body is not None else None,
-                             drop_headers=[k for k, _ in delivery.headers if k.lower() not in kept])
+        edits = RequestEdits.replacing(delivery.headers, [(str(k), str(v)) for k, v in headers],
+                                       str(body).encode("utf-8") if body is not None else None)
     secrets_ = settings.secrets
     [attempt] = await replay_deliveries(workspace, {seq: to}, edits=edits,
                                         resigner_for=(lambda d: resigner_for(d, secrets_)) if secrets_ else None)

@@ -15,7 +15,7 @@ def test_positions_run_newest_first_across_arrivals_and_the_scan():
     assert list(index) == [15, 12, 11, 9, 7, 4, 2]
     assert [index[i] for i in range(len(index))] == list(index)
     assert index[-1] == 2 and index.newest == 15
-    assert index.slice(2, 5) == [11, 9, 7] and index.head(2) == [15, 12]
+    assert index.slice(2, 5) == [11, 9, 7] and index.slice(0, 2) == [15, 12]
 
 
 def test_lookups_find_a_number_or_the_next_older_one():

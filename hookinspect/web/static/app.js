@@ -141,22 +141,20 @@ async function showNew() {
   let newest = state.rows.length ? state.rows[0].seq : 0;
   const atTop = state.current === null || state.current === newest;
   let fresh = [];
-  let total;
   for (;;) {
     const params = new URLSearchParams({filter: state.filter, after: newest, limit: "1000"});
     const data = await api("/api/deliveries?" + params);
-    total = data.total;
     fresh = data.rows.concat(fresh);
     if (!data.more || !data.rows.length) break;
     newest = data.rows[0].seq;
   }
   const shown = new Set(state.rows.map((row) => row.seq));
   fresh = fresh.filter((row) => !shown.has(row.seq));
-  drawStatus(total);
   if (!fresh.length) return;
   state.rows = fresh.concat(state.rows);
   drawList();
-  drawStatus(total);
+  if (!state.filter) state.total = (state.total ?? 0) + fresh.length;
+  drawStatus();
   if (atTop) select(fresh[0].seq);
 }
 
