@@ -117,7 +117,7 @@ class AppSender:
     async def send(self, delivery: Delivery, *, kind: str, resign: Resigner | None) -> Attempt:
         request = build_request(delivery, APP_BASE_URL, forwarded=False)
         if resign is not None:
-            request.headers = resign(request)
+            request = resign(request)
         attempt = Attempt(delivery_seq=delivery.seq or 0, kind=kind, target_url=APP_BASE_URL, request=request)
         outgoing = httpx.Request(request.method, request.url, headers=request.headers.raw(), content=request.body)
         started = time.perf_counter()

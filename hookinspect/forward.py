@@ -84,8 +84,9 @@ class RequestEdits:
         return cls(set_headers=headers, body=body, drop_headers=[k for k, _ in original if k.lower() not in kept])
 
 
-# A re-signer (signing/) gets the request about to be sent and returns its new headers.
-Resigner = Callable[[SentRequest], Headers]
+# A re-signer (signing/) gets the request about to be sent and returns it signed afresh (its
+# headers, and for providers that sign inside the body, those fields of the body).
+Resigner = Callable[[SentRequest], SentRequest]
 
 
 def build_request(delivery: Delivery, target: str, edits: RequestEdits | None = None,
@@ -157,7 +158,7 @@ class Forwarder:
         """Send once and return the Attempt (never raises for network trouble)."""
         request = build_request(delivery, target, edits)
         if resign is not None:
-            request.headers = resign(request)
+            request = resign(request)
         return await self.send_request(delivery.seq or 0, request, target=target, kind=kind)
 
     async def send_request(self, delivery_seq: int, request: SentRequest, *, target: str, kind: str) -> Attempt:

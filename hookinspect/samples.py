@@ -17,7 +17,7 @@ from hookinspect.errors import UsageError
 from hookinspect.forward import target_url
 from hookinspect.model import Headers, SentRequest
 from hookinspect.signing.base import SignedMessage
-from hookinspect.signing.registry import provider_named
+from hookinspect.signing.registry import provider_named, signed
 
 DATA = "sample_data"
 
@@ -118,7 +118,6 @@ def build_sample_request(sample: Sample, to: str, secret: str | None, overrides:
         headers = headers.with_set(f"{prefix}id", f"msg_{random.token_hex(12)}")
     headers = headers.with_set("Content-Length", str(len(body)))
     if sample.provider is not None and secret:
-        provider = provider_named(sample.provider)
-        for name, value in provider.sign(SignedMessage("POST", url, headers, body), secret, now).items():
-            headers = headers.with_set(name, value)
+        message = signed(provider_named(sample.provider), SignedMessage("POST", url, headers, body), secret, now)
+        headers, body = message.headers, message.body
     return SentRequest(method="POST", url=url, headers=headers, body=body)

@@ -8,7 +8,7 @@ own headers or payload first.
 
 from __future__ import annotations
 
-from hookinspect.signing.scheme import Detect, Scheme
+from hookinspect.signing.scheme import ANY_FUTURE, Detect, Scheme
 
 SCHEMES: tuple[Scheme, ...] = (
     # Shared tokens compared as they are.
@@ -42,7 +42,9 @@ SCHEMES: tuple[Scheme, ...] = (
     Scheme("asana", Detect(header="X-Hook-Signature"), "X-Hook-Signature", tolerance=None),
     Scheme("dropbox", Detect(header="X-Dropbox-Signature"), "X-Dropbox-Signature", tolerance=None),
     Scheme("razorpay", Detect(header="X-Razorpay-Signature"), "X-Razorpay-Signature", event="$.event", tolerance=None),
-    Scheme("linear", Detect(header="Linear-Signature"), "Linear-Signature", event="$.type", tolerance=None),
+    # Linear signs the body alone, and its SDK also wants the body's own webhookTimestamp (ms) within a minute.
+    Scheme("linear", Detect(header="Linear-Signature"), "Linear-Signature", event="$.type", timestamp_json="$.webhookTimestamp",
+           timestamp_format="unix-ms", tolerance=60),
     # HMAC over the URL, or a timestamp (and an id) with the body.
     Scheme("square", Detect(header="x-square-hmacsha256-signature"), "x-square-hmacsha256-signature",
            encoding="base64", signed="{url}{body}", event="$.type", tolerance=None),
@@ -58,11 +60,12 @@ SCHEMES: tuple[Scheme, ...] = (
            signature_key="h1", signed="{timestamp}:{body}", event="$.event_type", tolerance=5),
     Scheme("hubspot", Detect(header="X-HubSpot-Signature-v3"), "X-HubSpot-Signature-v3", encoding="base64",
            signed="{method}{url}{body}{timestamp}", timestamp_header="X-HubSpot-Request-Timestamp",
-           timestamp_format="unix-ms"),
+           timestamp_format="unix-ms", future_tolerance=ANY_FUTURE),
     Scheme("zendesk", Detect(header="X-Zendesk-Webhook-Signature"), "X-Zendesk-Webhook-Signature", encoding="base64",
            signed="{timestamp}{body}", timestamp_header="X-Zendesk-Webhook-Signature-Timestamp",
            timestamp_format="rfc3339", tolerance=None),
     Scheme("box", Detect(header="box-signature-primary"), "box-signature-primary", encoding="base64",
            signed="{body}{timestamp}", timestamp_header="box-delivery-timestamp", timestamp_format="rfc3339",
-           tolerance=600, also_headers=("box-signature-secondary",), event="$.trigger"),
+           tolerance=600, future_tolerance=0, also_headers=("box-signature-secondary",), event="$.trigger",
+           fixed_headers=(("box-signature-version", "1"), ("box-signature-algorithm", "HmacSHA256"))),
 )

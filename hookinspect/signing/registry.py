@@ -10,10 +10,20 @@ from typing import Any
 
 from hookinspect.errors import UsageError
 from hookinspect.model import Delivery, Headers, SentRequest
-from hookinspect.signing import asymmetric, fhir, github, shopify, slack, standard, stripe, twilio
+from hookinspect.signing import (
+    asymmetric,
+    bodysigned,
+    fhir,
+    github,
+    shopify,
+    slack,
+    standard,
+    stripe,
+    twilio,
+)
 from hookinspect.signing.base import NO_SECRET, UNSIGNED, Detection, SignedMessage, Verdict
 from hookinspect.signing.providers import SCHEMES
-from hookinspect.signing.scheme import Scheme, scheme_from_table
+from hookinspect.signing.scheme import Detect, Scheme, scheme_from_table
 
 
 def _no_verify(message: SignedMessage, secret: str, now: float) -> Verdict:
@@ -33,13 +43,31 @@ class Provider:
     signs_url: bool = False  # Twilio: the signature covers the URL, so a new target needs a new one
     has_signature: bool = True  # False: detected for its event type only (FHIR)
     # Where its signature travels: none of them present means "unsigned", secret or not.
+    # Empty for signatures inside the body (Adyen, Mailgun): verify() says "unsigned" itself.
     signature_headers: tuple[str, ...] = ()
+    # Rewrites what the provider signs inside the body (Adyen's and Mailgun's signature fields,
+    # Linear's timestamp) before sign() computes the headers.
+    sign_body: Callable[[SignedMessage, str, float], bytes] | None = None
 
 
 def scheme_provider(scheme: Scheme) -> Provider:
     """A declarative scheme (built in, or from hookinspect.toml) behind the same interface."""
     return Provider(scheme.name, scheme.detect_message, scheme.verify, scheme.sign,
-                    signs_url="{url}" in scheme.signed, signature_headers=scheme.signature_headers)
+                    signs_url="{url}" in scheme.signed, signature_headers=scheme.signature_headers,
+                    sign_body=scheme.sign_body if scheme.timestamp_json else None)
+
+
+def svix_sender(name: str, detect: Detect) -> Provider:
+    """A company that sends its webhooks through Svix (Clerk, Resend): Svix's signature, its own name."""
+    def detect_it(message: SignedMessage) -> Detection | None:
+        found = detect.matches(message) and standard.detect_svix(message)
+        return Detection(name, found.event_type) if found else None
+    return Provider(name, detect_it, standard.verify_svix, standard.sign_svix, signature_headers=("svix-signature",))
+
+
+# Clerk's events say "object": "event"; Resend's types are email.*, contact.* and domain.*.
+CLERK = svix_sender("clerk", Detect(header="svix-id", json="$.object=event"))
+RESEND = svix_sender("resend", Detect(header="svix-id", json="$.type=email.*|contact.*|domain.*"))
 
 
 # Order matters: the first provider whose detect() answers wins. The declarative ones go before
@@ -53,6 +81,8 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
     *(scheme_provider(scheme) for scheme in SCHEMES),
     Provider(github.NAME, github.detect, github.verify, github.sign,
              signature_headers=("X-Hub-Signature-256", "X-Hub-Signature")),
+    CLERK,
+    RESEND,
     Provider(standard.SVIX, standard.detect_svix, standard.verify_svix, standard.sign_svix,
              signature_headers=("svix-signature",)),
     Provider(standard.STANDARD, standard.detect_standard, standard.verify_standard, standard.sign_standard,
@@ -60,8 +90,27 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
     Provider(shopify.NAME, shopify.detect, shopify.verify, shopify.sign, signature_headers=shopify.HEADERS),
     Provider(slack.NAME, slack.detect, slack.verify, slack.sign, signature_headers=("X-Slack-Signature",)),
     Provider(twilio.NAME, twilio.detect, twilio.verify, twilio.sign, signs_url=True, signature_headers=(twilio.HEADER,)),
+    Provider(bodysigned.ADYEN, bodysigned.detect_adyen, bodysigned.verify_adyen, bodysigned.sign_adyen,
+             sign_body=bodysigned.sign_adyen_body),
+    Provider(bodysigned.MAILGUN, bodysigned.detect_mailgun, bodysigned.verify_mailgun, bodysigned.sign_mailgun,
+             sign_body=bodysigned.sign_mailgun_body),
     Provider(fhir.NAME, fhir.detect, _no_verify, _no_sign, has_signature=False),
 )}
+
+
+def signed(provider: Provider, message: SignedMessage, secret: str, now: float) -> SignedMessage:
+    """`message` as `provider` would send it at `now`: what it signs inside the body rewritten
+    first, then its signature headers set (Content-Length follows a changed body)."""
+    if provider.sign_body is not None:
+        body = provider.sign_body(message, secret, now)
+        headers = message.headers
+        if body != message.body and "content-length" in headers:
+            headers = headers.with_set("Content-Length", str(len(body)))
+        message = SignedMessage(message.method, message.url, headers, body)
+    headers = message.headers
+    for name, value in provider.sign(message, secret, now).items():
+        headers = headers.with_set(name, value)
+    return SignedMessage(message.method, message.url, headers, message.body)
 def register_schemes(tables: Mapping[str, Any] | None) -> list[str]:
     """`[providers.NAME]` tables of hookinspect.toml, validated, tried before the built-in ones
     (a team's own provider wins over a guess). Returns their names."""
@@ -112,7 +161,7 @@ CUE_HEADERS = {
 
 
 # Payloads that name their sender without any header: a Stripe event id, a Slack app, a FHIR resource.
-BODY_CUES = (b'"resourceType"', b'"evt_', b'"api_app_id"')
+BODY_CUES = (b'"resourceType"', b'"evt_', b'"api_app_id"', b'"notificationItems"', b'"event-data"')
 
 
 def may_be_from_a_provider(headers: Headers, body: bytes) -> bool:
@@ -234,7 +283,7 @@ def check_delivery(delivery: Delivery, secrets: Secrets, now: float | None = Non
         chosen, detection = found
     if not chosen.has_signature:
         return Check(chosen.name, detection.event_type, None)
-    if not any(header in message.headers for header in chosen.signature_headers):
+    if chosen.signature_headers and not any(header in message.headers for header in chosen.signature_headers):
         return Check(chosen.name, detection.event_type,
                      Verdict(UNSIGNED, f"no {chosen.signature_headers[0]} header: the sender did not sign it"))
     named = secrets.named_for(chosen.name, delivery.path)
@@ -282,8 +331,8 @@ def missing_secrets(deliveries: list[Delivery], secrets: Secrets) -> dict[str, i
 
 
 def resigner_for(delivery: Delivery, secrets: Secrets, clock: Callable[[], float] = time.time
-                 ) -> Callable[[SentRequest], Headers] | None:
-    """A function giving freshly signed headers for a send of `delivery`, or None (no secret)."""
+                 ) -> Callable[[SentRequest], SentRequest] | None:
+    """A function giving the request freshly signed for a send of `delivery`, or None (no secret)."""
     found = detect(message_of(delivery))
     if found is None:
         return None
@@ -294,12 +343,10 @@ def resigner_for(delivery: Delivery, secrets: Secrets, clock: Callable[[], float
     if secret is None:
         return None
 
-    def resign(request: SentRequest) -> Headers:
-        message = SignedMessage(request.method, request.url, request.headers, request.body)
-        headers = request.headers
-        for name, value in provider.sign(message, secret, clock()).items():
-            headers = headers.with_set(name, value)
-        return headers
+    def resign(request: SentRequest) -> SentRequest:
+        message = signed(provider, SignedMessage(request.method, request.url, request.headers, request.body), secret, clock())
+        request.headers, request.body = message.headers, message.body
+        return request
 
     return resign
 
@@ -322,9 +369,15 @@ CODE_DESCRIPTIONS: dict[str, tuple[str, str, int | None]] = {  # detection, secr
     slack.NAME: ("header X-Slack-Signature", "signing secret (text)", 300),
     twilio.NAME: ("header X-Twilio-Signature or TwilioProxy/ user agent", "auth token (text)", None),
     fhir.NAME: ("a FHIR resource in the body (resourceType)", "none: FHIR servers do not sign", None),
-    asymmetric.DISCORD: ("header X-Signature-Ed25519", "the application's Ed25519 public key (hex); seed:<hex> to sign", 300),
+    asymmetric.DISCORD: ("header X-Signature-Ed25519", "the application's Ed25519 public key (hex); seed:<hex> to sign", None),
+    "clerk": ("header svix-id and JSON $.object=event", "whsec_… (base64 after the prefix)", 300),
+    "resend": ("header svix-id and JSON $.type email.*, contact.* or domain.*", "whsec_… (base64 after the prefix)", 300),
+    bodysigned.ADYEN: ("JSON $.notificationItems; the signature is each item's additionalData.hmacSignature",
+                       "HMAC key (hex)", None),
+    bodysigned.MAILGUN: ("JSON signature + event-data, or form fields timestamp, token, signature",
+                         "webhook signing key (text)", None),
     asymmetric.SENDGRID: ("header X-Twilio-Email-Event-Webhook-Signature",
-                          "the Event Webhook's ECDSA public key (base64); pem:<file> to sign", 300),
+                          "the Event Webhook's ECDSA public key (base64); pem:<file> to sign", None),
 }
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from hookinspect.errors import UsageError, did_you_mean
 from hookinspect.signing.base import (
     DEFAULT_TOLERANCE,
+    EXPIRED,
     INVALID,
     MALFORMED,
     UNSIGNED,
@@ -45,6 +46,7 @@ ALGORITHMS = {"hmac-sha1": "sha1", "hmac-sha256": "sha256", "hmac-sha512": "sha5
 ENCODINGS = ("hex", "base64")
 SECRET_ENCODINGS = ("text", "hex", "base64")
 TIMESTAMP_FORMATS = ("unix", "unix-ms", "rfc3339")
+ANY_FUTURE = 2**62  # a future_tolerance for senders whose own library accepts any future timestamp
 PLACEHOLDERS = ("body", "timestamp", "id", "method", "url")
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
@@ -56,7 +58,7 @@ class Detect:
     header: str | None = None  # present; "Name: glob" also tests its value
     user_agent: str | None = None  # a glob
     path: str | None = None  # a glob
-    json: str | None = None  # "$.object" present, or "$.object=whatsapp_business_account"
+    json: str | None = None  # "$.object" present, or "$.object=whatsapp_business_account" (globs: "$.type=email.*|domain.*")
 
     def cues(self) -> set[str]:
         return {self.header.split(":")[0].strip().lower()} if self.header else set()
@@ -76,7 +78,7 @@ class Detect:
         if self.json is not None:
             where, eq, wanted = self.json.partition("=")
             value = json_at(message, where)
-            if value is None or (eq and str(value) != wanted):
+            if value is None or (eq and not any(fnmatch.fnmatchcase(str(value), alt) for alt in wanted.split("|"))):
                 return False
         return any(x is not None for x in (self.header, self.user_agent, self.path, self.json))
 
@@ -108,6 +110,11 @@ class Scheme:
     id_header: str | None = None
     tolerance: int | None = DEFAULT_TOLERANCE  # seconds; None: no timestamp, no window
     also_headers: tuple[str, ...] = field(default=())  # other headers it may travel in (rotation: primary, secondary)
+    # The timestamp inside the signed body instead of a header (Linear's `webhookTimestamp`):
+    # re-signing rewrites that number in place, so the body changes by those digits only.
+    timestamp_json: str | None = None
+    future_tolerance: int | None = None  # seconds ahead accepted; None: as `tolerance` (Box: 0, HubSpot: any)
+    fixed_headers: tuple[tuple[str, str], ...] = field(default=())  # sent with every signature (Box's version)
 
     # -- what the registry calls ------------------------------------------------------------
 
@@ -129,6 +136,9 @@ class Scheme:
             return Verdict(MALFORMED, f"{header} is not in the form {self._shape()}")
         candidates, listed_timestamp = parsed
         timestamp = listed_timestamp or (message.headers.get(self.timestamp_header) if self.timestamp_header else None)
+        if self.timestamp_json:
+            found_in_body = json_at(message, self.timestamp_json)
+            timestamp = str(found_in_body) if isinstance(found_in_body, int | float) and not isinstance(found_in_body, bool) else None
         if self._needs_timestamp() and not timestamp:
             return Verdict(MALFORMED, f"no timestamp ({self.timestamp_header or self.timestamp_key})")
         try:
@@ -142,15 +152,20 @@ class Scheme:
             seconds = parse_timestamp(timestamp, self.timestamp_format)
             if seconds is None:
                 return Verdict(MALFORMED, f"timestamp {timestamp!r} is not {self.timestamp_format}")
-            late = timestamp_verdict(int(seconds), now, self.tolerance, future_too=True)
+            late = timestamp_verdict(int(seconds), now, self.tolerance, future_too=self.future_tolerance is None)
             if late is not None:
                 return late
+            if self.future_tolerance is not None and seconds - now > self.future_tolerance:
+                return Verdict(EXPIRED, f"timestamp {seconds - now:.0f} s in the future, tolerance {self.future_tolerance} s",
+                               now - seconds)
         return Verdict(VALID, f"{header} matches")
 
     def sign(self, message: SignedMessage, secret: str, now: float) -> dict[str, str]:
         if self.algorithm == "token":
             return {self.header: secret}
         timestamp = format_timestamp(now, self.timestamp_format) if self._needs_timestamp() else None
+        if self.timestamp_json:  # sign_body put it there
+            timestamp = None
         signature = self._signature(self._key(secret), message, timestamp)
         headers: dict[str, str] = {}
         if self.list_separator:
@@ -161,7 +176,13 @@ class Scheme:
             headers[self.header] = self.prefix + signature
         if self.timestamp_header and timestamp:
             headers[self.timestamp_header] = timestamp
+        headers.update(self.fixed_headers)
         return headers
+
+    def sign_body(self, message: SignedMessage, secret: str, now: float) -> bytes:
+        """The body with its signed timestamp set to now (only for `timestamp_json`)."""
+        assert self.timestamp_json is not None
+        return set_json_number(message.body, self.timestamp_json, format_timestamp(now, self.timestamp_format))
 
     @property
     def signature_headers(self) -> tuple[str, ...]:
@@ -170,7 +191,7 @@ class Scheme:
     # -- the parts ---------------------------------------------------------------------------
 
     def _needs_timestamp(self) -> bool:
-        return "{timestamp}" in self.signed or bool(self.timestamp_key and self.list_separator)
+        return "{timestamp}" in self.signed or bool(self.timestamp_key and self.list_separator) or bool(self.timestamp_json)
 
     def _event(self, message: SignedMessage) -> str | None:
         if self.event is None:
@@ -238,6 +259,22 @@ class Scheme:
         return bytes(out)
 
 
+def set_json_number(body: bytes, path: str, number: str) -> bytes:
+    """`body` with the top-level number at `path` replaced in place (every other byte kept),
+    or added first in the object when it is missing."""
+    key = path.removeprefix("$.")
+    pattern = re.compile(rb'("' + re.escape(key.encode()) + rb'"\s*:\s*)-?\d+(?:\.\d+)?')
+    changed, count = pattern.subn(lambda m: m.group(1) + number.encode(), body, count=1)
+    if count:
+        return changed
+    start = body.find(b"{")
+    if start < 0:
+        return body
+    rest = body[start + 1:].lstrip()
+    comma = b"" if rest.startswith(b"}") else b","
+    return body[:start + 1] + b'"' + key.encode() + b'":' + number.encode() + comma + body[start + 1:]
+
+
 def parse_timestamp(text: str, fmt: str) -> float | None:
     try:
         if fmt == "unix":
@@ -263,7 +300,7 @@ def format_timestamp(now: float, fmt: str) -> str:
 
 TABLE_KEYS = ("detect", "header", "algorithm", "encoding", "prefix", "signed", "event", "secret_encoding",
               "list_separator", "signature_key", "timestamp_key", "timestamp_header", "timestamp_format", "id_header",
-              "tolerance")
+              "tolerance", "timestamp_json")
 DETECT_KEYS = ("header", "user_agent", "path", "json")
 
 
