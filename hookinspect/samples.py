@@ -31,6 +31,8 @@ class Sample:
     content_type: str
     headers: tuple[tuple[str, str], ...]
     description: str
+    source: str  # the provider's documentation of this event, whose shape the sample follows
+    fresh: tuple[str, ...] = ()  # headers given a new id per send ("svix-id:msg_": that prefix, else a UUID)
 
     @property
     def event_type(self) -> str:
@@ -41,13 +43,15 @@ class Sample:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "provider": self.provider, "event_type": self.event_type,
-                "path": self.path, "content_type": self.content_type, "description": self.description}
+                "path": self.path, "content_type": self.content_type, "description": self.description,
+                "source": self.source}
 
 
 def list_samples() -> list[Sample]:
     index = json.loads(resources.files("hookinspect").joinpath(DATA, "index.json").read_text())
     return [Sample(e["name"], e["provider"], e["path"], e["file"], e["content_type"],
-                   tuple((k, v) for k, v in e["headers"]), e["description"]) for e in index]
+                   tuple((k, v) for k, v in e["headers"]), e["description"], e["source"], tuple(e.get("fresh", ())))
+            for e in index]
 
 
 def find_sample(name: str) -> Sample:
@@ -109,13 +113,9 @@ def build_sample_request(sample: Sample, to: str, secret: str | None, overrides:
     body = apply_overrides(sample.body(), sample.content_type, list(overrides))
     url = target_url(to, sample.path, "")
     headers = Headers([("Host", url.split("/")[2]), ("Content-Type", sample.content_type), *sample.headers])
-    if sample.provider == "github":
-        headers = headers.with_set("X-GitHub-Delivery", str(uuid.uuid4()))
-    if sample.provider == "shopify":
-        headers = headers.with_set("X-Shopify-Webhook-Id", str(uuid.uuid4()))
-    if sample.provider in ("standard", "svix"):
-        prefix = "svix-" if sample.provider == "svix" else "webhook-"
-        headers = headers.with_set(f"{prefix}id", f"msg_{random.token_hex(12)}")
+    for fresh in sample.fresh:  # a sender's delivery id is new on every delivery
+        name, colon, prefix = fresh.partition(":")
+        headers = headers.with_set(name, prefix + random.token_hex(12) if colon else str(uuid.uuid4()))
     headers = headers.with_set("Content-Length", str(len(body)))
     if sample.provider is not None and secret:
         message = signed(provider_named(sample.provider), SignedMessage("POST", url, headers, body), secret, now)

@@ -41,10 +41,13 @@ class SignedMessage:
 
     def json_field(self, *path: str) -> Any:
         doc = self.json()
-        for step in path:
-            if not isinstance(doc, dict) or step not in doc:
+        for step in path:  # keys, and list positions as digits ("events", "0", "action")
+            if isinstance(doc, list) and step.isdigit() and int(step) < len(doc):
+                doc = doc[int(step)]
+            elif isinstance(doc, dict) and step in doc:
+                doc = doc[step]
+            else:
                 return None
-            doc = doc[step]
         return doc if doc is not NOT_JSON else None
 
 

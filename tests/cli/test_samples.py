@@ -9,12 +9,16 @@ from hookinspect.store.sqlite import Store
 runner = CliRunner()
 
 
-def test_samples_lists_every_provider_and_the_two_scenarios():
+def test_samples_lists_every_provider_with_its_source():
     result = runner.invoke(app, ["samples", "--json"])
     names = {s["name"] for s in json.loads(result.stdout)}
     assert {"stripe/payment_intent.succeeded", "stripe/payment_intent.payment_failed", "stripe/charge.refunded",
             "fhir/diagnosticreport.final", "fhir/diagnosticreport.corrected"} <= names
     assert {n.split("/")[0] for n in names} >= {"stripe", "github", "standard", "svix", "shopify", "slack", "twilio"}
+    from hookinspect.signing.registry import PROVIDERS
+    listed = json.loads(result.stdout)
+    assert {s["provider"] for s in listed if s["provider"]} == set(PROVIDERS) - {"fhir"}  # one sample per provider at least
+    assert all(s["source"].startswith("https://") for s in listed)
 
 
 async def test_send_with_overrides_reaches_the_receiver_signed(receiver, store_path):
@@ -60,3 +64,22 @@ def test_ports_out_of_range_are_one_line_usage_errors():
     for command in (["listen", "--port", "99999"], ["relay", "--port", "70000"]):
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 2 and "out of range" in result.stderr and "Traceback" not in result.output
+
+
+async def test_every_signed_sample_is_sent_captured_and_verified_as_its_provider(receiver, store_path, tmp_path):
+    """Each provider's sample goes out signed with the user's secret, reaches a real receiver, and
+    `verify` with that secret calls the stored delivery valid, as its own provider."""
+    from hookinspect.samples import list_samples
+    from tests.signing.test_registry import secret_pair
+
+    url, _ = receiver
+    signed = [s for s in list_samples() if s.provider]
+    assert len({s.provider for s in signed}) >= 30
+    for seq, sample in enumerate(signed, 1):
+        secret, _ = secret_pair(sample.provider, tmp_path)
+        sent = await asyncio.to_thread(runner.invoke, app, ["send", sample.name, "--to", url + "/", "--secret", secret])
+        assert sent.exit_code == 0, (sample.name, sent.output)
+        checked = await asyncio.to_thread(runner.invoke, app, ["verify", str(seq), "--secret", f"{sample.provider}={secret}",
+                                                               "--json", "--store", str(store_path)])
+        verdict = json.loads(checked.stdout)
+        assert (verdict["provider"], verdict["verdict"]) == (sample.provider, "valid"), (sample.name, verdict)
