@@ -392,7 +392,7 @@ def describe_providers() -> list[dict[str, Any]]:
             how = ", ".join(f"{kind} {value}" for kind, value in (("header", detect.header), ("user agent", detect.user_agent),
                                                                    ("path", detect.path), ("JSON", detect.json)) if value)
             secret = "shared token (text)" if scheme.algorithm == "token" else f"{scheme.algorithm} key ({scheme.secret_encoding})"
-            tolerance = scheme.tolerance if scheme.algorithm != "token" and ("{timestamp}" in scheme.signed or scheme.timestamp_key) else None
+            tolerance = scheme.tolerance if scheme.algorithm != "token" and scheme.timestamped() else None
             signature = f"{scheme.header}: {scheme.prefix}<{scheme.encoding}> over {scheme.signed}" if scheme.algorithm != "token" \
                 else f"{scheme.header}: the token"
         else:

@@ -139,7 +139,7 @@ class Scheme:
         if self.timestamp_json:
             found_in_body = json_at(message, self.timestamp_json)
             timestamp = str(found_in_body) if isinstance(found_in_body, int | float) and not isinstance(found_in_body, bool) else None
-        if self._needs_timestamp() and not timestamp:
+        if self.timestamped() and not timestamp:
             return Verdict(MALFORMED, f"no timestamp ({self.timestamp_header or self.timestamp_key})")
         try:
             key = self._key(secret)
@@ -163,7 +163,7 @@ class Scheme:
     def sign(self, message: SignedMessage, secret: str, now: float) -> dict[str, str]:
         if self.algorithm == "token":
             return {self.header: secret}
-        timestamp = format_timestamp(now, self.timestamp_format) if self._needs_timestamp() else None
+        timestamp = format_timestamp(now, self.timestamp_format) if self.timestamped() else None
         if self.timestamp_json:  # sign_body put it there
             timestamp = None
         signature = self._signature(self._key(secret), message, timestamp)
@@ -190,7 +190,8 @@ class Scheme:
 
     # -- the parts ---------------------------------------------------------------------------
 
-    def _needs_timestamp(self) -> bool:
+    def timestamped(self) -> bool:
+        """Whether its signatures carry a timestamp (a header, a list entry or a body field)."""
         return "{timestamp}" in self.signed or bool(self.timestamp_key and self.list_separator) or bool(self.timestamp_json)
 
     def _event(self, message: SignedMessage) -> str | None:
