@@ -99,8 +99,9 @@ class ReceiverSettings:
     forward: ForwardSettings | None = None
     # Annotates a delivery before it is stored (provider, event type, signature verdict).
     inspect: Callable[[Delivery], None] | None = None
-    # A relay channel to subscribe to (listen --source), and its token.
-    source: str | None = None
+    # A relay channel to subscribe to (listen --source), on one or several relay instances that
+    # share it (tried in turn), and its token.
+    sources: tuple[str, ...] = ()
     source_token: str | None = None
 
     def response_for(self, path: str) -> MockResponse:
@@ -178,7 +179,7 @@ def create_app(workspace: Workspace, settings: ReceiverSettings | None = None) -
     app.cleanup_ctx.append(writer_lifecycle)
     if forward is not None:
         app.cleanup_ctx.append(_forwarding_lifecycle(forward))
-    if settings.source is not None:
+    if settings.sources:
         app.cleanup_ctx.append(_source_lifecycle)
     app.router.add_route("*", "/{tail:.*}", capture_request)
     return app
@@ -212,7 +213,7 @@ async def _source_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
     settings = app[SETTINGS_KEY]
     subscriber = RelaySubscriber(
-        settings.source, app[RECORDER_KEY], token=settings.source_token,  # type: ignore[arg-type]
+        settings.sources, app[RECORDER_KEY], token=settings.source_token,
         on_state=lambda message: _emit(settings, ReceiverEvent("relay", message=message)),
     )
     task = asyncio.create_task(subscriber.run())

@@ -58,7 +58,7 @@ class ServeReport:
     end: Callable[[], None] = lambda: None  # serving has stopped: stop printing
 
 
-def check_workers_fit(*, ui: bool, source: str | None) -> None:
+def check_workers_fit(*, ui: bool, source: object | None) -> None:
     """UsageError when `--workers` cannot be combined with what else was asked for."""
     reason = workers_unavailable()
     if reason is not None:

@@ -214,7 +214,7 @@ def listen(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line on stdout for every capture, forward result, refusal and relay state (human lines go to stderr)."),
     events: str | None = typer.Option(None, "--events", help="Store everything, but print and forward only these event types (globs, comma-separated). Example: --events 'invoice.*,customer.created'"),
     provider: str | None = typer.Option(None, "--provider", help="Store everything, but print and forward only this provider's deliveries. Example: --provider stripe"),
-    source: str | None = typer.Option(None, "--source", help="Also take deliveries from a relay channel (ours or smee.io). Example: --source https://relay.example.com/AbC…"),
+    source: list[str] = typer.Option([], "--source", help="Also take deliveries from a relay channel (ours or smee.io); repeat it with the same channel on other relay instances to fail over between them. Example: --source https://relay.example.com/AbC…"),
     token: str | None = typer.Option(None, "--token", envvar=["HOOKINSPECT_TOKEN", "HOOKINSPECT_RELAY_TOKEN"], help="The channel's subscribe token (from `hookinspect channel new`); HOOKINSPECT_TOKEN or --token-file keep it out of `ps`."),
     token_file: Path | None = typer.Option(None, "--token-file", help="Read the channel's token from this file. Example: --token-file ~/.config/hookinspect/token"),
     ui: bool = typer.Option(False, "--ui", help="Open the terminal UI while listening."),
@@ -232,6 +232,7 @@ def listen(
         DEFAULT_READ_TIMEOUT,
         ReceiverSettings,
     )
+    from hookinspect.relay.client import checked_sources
     from hookinspect.responses import parse_respond, rules_from_config
     from hookinspect.retry_queue import QueuePolicy
     from hookinspect.serve import check_store, check_workers_fit
@@ -263,18 +264,18 @@ def listen(
         forward=build_forwarding(settings, forward_to, ack, QueuePolicy(max_attempts=max_attempts, concurrency=concurrency,
                                                                          ordered=ordered),
                                  timeout, verify_tls=not insecure),
-        source=validate_target(source) if source else None,
+        sources=checked_sources([validate_target(url) for url in source]) if source else (),
         source_token=read_secret_file(str(token_file)) if token_file is not None else token,
     )
     shows = delivery_selector(events, provider)
     if receiver_settings.forward is not None and (events or provider):
         everything = receiver_settings.forward.route
         receiver_settings.forward.route = lambda delivery: everything(delivery) if shows(delivery) else []
-    if source is not None and receiver_settings.forward is not None:
+    if source and receiver_settings.forward is not None:
         # Deliveries from a relay have no sender waiting for an answer: they go out from the queue.
         receiver_settings.forward.ack = True
     if workers > 1:
-        check_workers_fit(ui=ui, source=source)
+        check_workers_fit(ui=ui, source=source or None)
     secrets = gather_secrets(secret)
     is_verifying = bool(secrets) if verify is None else verify
     receiver_settings.inspect = lambda delivery: annotate_delivery(delivery, secrets, is_verifying)

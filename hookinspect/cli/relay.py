@@ -26,10 +26,12 @@ app.add_typer(channel_app, name="channel")
 def run_relay(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; a public relay needs 0.0.0.0. Example: --host 0.0.0.0"),
     port: int = typer.Option(8080, "--port", "-p", help="Port. Example: --port 8080"),
-    data: Path = typer.Option(Path(".hookinspect-relay"), "--data", help="Where deliveries are kept. Example: --data /var/lib/hookinspect-relay"),
+    data: Path = typer.Option(Path(".hookinspect-relay"), "--data", help="Where deliveries are kept (SQLite, one machine). Example: --data /var/lib/hookinspect-relay"),
+    storage_url: str | None = typer.Option(None, "--storage", help="Shared storage for several relay instances instead of --data. Example: --storage redis://127.0.0.1:6379/0"),
     max_body: str = typer.Option("25MiB", "--max-body", help="Largest body accepted (413 beyond)."),
-    rate: float = typer.Option(200.0, "--rate", min=0.1, help="Requests per second per channel, sustained (429 beyond)."),
-    keep: int = typer.Option(10_000, "--keep", min=1, help="Deliveries kept per channel."),
+    rate: float = typer.Option(2000.0, "--rate", min=0.1, help="Requests per second per channel and per sending address, sustained (429 beyond)."),
+    burst: int = typer.Option(50_000, "--burst", min=1, help="Requests a channel (or a sending address) may send at once before --rate applies. Example: --burst 100000"),
+    keep: int = typer.Option(100_000, "--keep", min=1, help="Deliveries kept per channel."),
     max_age_days: float = typer.Option(7.0, "--max-age-days", min=0.01, help="Days a delivery is kept."),
     channels_per_minute: int = typer.Option(10, "--channels-per-minute", min=1, help="Channels one client address may create per minute (429 beyond). Example: --channels-per-minute 30"),
     max_channels: int = typer.Option(10_000, "--max-channels", min=1, help="Channels the relay holds in all (503 beyond). Example: --max-channels 500"),
@@ -42,13 +44,13 @@ def run_relay(
     from hookinspect.http_server import OutOfFilesReporter
     from hookinspect.receiver import is_loopback, start_server
     from hookinspect.relay.server import RelaySettings, create_relay_app
-    from hookinspect.relay.storage import SqliteRelayStorage
-
     out = Output()
-    storage = SqliteRelayStorage(data)
-    settings = RelaySettings(max_body=parse_size(max_body), rate_per_second=rate, rate_burst=max(1, int(rate * 10)),
+    storage = open_relay_storage(storage_url, data)
+    where = redact_url(storage_url) if storage_url else str(data)
+    settings = RelaySettings(max_body=parse_size(max_body), rate_per_second=rate, rate_burst=burst,
+                             address_rate_per_second=rate, address_burst=burst,
                              keep_per_channel=keep, max_age_seconds=max_age_days * 86400, trust_proxy=trust_proxy,
-                             channels_per_minute=channels_per_minute, max_channels=max_channels)
+                             channels_per_minute=channels_per_minute, max_channels=max_channels, on_state=out.warn)
 
     async def serve() -> None:
         asyncio.get_running_loop().set_exception_handler(OutOfFilesReporter(out.warn))
@@ -61,9 +63,9 @@ def run_relay(
         if not is_loopback(host):
             out.warn(f"relay on {host}: reachable from other machines (that is its job; put TLS in front of it)")
         out.stderr.print(Text.assemble(("hookinspect relay ", "bold"), "on ", (", ".join(urls), "bold cyan"),
-                                       "  data ", (str(data), "cyan"), ("  (Ctrl+C to stop)", "dim")))
+                                       "  data ", (where, "cyan"), ("  (Ctrl+C to stop)", "dim")))
         if as_json:
-            out.json({"type": "started", "urls": urls, "data": str(data)}, one_line=True)
+            out.json({"type": "started", "urls": urls, "data": where}, one_line=True)
         try:
             await stop.wait()
         finally:
@@ -73,6 +75,22 @@ def run_relay(
                 out.json({"type": "stopped"}, one_line=True)
 
     asyncio.run(serve())
+
+
+def open_relay_storage(url: str | None, data: Path):  # noqa: ANN201 - a RelayStorage
+    """SQLite in `data`, or the shared store `url` names (redis://, rediss://, unix://)."""
+    if url is None:
+        from hookinspect.relay.storage import SqliteRelayStorage
+        return SqliteRelayStorage(data)
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise UsageError(f"--storage {url!r}: give a Redis URL, e.g. redis://127.0.0.1:6379/0 (without it, --data is used)")
+    from hookinspect.relay.redis_storage import RedisRelayStorage
+    return RedisRelayStorage(url)
+
+
+def redact_url(url: str) -> str:
+    from hookinspect.relay.redis_storage import redact_url as redact
+    return redact(url)
 
 
 @channel_app.command("new")

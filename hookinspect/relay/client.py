@@ -3,6 +3,10 @@
 Each delivery is stored with its origin (`<channel url>#<event id>`), never twice (a unique
 index), and the subscription resumes after the newest stored origin with `Last-Event-ID`,
 so a reconnect or a restart (even after kill -9) neither loses nor repeats a delivery.
+
+Several URLs of one channel (relay instances sharing a store, which number events alike) are
+tried in turn: when one fails, the next one resumes exactly where the stream stopped. Their
+origins all use the first URL, so the store sees one channel whichever instance served it.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import httpx
 from httpx_sse import aconnect_sse
 
+from hookinspect.errors import UsageError
 from hookinspect.model import REENCODED_NOTE, Delivery, Headers, now_us
 from hookinspect.recorder import Recorder
 
@@ -33,6 +38,16 @@ def channel_url(source: str) -> str:
     """The channel URL without query or fragment: the prefix of every origin from it."""
     parts = urlsplit(source)
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+
+
+def checked_sources(urls: list[str]) -> tuple[str, ...]:
+    """Several --source URLs must name one channel (the same id on relay instances that share
+    a store); anything else is a mistake worth one line."""
+    ids = {channel_url(url).rsplit("/", 1)[-1] for url in urls}
+    if len(ids) > 1:
+        raise UsageError(f"--source URLs name different channels ({', '.join(sorted(ids))}): repeat --source only "
+                         "for the same channel on relay instances that share their storage")
+    return tuple(urls)
 
 
 def delivery_from_event(data: dict[str, Any], event_id: str, source: str) -> Delivery:
@@ -61,13 +76,14 @@ def delivery_from_event(data: dict[str, Any], event_id: str, source: str) -> Del
 class RelaySubscriber:
     """Keeps one subscription alive and stores every delivery it brings."""
 
-    def __init__(self, source: str, recorder: Recorder, *, token: str | None = None,
+    def __init__(self, sources: str | tuple[str, ...], recorder: Recorder, *, token: str | None = None,
                  on_state: Callable[[str], None] | None = None) -> None:
-        self.source = source
+        self.sources = (sources,) if isinstance(sources, str) else tuple(sources)
+        self.source = self.sources[0]  # the one in use; the next one after a failure
         self.recorder = recorder
         self.token = token
         self.on_state = on_state or (lambda _message: None)
-        self.prefix = f"{channel_url(source)}#"
+        self.prefix = f"{channel_url(self.sources[0])}#"
         self.stored = 0
         self.duplicates = 0
 
@@ -100,6 +116,12 @@ class RelaySubscriber:
                 if self._is_ready or down_since is None:
                     down_since = time.strftime("%H:%M:%S")
                 failures = 0 if self._is_ready else failures + 1
+                if len(self.sources) > 1:  # another instance of the channel at once, then backing off
+                    failed = self.source
+                    self.source = self.sources[(self.sources.index(failed) + 1) % len(self.sources)]
+                    if failures < len(self.sources):
+                        self.on_state(f"{channel_url(failed)} failed ({reason}); trying {channel_url(self.source)}")
+                        continue
                 delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
                 self.on_state(f"disconnected since {down_since} ({reason}); reconnecting in {delay:g} s")
                 await asyncio.sleep(delay)
@@ -147,7 +169,7 @@ class RelaySubscriber:
             # Stores are pipelined (the writer commits in arrival order, in shared
             # transactions); a bounded number is in flight, so a resume point is never ahead
             # of what is stored by more than that, and nothing is stored twice.
-            pending.append(asyncio.ensure_future(self._store(delivery_from_event(data, event.id, self.source))))
+            pending.append(asyncio.ensure_future(self._store(delivery_from_event(data, event.id, self.sources[0]))))
             if len(pending) >= MAX_IN_FLIGHT:
                 await pending.popleft()
             if not is_live:

@@ -14,7 +14,7 @@ import base64
 import json
 import time
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from urllib.parse import parse_qsl
@@ -43,8 +43,12 @@ DEFAULT_MAX_BODY = 25 * 1024 * 1024
 @dataclass
 class RelaySettings:
     max_body: int = DEFAULT_MAX_BODY
-    rate_per_second: float = 200.0  # per channel, sustained
-    rate_burst: int = 2000  # per channel, requests allowed at once
+    # A provider may send thousands at once after an outage: the buckets take such a burst in,
+    # and memory (bodies in flight, connections) and the per-address limit protect the relay.
+    rate_per_second: float = 2000.0  # per channel, sustained
+    rate_burst: int = 50_000  # per channel, requests allowed at once
+    address_rate_per_second: float = 2000.0  # per sending address, over all channels
+    address_burst: int = 50_000
     # Channels one client address may create per minute: creating them is free for a stranger.
     channels_per_minute: int = 10
     # Channels the relay holds in all: each costs a row and a cache entry, whoever made it.
@@ -52,19 +56,14 @@ class RelaySettings:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_bodies_in_flight: int = DEFAULT_MAX_BODIES_IN_FLIGHT
     read_timeout: float = DEFAULT_READ_TIMEOUT  # seconds a body may take to arrive (408 beyond)
-    keep_per_channel: int = 10_000
+    keep_per_channel: int = 100_000
     max_age_seconds: float = 7 * 86400
     ping_seconds: float = PING_SECONDS
     response_status: int = 200
     # X-Forwarded-Proto/-Host name the public URL only behind a proxy the operator trusts
     # (relay --trust-proxy); otherwise any sender could make /new redirect to a host of theirs.
     trust_proxy: bool = False
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    updated: float = field(default_factory=time.monotonic)
+    on_state: Callable[[str], None] = field(default=lambda _message: None)  # a shared store's notifications
 
 
 class BatchingAppender:
@@ -186,7 +185,7 @@ class ChannelHub:
 STORAGE_KEY = web.AppKey("relay_storage", RelayStorage)
 SETTINGS_KEY = web.AppKey("relay_settings", RelaySettings)
 HUB_KEY = web.AppKey("relay_hub", ChannelHub)
-BUCKETS_KEY = web.AppKey("relay_buckets", dict)
+LIMITER_KEY = web.AppKey("relay_limiter", object)
 CLOSING_KEY = web.AppKey("relay_closing", asyncio.Event)
 APPENDER_KEY = web.AppKey("relay_appender", BatchingAppender)
 CHANNELS_KEY = web.AppKey("relay_channels", dict)
@@ -198,7 +197,7 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app[STORAGE_KEY] = storage
     app[SETTINGS_KEY] = settings or RelaySettings()
     app[HUB_KEY] = ChannelHub(remember=not storage.shared)
-    app[BUCKETS_KEY] = {}
+    app[LIMITER_KEY] = storage.rate_limiter()
     app[CLOSING_KEY] = asyncio.Event()
     app[CHANNELS_KEY] = {}
     app[BUDGET_KEY] = BodyBudget()
@@ -206,6 +205,7 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.append(_retention)
     app.cleanup_ctx.append(_appender)
+    app.cleanup_ctx.append(_shared_store)
     app.router.add_get("/healthz", healthz)
     app.router.add_route("GET", "/new", new_channel_redirect)
     app.router.add_route("HEAD", "/new", new_channel_redirect)
@@ -220,6 +220,16 @@ async def _appender(app: web.Application) -> AsyncIterator[None]:
     app[APPENDER_KEY].start()
     yield
     await app[APPENDER_KEY].stop()
+
+
+async def _shared_store(app: web.Application) -> AsyncIterator[None]:
+    """With a shared store, what other instances store wakes this one's subscribers."""
+    hub = app[HUB_KEY]
+    task = asyncio.create_task(app[STORAGE_KEY].watch(hub.notify, hub.notify_all, app[SETTINGS_KEY].on_state))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await app[LIMITER_KEY].aclose()  # type: ignore[attr-defined]
 
 
 async def _end_streams(app: web.Application) -> None:
@@ -249,13 +259,22 @@ def _base_url(request: web.Request) -> str:
     return f"{proto}://{host}"
 
 
+def _sender_address(request: web.Request) -> str:
+    """Who sent it: the peer, or behind a trusted proxy the client it names first."""
+    if request.app[SETTINGS_KEY].trust_proxy:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+        if forwarded:
+            return forwarded
+    return request.remote or "?"
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def _may_create_channel(request: web.Request) -> bool:
+async def _may_create_channel(request: web.Request) -> bool:
     per_minute = request.app[SETTINGS_KEY].channels_per_minute
-    return _allow(request.app, f"new-channel {request.remote}", per_minute / 60, per_minute)
+    return await _allow(request.app, f"new-channel {request.remote}", per_minute / 60, per_minute)
 
 
 TOO_MANY_CHANNELS = "too many channels created from this address; wait a minute"
@@ -263,7 +282,7 @@ TOO_MANY_CHANNELS = "too many channels created from this address; wait a minute"
 
 async def _new_channel(request: web.Request, is_public: bool) -> tuple[Channel, str | None] | web.Response:
     """A new channel and its token, or the answer that says why there is none."""
-    if not _may_create_channel(request):
+    if not await _may_create_channel(request):
         return web.json_response({"error": TOO_MANY_CHANNELS}, status=429, headers={"Retry-After": "60"})
     limit = request.app[SETTINGS_KEY].max_channels
     try:
@@ -344,32 +363,22 @@ async def channel_page_file(request: web.Request) -> web.Response:
     return web.Response(body=page_file(name), content_type=PAGE_FILES[name], charset="utf-8", headers=PAGE_HEADERS)
 
 
-# Rate buckets kept at most; past it they all start afresh (strangers' keys must not pile up).
-MAX_BUCKETS = 50_000
-
-
-def _allow(app: web.Application, key: str, rate_per_second: float | None = None, burst: int | None = None) -> bool:
+async def _allow(app: web.Application, key: str, rate_per_second: float | None = None, burst: int | None = None) -> bool:
     """Token bucket per key: a channel's deliveries by default, or what `rate_per_second`/`burst` say."""
     settings = app[SETTINGS_KEY]
     rate = settings.rate_per_second if rate_per_second is None else rate_per_second
     burst = settings.rate_burst if burst is None else burst
-    buckets = app[BUCKETS_KEY]
-    if len(buckets) > MAX_BUCKETS:
-        buckets.clear()
-    bucket = buckets.setdefault(key, _Bucket(float(burst)))
-    now = time.monotonic()
-    bucket.tokens = min(burst, bucket.tokens + (now - bucket.updated) * rate)
-    bucket.updated = now
-    if bucket.tokens < 1:
-        return False
-    bucket.tokens -= 1
-    return True
+    return await app[LIMITER_KEY].allow(key, rate, burst)  # type: ignore[attr-defined]
 
 
 async def ingest(request: web.Request, channel: Channel) -> web.Response:
     settings = request.app[SETTINGS_KEY]
-    if not _allow(request.app, channel.id):
+    if not await _allow(request.app, channel.id):
         return web.json_response({"error": "rate limit for this channel exceeded"}, status=429,
+                                 headers={"Retry-After": "1"})
+    if not await _allow(request.app, f"address {_sender_address(request)}", settings.address_rate_per_second,
+                        settings.address_burst):
+        return web.json_response({"error": "rate limit for your address exceeded"}, status=429,
                                  headers={"Retry-After": "1"})
     if header_bytes(request) > settings.max_header_bytes:
         return web.json_response({"error": f"request headers over the relay's limit of {settings.max_header_bytes} bytes"},

@@ -1,5 +1,5 @@
-"""Where the relay keeps channels and deliveries. The server talks only to RelayStorage, so a
-shared backend (PostgreSQL, Redis Streams) can replace SQLite without touching the protocol."""
+"""Where the relay keeps channels and deliveries. The server talks only to RelayStorage: SQLite
+here for one machine, Redis Streams (relay/redis_storage.py) for several instances."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,8 @@ class Channel:
     is_public: bool
     token_hash: str | None
     created_at: float
+    # A sealed channel's public key (X25519, base64): events are stored and sent encrypted to it.
+    seal_key: str | None = None
 
     def accepts_token(self, token: str | None) -> bool:
         if self.is_public:
@@ -33,6 +36,17 @@ class Channel:
         if not token or self.token_hash is None:
             return False
         return hmac.compare_digest(hash_token(token), self.token_hash)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What one subscriber of a channel takes: deliveries matching `filter` (the filter
+    language), or (`is_default`) those no other subscriber claims."""
+
+    subscriber: str
+    filter: str
+    is_default: bool
+    seen_at: float
 
 
 @dataclass(frozen=True)
@@ -46,7 +60,8 @@ class RelayEvent:
     path: str  # below the channel, with a leading "/" ("/" when posted to the channel itself)
     query: str
     headers: list[tuple[str, str]]
-    body: bytes
+    body: bytes  # a sealed event's ciphertext (method, path, query and headers empty)
+    sealed: bool = False
 
     @property
     def size(self) -> int:
@@ -67,15 +82,29 @@ def new_channel_id() -> str:
     return secrets.token_urlsafe(CHANNEL_ID_BYTES)
 
 
+def new_channel(is_public: bool, seal_key: str | None) -> tuple[Channel, str | None]:
+    """A channel not yet stored, and its subscribe token (None for a public one)."""
+    token = None if is_public else secrets.token_urlsafe(24)
+    return Channel(new_channel_id(), is_public, hash_token(token) if token else None, time.time(), seal_key), token
+
+
 class RelayStorage(ABC):
     # True for a store that other relay processes append to as well (a shared database): the
     # server then reads live events back from it instead of serving them from its own memory.
     shared = False
 
     @abstractmethod
-    def create_channel(self, is_public: bool, max_channels: int | None = None) -> tuple[Channel, str | None]:
+    def create_channel(self, is_public: bool, max_channels: int | None = None,
+                       seal_key: str | None = None) -> tuple[Channel, str | None]:
         """A new channel and its subscribe token (None for a public channel); ChannelLimitReached
         when `max_channels` exist already."""
+
+    @abstractmethod
+    def set_claim(self, channel_id: str, claim: Claim) -> None:
+        """Record (or refresh) a subscriber's claim; it outlives the subscriber's connection."""
+
+    @abstractmethod
+    def claims(self, channel_id: str) -> list[Claim]: ...
 
     @abstractmethod
     def channel(self, channel_id: str) -> Channel | None: ...
@@ -102,6 +131,17 @@ class RelayStorage(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def rate_limiter(self):  # noqa: ANN201 - LocalRateLimiter or a shared one
+        """The limiter whose buckets this store's relay instances share (here: this process)."""
+        from hookinspect.relay.limits import LocalRateLimiter
+        return LocalRateLimiter()
+
+    async def watch(self, notify: Callable[[str], None], resync: Callable[[], None],
+                    on_state: Callable[[str], None] = lambda _message: None) -> None:
+        """For a shared store: call `notify(channel)` when another instance stores events. One
+        process alone learns of its own events without it."""
+        return None
+
 
 class SqliteRelayStorage(RelayStorage):
     """The relay's own SQLite file (WAL); one connection, guarded by a lock."""
@@ -120,40 +160,54 @@ class SqliteRelayStorage(RelayStorage):
                     received_us INTEGER NOT NULL, method TEXT NOT NULL, path TEXT NOT NULL, query TEXT NOT NULL,
                     headers TEXT NOT NULL, body BLOB NOT NULL);
                 CREATE INDEX IF NOT EXISTS events_channel ON events(channel, id);
+                CREATE TABLE IF NOT EXISTS claims (channel TEXT NOT NULL, subscriber TEXT NOT NULL,
+                    filter TEXT NOT NULL, is_default INTEGER NOT NULL, seen_at REAL NOT NULL,
+                    PRIMARY KEY (channel, subscriber));
             """)
+            # Columns added after the first release: an older relay.db gains them in place.
+            for table, column, kind in (("channels", "seal_key", "TEXT"), ("events", "sealed", "INTEGER NOT NULL DEFAULT 0")):
+                names = {row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")}
+                if column not in names:
+                    self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open relay data in {directory}: {exc}") from None
         self._lock = threading.Lock()
 
-    def create_channel(self, is_public: bool, max_channels: int | None = None) -> tuple[Channel, str | None]:
-        token = None if is_public else secrets.token_urlsafe(24)
-        channel = Channel(new_channel_id(), is_public, hash_token(token) if token else None, time.time())
+    def create_channel(self, is_public: bool, max_channels: int | None = None,
+                       seal_key: str | None = None) -> tuple[Channel, str | None]:
+        channel, token = new_channel(is_public, seal_key)
         with self._lock:
             if max_channels is not None and \
                     self._conn.execute("SELECT COUNT(*) FROM channels").fetchone()[0] >= max_channels:
                 raise ChannelLimitReached()
-            self._conn.execute("INSERT INTO channels VALUES (?,?,?,?)",
-                               (channel.id, int(is_public), channel.token_hash, channel.created_at))
+            self._conn.execute("INSERT INTO channels (id, public, token_hash, created_at, seal_key) VALUES (?,?,?,?,?)",
+                               (channel.id, int(is_public), channel.token_hash, channel.created_at, seal_key))
         return channel, token
 
     def channel(self, channel_id: str) -> Channel | None:
         with self._lock:
-            row = self._conn.execute("SELECT id, public, token_hash, created_at FROM channels WHERE id = ?",
+            row = self._conn.execute("SELECT id, public, token_hash, created_at, seal_key FROM channels WHERE id = ?",
                                      (channel_id,)).fetchone()
-        return Channel(row[0], bool(row[1]), row[2], row[3]) if row else None
+        return Channel(row[0], bool(row[1]), row[2], row[3], row[4]) if row else None
+
+    def set_claim(self, channel_id: str, claim: Claim) -> None:
+        with self._lock:
+            self._conn.execute("INSERT OR REPLACE INTO claims VALUES (?,?,?,?,?)",
+                               (channel_id, claim.subscriber, claim.filter, int(claim.is_default), claim.seen_at))
+
+    def claims(self, channel_id: str) -> list[Claim]:
+        with self._lock:
+            rows = self._conn.execute("SELECT subscriber, filter, is_default, seen_at FROM claims WHERE channel = ? "
+                                      "ORDER BY subscriber", (channel_id,)).fetchall()
+        return [Claim(r[0], r[1], bool(r[2]), r[3]) for r in rows]
 
     def append(self, event: RelayEvent) -> int:
-        with self._lock:
-            cur = self._conn.execute(
-                "INSERT INTO events (channel, received_us, method, path, query, headers, body) VALUES (?,?,?,?,?,?,?)",
-                (event.channel, event.received_us, event.method, event.path, event.query,
-                 json.dumps(event.headers, ensure_ascii=True), event.body))
-        return cur.lastrowid  # type: ignore[return-value]
+        return self.append_many([event])[0]
 
     def append_many(self, events: list[RelayEvent]) -> list[int]:
         # Multi-row statements: SQLite runs each one with the GIL released, and the thread that
         # runs this waits to get the GIL back after each, so one per row would cost a wait per row.
-        rows_per_statement = max(1, self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 7)
+        rows_per_statement = max(1, self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 8)
         ids: list[int] = []
         with self._lock:
             chunks = [events[i:i + rows_per_statement] for i in range(0, len(events), rows_per_statement)]
@@ -164,10 +218,10 @@ class SqliteRelayStorage(RelayStorage):
                     values: list[object] = []
                     for e in chunk:
                         values += (e.channel, e.received_us, e.method, e.path, e.query,
-                                   json.dumps(e.headers, ensure_ascii=True), e.body)
+                                   json.dumps(e.headers, ensure_ascii=True), e.body, int(e.sealed))
                     cursor = self._conn.execute(
-                        "INSERT INTO events (channel, received_us, method, path, query, headers, body) VALUES "
-                        + ",".join(["(?,?,?,?,?,?,?)"] * len(chunk)), values)
+                        "INSERT INTO events (channel, received_us, method, path, query, headers, body, sealed) VALUES "
+                        + ",".join(["(?,?,?,?,?,?,?,?)"] * len(chunk)), values)
                     # AUTOINCREMENT numbers the rows of one statement consecutively.
                     last = cursor.lastrowid
                     assert last is not None
@@ -183,10 +237,10 @@ class SqliteRelayStorage(RelayStorage):
     def events_after(self, channel_id: str, after_id: int, limit: int = 500) -> list[RelayEvent]:
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, channel, received_us, method, path, query, headers, body FROM events "
+                "SELECT id, channel, received_us, method, path, query, headers, body, sealed FROM events "
                 "WHERE channel = ? AND id > ? ORDER BY id LIMIT ?", (channel_id, after_id, limit)).fetchall()
-        return [RelayEvent(r[0], r[1], r[2], r[3], r[4], r[5], [tuple(p) for p in json.loads(r[6])], bytes(r[7]))  # type: ignore[misc]
-                for r in rows]
+        return [RelayEvent(r[0], r[1], r[2], r[3], r[4], r[5], [tuple(p) for p in json.loads(r[6])], bytes(r[7]),  # type: ignore[misc]
+                           bool(r[8])) for r in rows]
 
     def last_event_id(self, channel_id: str, skip: int = 0) -> int:
         with self._lock:

@@ -1,0 +1,253 @@
+"""The relay's storage on Redis: any number of relay instances share channels, events, claims
+and rate limits, and an event posted to one reaches the subscribers of every other at once.
+
+Keys, under a prefix (`hookinspect:relay:`):
+  channels          hash    channel id -> the channel as JSON
+  events:<channel>  stream  one entry per event; Redis numbers entries in order across instances
+  claims:<channel>  hash    subscriber -> its claim as JSON
+  bucket:<key>      hash    a token bucket (tokens, updated), shared by every instance
+  new               pub/sub a channel id, published after events of that channel are stored
+
+An event's id is its stream entry id `ms-seq` as one integer (ms * 1,000,000 + seq): the SSE
+`id:` and `Last-Event-ID` a subscriber resumes with, on whichever instance it reconnects to.
+Retention trims each stream by count and by age (entry ids carry their time).
+
+An event is acknowledged once Redis has it; how it survives a power cut is Redis's own
+persistence (`appendonly yes` with `appendfsync always` for every acknowledged event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+import redis
+import redis.asyncio
+
+from hookinspect.errors import StoreError
+from hookinspect.relay.storage import (
+    Channel,
+    ChannelLimitReached,
+    Claim,
+    RelayEvent,
+    RelayStorage,
+    new_channel,
+)
+
+PREFIX = "hookinspect:relay:"
+SEQ_PER_MS = 1_000_000  # entries Redis numbers within one millisecond stay far below this
+PUBSUB_BACKOFF = (0.2, 0.5, 1, 2, 5)
+
+# Creates a channel unless the relay holds its limit already (one step for every instance).
+_CREATE_CHANNEL = """
+local limit = tonumber(ARGV[2])
+if limit >= 0 and redis.call('HLEN', KEYS[1]) >= limit then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return 1
+"""
+
+# Takes up to ARGV[3] tokens from a bucket refilled at ARGV[1] per second up to ARGV[2]; the
+# clock is Redis's, so instances on machines whose clocks differ still share one rate.
+_TAKE_TOKENS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local rate, burst, want = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'updated')
+local tokens = tonumber(state[1]) or burst
+local updated = tonumber(state[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - updated) * rate)
+local granted = math.min(want, math.floor(tokens))
+tokens = tokens - granted
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'updated', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 60)
+return granted
+"""
+
+
+def entry_to_id(entry: bytes | str) -> int:
+    text = entry.decode() if isinstance(entry, bytes) else entry
+    ms, _, seq = text.partition("-")
+    return int(ms) * SEQ_PER_MS + int(seq or 0)
+
+
+def id_to_entry(event_id: int) -> str:
+    ms, seq = divmod(event_id, SEQ_PER_MS)
+    return f"{ms}-{seq}"
+
+
+class RedisRelayStorage(RelayStorage):
+    shared = True
+
+    def __init__(self, url: str, prefix: str = PREFIX) -> None:
+        self.url = url
+        self.prefix = prefix
+        try:
+            self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5,
+                                               health_check_interval=30)
+            self._redis.ping()
+        except (redis.RedisError, ValueError, OSError) as exc:
+            raise StoreError(f"cannot reach Redis at {redact_url(url)}: {exc}") from None
+        self._create_channel = self._redis.register_script(_CREATE_CHANNEL)
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    # -- channels and claims -----------------------------------------------------------------
+
+    def create_channel(self, is_public: bool, max_channels: int | None = None,
+                       seal_key: str | None = None) -> tuple[Channel, str | None]:
+        channel, token = new_channel(is_public, seal_key)
+        data = json.dumps({"public": is_public, "token_hash": channel.token_hash, "created_at": channel.created_at,
+                           "seal_key": seal_key})
+        if not self._call(self._create_channel, keys=[self.key("channels")],
+                          args=[channel.id, -1 if max_channels is None else max_channels, data]):
+            raise ChannelLimitReached()
+        return channel, token
+
+    def channel(self, channel_id: str) -> Channel | None:
+        raw = self._call(self._redis.hget, self.key("channels"), channel_id)
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return Channel(channel_id, data["public"], data["token_hash"], data["created_at"], data.get("seal_key"))
+
+    def set_claim(self, channel_id: str, claim: Claim) -> None:
+        self._call(self._redis.hset, self.key("claims", channel_id), claim.subscriber,
+                   json.dumps({"filter": claim.filter, "default": claim.is_default, "seen_at": claim.seen_at}))
+
+    def claims(self, channel_id: str) -> list[Claim]:
+        found = self._call(self._redis.hgetall, self.key("claims", channel_id))
+        claims = []
+        for name, raw in sorted(found.items()):
+            data = json.loads(raw)
+            claims.append(Claim(name.decode(), data["filter"], data["default"], data["seen_at"]))
+        return claims
+
+    # -- events ------------------------------------------------------------------------------
+
+    def append(self, event: RelayEvent) -> int:
+        return self.append_many([event])[0]
+
+    def append_many(self, events: list[RelayEvent]) -> list[int]:
+        pipe = self._redis.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(self.key("events", event.channel), {
+                "r": event.received_us, "m": event.method, "p": event.path, "q": event.query,
+                "h": json.dumps(event.headers, ensure_ascii=True), "b": event.body, "s": int(event.sealed)})
+        for channel in dict.fromkeys(event.channel for event in events):
+            pipe.publish(self.key("new"), channel)
+        results = self._call(pipe.execute)
+        return [entry_to_id(entry) for entry in results[:len(events)]]
+
+    def events_after(self, channel_id: str, after_id: int, limit: int = 500) -> list[RelayEvent]:
+        start = "(" + id_to_entry(after_id) if after_id > 0 else "-"
+        entries = self._call(self._redis.xrange, self.key("events", channel_id), start, "+", limit)
+        return [self._event(channel_id, entry, fields) for entry, fields in entries]
+
+    def last_event_id(self, channel_id: str, skip: int = 0) -> int:
+        entries = self._call(self._redis.xrevrange, self.key("events", channel_id), "+", "-", skip + 1)
+        return entry_to_id(entries[-1][0]) if len(entries) == skip + 1 else 0
+
+    def prune(self, keep_per_channel: int, max_age_seconds: float) -> int:
+        cutoff_ms = int((time.time() - max_age_seconds) * 1000)
+        removed = 0
+        for channel in self._call(self._redis.hkeys, self.key("channels")):
+            stream = self.key("events", channel.decode())
+            removed += self._call(self._redis.xtrim, stream, minid=f"{cutoff_ms}-0", approximate=False)
+            removed += self._call(self._redis.xtrim, stream, maxlen=keep_per_channel, approximate=False)
+        return removed
+
+    def close(self) -> None:
+        self._redis.close()
+
+    # -- what a shared store adds -----------------------------------------------------------
+
+    async def watch(self, notify: Callable[[str], None], resync: Callable[[], None],
+                    on_state: Callable[[str], None] = lambda _message: None) -> None:
+        """Call `notify(channel)` whenever any instance stores events, until cancelled; after
+        each (re)subscription `resync()` wakes every subscriber (something may have come
+        while this instance was not listening)."""
+        failures = 0
+        while True:
+            client = redis.asyncio.Redis.from_url(self.url, socket_connect_timeout=5)
+            try:
+                async with client.pubsub() as pubsub:
+                    await pubsub.subscribe(self.key("new"))
+                    if failures:
+                        on_state("Redis notifications back")
+                    failures = 0
+                    resync()
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            notify(message["data"].decode())
+            except (redis.RedisError, OSError) as exc:
+                delay = PUBSUB_BACKOFF[min(failures, len(PUBSUB_BACKOFF) - 1)]
+                failures += 1
+                on_state(f"Redis notifications lost ({exc}); retrying in {delay:g} s")
+                await asyncio.sleep(delay)
+            finally:
+                await client.aclose()
+
+    def rate_limiter(self) -> SharedRateLimiter:
+        return SharedRateLimiter(self.url, self.key("bucket"))
+
+    # -- the parts ---------------------------------------------------------------------------
+
+    def _event(self, channel_id: str, entry: bytes, fields: dict[bytes, bytes]) -> RelayEvent:
+        return RelayEvent(entry_to_id(entry), channel_id, int(fields[b"r"]), fields[b"m"].decode(), fields[b"p"].decode(),
+                          fields[b"q"].decode(), [tuple(pair) for pair in json.loads(fields[b"h"])],  # type: ignore[misc]
+                          fields[b"b"], fields.get(b"s") == b"1")
+
+    def _call(self, function, *args, **kwargs):  # noqa: ANN001, ANN202 - any redis call
+        try:
+            return function(*args, **kwargs)
+        except redis.RedisError as exc:
+            raise StoreError(f"Redis at {redact_url(self.url)}: {exc}") from None
+
+
+class SharedRateLimiter:
+    """Token buckets kept in Redis, so a limit holds across every relay instance. Each instance
+    takes tokens a few at a time (a lease) and spends them locally: one round trip per lease,
+    not per request; a lease unused for a second is given up."""
+
+    LEASE_SECONDS = 1.0
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self._client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        self._take = self._client.register_script(_TAKE_TOKENS)
+        self._prefix = prefix
+        self._leases: dict[str, tuple[int, float]] = {}  # key -> (tokens left, taken at)
+
+    async def allow(self, key: str, rate: float, burst: int) -> bool:
+        left, taken_at = self._leases.get(key, (0, 0.0))
+        now = time.monotonic()
+        if left > 0 and now - taken_at < self.LEASE_SECONDS:
+            self._leases[key] = (left - 1, taken_at)
+            return True
+        lease = max(1, min(64, burst // 32))
+        try:
+            granted = int(await self._take(keys=[self._prefix + ":" + key], args=[rate, burst, lease]))
+        except (redis.RedisError, OSError):
+            return True  # a limit that cannot be checked does not refuse deliveries
+        if len(self._leases) > 50_000:  # strangers' keys must not pile up
+            self._leases.clear()
+        if granted <= 0:
+            self._leases.pop(key, None)
+            return False
+        self._leases[key] = (granted - 1, now)
+        return True
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def redact_url(url: str) -> str:
+    """A Redis URL without its password, for messages."""
+    from urllib.parse import urlsplit, urlunsplit
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return url
