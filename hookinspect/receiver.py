@@ -103,6 +103,8 @@ class ReceiverSettings:
     # share it (tried in turn), and its token.
     sources: tuple[str, ...] = ()
     source_token: str | None = None
+    source_seal_key: bytes | None = None  # a sealed channel's private key
+    source_seal_key_path: str = ""
 
     def response_for(self, path: str) -> MockResponse:
         for rule in self.path_responses:
@@ -213,7 +215,8 @@ async def _source_lifecycle(app: web.Application) -> AsyncIterator[None]:
 
     settings = app[SETTINGS_KEY]
     subscriber = RelaySubscriber(
-        settings.sources, app[RECORDER_KEY], token=settings.source_token,
+        settings.sources, app[RECORDER_KEY], token=settings.source_token, seal_key=settings.source_seal_key,
+        seal_key_source=settings.source_seal_key_path,
         on_state=lambda message: _emit(settings, ReceiverEvent("relay", message=message)),
     )
     task = asyncio.create_task(subscriber.run())

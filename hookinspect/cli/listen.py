@@ -217,6 +217,7 @@ def listen(
     source: list[str] = typer.Option([], "--source", help="Also take deliveries from a relay channel (ours or smee.io); repeat it with the same channel on other relay instances to fail over between them. Example: --source https://relay.example.com/AbC…"),
     token: str | None = typer.Option(None, "--token", envvar=["HOOKINSPECT_TOKEN", "HOOKINSPECT_RELAY_TOKEN"], help="The channel's subscribe token (from `hookinspect channel new`); HOOKINSPECT_TOKEN or --token-file keep it out of `ps`."),
     token_file: Path | None = typer.Option(None, "--token-file", help="Read the channel's token from this file. Example: --token-file ~/.config/hookinspect/token"),
+    seal_key: Path | None = typer.Option(None, "--seal-key", help="A sealed channel's private key [default: keys/<channel id>.key beside the store, where `channel new --sealed` puts it]"),
     ui: bool = typer.Option(False, "--ui", help="Open the terminal UI while listening."),
     web: bool = typer.Option(False, "--web", help="Also serve the web inspector (its own process, same store). Example: --web --web-port 8788"),
     web_port: int = typer.Option(DEFAULT_WEB_PORT, "--web-port", help=f"Port of the web inspector with --web. [default: {DEFAULT_WEB_PORT}]"),
@@ -267,6 +268,8 @@ def listen(
         sources=checked_sources([validate_target(url) for url in source]) if source else (),
         source_token=read_secret_file(str(token_file)) if token_file is not None else token,
     )
+    if source:
+        receiver_settings.source_seal_key, receiver_settings.source_seal_key_path = channel_key(seal_key, path, source[0])
     shows = delivery_selector(events, provider)
     if receiver_settings.forward is not None and (events or provider):
         everything = receiver_settings.forward.route
@@ -299,6 +302,18 @@ def listen(
         return
     with web_inspector(path, str(host), checked_port(web_port), secret) if web else contextlib.nullcontext():
         run_receiver(out, path, receiver_settings, host, port, workers, durability, quiet, as_json, shows)
+
+
+def channel_key(given: Path | None, store: Path, source: str) -> tuple[bytes | None, str]:
+    """A sealed channel's private key: the file given, or the one `channel new --sealed` made
+    beside the store (None when there is none: the channel is not sealed, or a message says
+    where it was looked for once a sealed event arrives)."""
+    from hookinspect.relay.client import channel_url
+    from hookinspect.relay.sealing import key_path, load_private_key
+    path = given or key_path(store, channel_url(source).rsplit("/", 1)[-1])
+    if given is None and not path.exists():
+        return None, f"no key at {path}; pass --seal-key FILE"
+    return load_private_key(path), f"key {path}"
 
 
 def run_with_ui(path: Path, receiver_settings: ReceiverSettings, host: str, port: int, durability: str,

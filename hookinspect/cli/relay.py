@@ -10,7 +10,7 @@ import httpx
 import typer
 from rich.text import Text
 
-from hookinspect.cli.common import JSON_OPTION, parse_size
+from hookinspect.cli.common import JSON_OPTION, STORE_OPTION, parse_size
 from hookinspect.cli.output import Output
 from hookinspect.config import checked_port
 from hookinspect.errors import NetworkError, UsageError
@@ -97,22 +97,41 @@ def redact_url(url: str) -> str:
 def new_channel(
     relay: str = typer.Option(..., "--relay", help="The relay's base URL. Example: --relay https://relay.example.com"),
     public: bool = typer.Option(False, "--public", help="No token needed to subscribe (as with smee)."),
+    sealed: bool = typer.Option(False, "--sealed", help="The relay stores and sends only ciphertext; the private key stays in a 0600 file beside the store."),
     as_json: bool = JSON_OPTION,
+    store_path: Path | None = STORE_OPTION,
 ) -> None:
     """Create a channel: prints its public URL and the token to subscribe with."""
     out = Output()
     base = validate_target(relay).rstrip("/")
+    options: dict[str, object] = {"public": public}
+    private_key = None
+    if sealed:
+        from hookinspect.relay.sealing import new_key_pair
+        private_key, options["seal_key"] = new_key_pair()
     try:
-        response = httpx.post(f"{base}/api/channels", json={"public": public}, timeout=10)
+        response = httpx.post(f"{base}/api/channels", json=options, timeout=10)
     except httpx.HTTPError as exc:
         raise NetworkError(f"cannot reach the relay at {base}: {exc}") from None
     if response.status_code != 201:
         raise UsageError(f"the relay answered {response.status_code}: {response.text[:200]}")
     data = response.json()
+    if sealed and not data.get("sealed"):
+        raise UsageError(f"the relay at {base} does not seal channels (an older release?): channel {data['id']} "
+                         "was made unsealed; do not use it for payloads it must not see")
+    key_file = None
+    if private_key is not None:
+        from hookinspect.relay.sealing import key_path, save_private_key
+        from hookinspect.store.sqlite import default_store_path
+        key_file = key_path(Path(store_path or default_store_path()), data["id"])
+        save_private_key(key_file, private_key)
     if as_json:
-        out.json({"url": data["url"], "token": data["token"], "id": data["id"], "public": data["public"]})
+        out.json({"url": data["url"], "token": data["token"], "id": data["id"], "public": data["public"],
+                  "sealed": sealed, "key_file": str(key_file) if key_file else None})
         return
     out.print(Text.assemble(("channel ", "bold"), (data["url"], "bold cyan")))
+    if key_file is not None:
+        out.print(Text.assemble(("key     ", "bold"), str(key_file), ("  (private: the relay sees only ciphertext)", "dim")))
     if data["token"]:
         out.print(Text.assemble(("token   ", "bold"), data["token"]))
         # The suggestion keeps the token out of `ps` and shell history: the environment, not a flag.

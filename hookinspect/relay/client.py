@@ -27,6 +27,7 @@ from httpx_sse import aconnect_sse
 from hookinspect.errors import UsageError
 from hookinspect.model import REENCODED_NOTE, Delivery, Headers, now_us
 from hookinspect.recorder import Recorder
+from hookinspect.relay.sealing import SealError, open_sealed
 
 # Deliveries handed to the writer but not yet confirmed, at most.
 MAX_IN_FLIGHT = 256
@@ -50,10 +51,15 @@ def checked_sources(urls: list[str]) -> tuple[str, ...]:
     return tuple(urls)
 
 
-def delivery_from_event(data: dict[str, Any], event_id: str, source: str) -> Delivery:
-    """The stored delivery: byte-exact from our relay's raw data, rebuilt (and marked) from smee's JSON."""
+def delivery_from_event(data: dict[str, Any], event_id: str, source: str, seal_key: bytes | None = None) -> Delivery:
+    """The stored delivery: byte-exact from our relay's raw data (opened with the channel's key
+    when sealed), rebuilt (and marked) from smee's JSON."""
     origin = f"{channel_url(source)}#{event_id}"
     raw = data.get("hookinspect")
+    if isinstance(raw, dict) and "sealed" in raw:
+        if seal_key is None:
+            raise SealError("the channel is sealed and no key was found for it")
+        raw = json.loads(open_sealed(seal_key, base64.b64decode(raw["sealed"])))
     if isinstance(raw, dict):
         return Delivery(
             method=raw["method"], path=raw["path"] or "/", query=raw.get("query") or "",
@@ -77,7 +83,10 @@ class RelaySubscriber:
     """Keeps one subscription alive and stores every delivery it brings."""
 
     def __init__(self, sources: str | tuple[str, ...], recorder: Recorder, *, token: str | None = None,
-                 on_state: Callable[[str], None] | None = None) -> None:
+                 on_state: Callable[[str], None] | None = None, seal_key: bytes | None = None,
+                 seal_key_source: str = "") -> None:
+        self.seal_key = seal_key
+        self.seal_key_source = seal_key_source  # where the key is (or was looked for), for messages
         self.sources = (sources,) if isinstance(sources, str) else tuple(sources)
         self.source = self.sources[0]  # the one in use; the next one after a failure
         self.recorder = recorder
@@ -107,6 +116,10 @@ class RelaySubscriber:
                 try:
                     await self._stream(client)
                     reason = "the relay closed the stream"
+                except SealError as exc:  # retrying cannot help; the relay keeps the events for a right key
+                    self.on_state(f"stopped: cannot open a sealed event: {exc} ({self.seal_key_source}); "
+                                  "nothing was stored from it, and the relay keeps it")
+                    return
                 except httpx.HTTPStatusError as exc:
                     code = exc.response.status_code
                     reason = {401: "the relay wants the channel token (--token)", 403: "the token was refused",
@@ -169,7 +182,8 @@ class RelaySubscriber:
             # Stores are pipelined (the writer commits in arrival order, in shared
             # transactions); a bounded number is in flight, so a resume point is never ahead
             # of what is stored by more than that, and nothing is stored twice.
-            pending.append(asyncio.ensure_future(self._store(delivery_from_event(data, event.id, self.sources[0]))))
+            delivery = delivery_from_event(data, event.id, self.sources[0], self.seal_key)
+            pending.append(asyncio.ensure_future(self._store(delivery)))
             if len(pending) >= MAX_IN_FLIGHT:
                 await pending.popleft()
             if not is_live:

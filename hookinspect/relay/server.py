@@ -34,6 +34,7 @@ from hookinspect.receiver import (
     header_bytes,
     read_body,
 )
+from hookinspect.relay.sealing import checked_public_key, seal
 from hookinspect.relay.storage import Channel, ChannelLimitReached, RelayEvent, RelayStorage
 
 PING_SECONDS = 30.0
@@ -280,13 +281,14 @@ async def _may_create_channel(request: web.Request) -> bool:
 TOO_MANY_CHANNELS = "too many channels created from this address; wait a minute"
 
 
-async def _new_channel(request: web.Request, is_public: bool) -> tuple[Channel, str | None] | web.Response:
+async def _new_channel(request: web.Request, is_public: bool,
+                       seal_key: str | None = None) -> tuple[Channel, str | None] | web.Response:
     """A new channel and its token, or the answer that says why there is none."""
     if not await _may_create_channel(request):
         return web.json_response({"error": TOO_MANY_CHANNELS}, status=429, headers={"Retry-After": "60"})
     limit = request.app[SETTINGS_KEY].max_channels
     try:
-        return await asyncio.to_thread(request.app[STORAGE_KEY].create_channel, is_public, limit)
+        return await asyncio.to_thread(request.app[STORAGE_KEY].create_channel, is_public, limit, seal_key)
     except ChannelLimitReached:
         return web.json_response({"error": f"this relay holds its limit of {limit} channels; "
                                            "its operator can raise it (relay --max-channels)"}, status=503)
@@ -301,7 +303,8 @@ async def new_channel_redirect(request: web.Request) -> web.Response:
 
 
 async def create_channel(request: web.Request) -> web.Response:
-    """A private channel (subscribing needs its token) unless {"public": true} is posted."""
+    """A private channel (subscribing needs its token) unless {"public": true} is posted; with
+    {"seal_key": "<X25519 public key, base64>"} a sealed one (events stored encrypted to it)."""
     try:
         options = await request.json() if request.can_read_body else {}
     except json.JSONDecodeError:
@@ -309,12 +312,18 @@ async def create_channel(request: web.Request) -> web.Response:
     if not isinstance(options, dict) or not isinstance(options.get("public", False), bool):
         return web.json_response({"error": 'post {"public": true} or {"public": false} (a JSON boolean)'}, status=400)
     is_public = options.get("public", False)
-    created = await _new_channel(request, is_public)
+    seal_key = options.get("seal_key")
+    if seal_key is not None:
+        try:
+            seal_key = checked_public_key(seal_key)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+    created = await _new_channel(request, is_public, seal_key)
     if isinstance(created, web.Response):
         return created
     channel, token = created
     return web.json_response({"id": channel.id, "url": f"{_base_url(request)}/{channel.id}", "token": token,
-                              "public": is_public}, status=201)
+                              "public": is_public, "sealed": seal_key is not None}, status=201)
 
 
 def _token(request: web.Request) -> str | None:
@@ -402,9 +411,17 @@ async def ingest(request: web.Request, channel: Channel) -> web.Response:
         event = RelayEvent(0, channel.id, now_us(), request.method, tail, query,
                            [(k.decode("utf-8", "surrogateescape"), v.decode("utf-8", "surrogateescape"))
                             for k, v in request.raw_headers], body)
+        if channel.seal_key is not None:  # from here on only ciphertext exists of it
+            event = sealed_event(event, channel.seal_key)
         # The sender is acknowledged only once the delivery is durable in the relay's store.
         await request.app[APPENDER_KEY].append(event)
     return web.Response(status=settings.response_status)
+
+
+def sealed_event(event: RelayEvent, public_key: str) -> RelayEvent:
+    """The event encrypted to its channel's key: method, path, query, headers and body inside."""
+    plaintext = json.dumps(_raw_fields(event, None), separators=(",", ":")).encode()
+    return RelayEvent(0, event.channel, event.received_us, "", "", "", [], seal(public_key, plaintext), sealed=True)
 
 
 def smee_payload(event: RelayEvent, include_raw: bool, remote: str | None = None, include_smee: bool = True) -> dict:
@@ -413,6 +430,9 @@ def smee_payload(event: RelayEvent, include_raw: bool, remote: str | None = None
     A subscriber that reads only ours (hookinspect's own, `?raw=1&smee=0`) is spared the flat
     shape: re-encoding the parsed body costs the relay more than the rest of the event.
     """
+    if event.sealed:  # nothing of it can be shown in smee's shape: the laptop opens it
+        return {"timestamp": event.received_us // 1000, "hookinspect": {
+            "id": event.id, "received_us": event.received_us, "sealed": base64.b64encode(event.body).decode()}}
     if include_raw and not include_smee:
         return {"timestamp": event.received_us // 1000, "hookinspect": _raw_fields(event, remote)}
     data: dict = {}
