@@ -9,6 +9,7 @@ Terms combine with AND; a repeated key (method:POST method:PUT) matches either v
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 
 from hookinspect.body import NOT_JSON
 from hookinspect.errors import UsageError, did_you_mean
-from hookinspect.model import parse_time_us
+from hookinspect.model import Delivery, parse_time_us
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -122,6 +123,28 @@ class DeliveryFilter:
                 return False
         return all(test.matches(document) for test in self.json_tests)
 
+    def matches(self, delivery: Delivery) -> bool:
+        """The filter on one delivery in memory, as the store's SQL would judge it stored (a
+        relay's claims). Statuses are about attempts, which a delivery in flight has none of."""
+        if self.methods and delivery.method not in self.methods:
+            return False
+        checks = ((self.path_globs, delivery.path), (self.providers, delivery.provider),
+                  (self.event_globs, delivery.event_type), (self.verdicts, delivery.verdict),
+                  (content_type_globs(self.content_types), (delivery.headers.get("content-type") or "").lower()))
+        for globs, value in checks:
+            if globs and (value is None or not any(fnmatch.fnmatchcase(value, glob) for glob in globs)):
+                return False
+        if self.statuses:
+            return False
+        if self.since_us is not None and delivery.received_us < self.since_us:
+            return False
+        if self.until_us is not None and delivery.received_us > self.until_us:
+            return False
+        if not self.reads_bodies:
+            return True
+        return self.body_matches(delivery.path, delivery.decoded().data if self.texts else b"",
+                                 delivery.json() if self.json_tests else None)
+
     def merged(self, other: DeliveryFilter) -> DeliveryFilter:
         out = DeliveryFilter()
         for name in ("methods", "path_globs", "providers", "event_globs", "verdicts", "statuses",
@@ -130,6 +153,20 @@ class DeliveryFilter:
         out.since_us = _max_or_none(self.since_us, other.since_us)
         out.until_us = _min_or_none(self.until_us, other.until_us)
         return out
+
+
+def content_type_globs(content_types: list[str]) -> list[str]:
+    """`ct:` values as globs over a lower-cased Content-Type: `json` is application/json,
+    text/json and application/vnd.api+json; `text/plain` is that type with any parameters."""
+    globs = []
+    for ct in content_types:
+        if any(c in ct for c in "*?["):
+            globs.append(ct)
+        elif "/" in ct:
+            globs.append(ct + "*")
+        else:
+            globs += [f"*/{ct}*", f"*+{ct}*", f"{ct}*"]
+    return globs
 
 
 def _max_or_none(a: int | None, b: int | None) -> int | None:

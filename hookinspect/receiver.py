@@ -36,6 +36,7 @@ from hookinspect.model import (
     now_us,
 )
 from hookinspect.recorder import Recorder
+from hookinspect.relay.storage import Claim
 from hookinspect.responses import MockResponse, ResponseRule
 from hookinspect.retry_queue import ForwardQueueWorker, QueuePolicy
 from hookinspect.store.queue import QueueItem
@@ -105,6 +106,7 @@ class ReceiverSettings:
     source_token: str | None = None
     source_seal_key: bytes | None = None  # a sealed channel's private key
     source_seal_key_path: str = ""
+    source_claim: Claim | None = None  # this subscriber's share of the channel
 
     def response_for(self, path: str) -> MockResponse:
         for rule in self.path_responses:
@@ -216,7 +218,7 @@ async def _source_lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
     subscriber = RelaySubscriber(
         settings.sources, app[RECORDER_KEY], token=settings.source_token, seal_key=settings.source_seal_key,
-        seal_key_source=settings.source_seal_key_path,
+        seal_key_source=settings.source_seal_key_path, claim=settings.source_claim,
         on_state=lambda message: _emit(settings, ReceiverEvent("relay", message=message)),
     )
     task = asyncio.create_task(subscriber.run())

@@ -217,6 +217,9 @@ def listen(
     source: list[str] = typer.Option([], "--source", help="Also take deliveries from a relay channel (ours or smee.io); repeat it with the same channel on other relay instances to fail over between them. Example: --source https://relay.example.com/AbC…"),
     token: str | None = typer.Option(None, "--token", envvar=["HOOKINSPECT_TOKEN", "HOOKINSPECT_RELAY_TOKEN"], help="The channel's subscribe token (from `hookinspect channel new`); HOOKINSPECT_TOKEN or --token-file keep it out of `ps`."),
     token_file: Path | None = typer.Option(None, "--token-file", help="Read the channel's token from this file. Example: --token-file ~/.config/hookinspect/token"),
+    claim: str | None = typer.Option(None, "--claim", help="Take only these of the channel's deliveries (the filter language); others go to the subscribers who claim them. Example: --claim 'provider:stripe $.data.object.metadata.dev=ana'"),
+    claim_default: bool = typer.Option(False, "--claim-default", help="Take the channel's deliveries that nobody claims (with --claim: those too)."),
+    subscriber: str | None = typer.Option(None, "--subscriber", help="Your name on the channel, for --claim [default: user@host]. Example: --subscriber ana"),
     seal_key: Path | None = typer.Option(None, "--seal-key", help="A sealed channel's private key [default: keys/<channel id>.key beside the store, where `channel new --sealed` puts it]"),
     ui: bool = typer.Option(False, "--ui", help="Open the terminal UI while listening."),
     web: bool = typer.Option(False, "--web", help="Also serve the web inspector (its own process, same store). Example: --web --web-port 8788"),
@@ -270,6 +273,8 @@ def listen(
     )
     if source:
         receiver_settings.source_seal_key, receiver_settings.source_seal_key_path = channel_key(seal_key, path, source[0])
+    if claim is not None or claim_default:
+        receiver_settings.source_claim = checked_claim(source, claim, claim_default, subscriber)
     shows = delivery_selector(events, provider)
     if receiver_settings.forward is not None and (events or provider):
         everything = receiver_settings.forward.route
@@ -302,6 +307,21 @@ def listen(
         return
     with web_inspector(path, str(host), checked_port(web_port), secret) if web else contextlib.nullcontext():
         run_receiver(out, path, receiver_settings, host, port, workers, durability, quiet, as_json, shows)
+
+
+def checked_claim(sources: list[str], claim: str | None, is_default: bool, subscriber: str | None):  # noqa: ANN201
+    """This laptop's claim on the channel, checked here so a mistake is one line before anything starts."""
+    import getpass
+    import socket
+
+    from hookinspect.relay.claims import parse_claim
+    from hookinspect.relay.storage import Claim
+    if not sources:
+        raise UsageError("--claim and --claim-default choose deliveries of a relay channel: add --source URL")
+    if claim is not None:
+        parse_claim(claim)
+    name = subscriber or f"{getpass.getuser()}@{socket.gethostname()}"
+    return Claim(name, claim or "", is_default, 0.0)
 
 
 def channel_key(given: Path | None, store: Path, source: str) -> tuple[bytes | None, str]:

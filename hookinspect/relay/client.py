@@ -28,6 +28,7 @@ from hookinspect.errors import UsageError
 from hookinspect.model import REENCODED_NOTE, Delivery, Headers, now_us
 from hookinspect.recorder import Recorder
 from hookinspect.relay.sealing import SealError, open_sealed
+from hookinspect.relay.storage import Claim
 
 # Deliveries handed to the writer but not yet confirmed, at most.
 MAX_IN_FLIGHT = 256
@@ -84,7 +85,8 @@ class RelaySubscriber:
 
     def __init__(self, sources: str | tuple[str, ...], recorder: Recorder, *, token: str | None = None,
                  on_state: Callable[[str], None] | None = None, seal_key: bytes | None = None,
-                 seal_key_source: str = "") -> None:
+                 seal_key_source: str = "", claim: Claim | None = None) -> None:
+        self.claim = claim
         self.seal_key = seal_key
         self.seal_key_source = seal_key_source  # where the key is (or was looked for), for messages
         self.sources = (sources,) if isinstance(sources, str) else tuple(sources)
@@ -101,6 +103,13 @@ class RelaySubscriber:
         # Ours sends the exact bytes, and with smee=0 nothing else (an older relay of ours sends
         # smee's shape as well; smee.io ignores both and sends only its shape).
         query = parts.query + ("&" if parts.query else "") + "raw=1&smee=0"
+        if self.claim is not None:  # this laptop's share of the channel (relay/claims.py)
+            asked = {"subscriber": self.claim.subscriber}
+            if self.claim.filter:
+                asked["claim"] = self.claim.filter
+            if self.claim.is_default:
+                asked["default"] = "1"
+            query += "&" + urlencode(asked)
         return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
     async def _resume_after(self) -> int | None:

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from hookinspect.body import NOT_JSON, parse_content_type, parse_json
+from hookinspect.errors import UsageError
 from hookinspect.model import now_us
 from hookinspect.receiver import (
     DEFAULT_MAX_BODIES_IN_FLIGHT,
@@ -34,6 +35,7 @@ from hookinspect.receiver import (
     header_bytes,
     read_body,
 )
+from hookinspect.relay.claims import REFRESH_SECONDS, ClaimRouter, Subscription, parse_claim
 from hookinspect.relay.sealing import checked_public_key, seal
 from hookinspect.relay.storage import Channel, ChannelLimitReached, RelayEvent, RelayStorage
 
@@ -65,6 +67,7 @@ class RelaySettings:
     # (relay --trust-proxy); otherwise any sender could make /new redirect to a host of theirs.
     trust_proxy: bool = False
     on_state: Callable[[str], None] = field(default=lambda _message: None)  # a shared store's notifications
+    claims_refresh_seconds: float = REFRESH_SECONDS
 
 
 class BatchingAppender:
@@ -189,6 +192,7 @@ HUB_KEY = web.AppKey("relay_hub", ChannelHub)
 LIMITER_KEY = web.AppKey("relay_limiter", object)
 CLOSING_KEY = web.AppKey("relay_closing", asyncio.Event)
 APPENDER_KEY = web.AppKey("relay_appender", BatchingAppender)
+ROUTER_KEY = web.AppKey("relay_claims", ClaimRouter)
 CHANNELS_KEY = web.AppKey("relay_channels", dict)
 BUDGET_KEY = web.AppKey("relay_body_budget", BodyBudget)
 
@@ -203,6 +207,7 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app[CHANNELS_KEY] = {}
     app[BUDGET_KEY] = BodyBudget()
     app[APPENDER_KEY] = BatchingAppender(storage, app[HUB_KEY])
+    app[ROUTER_KEY] = ClaimRouter(storage, app[SETTINGS_KEY].claims_refresh_seconds)
     app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.append(_retention)
     app.cleanup_ctx.append(_appender)
@@ -418,6 +423,26 @@ async def ingest(request: web.Request, channel: Channel) -> web.Response:
     return web.Response(status=settings.response_status)
 
 
+def _subscription(request: web.Request, channel: Channel) -> Subscription | web.Response:
+    """Who subscribes and what it claims (`?subscriber=ana&claim=provider:stripe`, or `&default=1`)."""
+    name = request.query.get("subscriber")
+    claim_text = request.query.get("claim")
+    is_default = request.query.get("default") in ("1", "true")
+    if claim_text is None and not is_default:
+        return Subscription()
+    if not name or len(name) > 100 or not name.isprintable():
+        return web.json_response({"error": "a claim needs a subscriber name (?subscriber=…, printable, at most 100 "
+                                           "characters)"}, status=400)
+    if channel.seal_key is not None:
+        return web.json_response({"error": "a sealed channel cannot route by claims: the relay cannot read its "
+                                           "events"}, status=400)
+    try:
+        claim = parse_claim(claim_text) if claim_text is not None else None
+    except UsageError as exc:
+        return web.json_response({"error": f"claim: {exc}"}, status=400)
+    return Subscription(name, claim, is_default)
+
+
 def sealed_event(event: RelayEvent, public_key: str) -> RelayEvent:
     """The event encrypted to its channel's key: method, path, query, headers and body inside."""
     plaintext = json.dumps(_raw_fields(event, None), separators=(",", ":")).encode()
@@ -469,6 +494,12 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
     storage = request.app[STORAGE_KEY]
     settings = request.app[SETTINGS_KEY]
     hub = request.app[HUB_KEY]
+    router = request.app[ROUTER_KEY]
+    subscription = _subscription(request, channel)
+    if isinstance(subscription, web.Response):
+        return subscription
+    if subscription.subscriber is not None:
+        await asyncio.to_thread(router.register, channel.id, subscription, request.query.get("claim", ""))
     include_raw = request.query.get("raw") in ("1", "true")
     include_smee = request.query.get("smee") not in ("0", "false")
     last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""
@@ -493,6 +524,13 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
             events = hub.recent_after(channel.id, last_id, 500)
             if events is None:  # catching up from further back than memory reaches
                 events = await asyncio.to_thread(storage.events_after, channel.id, last_id, 500)
+            if events and channel.seal_key is None:
+                claims = await asyncio.to_thread(router.claims, channel.id)
+                scanned_to = events[-1].id
+                events = router.select(events, subscription, claims)
+                if not events:  # none of these is this subscriber's: look further
+                    last_id = scanned_to
+                    continue
             if events:
                 chunk = bytearray()
                 for event in events:

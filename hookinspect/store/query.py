@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hookinspect.filters import DeliveryFilter
+from hookinspect.filters import DeliveryFilter, content_type_globs
 from hookinspect.store.attempts import latest_attempt
 
 _LAST_STATUS = latest_attempt("status")
@@ -44,15 +44,7 @@ def where_clause(flt: DeliveryFilter | None) -> tuple[str, list[Any]]:
     any_of("d.provider = ?", flt.providers)
     any_of("d.event_type GLOB ?", flt.event_globs)
     any_of("d.verdict = ?", flt.verdicts)
-    ct_globs = []
-    for ct in flt.content_types:
-        if any(c in ct for c in "*?["):
-            ct_globs.append(ct)
-        elif "/" in ct:
-            ct_globs.append(ct + "*")
-        else:  # `json` is application/json, text/json and application/vnd.api+json
-            ct_globs += [f"*/{ct}*", f"*+{ct}*", f"{ct}*"]
-    any_of("lower(d.content_type) GLOB ?", ct_globs)
+    any_of("lower(d.content_type) GLOB ?", content_type_globs(flt.content_types))
     for text in flt.texts:
         # SQL finds it in the path or the raw body; a compressed body may hold it too, which
         # the store checks on its decoded form (DeliveryFilter.body_matches).
