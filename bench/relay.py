@@ -1,179 +1,246 @@
-"""Tunnel end to end: sender -> relay -> `listen --source` -> stored, on loopback.
+"""The tunnel end to end: sender -> relay -> `listen --source --forward-to` -> target, on loopback.
 
-    python bench/relay.py [--burst 5000] [--steady-seconds 20]
+    python bench/relay.py [--burst 20000] [--connections 16] [--steady-seconds 20] [--no-redis]
 
-Prints delivered count, throughput and end-to-end latency (send to visible in the local
-store) for a burst and for a steady 100/s, next to a bare aiohttp server loaded by the same
-sender in the same run.
+For a burst (2 KiB JSON, 16 connections) and for a steady 100/s it prints what the relay
+accepted and refused, what reached the target per second, the end-to-end latency (sent to
+arrived at the target), and the CPU time per delivery of every process, for:
+  - the sender straight to a bare aiohttp target (the reference, same run);
+  - one relay on SQLite;
+  - one relay on Redis, and two relay instances on one Redis (the sender alternates between
+    them; the laptop knows both) when Debian's redis-server is installed.
+Each process is its own: five or six share the machine's cores, so the CPU per delivery says
+where the time goes.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import resource
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
-import aiohttp
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import cpu_seconds, free_port, start_bare, stop, wait_port  # noqa: E402
-from hookinspect.store.sqlite import Store  # noqa: E402
+from bench._common import cpu_seconds, free_port, stop, wait_port  # noqa: E402
+
+# The target: a bare aiohttp server noting when each numbered delivery arrived.
+TARGET = textwrap.dedent("""
+    import json, sys, time
+    from aiohttp import web
+    arrived = {}
+    async def hook(request):
+        await request.read()
+        arrived.setdefault(int(request.match_info["n"]), time.monotonic())
+        return web.Response(status=200)
+    async def count(request):
+        return web.json_response({"count": len(arrived)})
+    async def times(request):
+        return web.json_response(arrived)
+    app = web.Application(client_max_size=0)
+    app.router.add_get("/_count", count)
+    app.router.add_get("/_times", times)
+    app.router.add_route("*", "/{tail:.*}/{n:[0-9]+}", hook)
+    app.router.add_route("*", "/{n:[0-9]+}", hook)
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+""")
+
+# The sender: numbered 2 KiB JSON posts, `connections` at a time, as a burst or at a rate;
+# prints when each was sent and how each was answered.
+SENDER = textwrap.dedent("""
+    import asyncio, json, sys, time
+    import aiohttp
+    urls, count, connections, rate = sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    sent, statuses = {}, {}
+    pad = "x" * 1950
+    async def main():
+        connector = aiohttp.TCPConnector(limit=connections * len(urls))
+        async with aiohttp.ClientSession(connector=connector) as session:
+            queue = asyncio.Queue()
+            for n in range(count):
+                queue.put_nowait(n)
+            begin = time.monotonic()
+            async def worker():
+                while not queue.empty():
+                    n = queue.get_nowait()
+                    if rate:
+                        delay = begin + n / rate - time.monotonic()
+                        if delay > 0:
+                            await asyncio.sleep(delay)
+                    body = json.dumps({"n": n, "type": "payment.succeeded", "pad": pad}).encode()
+                    sent[n] = time.monotonic()
+                    try:
+                        async with session.post(f"{urls[n % len(urls)]}/{n}", data=body,
+                                                headers={"Content-Type": "application/json"}) as response:
+                            await response.read()
+                            statuses[response.status] = statuses.get(response.status, 0) + 1
+                    except aiohttp.ClientError:
+                        statuses["error"] = statuses.get("error", 0) + 1
+            workers = connections if not rate else max(connections, int(rate))
+            await asyncio.gather(*(worker() for _ in range(workers)))
+    asyncio.run(main())
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"sent": sent, "statuses": statuses, "cpu": usage.ru_utime + usage.ru_stime}))
+""")
 
 
-def start(args: list[str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "hookinspect", *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_port(port)
+def start(argv: list[str], port: int | None = None) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if port is not None:
+        wait_port(port)
     return proc
 
 
-async def send(session: aiohttp.ClientSession, url: str, n: int, sent: dict[int, float]) -> None:
-    body = json.dumps({"n": n, "pad": "x" * 1900}).encode()
-    sent[n] = time.monotonic()
-    async with session.post(f"{url}/{n}", data=body, headers={"Content-Type": "application/json"}) as response:
-        await response.read()
-        assert response.status == 200, response.status
+def hookinspect(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hookinspect", *args]
 
 
-# The watcher runs in its own process, so that noting arrivals does not slow the sender
-# (the bare server's run has no watcher). time.monotonic() is one clock for both processes.
-WATCHER = """
-import json, sqlite3, sys, time
-store, total, deadline = sys.argv[1], int(sys.argv[2]), time.monotonic() + float(sys.argv[3])
-seen, last = {}, 0
-# One small query per poll, on plain sqlite3: the watcher shares the cores with what it measures.
-conn = sqlite3.connect(store)
-print("ready", flush=True)
-while len(seen) < total and time.monotonic() < deadline:
-    rows = conn.execute("SELECT seq, path FROM deliveries WHERE seq > ? ORDER BY seq", (last,)).fetchall()
-    if rows:
-        now = time.monotonic()
-        for _seq, path in rows:
-            seen.setdefault(int(path.rsplit("/", 1)[1]), now)
-        last = rows[-1][0]
-    time.sleep(0.001)
-print(json.dumps(seen))
-"""
+def get_json(url: str) -> object:
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310 - loopback only
+        return json.loads(answer.read())
 
 
-def start_watcher(store: Path, total: int, timeout: float) -> subprocess.Popen[str]:
-    """Notes when each delivery becomes visible in the local store (polled every millisecond)."""
-    proc = subprocess.Popen([sys.executable, "-c", WATCHER, str(store), str(total), str(timeout)],
-                            stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-    return proc
-
-
-def watched(proc: subprocess.Popen[str]) -> dict[int, float]:
-    out, _ = proc.communicate(timeout=300)
-    return {int(n): t for n, t in json.loads(out.splitlines()[-1]).items()}
-
-
-async def burst(url: str, store: Path | None, count: int, concurrency: int = 32) -> dict:
-    sent: dict[int, float] = {}
-    watcher = start_watcher(store, count, 120) if store else None
-    start_time = time.monotonic()
-    semaphore = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession() as session:
-        async def one(n: int) -> None:
-            async with semaphore:
-                await send(session, url, n, sent)
-
-        await asyncio.gather(*(one(n) for n in range(count)))
-    sent_done = time.monotonic()
-    seen = watched(watcher) if watcher else {}
-    end = max(seen.values()) if seen else sent_done
-    latencies = [(seen[n] - sent[n]) * 1000 for n in seen]
-    return {"delivered": len(seen) if store else count, "seconds": end - start_time,
-            "rate": (len(seen) if store else count) / (end - start_time), "latencies": latencies,
-            "acknowledged_rate": count / (sent_done - start_time)}
-
-
-async def steady(url: str, store: Path, rate: int, seconds: int) -> dict:
-    sent: dict[int, float] = {}
-    total = rate * seconds
-    watcher = start_watcher(store, total, seconds + 30)
-    async with aiohttp.ClientSession() as session:
-        begin = time.monotonic()
-        tasks = []
-        for n in range(total):
-            delay = begin + n / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send(session, url, n, sent)))
-        await asyncio.gather(*tasks)
-    seen = watched(watcher)
-    return {"delivered": len(seen), "latencies": [(seen[n] - sent[n]) * 1000 for n in seen]}
-
-
-def harness_cpu_seconds() -> float:
-    """CPU used by this process (the sender) and its finished children (the watcher)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+WARM_UP = 999_999_999  # the number of the warm-up delivery, left out of every figure
 
 
 def pct(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100)[p - 1] if len(values) > 1 else float("nan")
 
 
+class Pipeline:
+    """The processes of one run; `relays` is empty for the bare reference."""
+
+    def __init__(self, kind: str, work: Path, redis_url: str | None = None) -> None:
+        self.kind = kind
+        self.target_port = free_port()
+        self.target = start([sys.executable, "-c", TARGET, str(self.target_port)], self.target_port)
+        self.relays: list[subprocess.Popen[bytes]] = []
+        self.listen: subprocess.Popen[bytes] | None = None
+        self.urls = [f"http://127.0.0.1:{self.target_port}/in"]
+        if kind == "bare":
+            return
+        instances = 2 if kind == "redis x2" else 1
+        relay_urls = []
+        for _ in range(instances):
+            port = free_port()
+            storage = ["--storage", redis_url] if redis_url else ["--data", str(work / "relay")]
+            self.relays.append(start(hookinspect("relay", "--port", str(port), *storage), port))
+            relay_urls.append(f"http://127.0.0.1:{port}")
+        made = subprocess.run(hookinspect("channel", "new", "--relay", relay_urls[0], "--json"), capture_output=True,
+                              text=True, check=True)
+        channel = json.loads(made.stdout)
+        sources = [arg for url in relay_urls for arg in ("--source", f"{url}/{channel['id']}")]
+        port = free_port()
+        self.listen = start(hookinspect("listen", "--port", str(port), "--store", str(work / "laptop.db"), "--quiet",
+                                        *sources, "--token", channel["token"],
+                                        "--forward-to", f"http://127.0.0.1:{self.target_port}/"), port)
+        self.urls = [f"{url}/{channel['id']}" for url in relay_urls]
+        # A warm-up delivery through the whole pipeline: once it is at the target, all is connected.
+        import urllib.request
+        urllib.request.urlopen(urllib.request.Request(f"{self.urls[0]}/{WARM_UP}", data=b"{}", method="POST"), timeout=10)
+        deadline = time.monotonic() + 30
+        while get_json(f"http://127.0.0.1:{self.target_port}/_count")["count"] < 1:  # type: ignore[index]
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{kind}: the warm-up delivery did not reach the target within 30 s")
+            time.sleep(0.05)
+
+    def processes(self) -> dict[str, list[int]]:
+        found = {"target": [self.target.pid]}
+        if self.relays:
+            found["relay"] = [proc.pid for proc in self.relays]
+        if self.listen is not None:
+            found["listen --source"] = [self.listen.pid]
+        return found
+
+    def stop(self) -> None:
+        for proc in [self.listen, *self.relays, self.target]:
+            if proc is not None:
+                stop(proc)
+
+
+def run(pipeline: Pipeline, count: int, connections: int, rate: float, redis_pid: int | None) -> dict:
+    pids = pipeline.processes()
+    if redis_pid and pipeline.kind.startswith("redis"):
+        pids["redis-server"] = [redis_pid]
+    before = {name: sum(cpu_seconds(pid) for pid in group) for name, group in pids.items()}
+    sender = subprocess.Popen([sys.executable, "-c", SENDER, ",".join(pipeline.urls), str(count), str(connections),
+                               str(rate)], stdout=subprocess.PIPE, text=True)
+    report, _ = sender.communicate(timeout=600)
+    said = json.loads(report)
+    accepted = said["statuses"].get("200", 0)
+    warmed = 0 if pipeline.kind == "bare" else 1
+    deadline = time.monotonic() + 120
+    base = f"http://127.0.0.1:{pipeline.target_port}"
+    while get_json(f"{base}/_count")["count"] < accepted + warmed and time.monotonic() < deadline:  # type: ignore[index]
+        time.sleep(0.05)
+    arrived = {int(n): t for n, t in get_json(f"{base}/_times").items() if int(n) != WARM_UP}  # type: ignore[union-attr]
+    sent = {int(n): t for n, t in said["sent"].items()}
+    cpu = {name: sum(cpu_seconds(pid) for pid in group) - before[name] for name, group in pids.items()}
+    cpu["sender"] = said["cpu"]
+    first, last = min(sent.values()), max(arrived.values()) if arrived else time.monotonic()
+    latencies = [(arrived[n] - sent[n]) * 1000 for n in arrived if n in sent]
+    return {"accepted": accepted, "refused": count - accepted, "delivered": len(arrived),
+            "per_second": len(arrived) / (last - first), "p50": pct(latencies, 50), "p99": pct(latencies, 99),
+            "cpu_ms_per_delivery": {name: 1000 * seconds / max(1, len(arrived)) for name, seconds in cpu.items()}}
+
+
+def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], str] | None:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return None
+    port = free_port()
+    (work / "redis").mkdir()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(work / "redis"),
+                             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--logfile", ""],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--burst", type=int, default=5000)
+    parser.add_argument("--burst", type=int, default=20_000)
+    parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--steady-seconds", type=int, default=20)
+    parser.add_argument("--no-redis", action="store_true", help="only the bare target and the SQLite relay")
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="hookinspect-bench-"))
-
-    bare_port = free_port()
-    bare = start_bare(bare_port)
-    try:
-        # A burst at the bare server lasts about a second, so its rate is noisy: take the median of three.
-        rates = sorted(asyncio.run(burst(f"http://127.0.0.1:{bare_port}/hook", None, args.burst))["rate"] for _ in range(3))
-    finally:
-        stop(bare)
-    base = {"rate": rates[1]}
-    print(f"bare aiohttp server, same sender: {base['rate']:.0f} req/s (median of {', '.join(f'{r:.0f}' for r in rates)})")
-
-    relay_port = free_port()
-    relay = start(["relay", "--port", str(relay_port), "--data", str(tmp / "relay"), "--rate", "100000"], relay_port)
-    listen = None
-    try:
-        channel = json.loads(subprocess.run([sys.executable, "-m", "hookinspect", "channel", "new", "--relay",
-                                             f"http://127.0.0.1:{relay_port}", "--json"], capture_output=True,
-                                            text=True, check=True).stdout)
-        listen_port = free_port()
-        store = tmp / "laptop.db"
-        listen = start(["listen", "--port", str(listen_port), "--store", str(store), "--source", channel["url"],
-                        "--token", channel["token"], "-q"], listen_port)
-        time.sleep(1.0)
-        cpu_before = {proc: cpu_seconds(proc.pid) for proc in (relay, listen)}
-        harness_before = harness_cpu_seconds()
-        result = asyncio.run(burst(channel["url"] + "/hook", store, args.burst))
-        cpu_used = {proc: (cpu_seconds(proc.pid) - before) / args.burst * 1e6 for proc, before in cpu_before.items()}
-        harness_used = (harness_cpu_seconds() - harness_before) / args.burst * 1e6
-        print(f"burst of {args.burst}: delivered {result['delivered']} (lost {args.burst - result['delivered']}), "
-              f"{result['rate']:.0f}/s end to end = {result['rate'] / base['rate']:.2f}x bare; "
-              f"latency p50 {pct(result['latencies'], 50):.0f} ms, p99 {pct(result['latencies'], 99):.0f} ms")
-        print(f"  the relay acknowledged the burst at {result['acknowledged_rate']:.0f}/s "
-              f"= {result['acknowledged_rate'] / base['rate']:.2f}x bare; CPU per delivery: "
-              f"relay {cpu_used[relay]:.0f} us, listen --source {cpu_used[listen]:.0f} us, "
-              f"sender and watcher {harness_used:.0f} us (2 cores: {2e6 / result['rate']:.0f} us per delivery)")
-        with Store(store) as opened:
-            opened.clear()
-        result = asyncio.run(steady(channel["url"] + "/hook", store, 100, args.steady_seconds))
-        total = 100 * args.steady_seconds
-        print(f"steady 100/s for {args.steady_seconds} s: delivered {result['delivered']} of {total}; "
-              f"latency p50 {pct(result['latencies'], 50):.2f} ms, p99 {pct(result['latencies'], 99):.2f} ms (target p50 <= 5 ms)")
-    finally:
-        if listen is not None:
-            stop(listen)
-        stop(relay)
+    kinds = ["bare", "sqlite"]
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        redis = None if args.no_redis else start_redis(work)
+        if redis is not None:
+            kinds += ["redis", "redis x2"]
+        elif not args.no_redis:
+            print("redis-server not installed: the Redis rows are left out")
+        try:
+            for kind in kinds:
+                for scenario, count, rate in (("burst", args.burst, 0.0), ("steady 100/s", 100 * args.steady_seconds, 100.0)):
+                    run_dir = work / f"{kind}-{scenario}".replace(" ", "_").replace("/", "")
+                    run_dir.mkdir()
+                    if redis is not None:
+                        import redis as redis_client
+                        redis_client.Redis.from_url(redis[1]).flushall()
+                    pipeline = Pipeline(kind, run_dir, redis[1] if kind.startswith("redis") and redis else None)
+                    try:
+                        result = run(pipeline, count, args.connections, rate, redis[0].pid if redis else None)
+                    finally:
+                        pipeline.stop()
+                    cpu = "  ".join(f"{name} {ms:.3f}" for name, ms in result["cpu_ms_per_delivery"].items())
+                    print(f"{kind:9} {scenario:12} accepted {result['accepted']:6} refused {result['refused']:5} "
+                          f"delivered {result['delivered']:6}  {result['per_second']:7.0f}/s  "
+                          f"p50 {result['p50']:8.1f} ms  p99 {result['p99']:8.1f} ms", flush=True)
+                    print(f"{'':22} CPU ms per delivery: {cpu}", flush=True)
+        finally:
+            if redis is not None:
+                stop(redis[0])
 
 
 if __name__ == "__main__":
