@@ -188,6 +188,7 @@ def run(pipeline: Pipeline, count: int, connections: int, rate: float, redis_pid
     first, last = min(sent.values()), max(arrived.values()) if arrived else time.monotonic()
     latencies = [(arrived[n] - sent[n]) * 1000 for n in arrived if n in sent]
     return {"accepted": accepted, "refused": count - accepted, "delivered": len(arrived),
+            "answers": {status: n for status, n in said["statuses"].items() if status != "200"},
             "per_second": len(arrived) / (last - first), "p50": pct(latencies, 50), "p99": pct(latencies, 99),
             "cpu_ms_per_delivery": {name: 1000 * seconds / max(1, len(arrived)) for name, seconds in cpu.items()}}
 
@@ -211,13 +212,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--steady-seconds", type=int, default=20)
     parser.add_argument("--no-redis", action="store_true", help="only the bare target and the SQLite relay")
+    parser.add_argument("--only", choices=("bare", "sqlite", "redis", "redis x2"), help="one pipeline")
     args = parser.parse_args()
-    kinds = ["bare", "sqlite"]
+    kinds = ["bare", "sqlite"] if not args.only else []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis = None if args.no_redis else start_redis(work)
         if redis is not None:
             kinds += ["redis", "redis x2"]
+        if args.only:
+            kinds = [kind for kind in kinds if kind == args.only] or [args.only]
         elif not args.no_redis:
             print("redis-server not installed: the Redis rows are left out")
         try:
@@ -238,6 +242,8 @@ def main() -> None:
                           f"delivered {result['delivered']:6}  {result['per_second']:7.0f}/s  "
                           f"p50 {result['p50']:8.1f} ms  p99 {result['p99']:8.1f} ms", flush=True)
                     print(f"{'':22} CPU ms per delivery: {cpu}", flush=True)
+                    if result["answers"]:
+                        print(f"{'':22} other answers: {result['answers']}", flush=True)
         finally:
             if redis is not None:
                 stop(redis[0])

@@ -219,25 +219,39 @@ class SharedRateLimiter:
         self._take = self._client.register_script(_TAKE_TOKENS)
         self._prefix = prefix
         self._leases: dict[str, tuple[int, float]] = {}  # key -> (tokens left, taken at)
+        self._taking: dict[str, asyncio.Future[None]] = {}  # one lease asked at a time per key
 
     async def allow(self, key: str, rate: float, burst: int) -> bool:
-        left, taken_at = self._leases.get(key, (0, 0.0))
-        now = time.monotonic()
-        if left > 0 and now - taken_at < self.LEASE_SECONDS:
-            self._leases[key] = (left - 1, taken_at)
-            return True
-        lease = max(1, min(64, burst // 32))
+        for _ in range(2):  # a lease another request was fetching may be spent already: one more look
+            left, taken_at = self._leases.get(key, (0, 0.0))
+            if left > 0 and time.monotonic() - taken_at < self.LEASE_SECONDS:
+                self._leases[key] = (left - 1, taken_at)
+                return True
+            pending = self._taking.get(key)
+            if pending is None:
+                break
+            await asyncio.shield(pending)
+        return await self._lease(key, rate, burst)
+
+    async def _lease(self, key: str, rate: float, burst: int) -> bool:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._taking[key] = done
         try:
-            granted = int(await self._take(keys=[self._prefix + ":" + key], args=[rate, burst, lease]))
-        except (redis.RedisError, OSError):
-            return True  # a limit that cannot be checked does not refuse deliveries
-        if len(self._leases) > 50_000:  # strangers' keys must not pile up
-            self._leases.clear()
-        if granted <= 0:
-            self._leases.pop(key, None)
-            return False
-        self._leases[key] = (granted - 1, now)
-        return True
+            lease = max(1, min(64, burst // 32))
+            try:
+                granted = int(await self._take(keys=[self._prefix + ":" + key], args=[rate, burst, lease]))
+            except (redis.RedisError, OSError):
+                return True  # a limit that cannot be checked does not refuse deliveries
+            if len(self._leases) > 50_000:  # strangers' keys must not pile up
+                self._leases.clear()
+            if granted <= 0:
+                self._leases.pop(key, None)
+                return False
+            self._leases[key] = (granted - 1, time.monotonic())
+            return True
+        finally:
+            self._taking.pop(key, None)
+            done.set_result(None)
 
     async def aclose(self) -> None:
         await self._client.aclose()

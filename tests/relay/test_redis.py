@@ -144,3 +144,23 @@ def test_two_instances_a_moved_subscriber_and_a_kill_9_lose_and_repeat_nothing(r
     assert [d.body for d in stored] == sent  # none lost, none twice, in the order the relay took them
     origins = [d.origin for d in stored]
     assert len(set(origins)) == 300 and all(o.startswith(f"{url_a}/{channel_id}#") for o in origins)
+
+
+async def test_a_channels_rate_limit_holds_across_instances(redis_url):
+    settings = RelaySettings(rate_per_second=0.01, rate_burst=10)  # ten at once, then next to nothing
+    storages = [RedisRelayStorage(redis_url), RedisRelayStorage(redis_url)]
+    runners, urls = [], []
+    try:
+        for storage in storages:
+            runner, bound = await start_server(create_relay_app(storage, settings), "127.0.0.1", 0)
+            runners.append(runner)
+            urls.append(bound[0])
+        async with httpx.AsyncClient(timeout=10) as client:
+            channel = (await client.post(f"{urls[0]}/api/channels", json={"public": True})).json()["id"]
+            answers = [(await client.post(f"{urls[n % 2]}/{channel}", content=b"{}")).status_code for n in range(16)]
+        assert answers.count(200) == 10 and answers.count(429) == 6  # one bucket, whichever instance is asked
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+        for storage in storages:
+            storage.close()

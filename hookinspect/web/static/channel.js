@@ -34,11 +34,18 @@ function show(raw) {
   const item = element("li", undefined, "event");
   const when = new Date(raw.received_us / 1000).toLocaleTimeString();
   const title = element("p", undefined, "event-title");
-  title.append(element("span", `#${raw.id} `, "s-bold"), element("span", raw.method + " ", "s-bold s-magenta"),
-               element("span", raw.path + (raw.query ? "?" + raw.query : "")), element("span", "  " + when, "s-dim"));
-  const headers = element("pre", raw.headers.map(([name, value]) => `${name}: ${value}`).join("\n"), "event-headers");
-  const body = element("pre", bodyText(raw.body_base64, raw.headers), "event-body");
-  item.append(title, headers, body);
+  if (raw.sealed !== undefined) {  // a sealed channel: only the laptop with its key can read it
+    title.append(element("span", `#${raw.id} `, "s-bold"), element("span", "sealed", "s-bold s-magenta"),
+                 element("span", `  ${Math.max(0, atob(raw.sealed).length - 48)} bytes of JSON, encrypted`),
+                 element("span", "  " + when, "s-dim"));
+    item.append(title);
+  } else {
+    title.append(element("span", `#${raw.id} `, "s-bold"), element("span", raw.method + " ", "s-bold s-magenta"),
+                 element("span", raw.path + (raw.query ? "?" + raw.query : "")), element("span", "  " + when, "s-dim"));
+    const headers = element("pre", raw.headers.map(([name, value]) => `${name}: ${value}`).join("\n"), "event-headers");
+    const body = element("pre", bodyText(raw.body_base64, raw.headers), "event-body");
+    item.append(title, headers, body);
+  }
   const list = document.getElementById("events");
   list.prepend(item);
   while (list.children.length > KEEP) list.lastChild.remove();
