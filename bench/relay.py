@@ -214,16 +214,16 @@ def main() -> None:
     parser.add_argument("--no-redis", action="store_true", help="only the bare target and the SQLite relay")
     parser.add_argument("--only", choices=("bare", "sqlite", "redis", "redis x2"), help="one pipeline")
     args = parser.parse_args()
-    kinds = ["bare", "sqlite"] if not args.only else []
+    kinds = ["bare", "sqlite"]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis = None if args.no_redis else start_redis(work)
         if redis is not None:
             kinds += ["redis", "redis x2"]
-        if args.only:
-            kinds = [kind for kind in kinds if kind == args.only] or [args.only]
         elif not args.no_redis:
             print("redis-server not installed: the Redis rows are left out")
+        if args.only:
+            kinds = [kind for kind in kinds if kind == args.only]
         try:
             for kind in kinds:
                 for scenario, count, rate in (("burst", args.burst, 0.0), ("steady 100/s", 100 * args.steady_seconds, 100.0)):
