@@ -53,14 +53,18 @@ class Recorder:
         self._writes: set[asyncio.Task[None]] = set()
 
     async def record(self, delivery: Delivery, *, attempts: Sequence[Attempt] = (),
-                     content_hash: str | None = None) -> Recorded:
-        """Store one delivery; returns after COMMIT. Raises StoreError if it could not be stored."""
+                     content_hash: str | None = None, is_durable: bool = True) -> Recorded:
+        """Store one delivery; returns after COMMIT. Raises StoreError if it could not be stored.
+
+        `is_durable=False` skips waiting for the disk: only for a delivery that another store
+        keeps until it is here (a relay's event, fetched again after a power cut, since the
+        subscription resumes after the newest one stored)."""
         if self.annotate is not None or delivery.note == REENCODED_NOTE:
             await self._annotate(delivery)
         targets = list(self.route(delivery)) if self.route is not None else []
         queued = tuple(targets) if self.queue_forwards else ()
         try:
-            await self.workspace.writer.insert(Insert(delivery, queued, tuple(attempts), content_hash))
+            await self.workspace.writer.insert(Insert(delivery, queued, tuple(attempts), content_hash), is_durable=is_durable)
         except StoreError as exc:
             if self.failing is None or type(self.failing) is not type(exc):  # said once, not per request
                 self.workspace.changes.announce(StoreChange("failing", message=exc.message))

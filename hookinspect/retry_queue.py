@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +29,8 @@ from hookinspect.workspace import StoreChange, Workspace
 # (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h).
 DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 DEFAULT_MAX_ATTEMPTS = len(DEFAULT_SCHEDULE)
+# Recorded deliveries kept for their first send at most (the oldest are read back if needed).
+FRESH_KEPT = 1024
 # Longest sleep between looks at the queue when nothing wakes the worker: it also picks up
 # `queue retry/cancel/pause` from another process within this time.
 IDLE_POLL = 1.0
@@ -101,6 +104,9 @@ class ForwardQueueWorker:
         self.policy = policy or QueuePolicy()
         self.on_attempt = on_attempt
         self._wake = asyncio.Event()
+        # Deliveries this process just recorded and queued, as the recorder announced them:
+        # their first send needs no read of the store (a thread hop per wake).
+        self._fresh: OrderedDict[int, Delivery] = OrderedDict()
         self._targets: dict[str, _Target] = {}
         # A look at the queue reads in a thread while sends finish; an item settled after the
         # look began may still show as due in it. Each settle is stamped with a generation, and
@@ -113,6 +119,10 @@ class ForwardQueueWorker:
 
     def _on_change(self, change: StoreChange) -> None:
         if change.kind in ("queued", "recovered"):
+            if change.kind == "queued" and change.delivery is not None and change.seq is not None:
+                self._fresh[change.seq] = change.delivery
+                while len(self._fresh) > FRESH_KEPT:
+                    self._fresh.popitem(last=False)
             self._wake.set()  # announced in the event loop's thread, by the recorder
 
     async def run(self) -> None:
@@ -162,11 +172,21 @@ class ForwardQueueWorker:
         return min(READ_LIMIT, busy + 4 * max(1, self.policy.concurrency) * max(1, len(self._targets)))
 
     async def _read_deliveries(self, items: list[QueueItem]) -> dict[int, Delivery]:
-        seqs = sorted({item.delivery_seq for item in items})
+        found: dict[int, Delivery] = {}
+        missing = []
+        for seq in sorted({item.delivery_seq for item in items}):
+            fresh = self._fresh.pop(seq, None)
+            if fresh is not None:
+                found[seq] = fresh
+            else:
+                missing.append(seq)
+        if not missing:
+            return found
         try:
-            return await self.workspace.read(lambda store: {d.seq: d for d in store.get_many(seqs)})  # type: ignore[misc]
+            found.update(await self.workspace.read(lambda store: {d.seq: d for d in store.get_many(missing)}))  # type: ignore[misc]
         except StoreError:
-            return {}  # each send then finds nothing to send, and the items stay due
+            pass  # each send then finds nothing to send, and the items stay due
+        return found
 
     def _has_room(self, target: _Target) -> bool:
         """Whether a send to this target could start now: a free slot, and, if it is down, a probe due."""

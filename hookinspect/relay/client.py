@@ -200,7 +200,9 @@ class RelaySubscriber:
 
     async def _store(self, delivery: Delivery) -> None:
         try:
-            await self.recorder.record(delivery)
+            # The relay keeps the event until it is stored here, and a power cut only takes
+            # the newest ones, which the subscription resumes before: no wait for the disk.
+            await self.recorder.record(delivery, is_durable=False)
         except sqlite3.IntegrityError:
             self.duplicates += 1  # already stored (unique origin): a resent event
             return

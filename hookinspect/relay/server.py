@@ -111,12 +111,15 @@ class BatchingAppender:
                             future.set_exception(exc)
                     continue
                 committed: dict[str, list[RelayEvent]] = {}
-                for (event, future), event_id in zip(batch, ids, strict=True):
+                for (event, _), event_id in zip(batch, ids, strict=True):
                     committed.setdefault(event.channel, []).append(replace(event, id=event_id))
-                    if not future.done():
-                        future.set_result(event_id)
+                # Subscribers first: their streams then go out in the same turn of the loop as
+                # the senders' answers, not one turn later.
                 for channel, events in committed.items():
                     self.hub.publish(channel, events)
+                for (_, future), event_id in zip(batch, ids, strict=True):
+                    if not future.done():
+                        future.set_result(event_id)
 
 
 class _Recent:
@@ -546,7 +549,8 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
                 await response.write(b"event: ping\ndata: {}\n\n")
                 last_ping = time.monotonic()
             try:
-                await asyncio.wait_for(waiter.wait(), settings.ping_seconds)
+                async with asyncio.timeout(settings.ping_seconds):  # no task per wait, unlike wait_for
+                    await waiter.wait()
             except TimeoutError:
                 pass
     except (ConnectionResetError, asyncio.CancelledError):

@@ -117,12 +117,13 @@ class GroupCommitWriter:
         self._queue.put(_Job(operation, future))
         return future.result()
 
-    async def insert(self, insert: Insert) -> int:
-        """Store a delivery (see Insert); returns its sequence number after COMMIT."""
+    async def insert(self, insert: Insert, *, is_durable: bool = True) -> int:
+        """Store a delivery (see Insert); returns its sequence number after COMMIT (`is_durable`
+        as for `call`: only for deliveries another store keeps until they are here)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         # An Insert, not a callable, so a batch of them becomes one multi-row INSERT (see _apply).
-        self._queue.put(_Job(insert, future, loop))
+        self._queue.put(_Job(insert, future, loop, is_durable))
         return await future
 
     async def insert_delivery(self, delivery: Delivery, enqueue_to: Sequence[str] = ()) -> int:
