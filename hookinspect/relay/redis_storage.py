@@ -176,7 +176,7 @@ class RedisRelayStorage(RelayStorage):
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(self.key("new"))
                     if failures:
-                        on_state("Redis notifications back")
+                        on_state("Redis notifications work again")
                     failures = 0
                     resync()
                     async for message in pubsub.listen():
@@ -184,8 +184,9 @@ class RedisRelayStorage(RelayStorage):
                             notify(message["data"].decode())
             except (redis.RedisError, OSError) as exc:
                 delay = PUBSUB_BACKOFF[min(failures, len(PUBSUB_BACKOFF) - 1)]
+                if not failures:  # said once, not at every retry
+                    on_state(f"Redis notifications lost ({exc}); retrying until Redis answers")
                 failures += 1
-                on_state(f"Redis notifications lost ({exc}); retrying in {delay:g} s")
                 await asyncio.sleep(delay)
             finally:
                 await client.aclose()

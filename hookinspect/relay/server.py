@@ -22,7 +22,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from hookinspect.body import NOT_JSON, parse_content_type, parse_json
-from hookinspect.errors import UsageError
+from hookinspect.errors import StoreError, UsageError
 from hookinspect.model import now_us
 from hookinspect.receiver import (
     DEFAULT_MAX_BODIES_IN_FLIGHT,
@@ -196,6 +196,7 @@ LIMITER_KEY = web.AppKey("relay_limiter", object)
 CLOSING_KEY = web.AppKey("relay_closing", asyncio.Event)
 APPENDER_KEY = web.AppKey("relay_appender", BatchingAppender)
 ROUTER_KEY = web.AppKey("relay_claims", ClaimRouter)
+HEALTH_KEY = web.AppKey("relay_storage_health", object)
 CHANNELS_KEY = web.AppKey("relay_channels", dict)
 BUDGET_KEY = web.AppKey("relay_body_budget", BodyBudget)
 
@@ -211,6 +212,7 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app[BUDGET_KEY] = BodyBudget()
     app[APPENDER_KEY] = BatchingAppender(storage, app[HUB_KEY])
     app[ROUTER_KEY] = ClaimRouter(storage, app[SETTINGS_KEY].claims_refresh_seconds)
+    app[HEALTH_KEY] = StorageHealth(app[SETTINGS_KEY].on_state)
     app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.append(_retention)
     app.cleanup_ctx.append(_appender)
@@ -252,7 +254,10 @@ async def _retention(app: web.Application) -> AsyncIterator[None]:
         settings = app[SETTINGS_KEY]
         while True:
             await asyncio.sleep(60)
-            await asyncio.to_thread(app[STORAGE_KEY].prune, settings.keep_per_channel, settings.max_age_seconds)
+            try:
+                await asyncio.to_thread(app[STORAGE_KEY].prune, settings.keep_per_channel, settings.max_age_seconds)
+            except StoreError:
+                continue  # ingest says so; pruning waits for the next minute
 
     task = asyncio.create_task(prune_forever())
     yield
@@ -297,6 +302,8 @@ async def _new_channel(request: web.Request, is_public: bool,
     limit = request.app[SETTINGS_KEY].max_channels
     try:
         return await asyncio.to_thread(request.app[STORAGE_KEY].create_channel, is_public, limit, seal_key)
+    except StoreError as exc:
+        return request.app[HEALTH_KEY].failed(exc)  # type: ignore[attr-defined]
     except ChannelLimitReached:
         return web.json_response({"error": f"this relay holds its limit of {limit} channels; "
                                            "its operator can raise it (relay --max-channels)"}, status=503)
@@ -341,13 +348,38 @@ def _token(request: web.Request) -> str | None:
     return request.query.get("token")
 
 
+STORAGE_DOWN = "the relay cannot reach its storage right now; retry shortly"
+
+
+class StorageHealth:
+    """Says once when the relay's storage fails and once when it works again (not per request)."""
+
+    def __init__(self, on_state: Callable[[str], None]) -> None:
+        self.on_state = on_state
+        self.failing: str | None = None
+
+    def failed(self, exc: StoreError) -> web.Response:
+        if self.failing is None:
+            self.on_state(f"storing fails: {exc.message}; senders get 503 until it works again")
+        self.failing = exc.message
+        return web.json_response({"error": STORAGE_DOWN}, status=503, headers={"Retry-After": "5"})
+
+    def worked(self) -> None:
+        if self.failing is not None:
+            self.failing = None
+            self.on_state("storing works again")
+
+
 async def channel_endpoint(request: web.Request) -> web.StreamResponse:
     storage = request.app[STORAGE_KEY]
     channel_id = request.match_info["channel"]
     cache = request.app[CHANNELS_KEY]
     channel = cache.get(channel_id)
     if channel is None:
-        channel = await asyncio.to_thread(storage.channel, channel_id)
+        try:
+            channel = await asyncio.to_thread(storage.channel, channel_id)
+        except StoreError as exc:
+            return request.app[HEALTH_KEY].failed(exc)
         if channel is not None:  # channels never change once created
             cache[channel_id] = channel
     if channel is None:
@@ -422,7 +454,11 @@ async def ingest(request: web.Request, channel: Channel) -> web.Response:
         if channel.seal_key is not None:  # from here on only ciphertext exists of it
             event = sealed_event(event, channel.seal_key)
         # The sender is acknowledged only once the delivery is durable in the relay's store.
-        await request.app[APPENDER_KEY].append(event)
+        try:
+            await request.app[APPENDER_KEY].append(event)
+        except StoreError as exc:
+            return request.app[HEALTH_KEY].failed(exc)
+    request.app[HEALTH_KEY].worked()
     return web.Response(status=settings.response_status)
 
 
@@ -502,7 +538,10 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
     if isinstance(subscription, web.Response):
         return subscription
     if subscription.subscriber is not None:
-        await asyncio.to_thread(router.register, channel.id, subscription, request.query.get("claim", ""))
+        try:
+            await asyncio.to_thread(router.register, channel.id, subscription, request.query.get("claim", ""))
+        except StoreError as exc:
+            return request.app[HEALTH_KEY].failed(exc)  # type: ignore[attr-defined]
     include_raw = request.query.get("raw") in ("1", "true")
     include_smee = request.query.get("smee") not in ("0", "false")
     last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""
@@ -553,6 +592,6 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
                     await waiter.wait()
             except TimeoutError:
                 pass
-    except (ConnectionResetError, asyncio.CancelledError):
+    except (ConnectionResetError, asyncio.CancelledError, StoreError):  # a failing store ends the stream: clients resume
         pass
     return response

@@ -102,6 +102,13 @@ async def test_an_event_posted_to_one_instance_streams_from_the_other_at_once(re
             storage.close()
 
 
+def _pings(redis, port) -> bool:
+    try:
+        return redis.Redis(port=port, socket_connect_timeout=0.2).ping()
+    except redis.ConnectionError:
+        return False
+
+
 def start_redis_relay(redis_url, *extra):
     port = free_port()
     proc = subprocess.Popen(hookinspect_cmd("relay", "--port", str(port), "--storage", redis_url, *extra),
@@ -164,3 +171,42 @@ async def test_a_channels_rate_limit_holds_across_instances(redis_url):
             await runner.cleanup()
         for storage in storages:
             storage.close()
+
+
+def test_redis_going_away_is_503_and_one_line_and_it_recovers_by_itself(tmp_path):
+    import shutil
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    servers: list[subprocess.Popen] = []  # stopped by PID at the end, whatever happens
+
+    def start_redis():
+        proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(tmp_path), "--save", "",
+                                 "--appendonly", "yes", "--appendfsync", "always"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        servers.append(proc)
+        import redis
+        wait_until(lambda: _pings(redis, port), 15, "redis-server answering")
+        return proc
+
+    try:
+        redis_proc = start_redis()
+        relay, url = start_redis_relay(f"redis://127.0.0.1:{port}/0")
+        channel = new_channel(url)["url"]
+        with httpx.Client(timeout=10) as client:
+            assert client.post(channel, content=b'{"n":1}').status_code == 200
+            redis_proc.terminate()
+            redis_proc.wait(timeout=10)
+            down = client.post(channel, content=b'{"n":2}')
+            assert down.status_code == 503 and down.headers["Retry-After"] == "5" and "retry shortly" in down.json()["error"]
+            assert client.post(channel, content=b'{"n":3}').status_code == 503
+            start_redis()  # the same data directory: the first event is still there
+            wait_until(lambda: client.post(channel, content=b'{"n":4}').status_code == 200, 30, "the relay storing again")
+        _, err = stop_process(relay)
+    finally:
+        for server in servers:
+            server.terminate()
+            server.wait(timeout=10)
+    assert err.count("storing fails") == 1 and "storing works again" in err and "Traceback" not in err
