@@ -59,11 +59,18 @@ class ClaimRouter:
         self.storage.set_claim(channel_id, Claim(subscription.subscriber, text, subscription.is_default, time.time()))
         self._claims.pop(channel_id, None)
 
-    def claims(self, channel_id: str) -> list[tuple[Claim, DeliveryFilter]]:
-        """The channel's claims, read again when older than `refresh_seconds` (blocking)."""
+    def cached(self, channel_id: str) -> list[tuple[Claim, DeliveryFilter]] | None:
+        """The channel's claims if read less than `refresh_seconds` ago (no I/O), else None."""
         cached = self._claims.get(channel_id)
         if cached is not None and time.monotonic() - cached[0] < self.refresh_seconds:
             return cached[1]
+        return None
+
+    def claims(self, channel_id: str) -> list[tuple[Claim, DeliveryFilter]]:
+        """The channel's claims, read again when older than `refresh_seconds` (blocking)."""
+        cached = self.cached(channel_id)
+        if cached is not None:
+            return cached
         parsed = []
         for claim in self.storage.claims(channel_id):
             try:

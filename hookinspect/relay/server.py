@@ -567,7 +567,9 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
             if events is None:  # catching up from further back than memory reaches
                 events = await asyncio.to_thread(storage.events_after, channel.id, last_id, 500)
             if events and channel.seal_key is None:
-                claims = await asyncio.to_thread(router.claims, channel.id)
+                claims = router.cached(channel.id)
+                if claims is None:  # read at most once a second: other instances' subscribers may claim
+                    claims = await asyncio.to_thread(router.claims, channel.id)
                 scanned_to = events[-1].id
                 events = router.select(events, subscription, claims)
                 if not events:  # none of these is this subscriber's: look further
