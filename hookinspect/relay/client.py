@@ -42,6 +42,15 @@ def channel_url(source: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
+def relay_error(response: httpx.Response) -> str | None:
+    """The `error` a relay of ours put in a refusal, one line, or None."""
+    try:
+        said = response.json().get("error")
+    except (ValueError, AttributeError, httpx.ResponseNotRead):
+        return None
+    return " ".join(str(said).split())[:300] if said else None
+
+
 def checked_sources(urls: list[str]) -> tuple[str, ...]:
     """Several --source URLs must name one channel (the same id on relay instances that share
     a store); anything else is a mistake worth one line."""
@@ -133,6 +142,9 @@ class RelaySubscriber:
                     code = exc.response.status_code
                     reason = {401: "the relay wants the channel token (--token)", 403: "the token was refused",
                               404: "no such channel on the relay"}.get(code, f"the relay answered {code}")
+                    said = relay_error(exc.response)
+                    if said and code not in (401, 403, 404):
+                        reason += f": {said}"
                 except (httpx.HTTPError, OSError) as exc:
                     reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
                 if self._is_ready or down_since is None:
@@ -156,6 +168,8 @@ class RelaySubscriber:
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         async with aconnect_sse(client, "GET", self._subscribe_url(), headers=headers) as source:
+            if source.response.is_error:
+                await source.response.aread()  # its error says why (a claim refused, say)
             source.response.raise_for_status()
             pending: deque[asyncio.Future[None]] = deque()
             try:

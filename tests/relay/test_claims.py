@@ -91,3 +91,14 @@ def test_a_claim_matches_as_the_store_would():
     assert parse_claim("event:invoice.* ct:json path:/billing/*").matches(delivery)
     assert not parse_claim("provider:github").matches(delivery)
     assert not parse_claim("$.data.object.metadata.dev=bob").matches(delivery)
+
+
+def test_a_claim_on_a_sealed_channel_is_refused_in_one_line_that_says_why(tmp_path):
+    _, relay_url = start_relay(tmp_path / "relay")
+    laptop_store = tmp_path / "laptop" / "store.db"
+    from tests.relay.test_sealed import sealed_channel
+    channel = sealed_channel(relay_url, laptop_store)
+    proc, _ = start_listen(laptop_store, "--source", channel["url"], "--token", channel["token"], "--claim", "$.dev=ana")
+    STARTED.append(proc)
+    said = read_until(proc.stdout, "relay answered 400", 30)
+    assert "a sealed channel cannot route by claims" in said.splitlines()[-1]
