@@ -125,10 +125,13 @@ def test_two_instances_a_moved_subscriber_and_a_kill_9_lose_and_repeat_nothing(r
     channel = new_channel(url_a)
     channel_id = channel["id"]
     store = tmp_path / "laptop.db"
-    # The laptop knows both instances; it starts on A.
+    # The laptop knows both instances; it starts on A. A second one subscribes on B only.
     listen, _ = start_listen(store, "--source", f"{url_a}/{channel_id}", "--source", f"{url_b}/{channel_id}",
                              "--token", channel["token"])
     STARTED.append(listen)
+    other_store = tmp_path / "other.db"
+    other, _ = start_listen(other_store, "--source", f"{url_b}/{channel_id}", "--token", channel["token"])
+    STARTED.append(other)
     sent: list[bytes] = []
 
     def send(urls, count):
@@ -144,11 +147,14 @@ def test_two_instances_a_moved_subscriber_and_a_kill_9_lose_and_repeat_nothing(r
     relay_a.send_signal(signal.SIGKILL)  # mid-stream: the laptop moves to B and resumes there
     relay_a.wait(timeout=10)
     send([url_b], 100)
-    wait_until(lambda: store_count(store) >= 300, 60, "300 deliveries at the laptop")
+    wait_until(lambda: store_count(store) >= 300 and store_count(other_store) >= 300, 60, "300 deliveries at each laptop")
     stop_process(listen)
+    stop_process(other)
     with Store(store) as opened:
         stored = [opened.get(seq) for seq in sorted(opened.seqs())]
     assert [d.body for d in stored] == sent  # none lost, none twice, in the order the relay took them
+    with Store(other_store) as opened:  # B's subscriber saw what was posted to A as well, in the same order
+        assert [opened.get(seq).body for seq in sorted(opened.seqs())] == sent
     origins = [d.origin for d in stored]
     assert len(set(origins)) == 300 and all(o.startswith(f"{url_a}/{channel_id}#") for o in origins)
 
