@@ -333,8 +333,11 @@ def scheme_from_table(name: str, table: Any) -> Scheme:
         if placeholder not in PLACEHOLDERS:
             raise UsageError(f"{where}: signed has {{{placeholder}}}{did_you_mean(placeholder, PLACEHOLDERS)}",
                              "placeholders: " + ", ".join("{" + p + "}" for p in PLACEHOLDERS))
-    if "{timestamp}" in signed and not (table.get("timestamp_header") or table.get("timestamp_key")):
+    if "{timestamp}" in signed and not (table.get("timestamp_header") or table.get("timestamp_key")
+                                        or table.get("timestamp_json")):
         raise UsageError(f"{where}: signed uses {{timestamp}}: say where it travels (timestamp_header)")
+    if "timestamp_json" in table and not re.fullmatch(r"\$(\.[A-Za-z0-9_-]+)+", str(table["timestamp_json"])):
+        raise UsageError(f"{where}: timestamp_json is a JSON path to a number in the body, e.g. \"$.webhookTimestamp\"")
     if "{id}" in signed and not table.get("id_header"):
         raise UsageError(f"{where}: signed uses {{id}}: say where it travels (id_header)")
     if table.get("list_separator") and not table.get("signature_key"):

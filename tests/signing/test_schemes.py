@@ -155,6 +155,7 @@ def test_a_provider_defined_in_hookinspect_toml_is_detected_verified_and_listed(
     ({"detect": {"header": "X-A"}, "header": "X-A", "signed": "{timestamp}.{body}"}, "timestamp_header"),
     ({"detect": {"header": "X-A"}, "header": "X-A", "signed": "{bdy}"}, "did you mean 'body'?"),
     ({"detect": {"header": "X-A"}, "header": "X-A", "event": "type"}, "JSON path"),
+    ({"detect": {"header": "X-A"}, "header": "X-A", "timestamp_json": "ts"}, "timestamp_json is a JSON path"),
 ])
 def test_bad_provider_tables_are_clear_errors(table, needle):
     with pytest.raises(UsageError, match=needle.replace("?", r"\?").replace("(", r"\(")):
@@ -166,3 +167,18 @@ def test_a_bad_provider_table_is_exit_2_in_one_line(tmp_path, monkeypatch):
     (tmp_path / "hookinspect.toml").write_text('[providers.acme]\ndetect = { header = "X-A" }\nheader = "X-A"\nencoding = "hexx"\n')
     result = CliRunner().invoke(app, ["providers"])
     assert result.exit_code == 2 and "encoding = 'hexx' (did you mean 'hex'?)" in result.stderr
+
+
+def test_a_user_provider_with_its_timestamp_in_the_body_signs_in_place_and_expires():
+    from hookinspect.signing.registry import scheme_provider
+    scheme = scheme_from_table("acme", {"detect": {"header": "X-Acme-Signature"}, "header": "X-Acme-Signature",
+                                        "timestamp_json": "$.sent_at", "timestamp_format": "unix-ms", "tolerance": 60})
+    provider = scheme_provider(scheme)
+    body = b'{"type": "order.paid", "sent_at": 1, "pad": "kept as it is"}'
+    message = signed_by(provider, SignedMessage("POST", URL, Headers([("Content-Type", "application/json")]), body),
+                        SECRET, NOW)
+    assert message.body == body.replace(b'"sent_at": 1', b'"sent_at": %d' % int(NOW * 1000))  # only those digits changed
+    assert provider.verify(message, SECRET, NOW).status == VALID
+    assert provider.verify(message, SECRET, NOW + 61).status == EXPIRED
+    assert provider.verify(SignedMessage("POST", URL, message.headers, message.body.replace(b"kept", b"kepT")),
+                           SECRET, NOW).status == INVALID
