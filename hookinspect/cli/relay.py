@@ -138,3 +138,69 @@ def new_channel(
         out.info(f"HOOKINSPECT_TOKEN=<the token above> hookinspect listen --source {data['url']}")
     else:
         out.info(f"hookinspect listen --source {data['url']}")
+
+
+CHANNEL_ARGUMENT = typer.Argument(..., help="The channel's URL. Example: https://relay.example.com/AbC…")
+TOKEN_OPTION = typer.Option(None, "--token", envvar=["HOOKINSPECT_TOKEN", "HOOKINSPECT_RELAY_TOKEN"],
+                            help="The channel's token; HOOKINSPECT_TOKEN keeps it out of `ps`.")
+
+
+def _channel_call(method: str, channel: str, tail: str, token: str | None) -> dict:
+    """One call to a relay's channel API, or a one-line error saying what the relay said."""
+    from hookinspect.relay.client import channel_url, relay_error
+    url = channel_url(validate_target(channel))
+    base, _, channel_id = url.rpartition("/")
+    if not channel_id or "://" not in base:
+        raise UsageError(f"{channel!r} is not a channel URL (https://relay.example.com/<channel>)")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.request(method, f"{base}/api/channels/{channel_id}/{tail}", headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        raise NetworkError(f"cannot reach the relay at {base}: {exc}") from None
+    if response.is_error:
+        said = relay_error(response) or response.reason_phrase
+        raise UsageError(f"the relay answered {response.status_code}: {said}")
+    return response.json()
+
+
+@channel_app.command("claims")
+def show_claims(channel: str = CHANNEL_ARGUMENT, token: str | None = TOKEN_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Who claims what on a channel (listen --claim), and when each was last connected."""
+    import time
+
+    from rich.table import Table
+
+    from hookinspect.cli.output import add_columns, safe_text
+    out = Output()
+    claims = _channel_call("GET", channel, "claims", token)["claims"]
+    if as_json:
+        out.json(claims)
+        return
+    if not claims:
+        out.info("nobody claims anything: every subscriber gets every delivery")
+        return
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    add_columns(table, ("subscriber", "claims", "last connected"), prose=("claims",))
+    for claim in claims:
+        what = claim["claim"] or ""
+        if claim["default"]:
+            what = (what + " + " if what else "") + "what nobody claims"
+        age = time.time() - claim["seen_at"]
+        seen = f"{age / 3600:.1f} h ago" if age >= 3600 else f"{age / 60:.0f} min ago"
+        table.add_row(safe_text(claim["subscriber"]), safe_text(what),
+                      Text(seen + ("  (lapsed: ignored)" if claim["expired"] else ""), style="dim"))
+    out.print(table)
+
+
+@channel_app.command("release")
+def release_claim(channel: str = CHANNEL_ARGUMENT,
+                  subscriber: str = typer.Option(..., "--subscriber", help="Whose claim ends. Example: --subscriber ana"),
+                  token: str | None = TOKEN_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """End a subscriber's claim: what it claimed goes to the others (or the default) from now on."""
+    from urllib.parse import quote
+    out = Output()
+    answer = _channel_call("DELETE", channel, f"claims/{quote(subscriber, safe='')}", token)
+    if as_json:
+        out.json(answer)
+    else:
+        out.print(Text.assemble("released ", (subscriber, "bold")))

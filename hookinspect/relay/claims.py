@@ -19,6 +19,10 @@ from hookinspect.model import Delivery, Headers
 from hookinspect.relay.storage import Claim, RelayEvent, RelayStorage
 
 REFRESH_SECONDS = 1.0  # how stale another instance's view of a channel's claims may be
+# A claim whose subscriber has not been connected for this long is ignored: a laptop gone for
+# good must not keep its share waiting forever (`channel release` ends a claim at once).
+CLAIM_TTL_SECONDS = 7 * 86400
+RENEW_SECONDS = 60.0  # a connected subscriber's claim is renewed this often
 MAX_CLAIM_LENGTH = 2000
 MAX_SUBSCRIBER_LENGTH = 100
 
@@ -47,11 +51,19 @@ class Subscription:
 class ClaimRouter:
     """Decides, per event and subscriber, whether the event is that subscriber's to get."""
 
-    def __init__(self, storage: RelayStorage, refresh_seconds: float = REFRESH_SECONDS) -> None:
+    def __init__(self, storage: RelayStorage, refresh_seconds: float = REFRESH_SECONDS,
+                 ttl_seconds: float = CLAIM_TTL_SECONDS) -> None:
         self.storage = storage
         self.refresh_seconds = refresh_seconds
+        self.ttl_seconds = ttl_seconds
         self._claims: dict[str, tuple[float, list[tuple[Claim, DeliveryFilter]]]] = {}
         self._deliveries: OrderedDict[tuple[str, int], Delivery] = OrderedDict()  # shared by a channel's subscribers
+
+    def release(self, channel_id: str, subscriber: str) -> bool:
+        """End a subscriber's claim (blocking); its share goes to the others at once."""
+        released = self.storage.delete_claim(channel_id, subscriber)
+        self._claims.pop(channel_id, None)
+        return released
 
     def register(self, channel_id: str, subscription: Subscription, text: str) -> None:
         """Record a subscriber's claim (blocking: called in a thread)."""
@@ -72,7 +84,10 @@ class ClaimRouter:
         if cached is not None:
             return cached
         parsed = []
+        oldest = time.time() - self.ttl_seconds
         for claim in self.storage.claims(channel_id):
+            if claim.seen_at < oldest:
+                continue  # its laptop has been away longer than claims last
             try:
                 parsed.append((claim, parse_claim(claim.filter) if not claim.is_default else DeliveryFilter()))
             except UsageError:

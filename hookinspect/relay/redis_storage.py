@@ -125,6 +125,9 @@ class RedisRelayStorage(RelayStorage):
             claims.append(Claim(name.decode(), data["filter"], data["default"], data["seen_at"]))
         return claims
 
+    def delete_claim(self, channel_id: str, subscriber: str) -> bool:
+        return bool(self._call(self._redis.hdel, self.key("claims", channel_id), subscriber))
+
     # -- events ------------------------------------------------------------------------------
 
     def append(self, event: RelayEvent) -> int:

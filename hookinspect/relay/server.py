@@ -35,7 +35,14 @@ from hookinspect.receiver import (
     header_bytes,
     read_body,
 )
-from hookinspect.relay.claims import REFRESH_SECONDS, ClaimRouter, Subscription, parse_claim
+from hookinspect.relay.claims import (
+    CLAIM_TTL_SECONDS,
+    REFRESH_SECONDS,
+    RENEW_SECONDS,
+    ClaimRouter,
+    Subscription,
+    parse_claim,
+)
 from hookinspect.relay.sealing import checked_public_key, seal
 from hookinspect.relay.storage import Channel, ChannelLimitReached, RelayEvent, RelayStorage
 
@@ -68,6 +75,7 @@ class RelaySettings:
     trust_proxy: bool = False
     on_state: Callable[[str], None] = field(default=lambda _message: None)  # a shared store's notifications
     claims_refresh_seconds: float = REFRESH_SECONDS
+    claim_ttl_seconds: float = CLAIM_TTL_SECONDS
 
 
 class BatchingAppender:
@@ -211,7 +219,8 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app[CHANNELS_KEY] = {}
     app[BUDGET_KEY] = BodyBudget()
     app[APPENDER_KEY] = BatchingAppender(storage, app[HUB_KEY])
-    app[ROUTER_KEY] = ClaimRouter(storage, app[SETTINGS_KEY].claims_refresh_seconds)
+    app[ROUTER_KEY] = ClaimRouter(storage, app[SETTINGS_KEY].claims_refresh_seconds,
+                                  app[SETTINGS_KEY].claim_ttl_seconds)
     app[HEALTH_KEY] = StorageHealth(app[SETTINGS_KEY].on_state)
     app.on_shutdown.append(_end_streams)
     app.cleanup_ctx.append(_retention)
@@ -221,6 +230,8 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app.router.add_route("GET", "/new", new_channel_redirect)
     app.router.add_route("HEAD", "/new", new_channel_redirect)
     app.router.add_post("/api/channels", create_channel)
+    app.router.add_get("/api/channels/{channel}/claims", list_claims)
+    app.router.add_delete("/api/channels/{channel}/claims/{subscriber}", release_claim)
     app.router.add_get("/_static/{name}", channel_page_file)
     app.router.add_route("*", "/{channel}", channel_endpoint)
     app.router.add_route("*", "/{channel}/{tail:.*}", channel_endpoint)
@@ -339,6 +350,51 @@ async def create_channel(request: web.Request) -> web.Response:
     channel, token = created
     return web.json_response({"id": channel.id, "url": f"{_base_url(request)}/{channel.id}", "token": token,
                               "public": is_public, "sealed": seal_key is not None}, status=201)
+
+
+async def _channel_for_owner(request: web.Request) -> Channel | web.Response:
+    """The channel named in the path, if the request carries its token (a public one needs none)."""
+    channel_id = request.match_info["channel"]
+    try:
+        channel = await asyncio.to_thread(request.app[STORAGE_KEY].channel, channel_id)
+    except StoreError as exc:
+        return request.app[HEALTH_KEY].failed(exc)  # type: ignore[attr-defined]
+    if channel is None:
+        return web.json_response({"error": f"no channel {channel_id!r}"}, status=404)
+    if not channel.accepts_token(_token(request)):
+        return web.json_response({"error": "this channel needs its token (Authorization: Bearer … or ?token=…)"},
+                                 status=401)
+    return channel
+
+
+async def list_claims(request: web.Request) -> web.Response:
+    """Who claims what on a channel, and when each was last connected."""
+    channel = await _channel_for_owner(request)
+    if isinstance(channel, web.Response):
+        return channel
+    try:
+        claims = await asyncio.to_thread(request.app[STORAGE_KEY].claims, channel.id)
+    except StoreError as exc:
+        return request.app[HEALTH_KEY].failed(exc)  # type: ignore[attr-defined]
+    ttl = request.app[SETTINGS_KEY].claim_ttl_seconds
+    return web.json_response({"claims": [
+        {"subscriber": c.subscriber, "claim": c.filter or None, "default": c.is_default, "seen_at": c.seen_at,
+         "expired": c.seen_at < time.time() - ttl} for c in claims]})
+
+
+async def release_claim(request: web.Request) -> web.Response:
+    """End one subscriber's claim: what it claimed goes to the others (or the default) at once."""
+    channel = await _channel_for_owner(request)
+    if isinstance(channel, web.Response):
+        return channel
+    subscriber = request.match_info["subscriber"]
+    try:
+        released = await asyncio.to_thread(request.app[ROUTER_KEY].release, channel.id, subscriber)
+    except StoreError as exc:
+        return request.app[HEALTH_KEY].failed(exc)  # type: ignore[attr-defined]
+    if not released:
+        return web.json_response({"error": f"{subscriber!r} claims nothing on this channel"}, status=404)
+    return web.json_response({"released": subscriber})
 
 
 def _token(request: web.Request) -> str | None:
@@ -557,7 +613,7 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
         last_id = await asyncio.to_thread(storage.last_event_id, channel.id, skip)
     # Only now: everything posted after a subscriber sees `ready` reaches it.
     await response.write(b"event: ready\ndata: {}\n\n")
-    last_ping = time.monotonic()
+    last_ping = renewed = time.monotonic()
     is_caught_up = False
     closing = request.app[CLOSING_KEY]
     try:
@@ -589,6 +645,10 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
             if time.monotonic() - last_ping >= settings.ping_seconds:
                 await response.write(b"event: ping\ndata: {}\n\n")
                 last_ping = time.monotonic()
+            if subscription.subscriber is not None and time.monotonic() - renewed >= RENEW_SECONDS:
+                # A connected laptop's claim stays alive; one gone for good lapses after the TTL.
+                await asyncio.to_thread(router.register, channel.id, subscription, request.query.get("claim", ""))
+                renewed = time.monotonic()
             try:
                 async with asyncio.timeout(settings.ping_seconds):  # no task per wait, unlike wait_for
                     await waiter.wait()

@@ -107,6 +107,10 @@ class RelayStorage(ABC):
     def claims(self, channel_id: str) -> list[Claim]: ...
 
     @abstractmethod
+    def delete_claim(self, channel_id: str, subscriber: str) -> bool:
+        """Forget a subscriber's claim; False when it had none."""
+
+    @abstractmethod
     def channel(self, channel_id: str) -> Channel | None: ...
 
     @abstractmethod
@@ -200,6 +204,11 @@ class SqliteRelayStorage(RelayStorage):
             rows = self._conn.execute("SELECT subscriber, filter, is_default, seen_at FROM claims WHERE channel = ? "
                                       "ORDER BY subscriber", (channel_id,)).fetchall()
         return [Claim(r[0], r[1], bool(r[2]), r[3]) for r in rows]
+
+    def delete_claim(self, channel_id: str, subscriber: str) -> bool:
+        with self._lock:
+            return self._conn.execute("DELETE FROM claims WHERE channel = ? AND subscriber = ?",
+                                      (channel_id, subscriber)).rowcount > 0
 
     def append(self, event: RelayEvent) -> int:
         return self.append_many([event])[0]

@@ -102,3 +102,54 @@ def test_a_claim_on_a_sealed_channel_is_refused_in_one_line_that_says_why(tmp_pa
     STARTED.append(proc)
     said = read_until(proc.stdout, "relay answered 400", 30)
     assert "a sealed channel cannot route by claims" in said.splitlines()[-1]
+
+
+def test_claims_are_listed_and_a_released_claims_share_goes_to_the_default(tmp_path):
+    from tests.factories import hookinspect_cmd
+
+    _, relay_url = start_relay(tmp_path / "relay")
+    channel = new_channel(relay_url)
+    ana, ana_store = laptop(tmp_path, "ana", channel, "--claim", "$.dev=ana")
+    _, rest_store = laptop(tmp_path, "ops", channel, "--claim-default")
+    env_token = {"HOOKINSPECT_TOKEN": channel["token"]}
+    import os
+    import subprocess
+
+    listed = subprocess.run(hookinspect_cmd("channel", "claims", channel["url"], "--json"), capture_output=True,
+                            text=True, env={**os.environ, **env_token}, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    claims = {c["subscriber"]: c for c in json.loads(listed.stdout)}
+    assert claims["ana"]["claim"] == "$.dev=ana" and claims["ops"]["default"] and not claims["ana"]["expired"]
+    refused = subprocess.run(hookinspect_cmd("channel", "claims", channel["url"]), capture_output=True, text=True,
+                             timeout=60)  # no token
+    assert refused.returncode != 0 and "the relay answered 401" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    stop_process(ana)  # ana leaves for good; until her claim is released her share waits for her
+    released = subprocess.run(hookinspect_cmd("channel", "release", channel["url"], "--subscriber", "ana"),
+                              capture_output=True, text=True, env={**os.environ, **env_token}, timeout=60)
+    assert released.returncode == 0 and "released ana" in released.stdout
+    with httpx.Client(timeout=10) as client:
+        assert client.post(channel["url"], json={"dev": "ana", "n": 1}).status_code == 200
+    wait_until(lambda: store_count(rest_store) >= 1, 30, "ana's delivery at the default once her claim is released")
+    assert bodies(rest_store) == [{"dev": "ana", "n": 1}] and store_count(ana_store) == 0
+    again = subprocess.run(hookinspect_cmd("channel", "release", channel["url"], "--subscriber", "ana"),
+                           capture_output=True, text=True, env={**os.environ, **env_token}, timeout=60)
+    assert again.returncode == 2 and "'ana' claims nothing on this channel" in again.stderr
+
+
+def test_a_claim_not_renewed_for_its_ttl_lapses(tmp_path):
+    import time
+
+    from hookinspect.relay.claims import ClaimRouter, Subscription
+    from hookinspect.relay.storage import Claim, RelayEvent, SqliteRelayStorage
+
+    storage = SqliteRelayStorage(tmp_path)
+    try:
+        storage.set_claim("c", Claim("ana", "$.dev=ana", False, time.time() - 3600))  # seen an hour ago
+        event = RelayEvent(1, "c", 1, "POST", "/", "", [("Content-Type", "application/json")], b'{"dev":"ana"}')
+        plain = Subscription()
+        fresh = ClaimRouter(storage, ttl_seconds=7200)
+        lapsed = ClaimRouter(storage, ttl_seconds=1800)
+        assert fresh.select([event], plain, fresh.claims("c")) == []  # ana's, while her claim lives
+        assert lapsed.select([event], plain, lapsed.claims("c")) == [event]  # unclaimed once it lapsed
+    finally:
+        storage.close()

@@ -59,6 +59,8 @@ def test_channels_claims_and_the_channel_limit_are_shared(redis_url):
             one.create_channel(True, max_channels=2)
         one.set_claim(channel.id, Claim("ana", "provider:stripe", False, 1.0))
         assert two.claims(channel.id) == [Claim("ana", "provider:stripe", False, 1.0)]
+        assert two.delete_claim(channel.id, "ana") and not one.delete_claim(channel.id, "ana")
+        assert one.claims(channel.id) == []
     finally:
         one.close()
         two.close()
