@@ -226,7 +226,7 @@ class SharedRateLimiter:
         self._taking: dict[str, asyncio.Future[None]] = {}  # one lease asked at a time per key
 
     async def allow(self, key: str, rate: float, burst: int) -> bool:
-        for _ in range(2):  # a lease another request was fetching may be spent already: one more look
+        while True:  # a lease another request is fetching: wait for it, then look again
             left, taken_at = self._leases.get(key, (0, 0.0))
             if left > 0 and time.monotonic() - taken_at < self.LEASE_SECONDS:
                 self._leases[key] = (left - 1, taken_at)
