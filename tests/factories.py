@@ -201,3 +201,20 @@ def import_into(store: Path, items: list[ExportItem], annotate: Callable[[Delive
 
     with Workspace(store, create=True) as workspace:
         return asyncio.run(import_deliveries(Recorder(workspace, annotate=annotate), items))
+
+
+# The signer's and a stranger's SendGrid keys: fixed numbers, so every test run signs alike.
+SENDGRID_KEY_NUMBERS = (1234567, 7654321)
+
+
+def sendgrid_key(number: int):  # noqa: ANN201 - (the EC private key, its public key in base64 DER, its PEM)
+    """A SendGrid Event Webhook key pair (ECDSA P-256) derived from `number`."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    private = ec.derive_private_key(number, ec.SECP256R1())
+    public = base64.b64encode(private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return private, public, pem

@@ -43,6 +43,7 @@ from hookinspect.workspace import StoreChange, Workspace
 
 if TYPE_CHECKING:
     from hookinspect.receiver import ForwardSettings, MockResponse, ReceiverEvent, ReceiverSettings
+    from hookinspect.relay.storage import Claim
     from hookinspect.retry_queue import QueuePolicy
     from hookinspect.signing.registry import Secrets
 
@@ -309,7 +310,7 @@ def listen(
         run_receiver(out, path, receiver_settings, host, port, workers, durability, quiet, as_json, shows)
 
 
-def checked_claim(sources: list[str], claim: str | None, is_default: bool, subscriber: str | None):  # noqa: ANN201
+def checked_claim(sources: list[str], claim: str | None, is_default: bool, subscriber: str | None) -> Claim:
     """This laptop's claim on the channel, checked here so a mistake is one line before anything starts."""
     import getpass
     import socket

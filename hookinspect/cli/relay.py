@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import typer
@@ -15,6 +16,10 @@ from hookinspect.cli.output import Output
 from hookinspect.config import checked_port
 from hookinspect.errors import NetworkError, UsageError
 from hookinspect.forward import validate_target
+from hookinspect.redaction import redact_url
+
+if TYPE_CHECKING:
+    from hookinspect.relay.storage import RelayStorage
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
@@ -46,7 +51,7 @@ def run_relay(
     from hookinspect.relay.server import RelaySettings, create_relay_app
     out = Output()
     storage = open_relay_storage(storage_url, data)
-    where = redact_url(storage_url) if storage_url else str(data)
+    where = redact_url(storage_url)[0] if storage_url else str(data)
     settings = RelaySettings(max_body=parse_size(max_body), rate_per_second=rate, rate_burst=burst,
                              address_rate_per_second=rate, address_burst=burst,
                              keep_per_channel=keep, max_age_seconds=max_age_days * 86400, trust_proxy=trust_proxy,
@@ -77,7 +82,7 @@ def run_relay(
     asyncio.run(serve())
 
 
-def open_relay_storage(url: str | None, data: Path):  # noqa: ANN201 - a RelayStorage
+def open_relay_storage(url: str | None, data: Path) -> RelayStorage:
     """SQLite in `data`, or the shared store `url` names (redis://, rediss://, unix://)."""
     if url is None:
         from hookinspect.relay.storage import SqliteRelayStorage
@@ -86,11 +91,6 @@ def open_relay_storage(url: str | None, data: Path):  # noqa: ANN201 - a RelaySt
         raise UsageError(f"--storage {url!r}: give a Redis URL, e.g. redis://127.0.0.1:6379/0 (without it, --data is used)")
     from hookinspect.relay.redis_storage import RedisRelayStorage
     return RedisRelayStorage(url)
-
-
-def redact_url(url: str) -> str:
-    from hookinspect.relay.redis_storage import redact_url as redact
-    return redact(url)
 
 
 @channel_app.command("new")

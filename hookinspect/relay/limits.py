@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 # Buckets kept at most; past it they all start afresh (strangers' keys must not pile up).
 MAX_BUCKETS = 50_000
+
+
+class RateLimiter(Protocol):
+    async def allow(self, key: str, rate: float, burst: int) -> bool:
+        """Take one token from `key`'s bucket (refilled at `rate` per second up to `burst`)."""
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass

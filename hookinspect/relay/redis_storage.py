@@ -27,6 +27,7 @@ import redis
 import redis.asyncio
 
 from hookinspect.errors import StoreError
+from hookinspect.redaction import redact_url
 from hookinspect.relay.storage import (
     Channel,
     ChannelLimitReached,
@@ -66,6 +67,11 @@ return granted
 """
 
 
+def shown(url: str) -> str:
+    """A Redis URL as messages show it: without its password."""
+    return redact_url(url)[0]
+
+
 def entry_to_id(entry: bytes | str) -> int:
     text = entry.decode() if isinstance(entry, bytes) else entry
     ms, _, seq = text.partition("-")
@@ -88,7 +94,7 @@ class RedisRelayStorage(RelayStorage):
                                                health_check_interval=30)
             self._redis.ping()
         except (redis.RedisError, ValueError, OSError) as exc:
-            raise StoreError(f"cannot reach Redis at {redact_url(url)}: {exc}") from None
+            raise StoreError(f"cannot reach Redis at {shown(url)}: {exc}") from None
         self._create_channel = self._redis.register_script(_CREATE_CHANNEL)
 
     def key(self, *parts: str) -> str:
@@ -208,7 +214,7 @@ class RedisRelayStorage(RelayStorage):
         try:
             return function(*args, **kwargs)
         except redis.RedisError as exc:
-            raise StoreError(f"Redis at {redact_url(self.url)}: {exc}") from None
+            raise StoreError(f"Redis at {shown(self.url)}: {exc}") from None
 
 
 class SharedRateLimiter:
@@ -259,13 +265,3 @@ class SharedRateLimiter:
 
     async def aclose(self) -> None:
         await self._client.aclose()
-
-
-def redact_url(url: str) -> str:
-    """A Redis URL without its password, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return url

@@ -43,6 +43,7 @@ from hookinspect.relay.claims import (
     Subscription,
     parse_claim,
 )
+from hookinspect.relay.limits import RateLimiter
 from hookinspect.relay.sealing import checked_public_key, seal
 from hookinspect.relay.storage import Channel, ChannelLimitReached, RelayEvent, RelayStorage
 
@@ -197,14 +198,36 @@ class ChannelHub:
         return self._events.setdefault(channel, asyncio.Event())
 
 
+STORAGE_DOWN = "the relay cannot reach its storage right now; retry shortly"
+
+
+class StorageHealth:
+    """Says once when the relay's storage fails and once when it works again (not per request)."""
+
+    def __init__(self, on_state: Callable[[str], None]) -> None:
+        self.on_state = on_state
+        self.failing: str | None = None
+
+    def failed(self, exc: StoreError) -> web.Response:
+        if self.failing is None:
+            self.on_state(f"storing fails: {exc.message}; senders get 503 until it works again")
+        self.failing = exc.message
+        return web.json_response({"error": STORAGE_DOWN}, status=503, headers={"Retry-After": "5"})
+
+    def worked(self) -> None:
+        if self.failing is not None:
+            self.failing = None
+            self.on_state("storing works again")
+
+
 STORAGE_KEY = web.AppKey("relay_storage", RelayStorage)
 SETTINGS_KEY = web.AppKey("relay_settings", RelaySettings)
 HUB_KEY = web.AppKey("relay_hub", ChannelHub)
-LIMITER_KEY = web.AppKey("relay_limiter", object)
+LIMITER_KEY = web.AppKey("relay_limiter", RateLimiter)
 CLOSING_KEY = web.AppKey("relay_closing", asyncio.Event)
 APPENDER_KEY = web.AppKey("relay_appender", BatchingAppender)
 ROUTER_KEY = web.AppKey("relay_claims", ClaimRouter)
-HEALTH_KEY = web.AppKey("relay_storage_health", object)
+HEALTH_KEY = web.AppKey("relay_storage_health", StorageHealth)
 CHANNELS_KEY = web.AppKey("relay_channels", dict)
 BUDGET_KEY = web.AppKey("relay_body_budget", BodyBudget)
 
@@ -251,7 +274,7 @@ async def _shared_store(app: web.Application) -> AsyncIterator[None]:
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    await app[LIMITER_KEY].aclose()  # type: ignore[attr-defined]
+    await app[LIMITER_KEY].aclose()
 
 
 async def _end_streams(app: web.Application) -> None:
@@ -314,7 +337,7 @@ async def _new_channel(request: web.Request, is_public: bool,
     try:
         return await asyncio.to_thread(request.app[STORAGE_KEY].create_channel, is_public, limit, seal_key)
     except StoreError as exc:
-        return request.app[HEALTH_KEY].failed(exc)  # type: ignore[attr-defined]
+        return request.app[HEALTH_KEY].failed(exc)
     except ChannelLimitReached:
         return web.json_response({"error": f"this relay holds its limit of {limit} channels; "
                                            "its operator can raise it (relay --max-channels)"}, status=503)
@@ -352,19 +375,32 @@ async def create_channel(request: web.Request) -> web.Response:
                               "public": is_public, "sealed": seal_key is not None}, status=201)
 
 
+NEEDS_TOKEN = "this channel needs its token (Authorization: Bearer … or ?token=…)"
+
+
+async def _named_channel(request: web.Request) -> Channel | web.Response:
+    """The channel the path names, or the answer that says why there is none."""
+    channel_id = request.match_info["channel"]
+    cache = request.app[CHANNELS_KEY]
+    channel = cache.get(channel_id)
+    if channel is None:
+        try:
+            channel = await asyncio.to_thread(request.app[STORAGE_KEY].channel, channel_id)
+        except StoreError as exc:
+            return request.app[HEALTH_KEY].failed(exc)
+        if channel is None:
+            return web.json_response({"error": f"no channel {channel_id!r}; create one with GET /new or "
+                                               "POST /api/channels"}, status=404)
+        cache[channel_id] = channel  # channels never change once created
+    return channel
+
+
 async def _channel_for_owner(request: web.Request) -> Channel | web.Response:
     """The channel named in the path, if the request carries its token (a public one needs none)."""
-    channel_id = request.match_info["channel"]
-    try:
-        channel = await asyncio.to_thread(request.app[STORAGE_KEY].channel, channel_id)
-    except StoreError as exc:
-        return request.app[HEALTH_KEY].failed(exc)  # type: ignore[attr-defined]
-    if channel is None:
-        return web.json_response({"error": f"no channel {channel_id!r}"}, status=404)
-    if not channel.accepts_token(_token(request)):
-        return web.json_response({"error": "this channel needs its token (Authorization: Bearer … or ?token=…)"},
-                                 status=401)
-    return channel
+    channel = await _named_channel(request)
+    if isinstance(channel, web.Response) or channel.accepts_token(_token(request)):
+        return channel
+    return web.json_response({"error": NEEDS_TOKEN}, status=401)
 
 
 async def list_claims(request: web.Request) -> web.Response:
@@ -375,7 +411,7 @@ async def list_claims(request: web.Request) -> web.Response:
     try:
         claims = await asyncio.to_thread(request.app[STORAGE_KEY].claims, channel.id)
     except StoreError as exc:
-        return request.app[HEALTH_KEY].failed(exc)  # type: ignore[attr-defined]
+        return request.app[HEALTH_KEY].failed(exc)
     ttl = request.app[SETTINGS_KEY].claim_ttl_seconds
     return web.json_response({"claims": [
         {"subscriber": c.subscriber, "claim": c.filter or None, "default": c.is_default, "seen_at": c.seen_at,
@@ -391,7 +427,7 @@ async def release_claim(request: web.Request) -> web.Response:
     try:
         released = await asyncio.to_thread(request.app[ROUTER_KEY].release, channel.id, subscriber)
     except StoreError as exc:
-        return request.app[HEALTH_KEY].failed(exc)  # type: ignore[attr-defined]
+        return request.app[HEALTH_KEY].failed(exc)
     if not released:
         return web.json_response({"error": f"{subscriber!r} claims nothing on this channel"}, status=404)
     return web.json_response({"released": subscriber})
@@ -404,43 +440,10 @@ def _token(request: web.Request) -> str | None:
     return request.query.get("token")
 
 
-STORAGE_DOWN = "the relay cannot reach its storage right now; retry shortly"
-
-
-class StorageHealth:
-    """Says once when the relay's storage fails and once when it works again (not per request)."""
-
-    def __init__(self, on_state: Callable[[str], None]) -> None:
-        self.on_state = on_state
-        self.failing: str | None = None
-
-    def failed(self, exc: StoreError) -> web.Response:
-        if self.failing is None:
-            self.on_state(f"storing fails: {exc.message}; senders get 503 until it works again")
-        self.failing = exc.message
-        return web.json_response({"error": STORAGE_DOWN}, status=503, headers={"Retry-After": "5"})
-
-    def worked(self) -> None:
-        if self.failing is not None:
-            self.failing = None
-            self.on_state("storing works again")
-
-
 async def channel_endpoint(request: web.Request) -> web.StreamResponse:
-    storage = request.app[STORAGE_KEY]
-    channel_id = request.match_info["channel"]
-    cache = request.app[CHANNELS_KEY]
-    channel = cache.get(channel_id)
-    if channel is None:
-        try:
-            channel = await asyncio.to_thread(storage.channel, channel_id)
-        except StoreError as exc:
-            return request.app[HEALTH_KEY].failed(exc)
-        if channel is not None:  # channels never change once created
-            cache[channel_id] = channel
-    if channel is None:
-        return web.json_response({"error": f"no channel {channel_id!r}; create one with GET /new or POST /api/channels"},
-                                 status=404)
+    channel = await _named_channel(request)
+    if isinstance(channel, web.Response):
+        return channel
     if request.method == "GET" and "text/event-stream" in request.headers.get("Accept", ""):
         return await subscribe(request, channel)
     if request.method == "GET" and not request.match_info.get("tail") and "text/html" in request.headers.get("Accept", ""):
@@ -473,7 +476,7 @@ async def _allow(app: web.Application, key: str, rate_per_second: float | None =
     settings = app[SETTINGS_KEY]
     rate = settings.rate_per_second if rate_per_second is None else rate_per_second
     burst = settings.rate_burst if burst is None else burst
-    return await app[LIMITER_KEY].allow(key, rate, burst)  # type: ignore[attr-defined]
+    return await app[LIMITER_KEY].allow(key, rate, burst)
 
 
 async def ingest(request: web.Request, channel: Channel) -> web.Response:
@@ -584,8 +587,7 @@ def _raw_fields(event: RelayEvent, remote: str | None) -> dict:
 
 async def subscribe(request: web.Request, channel: Channel) -> web.StreamResponse:
     if not channel.accepts_token(_token(request)):
-        return web.json_response({"error": "this channel needs its token (Authorization: Bearer … or ?token=…)"},
-                                 status=401)
+        return web.json_response({"error": NEEDS_TOKEN}, status=401)
     storage = request.app[STORAGE_KEY]
     settings = request.app[SETTINGS_KEY]
     hub = request.app[HUB_KEY]
@@ -597,7 +599,7 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
         try:
             await asyncio.to_thread(router.register, channel.id, subscription, request.query.get("claim", ""))
         except StoreError as exc:
-            return request.app[HEALTH_KEY].failed(exc)  # type: ignore[attr-defined]
+            return request.app[HEALTH_KEY].failed(exc)
     include_raw = request.query.get("raw") in ("1", "true")
     include_smee = request.query.get("smee") not in ("0", "false")
     last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hookinspect.errors import StoreError
+from hookinspect.relay.limits import LocalRateLimiter, RateLimiter
 
 # 16 URL-safe characters, like smee's channel ids, but from a CSPRNG: ~95 bits, unguessable.
 CHANNEL_ID_BYTES = 12
@@ -135,9 +136,8 @@ class RelayStorage(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def rate_limiter(self):  # noqa: ANN201 - LocalRateLimiter or a shared one
+    def rate_limiter(self) -> RateLimiter:
         """The limiter whose buckets this store's relay instances share (here: this process)."""
-        from hookinspect.relay.limits import LocalRateLimiter
         return LocalRateLimiter()
 
     async def watch(self, notify: Callable[[str], None], resync: Callable[[], None],

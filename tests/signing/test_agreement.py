@@ -27,7 +27,7 @@ import pytest
 from hookinspect.model import Delivery, Headers
 from hookinspect.signing.base import VALID, SignedMessage
 from hookinspect.signing.registry import PROVIDERS, Secrets, check_delivery, signed
-from tests.factories import make_delivery
+from tests.factories import SENDGRID_KEY_NUMBERS, make_delivery, sendgrid_key
 
 URL = "https://hooks.example.com/webhooks/in?src=1"
 NODE_DIR = Path(__file__).parent / "node"
@@ -270,22 +270,16 @@ def _discord_pynacl() -> Library:
 
 
 def _sendgrid_keys():
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    def make(number):
-        private = ec.derive_private_key(number, ec.SECP256R1())
-        public = b64(private.public_key().public_bytes(serialization.Encoding.DER,
-                                                       serialization.PublicFormat.SubjectPublicKeyInfo))
-        return private, public
-    (private, public), (other_private, other) = make(1234567), make(7654321)
+    (private, public, pem), (other_private, other, _) = (sendgrid_key(n) for n in SENDGRID_KEY_NUMBERS)
 
     def lib_sign(body, secret, now):  # ECDSA P-256 over timestamp + body, as SendGrid signs
         signer = private if secret == public else other_private
         ts = str(int(now))
         return {"X-Twilio-Email-Event-Webhook-Timestamp": ts, "X-Twilio-Email-Event-Webhook-Signature":
                 b64(signer.sign(ts.encode() + body, ec.ECDSA(hashes.SHA256())))}, body
-    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return public, other, lib_sign, pem
 
 

@@ -15,7 +15,7 @@ from hookinspect.signing.registry import (
     may_be_from_a_provider,
     resigner_for,
 )
-from tests.factories import make_delivery
+from tests.factories import SENDGRID_KEY_NUMBERS, make_delivery, sendgrid_key
 
 SECRETS = {"stripe": "whsec_stripe", "github": "gh-secret", "shopify": "shpss_x", "slack": "slack-secret",
            "twilio": "twilio-token", "standard": "whsec_" + base64.b64encode(b"s" * 24).decode(),
@@ -29,14 +29,10 @@ WRONG = {"standard": SECRETS["svix"], "svix": SECRETS["standard"], "clerk": SECR
 
 def sendgrid_keys(tmp_path):
     """Two PEM private keys for SendGrid's ECDSA: the signer and a stranger."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
     paths = []
-    for name, number in (("right", 1234567), ("wrong", 7654321)):
-        key = ec.derive_private_key(number, ec.SECP256R1())
+    for name, number in zip(("right", "wrong"), SENDGRID_KEY_NUMBERS, strict=True):
         path = tmp_path / f"sendgrid-{name}.pem"
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+        path.write_bytes(sendgrid_key(number)[2])
         paths.append("pem:" + str(path))
     return paths
 

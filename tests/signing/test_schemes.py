@@ -26,6 +26,17 @@ SECRET = "s3cret-signing-key"
 URL = "https://hooks.example.com/webhooks/in?x=1"
 
 
+@pytest.fixture(autouse=True)
+def registry_as_built():
+    """Providers a test loads from hookinspect.toml are a process's for its life: forget them after."""
+    from hookinspect.signing import registry
+    kept = (dict(registry.PROVIDERS), dict(registry.USER_SCHEMES), set(registry.CUE_HEADERS))
+    yield
+    for live, saved in zip((registry.PROVIDERS, registry.USER_SCHEMES, registry.CUE_HEADERS), kept, strict=True):
+        live.clear()
+        live.update(saved)
+
+
 def message_for(scheme, body=None):
     """A delivery as the provider would send it, before signing: its detection cues and a body."""
     detect_ = scheme.detect
