@@ -132,6 +132,8 @@ class Pipeline:
         for _ in range(instances):
             port = free_port()
             storage = ["--storage", redis_url] if redis_url else ["--data", str(work / "relay")]
+            if kind == "sqlite process":
+                storage += ["--durability", "process"]
             self.relays.append(start(hookinspect("relay", "--port", str(port), *storage), port))
             relay_urls.append(f"http://127.0.0.1:{port}")
         made = subprocess.run(hookinspect("channel", "new", "--relay", relay_urls[0], "--json"), capture_output=True,
@@ -212,9 +214,10 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--steady-seconds", type=int, default=20)
     parser.add_argument("--no-redis", action="store_true", help="only the bare target and the SQLite relay")
-    parser.add_argument("--only", choices=("bare", "sqlite", "redis", "redis x2"), help="one pipeline")
+    parser.add_argument("--only", choices=("bare", "sqlite", "sqlite process", "redis", "redis x2"), help="one pipeline")
+    parser.add_argument("--steady-only", action="store_true", help="leave the burst out")
     args = parser.parse_args()
-    kinds = ["bare", "sqlite"]
+    kinds = ["bare", "sqlite", "sqlite process"]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis = None if args.no_redis else start_redis(work)
@@ -226,7 +229,7 @@ def main() -> None:
             kinds = [kind for kind in kinds if kind == args.only]
         try:
             for kind in kinds:
-                for scenario, count, rate in (("burst", args.burst, 0.0), ("steady 100/s", 100 * args.steady_seconds, 100.0)):
+                for scenario, count, rate in (("burst", args.burst, 0.0), ("steady 100/s", 100 * args.steady_seconds, 100.0))[args.steady_only:]:
                     run_dir = work / f"{kind}-{scenario}".replace(" ", "_").replace("/", "")
                     run_dir.mkdir()
                     if redis is not None:
@@ -238,12 +241,12 @@ def main() -> None:
                     finally:
                         pipeline.stop()
                     cpu = "  ".join(f"{name} {ms:.3f}" for name, ms in result["cpu_ms_per_delivery"].items())
-                    print(f"{kind:9} {scenario:12} accepted {result['accepted']:6} refused {result['refused']:5} "
+                    print(f"{kind:14} {scenario:12} accepted {result['accepted']:6} refused {result['refused']:5} "
                           f"delivered {result['delivered']:6}  {result['per_second']:7.0f}/s  "
                           f"p50 {result['p50']:8.1f} ms  p99 {result['p99']:8.1f} ms", flush=True)
-                    print(f"{'':22} CPU ms per delivery: {cpu}", flush=True)
+                    print(f"{'':27} CPU ms per delivery: {cpu}", flush=True)
                     if result["answers"]:
-                        print(f"{'':22} other answers: {result['answers']}", flush=True)
+                        print(f"{'':27} other answers: {result['answers']}", flush=True)
         finally:
             if redis is not None:
                 stop(redis[0])

@@ -201,7 +201,9 @@ def _forwarding_lifecycle(forward: ForwardSettings) -> Callable[[web.Application
 
             worker = ForwardQueueWorker(app[WORKSPACE_KEY], forward.forwarder, forward.queue, on_attempt=report)
             task = asyncio.create_task(worker.run())
+            app[RECORDER_KEY].send_first = worker.send_first
         yield
+        app[RECORDER_KEY].send_first = None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

@@ -51,20 +51,29 @@ class Recorder:
         self._unrecorded = 0  # rejections over the rate, not yet counted in the store
         self._count_later: asyncio.TimerHandle | None = None
         self._writes: set[asyncio.Task[None]] = set()
+        # Starts a delivery's first sends while it is being stored (ForwardQueueWorker.send_first),
+        # set while a forward queue is worked in this process.
+        self.send_first: Callable[[Insert, asyncio.Future[int]], None] | None = None
 
     async def record(self, delivery: Delivery, *, attempts: Sequence[Attempt] = (),
-                     content_hash: str | None = None, is_durable: bool = True) -> Recorded:
+                     content_hash: str | None = None, is_durable: bool = True, send_at_once: bool = False) -> Recorded:
         """Store one delivery; returns after COMMIT. Raises StoreError if it could not be stored.
 
         `is_durable=False` skips waiting for the disk: only for a delivery that another store
         keeps until it is here (a relay's event, fetched again after a power cut, since the
-        subscription resumes after the newest one stored)."""
+        subscription resumes after the newest one stored). `send_at_once` lets its queued
+        forwards start while it is being stored, for the same kind of delivery: if storing
+        fails, the other store sends it again, and so it is forwarded again."""
         if self.annotate is not None or delivery.note == REENCODED_NOTE:
             await self._annotate(delivery)
         targets = list(self.route(delivery)) if self.route is not None else []
         queued = tuple(targets) if self.queue_forwards else ()
+        insert = Insert(delivery, queued, tuple(attempts), content_hash)
         try:
-            await self.workspace.writer.insert(Insert(delivery, queued, tuple(attempts), content_hash), is_durable=is_durable)
+            written = self.workspace.writer.submit(insert, is_durable=is_durable)
+            if send_at_once and queued and self.send_first is not None and self.failing is None:
+                self.send_first(insert, written)
+            await written
         except StoreError as exc:
             if self.failing is None or type(self.failing) is not type(exc):  # said once, not per request
                 self.workspace.changes.announce(StoreChange("failing", message=exc.message))

@@ -7,12 +7,17 @@ that answers with an error puts that one item on Standard Webhooks' retry schedu
 every few seconds, and everything due goes out as soon as it answers. Several sends per
 target are in flight at once unless the order must be kept (`--ordered`). Every try is
 re-signed for its provider when a secret is known, so a signature never goes out stale.
+
+A delivery that another store keeps until it is stored here (a relay's event) may have its
+first try start while it is being stored (`send_first`): the laptop's commit is then off
+the way from the sender to the target.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,14 +28,17 @@ from hookinspect.forward import Forwarder, Resigner
 from hookinspect.model import Attempt, Delivery, now_us
 from hookinspect.store.queue import QueueItem
 from hookinspect.store.sqlite import Store
+from hookinspect.store.writer import Insert
 from hookinspect.workspace import StoreChange, Workspace
 
 # Seconds to wait before each retry: Standard Webhooks' recommended schedule
 # (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h).
 DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
 DEFAULT_MAX_ATTEMPTS = len(DEFAULT_SCHEDULE)
-# Recorded deliveries kept for their first send at most (the oldest are read back if needed).
+# Recorded deliveries kept for their first send at most, by count and by body bytes (the
+# oldest are read back if needed).
 FRESH_KEPT = 1024
+FRESH_BYTES = 16 * 1024 * 1024
 # Longest sleep between looks at the queue when nothing wakes the worker: it also picks up
 # `queue retry/cancel/pause` from another process within this time.
 IDLE_POLL = 1.0
@@ -107,7 +115,14 @@ class ForwardQueueWorker:
         # Deliveries this process just recorded and queued, as the recorder announced them:
         # their first send needs no read of the store (a thread hop per wake).
         self._fresh: OrderedDict[int, Delivery] = OrderedDict()
+        self._fresh_bytes = 0
         self._targets: dict[str, _Target] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._paused: frozenset[str] = frozenset()  # as of the last look at the queue
+        # First tries started while their delivery is being stored, by the negative number that
+        # holds their target's slot until the item's id is known: (delivery, target).
+        self._sending_first: dict[int, tuple[Delivery, str]] = {}
+        self._first_slots = itertools.count(-1, -1)
         # A look at the queue reads in a thread while sends finish; an item settled after the
         # look began may still show as due in it. Each settle is stamped with a generation, and
         # a look skips the items settled since it began (the next look sees them as they are).
@@ -119,14 +134,16 @@ class ForwardQueueWorker:
 
     def _on_change(self, change: StoreChange) -> None:
         if change.kind in ("queued", "recovered"):
-            if change.kind == "queued" and change.delivery is not None and change.seq is not None:
+            if change.kind == "queued" and change.delivery is not None and change.seq is not None \
+                    and not self._is_sending_first(change.seq):
                 self._fresh[change.seq] = change.delivery
-                while len(self._fresh) > FRESH_KEPT:
-                    self._fresh.popitem(last=False)
+                self._fresh_bytes += len(change.delivery.body)
+                while len(self._fresh) > FRESH_KEPT or (self._fresh_bytes > FRESH_BYTES and len(self._fresh) > 1):
+                    self._fresh_bytes -= len(self._fresh.popitem(last=False)[1].body)
             self._wake.set()  # announced in the event loop's thread, by the recorder
 
     async def run(self) -> None:
-        tasks: set[asyncio.Task[None]] = set()
+        tasks = self._tasks
         unsubscribe = self.workspace.changes.subscribe(self._on_change)
         try:
             while True:
@@ -142,6 +159,7 @@ class ForwardQueueWorker:
                 self._settled_at = {i: g for i, g in self._settled_at.items() if g > look}
                 sleep_for = self.policy.idle_poll
                 if snapshot is not None:
+                    self._paused = snapshot.paused
                     starting = [item for item in snapshot.due if self._may_send(item, look, snapshot.paused)]
                     if starting:
                         # One read for all of them: a thread hop per delivery would cost more than its send.
@@ -177,6 +195,7 @@ class ForwardQueueWorker:
         for seq in sorted({item.delivery_seq for item in items}):
             fresh = self._fresh.pop(seq, None)
             if fresh is not None:
+                self._fresh_bytes -= len(fresh.body)
                 found[seq] = fresh
             else:
                 missing.append(seq)
@@ -200,7 +219,7 @@ class ForwardQueueWorker:
         target = self._targets.setdefault(item.target, _Target())
         if item.id in target.in_flight or item.id in target.recording or item.target in paused:
             return False
-        if self._settled_at.get(item.id, -1) > look:
+        if self._settled_at.get(item.id, -1) > look or self._is_sending_first(item.delivery_seq, item.target):
             return False
         limit = 1 if self.policy.ordered else max(1, self.policy.concurrency)
         if len(target.in_flight) >= limit:
@@ -212,53 +231,106 @@ class ForwardQueueWorker:
         target.in_flight.add(item.id)
         return True
 
+    def _is_sending_first(self, seq: int, target: str | None = None) -> bool:
+        """Whether delivery #seq (to `target`, or to any) has a first try under way from
+        `send_first`. Its seq is set before its queue item can be seen in the store."""
+        return any(delivery.seq == seq and (target is None or url == target)
+                   for delivery, url in self._sending_first.values())
+
+    def send_first(self, insert: Insert, written: asyncio.Future[int]) -> None:
+        """Start the first try of each of `insert`'s queued sends now, while it is being stored
+        (`written` settles after COMMIT). Only where one would start at once anyway: the order
+        need not be kept, the target has a free slot, answers, and is not paused. The rest wait
+        for the queue as usual."""
+        if self.policy.ordered:
+            return
+        for index, url in enumerate(insert.enqueue_to):
+            target = self._targets.setdefault(url, _Target())
+            if url in self._paused or target.next_probe is not None or not self._has_room(target):
+                continue
+            slot = next(self._first_slots)
+            target.in_flight.add(slot)
+            self._sending_first[slot] = (insert.delivery, url)
+            task = asyncio.create_task(self._deliver_first(slot, index, insert, written))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _deliver_first(self, slot: int, index: int, insert: Insert, written: asyncio.Future[int]) -> None:
+        delivery, url = insert.delivery, insert.enqueue_to[index]
+        target = self._targets[url]
+        item: QueueItem | None = None
+        try:
+            attempt = await self._send(delivery, url)
+            try:
+                await written
+            except Exception:  # noqa: BLE001 - not stored (the recorder says why): no item to note the try on
+                return
+            assert delivery.seq is not None
+            attempt.delivery_seq = delivery.seq  # unknown when the send began
+            item = QueueItem(insert.queue_ids[index], delivery.seq, url, 0, delivery.received_us, None)
+            await self._settle(item, target, attempt, slot)
+        finally:
+            del self._sending_first[slot]
+            self._settled(item.id if item is not None else None, target, slot)
+
     async def _deliver(self, item: QueueItem, delivery: Delivery | None) -> None:
         target = self._targets[item.target]
         try:
             if delivery is None:
                 return  # deleted meanwhile (its queue items went with it), or the store failed to read
-            resign = self.policy.resigner_for(delivery) if self.policy.resigner_for is not None else None
-            attempt = await self.forwarder.send(delivery, item.target, kind="queue", resign=resign)
-            # The slot is free once the target answered; the item stays out of reach until
-            # its outcome is committed (the writer groups those commits).
-            target.in_flight.discard(item.id)
-            target.recording.add(item.id)
-            self._wake.set()
-            if attempt.response is None and attempt.error_kind in UNREACHABLE:
-                # Nothing answered: the target is down, not this delivery refused. It keeps its
-                # tries and waits for the next probe; it is sent as soon as the target answers.
-                if target.next_probe is None:
-                    target.next_probe = time.monotonic() + self.policy.probe_seconds
-                state, tries, delay = "pending", item.tries, self.policy.probe_seconds
-            else:
-                if target.next_probe is not None:
-                    target.next_probe = None
-                    self._wake.set()  # back: everything due goes now
-                tries = item.tries + 1
-                state, delay = next_state(attempt, tries, self.policy.max_attempts, self.policy.schedule)
-            next_at = now_us() + int(delay * 1_000_000)
-
-            # A probe of a target that is still down is not news: its first failure is on record.
-            is_news = not (attempt.error_kind in UNREACHABLE and item.last_outcome == attempt.error_kind)
-
-            def record(store: Store) -> None:
-                if is_news:
-                    store.add_attempt(attempt)
-                store.queue_update(item.id, state, tries, next_at, attempt.outcome)
-
-            try:
-                await self.workspace.writer.call(record, is_durable=False)  # lost to a power cut: sent again
-            except StoreError:
-                # Sent, but not recorded (a full disk): the item stays due and goes again once the
-                # store takes writes; the recorder tells the user why nothing is stored.
-                return
-            if is_news:
-                self.workspace.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
-                if self.on_attempt is not None:
-                    self.on_attempt(attempt, item, state)
+            attempt = await self._send(delivery, item.target)
+            await self._settle(item, target, attempt, item.id)
         finally:
+            self._settled(item.id, target, item.id)
+
+    async def _send(self, delivery: Delivery, url: str) -> Attempt:
+        resign = self.policy.resigner_for(delivery) if self.policy.resigner_for is not None else None
+        return await self.forwarder.send(delivery, url, kind="queue", resign=resign)
+
+    async def _settle(self, item: QueueItem, target: _Target, attempt: Attempt, slot: int) -> None:
+        """Note the attempt and the item's next state (`slot`: what held the target's slot)."""
+        # The slot is free once the target answered; the item stays out of reach until
+        # its outcome is committed (the writer groups those commits).
+        target.in_flight.discard(slot)
+        target.recording.add(item.id)
+        self._wake.set()
+        if attempt.response is None and attempt.error_kind in UNREACHABLE:
+            # Nothing answered: the target is down, not this delivery refused. It keeps its
+            # tries and waits for the next probe; it is sent as soon as the target answers.
+            if target.next_probe is None:
+                target.next_probe = time.monotonic() + self.policy.probe_seconds
+            state, tries, delay = "pending", item.tries, self.policy.probe_seconds
+        else:
+            if target.next_probe is not None:
+                target.next_probe = None
+                self._wake.set()  # back: everything due goes now
+            tries = item.tries + 1
+            state, delay = next_state(attempt, tries, self.policy.max_attempts, self.policy.schedule)
+        next_at = now_us() + int(delay * 1_000_000)
+
+        # A probe of a target that is still down is not news: its first failure is on record.
+        is_news = not (attempt.error_kind in UNREACHABLE and item.last_outcome == attempt.error_kind)
+
+        def record(store: Store) -> None:
+            if is_news:
+                store.add_attempt(attempt)
+            store.queue_update(item.id, state, tries, next_at, attempt.outcome)
+
+        try:
+            await self.workspace.writer.call(record, is_durable=False)  # lost to a power cut: sent again
+        except StoreError:
+            # Sent, but not recorded (a full disk): the item stays due and goes again once the
+            # store takes writes; the recorder tells the user why nothing is stored.
+            return
+        if is_news:
+            self.workspace.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
+            if self.on_attempt is not None:
+                self.on_attempt(attempt, item, state)
+
+    def _settled(self, item_id: int | None, target: _Target, slot: int) -> None:
+        if item_id is not None:
             self._generation += 1
-            self._settled_at[item.id] = self._generation
-            target.in_flight.discard(item.id)
-            target.recording.discard(item.id)
-            self.wake()
+            self._settled_at[item_id] = self._generation
+            target.recording.discard(item_id)
+        target.in_flight.discard(slot)
+        self.wake()

@@ -1,8 +1,10 @@
 import asyncio
 import contextlib
+import sqlite3
 import time
 
 import httpx
+import pytest
 from aiohttp import web
 
 from hookinspect.forward import Forwarder
@@ -220,3 +222,95 @@ async def test_a_target_that_is_down_does_not_hold_back_another_one(workspace):
         await healthy.stop()
     assert sorted(int(r["body"]) for r in healthy.received) == list(range(200))
     assert workspace.store.queue_counts() == {"done": 200, "pending": 200}
+
+
+@contextlib.asynccontextmanager
+async def working_queue(workspace, target_url, policy=None):
+    """A worker and a recorder as `listen --source URL --forward-to target_url` wires them."""
+    forwarder = Forwarder(timeout=5)
+    worker = ForwardQueueWorker(workspace, forwarder, policy)
+    recorder = Recorder(workspace, route=lambda _d: [target_url], queue_forwards=True)
+    recorder.send_first = worker.send_first
+    running = asyncio.create_task(worker.run())
+    try:
+        yield recorder, worker
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await forwarder.aclose()
+
+
+@contextlib.contextmanager
+def writer_held(workspace):
+    """The store's writer busy until the block ends: nothing commits meanwhile."""
+    import threading
+    gate = threading.Event()
+    workspace.writer.run(lambda store: None)  # started
+    held = asyncio.ensure_future(workspace.writer.call(lambda store: gate.wait(30)))
+    try:
+        yield
+    finally:
+        gate.set()
+        del held
+
+
+async def test_a_relay_delivery_is_forwarded_while_it_is_being_stored(workspace, target):
+    async with working_queue(workspace, target.url + "/") as (recorder, worker):
+        with writer_held(workspace):
+            recording = asyncio.ensure_future(recorder.record(make_delivery(body=b"early"), is_durable=False,
+                                                              send_at_once=True))
+            await await_until(lambda: len(target.received) == 1)  # sent, though not committed yet
+            assert not recording.done()
+        recorded = await recording
+        await await_until(lambda: workspace.store.queue_counts() == {"done": 1})
+    [item] = workspace.store.queue_items(("done",), seqs=[recorded.delivery.seq])
+    assert item.tries == 1 and item.last_outcome == "200"
+    [noted] = workspace.store.attempts(recorded.delivery.seq)
+    assert noted.kind == "queue" and noted.response.status == 200
+    assert [r["body"] for r in target.received] == [b"early"]  # once: the queue did not send it again
+
+
+async def test_other_deliveries_wait_for_their_commit_before_the_queue_sends_them(workspace, target):
+    async with working_queue(workspace, target.url + "/") as (recorder, worker):
+        with writer_held(workspace):
+            recording = asyncio.ensure_future(recorder.record(make_delivery(body=b"later")))
+            with pytest.raises(AssertionError):
+                await await_until(lambda: target.received, timeout=0.3)
+        await recording
+        await await_until(lambda: workspace.store.queue_counts() == {"done": 1})
+    assert [r["body"] for r in target.received] == [b"later"]
+
+
+async def test_a_first_send_whose_delivery_is_not_stored_leaves_the_queue_working(workspace, target):
+    async with working_queue(workspace, target.url + "/") as (recorder, worker):
+        await recorder.record(make_delivery(body=b"one", origin="relay#1"), is_durable=False, send_at_once=True)
+        with pytest.raises(sqlite3.IntegrityError):  # the same relay event again: not stored twice
+            await recorder.record(make_delivery(body=b"one", origin="relay#1"), is_durable=False, send_at_once=True)
+        for i in range(20):
+            await recorder.record(make_delivery(body=b"%d" % i, origin=f"relay#{i + 2}"), is_durable=False,
+                                  send_at_once=True)
+        await await_until(lambda: workspace.store.queue_counts() == {"done": 21})
+    # The repeated event went out before its store refused it (the relay would send it again
+    # anyway); it left no attempt and no item behind, and took no slot for good.
+    assert sum(len(workspace.store.attempts(seq)) for seq in range(1, 22)) == 21
+    assert len(target.received) == 22
+
+
+async def test_paused_or_ordered_targets_get_no_first_send(workspace, target):
+    workspace.write(lambda store: store.queue_pause(target.url + "/", now_us()))
+    async with working_queue(workspace, target.url + "/", QueuePolicy(idle_poll=0.05)) as (recorder, worker):
+        await await_until(lambda: bool(worker._paused))  # its first look saw the pause
+        await recorder.record(make_delivery(body=b"paused"), is_durable=False, send_at_once=True)
+        await await_until(lambda: workspace.store.queue_counts() == {"pending": 1})
+        assert target.received == []
+        workspace.write(lambda store: store.queue_resume(target.url + "/"))
+        await await_until(lambda: workspace.store.queue_counts() == {"done": 1})
+    async with working_queue(workspace, target.url + "/", QueuePolicy(ordered=True)) as (recorder, worker):
+        with writer_held(workspace):
+            recording = asyncio.ensure_future(recorder.record(make_delivery(body=b"ordered"), is_durable=False,
+                                                              send_at_once=True))
+            with pytest.raises(AssertionError):
+                await await_until(lambda: len(target.received) > 1, timeout=0.3)
+        await recording
+        await await_until(lambda: workspace.store.queue_counts() == {"done": 2})
+    assert [r["body"] for r in target.received] == [b"paused", b"ordered"]

@@ -17,6 +17,7 @@ from hookinspect.config import checked_port
 from hookinspect.errors import NetworkError, UsageError
 from hookinspect.forward import validate_target
 from hookinspect.redaction import redact_url
+from hookinspect.store.schema import SYNCHRONOUS
 
 if TYPE_CHECKING:
     from hookinspect.relay.storage import RelayStorage
@@ -41,6 +42,7 @@ def run_relay(
     channels_per_minute: int = typer.Option(10, "--channels-per-minute", min=1, help="Channels one client address may create per minute (429 beyond). Example: --channels-per-minute 30"),
     max_channels: int = typer.Option(10_000, "--max-channels", min=1, help="Channels the relay holds in all (503 beyond). Example: --max-channels 500"),
     max_connections: int | None = typer.Option(None, "--max-connections", min=16, help="Connections open at once; the quietest idle one is closed to make room [default: the file-descriptor limit less 300]"),
+    durability: str | None = typer.Option(None, "--durability", help="With --data: power: a sender's 200 means the delivery survives power loss (fsync per commit); process: it survives a crash of the relay only, for lower latency. Example: --durability process [default: power]"),
     trust_proxy: bool = typer.Option(False, "--trust-proxy", help="Take the public URL from X-Forwarded-Proto/-Host (only behind your own reverse proxy)."),
     as_json: bool = typer.Option(False, "--json", help="Say on stdout, as one JSON object per line, when the relay is up (its URLs) and when it stopped."),
 ) -> None:
@@ -50,7 +52,7 @@ def run_relay(
     from hookinspect.receiver import is_loopback, start_server
     from hookinspect.relay.server import RelaySettings, create_relay_app
     out = Output()
-    storage = open_relay_storage(storage_url, data)
+    storage = open_relay_storage(storage_url, data, durability)
     where = redact_url(storage_url)[0] if storage_url else str(data)
     settings = RelaySettings(max_body=parse_size(max_body), rate_per_second=rate, rate_burst=burst,
                              address_rate_per_second=rate, address_burst=burst,
@@ -82,11 +84,16 @@ def run_relay(
     asyncio.run(serve())
 
 
-def open_relay_storage(url: str | None, data: Path) -> RelayStorage:
+def open_relay_storage(url: str | None, data: Path, durability: str | None = None) -> RelayStorage:
     """SQLite in `data`, or the shared store `url` names (redis://, rediss://, unix://)."""
+    if durability is not None and durability.lower() not in SYNCHRONOUS:
+        raise UsageError(f"--durability {durability!r}: choose power or process")
     if url is None:
         from hookinspect.relay.storage import SqliteRelayStorage
-        return SqliteRelayStorage(data)
+        return SqliteRelayStorage(data, (durability or "power").lower())
+    if durability is not None:
+        raise UsageError("--durability applies to --data; with --storage, Redis's own persistence decides it "
+                         "(appendonly yes, appendfsync always)")
     if not url.startswith(("redis://", "rediss://", "unix://")):
         raise UsageError(f"--storage {url!r}: give a Redis URL, e.g. redis://127.0.0.1:6379/0 (without it, --data is used)")
     from hookinspect.relay.redis_storage import RedisRelayStorage

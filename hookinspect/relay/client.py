@@ -206,17 +206,19 @@ class RelaySubscriber:
             # transactions); a bounded number is in flight, so a resume point is never ahead
             # of what is stored by more than that, and nothing is stored twice.
             delivery = delivery_from_event(data, event.id, self.sources[0], self.seal_key)
-            pending.append(asyncio.ensure_future(self._store(delivery)))
+            # Live, its forwards start while it is being stored (the relay keeps it until then);
+            # a backlog is stored first, and its forwards come from the queue.
+            pending.append(asyncio.ensure_future(self._store(delivery, send_at_once=is_live)))
             if len(pending) >= MAX_IN_FLIGHT:
                 await pending.popleft()
             if not is_live:
                 caught_up += 1
 
-    async def _store(self, delivery: Delivery) -> None:
+    async def _store(self, delivery: Delivery, send_at_once: bool) -> None:
         try:
             # The relay keeps the event until it is stored here, and a power cut only takes
             # the newest ones, which the subscription resumes before: no wait for the disk.
-            await self.recorder.record(delivery, is_durable=False)
+            await self.recorder.record(delivery, is_durable=False, send_at_once=send_at_once)
         except sqlite3.IntegrityError:
             self.duplicates += 1  # already stored (unique origin): a resent event
             return

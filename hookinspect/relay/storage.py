@@ -3,6 +3,7 @@ here for one machine, Redis Streams (relay/redis_storage.py) for several instanc
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from hookinspect.errors import StoreError
 from hookinspect.relay.limits import LocalRateLimiter, RateLimiter
+from hookinspect.store.schema import SYNCHRONOUS, store_error
 
 # 16 URL-safe characters, like smee's channel ids, but from a CSPRNG: ~95 bits, unguessable.
 CHANNEL_ID_BYTES = 12
@@ -122,6 +124,15 @@ class RelayStorage(ABC):
         """Store several events durably, in order (backends override this with one transaction)."""
         return [self.append(event) for event in events]
 
+    def append_now(self, events: list[RelayEvent]) -> list[int] | None:
+        """`append_many` in the caller's thread (the event loop) when that costs less than a hop
+        to a thread and back; None when it cannot be done at once (then the caller uses a thread)."""
+        return None
+
+    def checkpoint(self) -> None:
+        """Move what commits wrote to a log into the main file, if the backend has one (in a thread)."""
+        return  # most keep no such log
+
     @abstractmethod
     def events_after(self, channel_id: str, after_id: int, limit: int = 500) -> list[RelayEvent]: ...
 
@@ -150,13 +161,19 @@ class RelayStorage(ABC):
 class SqliteRelayStorage(RelayStorage):
     """The relay's own SQLite file (WAL); one connection, guarded by a lock."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, durability: str = "power") -> None:
         directory = Path(directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(directory / "relay.db", isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+            # power: a sender's 200 means the event reached the disk (an fsync per commit, shared
+            # by the deliveries of a burst); process: it survives a crash of the relay only.
+            self._conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[durability]}")
+            # Commits can run on the event loop (append_now), so none of them may turn into a
+            # checkpoint (fsyncs, megabytes copied): `checkpoint` does that on its own connection.
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._conn.execute("PRAGMA busy_timeout = 10000")
             self._conn.executescript("""
                 CREATE TABLE IF NOT EXISTS channels (id TEXT PRIMARY KEY, public INTEGER NOT NULL,
                     token_hash TEXT, created_at REAL NOT NULL);
@@ -175,7 +192,9 @@ class SqliteRelayStorage(RelayStorage):
                     self._conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open relay data in {directory}: {exc}") from None
+        self.path = directory / "relay.db"
         self._lock = threading.Lock()
+        self._checkpointer: sqlite3.Connection | None = None
 
     def create_channel(self, is_public: bool, max_channels: int | None = None,
                        seal_key: str | None = None) -> tuple[Channel, str | None]:
@@ -214,34 +233,59 @@ class SqliteRelayStorage(RelayStorage):
         return self.append_many([event])[0]
 
     def append_many(self, events: list[RelayEvent]) -> list[int]:
+        with self._lock:
+            return self._append_locked(events)
+
+    def append_now(self, events: list[RelayEvent]) -> list[int] | None:
+        # A connection busy in a thread (a backlog read, pruning) would stall the loop: not now.
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            return self._append_locked(events)
+        finally:
+            self._lock.release()
+
+    def _append_locked(self, events: list[RelayEvent]) -> list[int]:
         # Multi-row statements: SQLite runs each one with the GIL released, and the thread that
         # runs this waits to get the GIL back after each, so one per row would cost a wait per row.
         rows_per_statement = max(1, self._conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 8)
         ids: list[int] = []
-        with self._lock:
-            chunks = [events[i:i + rows_per_statement] for i in range(0, len(events), rows_per_statement)]
+        chunks = [events[i:i + rows_per_statement] for i in range(0, len(events), rows_per_statement)]
+        try:
             if len(chunks) > 1:  # one statement is a transaction of its own
                 self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                for chunk in chunks:
-                    values: list[object] = []
-                    for e in chunk:
-                        values += (e.channel, e.received_us, e.method, e.path, e.query,
-                                   json.dumps(e.headers, ensure_ascii=True), e.body, int(e.sealed))
-                    cursor = self._conn.execute(
-                        "INSERT INTO events (channel, received_us, method, path, query, headers, body, sealed) VALUES "
-                        + ",".join(["(?,?,?,?,?,?,?,?)"] * len(chunk)), values)
-                    # AUTOINCREMENT numbers the rows of one statement consecutively.
-                    last = cursor.lastrowid
-                    assert last is not None
-                    ids.extend(range(last - len(chunk) + 1, last + 1))
-                if len(chunks) > 1:
-                    self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
-                raise
+            for chunk in chunks:
+                values: list[object] = []
+                for e in chunk:
+                    values += (e.channel, e.received_us, e.method, e.path, e.query,
+                               json.dumps(e.headers, ensure_ascii=True), e.body, int(e.sealed))
+                cursor = self._conn.execute(
+                    "INSERT INTO events (channel, received_us, method, path, query, headers, body, sealed) VALUES "
+                    + ",".join(["(?,?,?,?,?,?,?,?)"] * len(chunk)), values)
+                # AUTOINCREMENT numbers the rows of one statement consecutively.
+                last = cursor.lastrowid
+                assert last is not None
+                ids.extend(range(last - len(chunk) + 1, last + 1))
+            if len(chunks) > 1:
+                self._conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise store_error(exc, self.path) from None  # a full disk: one line, and the sender gets 503
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
         return ids
+
+    def checkpoint(self) -> None:
+        # Its own connection, outside the lock: commits go on meanwhile (PASSIVE waits for no one).
+        try:
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.Error as exc:
+            raise store_error(exc, self.path) from None
 
     def events_after(self, channel_id: str, after_id: int, limit: int = 500) -> list[RelayEvent]:
         with self._lock:
@@ -267,4 +311,8 @@ class SqliteRelayStorage(RelayStorage):
         return aged + extra
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+        with contextlib.suppress(sqlite3.Error):  # leave a small file behind, not a long log
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self._conn.close()

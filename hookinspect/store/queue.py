@@ -49,8 +49,12 @@ class QueueTable:
     execute: Callable[..., sqlite3.Cursor]  # the Store's
     transaction: Callable[[], AbstractContextManager[None]]  # the Store's
 
-    def enqueue(self, seq: int, target: str, at_us: int) -> None:
-        self.execute("INSERT INTO forward_queue (delivery_seq, target, next_at_us) VALUES (?,?,?)", (seq, target, at_us))
+    def enqueue(self, seq: int, target: str, at_us: int) -> int:
+        """Queue one send of delivery #seq; returns the item's id."""
+        cursor = self.execute("INSERT INTO forward_queue (delivery_seq, target, next_at_us) VALUES (?,?,?)",
+                              (seq, target, at_us))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
 
     def queue_snapshot(self, now_us: int, limit: int, ordered: bool, skip: frozenset[str] = frozenset()) -> QueueSnapshot:
         """Due items, earliest first (`ordered`: only each target's oldest pending one, if due),

@@ -41,6 +41,7 @@ class Insert:
     enqueue_to: tuple[str, ...] = ()
     attempts: tuple[Attempt, ...] = ()
     content_hash: str | None = None
+    queue_ids: list[int] = field(default_factory=list)  # the queue items' ids, one per enqueue_to, once stored
 
     @property
     def is_plain(self) -> bool:
@@ -49,8 +50,7 @@ class Insert:
     def apply_rest(self, store: Store) -> None:
         seq = self.delivery.seq
         assert seq is not None
-        for target in self.enqueue_to:
-            store.enqueue(seq, target, self.delivery.received_us)
+        self.queue_ids = [store.enqueue(seq, target, self.delivery.received_us) for target in self.enqueue_to]
         for attempt in self.attempts:
             attempt.delivery_seq = seq
             store.add_attempt(attempt)
@@ -120,11 +120,15 @@ class GroupCommitWriter:
     async def insert(self, insert: Insert, *, is_durable: bool = True) -> int:
         """Store a delivery (see Insert); returns its sequence number after COMMIT (`is_durable`
         as for `call`: only for deliveries another store keeps until they are here)."""
+        return await self.submit(insert, is_durable=is_durable)
+
+    def submit(self, insert: Insert, *, is_durable: bool = True) -> asyncio.Future[int]:
+        """`insert` without waiting: the future settles after COMMIT (with the sequence number)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         # An Insert, not a callable, so a batch of them becomes one multi-row INSERT (see _apply).
         self._queue.put(_Job(insert, future, loop, is_durable))
-        return await future
+        return future
 
     async def insert_delivery(self, delivery: Delivery, enqueue_to: Sequence[str] = ()) -> int:
         return await self.insert(Insert(delivery, tuple(enqueue_to)))

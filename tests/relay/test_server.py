@@ -9,6 +9,7 @@ import pytest
 from hookinspect.receiver import start_server
 from hookinspect.relay.server import (
     BUDGET_KEY,
+    BatchingAppender,
     ChannelHub,
     RelaySettings,
     create_relay_app,
@@ -376,3 +377,55 @@ def test_relay_json_says_when_it_is_up_and_when_it_stopped(tmp_path):
     started, stopped = (json.loads(line) for line in out.splitlines())
     assert started == {"type": "started", "urls": [f"http://127.0.0.1:{port}"], "data": str(tmp_path / "relay")}
     assert stopped == {"type": "stopped"}
+
+
+@pytest.mark.parametrize("args, said", [
+    (("--durability", "sometimes"), "--durability 'sometimes': choose power or process"),
+    (("--durability", "process", "--storage", "redis://127.0.0.1:1/0"), "--durability applies to --data"),
+])
+def test_relay_durability_mistakes_are_one_line(tmp_path, args, said):
+    from typer.testing import CliRunner
+
+    from hookinspect.cli.app import app
+    result = CliRunner().invoke(app, ["relay", "--port", "1", "--data", str(tmp_path / "relay"), *args])
+    assert result.exit_code == 2 and said in result.output and "Traceback" not in result.output
+
+
+async def test_a_full_disk_is_503_and_one_line_and_the_relay_recovers_by_itself(tmp_path):
+    storage = SqliteRelayStorage(tmp_path / "relay")
+    said: list[str] = []
+    runner, urls = await start_server(create_relay_app(storage, RelaySettings(on_state=said.append)), "127.0.0.1", 0)
+    try:
+        async with httpx.AsyncClient() as client:
+            channel = (await client.post(f"{urls[0]}/api/channels", json={"public": True})).json()["url"]
+            assert (await client.post(channel, content=b'{"n":1}')).status_code == 200
+            pages = storage._conn.execute("PRAGMA page_count").fetchone()[0]
+            storage._conn.execute(f"PRAGMA max_page_count = {pages}")  # as full as a disk can be
+            refused = [await client.post(channel, content=b"x" * 60_000) for _ in range(3)]
+            assert [r.status_code for r in refused] == [503] * 3
+            assert refused[0].headers["Retry-After"] == "5" and "retry shortly" in refused[0].json()["error"]
+            storage._conn.execute("PRAGMA max_page_count = 1073741823")  # room again
+            assert (await client.post(channel, content=b'{"n":2}')).status_code == 200
+    finally:
+        await runner.cleanup()
+        storage.close()
+    assert len(said) == 2 and "is full" in said[0] and said[1] == "storing works again"
+
+
+async def test_quiet_and_crowded_deliveries_reach_subscribers_in_id_order(tmp_path):
+    storage = SqliteRelayStorage(tmp_path)
+    hub = ChannelHub()
+    appender = BatchingAppender(storage, hub)
+    appender.start()
+    try:
+        # One alone (committed on the loop), a crowd at once (batched in a thread), one more alone.
+        ids = [await appender.append(RelayEvent(0, "c", 1, "POST", "/0", "", [], b"0"))]
+        ids += await asyncio.gather(*(appender.append(RelayEvent(0, "c", 1, "POST", f"/{n}", "", [], b"%d" % n))
+                                      for n in range(1, 301)))
+        ids.append(await appender.append(RelayEvent(0, "c", 1, "POST", "/301", "", [], b"301")))
+    finally:
+        await appender.stop()
+    published = hub.recent_after("c", 1, 1000)  # all that memory holds after the first
+    assert [1] + [e.id for e in published] == sorted(ids) == list(range(1, 303))
+    assert [e.body for e in published] == [e.body for e in storage.events_after("c", 1, 1000)]
+    storage.close()
