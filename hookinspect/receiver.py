@@ -220,7 +220,7 @@ async def _source_lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS_KEY]
     subscriber = RelaySubscriber(
         settings.sources, app[RECORDER_KEY], token=settings.source_token, seal_key=settings.source_seal_key,
-        seal_key_source=settings.source_seal_key_path, claim=settings.source_claim,
+        seal_key_source=settings.source_seal_key_path, claim=settings.source_claim, max_body=settings.max_body,
         on_state=lambda message: _emit(settings, ReceiverEvent("relay", message=message)),
     )
     task = asyncio.create_task(subscriber.run())

@@ -165,7 +165,7 @@ def _channel_call(method: str, channel: str, tail: str, token: str | None) -> di
     except httpx.HTTPError as exc:
         raise NetworkError(f"cannot reach the relay at {base}: {exc}") from None
     if response.is_error:
-        said = relay_error(response) or response.reason_phrase
+        said = relay_error(response.content) or response.reason_phrase
         raise UsageError(f"the relay answered {response.status_code}: {said}")
     return response.json()
 

@@ -17,23 +17,42 @@ import json
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import httpx
-from httpx_sse import aconnect_sse
+import aiohttp
 
+from hookinspect.config import DEFAULT_MAX_BODY
 from hookinspect.errors import UsageError
 from hookinspect.model import REENCODED_NOTE, Delivery, Headers, now_us
 from hookinspect.recorder import Recorder
 from hookinspect.relay.sealing import SealError, open_sealed
+from hookinspect.relay.sse import TOO_LARGE, ServerSentEvent, read_events
 from hookinspect.relay.storage import Claim
 
 # Deliveries handed to the writer but not yet confirmed, at most.
 MAX_IN_FLIGHT = 256
 # Reconnect delays in seconds; the last one repeats.
 BACKOFF = (0.5, 1, 2, 4, 8, 15, 30)
+# A stream silent for this long is dead (relays ping every 30 s, smee.io too): reconnect.
+SILENCE_SECONDS = 120.0
+CONNECT_SECONDS = 10.0
+
+
+class RelayRefused(Exception):
+    """The relay answered the subscription with an error status."""
+
+    def __init__(self, status: int, said: str | None) -> None:
+        super().__init__(f"the relay answered {status}")
+        self.status = status
+        self.said = said
+
+
+def max_event_bytes(max_body: int) -> int:
+    """The largest event worth reading for a body of at most `max_body` bytes: base64 of the
+    body, and room for the request line, headers and JSON around it."""
+    return max_body * 4 // 3 + 1024 * 1024
 
 
 def channel_url(source: str) -> str:
@@ -42,11 +61,11 @@ def channel_url(source: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
 
 
-def relay_error(response: httpx.Response) -> str | None:
-    """The `error` a relay of ours put in a refusal, one line, or None."""
+def relay_error(body: bytes) -> str | None:
+    """The `error` a relay of ours put in a refusal (its body), one line, or None."""
     try:
-        said = response.json().get("error")
-    except (ValueError, AttributeError, httpx.ResponseNotRead):
+        said = json.loads(body).get("error")
+    except (ValueError, AttributeError):
         return None
     return " ".join(str(said).split())[:300] if said else None
 
@@ -94,8 +113,10 @@ class RelaySubscriber:
 
     def __init__(self, sources: str | tuple[str, ...], recorder: Recorder, *, token: str | None = None,
                  on_state: Callable[[str], None] | None = None, seal_key: bytes | None = None,
-                 seal_key_source: str = "", claim: Claim | None = None) -> None:
+                 seal_key_source: str = "", claim: Claim | None = None, max_body: int = DEFAULT_MAX_BODY) -> None:
         self.claim = claim
+        self.max_event_bytes = max_event_bytes(max_body)
+        self.max_body = max_body
         self.seal_key = seal_key
         self.seal_key_source = seal_key_source  # where the key is (or was looked for), for messages
         self.sources = (sources,) if isinstance(sources, str) else tuple(sources)
@@ -128,24 +149,26 @@ class RelaySubscriber:
         """Subscribe until cancelled, reconnecting with backoff (reset once a connection worked)."""
         failures = 0
         down_since: str | None = None
-        async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None)) as client:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_SECONDS, sock_read=SILENCE_SECONDS)
+        # No decompression: a relay's events are read as sent (and counted against the bound so).
+        async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
             while True:
                 self._is_ready = False
                 try:
-                    await self._stream(client)
+                    await self._stream(session)
                     reason = "the relay closed the stream"
                 except SealError as exc:  # retrying cannot help; the relay keeps the events for a right key
                     self.on_state(f"stopped: cannot open a sealed event: {exc} ({self.seal_key_source}); "
                                   "nothing was stored from it, and the relay keeps it")
                     return
-                except httpx.HTTPStatusError as exc:
-                    code = exc.response.status_code
+                except RelayRefused as exc:
                     reason = {401: "the relay wants the channel token (--token)", 403: "the token was refused",
-                              404: "no such channel on the relay"}.get(code, f"the relay answered {code}")
-                    said = relay_error(exc.response)
-                    if said and code not in (401, 403, 404):
-                        reason += f": {said}"
-                except (httpx.HTTPError, OSError) as exc:
+                              404: "no such channel on the relay"}.get(exc.status, str(exc))
+                    if exc.said and exc.status not in (401, 403, 404):
+                        reason += f": {exc.said}"
+                except TimeoutError:
+                    reason = f"nothing heard for {SILENCE_SECONDS:g} s" if self._is_ready else "no answer in time"
+                except (aiohttp.ClientError, OSError) as exc:
                     reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
                 if self._is_ready or down_since is None:
                     down_since = time.strftime("%H:%M:%S")
@@ -162,26 +185,26 @@ class RelaySubscriber:
 
     _is_ready = False
 
-    async def _stream(self, client: httpx.AsyncClient) -> None:
+    async def _stream(self, session: aiohttp.ClientSession) -> None:
         last = await self._resume_after()
-        headers = {"Accept": "text/event-stream", "Last-Event-ID": str(last or 0)}
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", "Last-Event-ID": str(last or 0)}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        async with aconnect_sse(client, "GET", self._subscribe_url(), headers=headers) as source:
-            if source.response.is_error:
-                await source.response.aread()  # its error says why (a claim refused, say)
-            source.response.raise_for_status()
+        async with session.get(self._subscribe_url(), headers=headers) as response:
+            if response.status >= 400:  # its error says why (a claim refused, say)
+                raise RelayRefused(response.status, relay_error(await response.content.read(64 * 1024)))
             pending: deque[asyncio.Future[None]] = deque()
             try:
-                await self._consume(source, pending, last)
+                await self._consume(read_events(response.content.iter_any(), self.max_event_bytes), pending, last)
             finally:
                 while pending:  # what was received is stored before the stream is let go
                     await pending.popleft()
 
-    async def _consume(self, source: Any, pending: deque[asyncio.Future[None]], last: int | None) -> None:
+    async def _consume(self, events: AsyncIterator[ServerSentEvent], pending: deque[asyncio.Future[None]],
+                       last: int | None) -> None:
         caught_up = 0
         is_live = False
-        async for event in source.aiter_sse():
+        async for event in events:
             if event.event == "ready":
                 self._is_ready = True
                 self.on_state(f"connected: {channel_url(self.source)} (resuming after #{last or 0})")
@@ -193,9 +216,11 @@ class RelaySubscriber:
                     self.on_state(f"caught up {caught_up} missed deliver{'y' if caught_up == 1 else 'ies'}; live")
                 is_live = True
                 continue
-            if event.event not in ("message", ""):
+            if event.event == TOO_LARGE:
+                self.on_state(f"event {event.id or '?'} is over {self.max_event_bytes} bytes (bodies over "
+                              f"{self.max_body} bytes; listen --max-body): skipped, nothing stored")
                 continue
-            if not event.id:
+            if event.event != "message" or not event.id:
                 continue
             try:
                 data = json.loads(event.data)

@@ -232,3 +232,68 @@ def test_channel_new_suggests_the_token_in_the_environment_not_on_the_command_li
         stop_process(relay)
     suggestion = [line for line in result.stderr.splitlines() if "hookinspect listen" in line]
     assert suggestion and "HOOKINSPECT_TOKEN=" in suggestion[0] and "--token" not in suggestion[0]
+
+
+async def test_an_event_over_the_laptops_body_limit_is_one_line_and_the_next_ones_arrive(workspace, tmp_path):
+    from hookinspect.recorder import Recorder
+    from hookinspect.relay.client import RelaySubscriber
+
+    relay, relay_url = await asyncio.to_thread(start_relay, tmp_path / "relay")
+    said: list[str] = []
+    subscription = None
+    try:
+        channel = await asyncio.to_thread(new_channel, relay_url)
+        subscriber = RelaySubscriber(channel["url"], Recorder(workspace), token=channel["token"], on_state=said.append,
+                                     max_body=1000)
+        subscription = asyncio.create_task(subscriber.run())
+        await await_until(lambda: any(line.startswith("caught up") for line in said))
+        async with httpx.AsyncClient() as client:
+            for body in (b"small 1", b"x" * 2_000_000, b"small 2"):
+                assert (await client.post(channel["url"], content=body)).status_code == 200
+        await await_until(lambda: workspace.store.count() == 2, what="the two small deliveries")
+    finally:
+        if subscription is not None:
+            subscription.cancel()
+            await asyncio.gather(subscription, return_exceptions=True)
+        await asyncio.to_thread(stop_process, relay)
+    assert [workspace.store.get(seq).body for seq in workspace.store.seqs()] == [b"small 1", b"small 2"]
+    [skipped] = [line for line in said if "skipped" in line]
+    assert skipped.startswith("event 2 is over") and "listen --max-body" in skipped
+
+
+async def test_a_stream_that_falls_silent_is_dropped_and_subscribed_again(workspace, monkeypatch):
+    from aiohttp import web
+
+    import hookinspect.relay.client as client_module
+    from hookinspect.recorder import Recorder
+    from hookinspect.relay.client import RelaySubscriber
+
+    monkeypatch.setattr(client_module, "SILENCE_SECONDS", 0.5)
+    monkeypatch.setattr(client_module, "BACKOFF", (0.05,))
+    subscriptions = []
+
+    async def silent(request):  # says it is ready, then nothing: a connection a middlebox let die
+        subscriptions.append(request.headers.get("Last-Event-ID"))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"event: ready\ndata: {}\n\n")
+        await asyncio.sleep(30)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{channel}", silent)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    said: list[str] = []
+    subscriber = RelaySubscriber(f"http://127.0.0.1:{port}/quiet", Recorder(workspace), on_state=said.append)
+    subscription = asyncio.create_task(subscriber.run())
+    try:
+        await await_until(lambda: len(subscriptions) >= 2, what="a second subscription")
+    finally:
+        subscription.cancel()
+        await asyncio.gather(subscription, return_exceptions=True)
+        await runner.cleanup()
+    assert any("nothing heard for 0.5 s" in line for line in said), said
