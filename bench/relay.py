@@ -208,6 +208,11 @@ def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], str] | None:
     return proc, f"redis://127.0.0.1:{port}/0"
 
 
+def redis_forks(url: str) -> int:
+    import redis as redis_client
+    return int(redis_client.Redis.from_url(url).info("stats")["total_forks"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--burst", type=int, default=20_000)
@@ -216,6 +221,7 @@ def main() -> None:
     parser.add_argument("--no-redis", action="store_true", help="only the bare target and the SQLite relay")
     parser.add_argument("--only", choices=("bare", "sqlite", "sqlite process", "redis", "redis x2"), help="one pipeline")
     parser.add_argument("--steady-only", action="store_true", help="leave the burst out")
+    parser.add_argument("--burst-only", action="store_true", help="leave the steady rate out")
     args = parser.parse_args()
     kinds = ["bare", "sqlite", "sqlite process"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,22 +235,29 @@ def main() -> None:
             kinds = [kind for kind in kinds if kind == args.only]
         try:
             for kind in kinds:
-                for scenario, count, rate in (("burst", args.burst, 0.0), ("steady 100/s", 100 * args.steady_seconds, 100.0))[args.steady_only:]:
+                for scenario, count, rate in (("burst", args.burst, 0.0), ("steady 100/s", 100 * args.steady_seconds, 100.0))[
+                        args.steady_only:2 - args.burst_only]:
                     run_dir = work / f"{kind}-{scenario}".replace(" ", "_").replace("/", "")
                     run_dir.mkdir()
                     if redis is not None:
                         import redis as redis_client
                         redis_client.Redis.from_url(redis[1]).flushall()
                     pipeline = Pipeline(kind, run_dir, redis[1] if kind.startswith("redis") and redis else None)
+                    forks = redis_forks(redis[1]) if redis is not None else 0
                     try:
                         result = run(pipeline, count, args.connections, rate, redis[0].pid if redis else None)
                     finally:
                         pipeline.stop()
+                    # Redis forks to rewrite its append-only file once it has doubled (as the bursts
+                    # make it do); with appendfsync always, writes stall meanwhile: worth knowing.
+                    forks = redis_forks(redis[1]) - forks if redis is not None and kind.startswith("redis") else 0
                     cpu = "  ".join(f"{name} {ms:.3f}" for name, ms in result["cpu_ms_per_delivery"].items())
                     print(f"{kind:14} {scenario:12} accepted {result['accepted']:6} refused {result['refused']:5} "
                           f"delivered {result['delivered']:6}  {result['per_second']:7.0f}/s  "
                           f"p50 {result['p50']:8.1f} ms  p99 {result['p99']:8.1f} ms", flush=True)
                     print(f"{'':27} CPU ms per delivery: {cpu}", flush=True)
+                    if forks:
+                        print(f"{'':27} Redis forked {forks} time(s) during the run (append-only file rewrite)", flush=True)
                     if result["answers"]:
                         print(f"{'':27} other answers: {result['answers']}", flush=True)
         finally:

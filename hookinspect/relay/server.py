@@ -128,8 +128,11 @@ class BatchingAppender:
                 took = time.monotonic() - started
                 self._inline_after = time.monotonic() + (
                     self.THREAD_ONLY_SECONDS if took > self.SLOW_INLINE_SECONDS else self.QUIET_SECONDS)
-                self._committed([event], ids)
-                await asyncio.sleep(0)  # the subscribers' streams go out before this sender's answer
+                self._committed([event], ids)  # subscribers get it now; its sender once it is on disk
+                if self.storage.syncs_after_append_now:
+                    await asyncio.to_thread(self.storage.sync)
+                else:
+                    await asyncio.sleep(0)  # the subscribers' streams go out before this sender's answer
                 return ids[0]
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((event, future))

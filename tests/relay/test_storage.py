@@ -59,3 +59,19 @@ def test_a_full_disk_is_one_store_error_and_storing_resumes_when_there_is_room(t
         assert storage.append_now([event("a", bytes(64 * 1024))]) == [2]
     finally:
         storage.close()
+
+
+def test_after_a_stop_without_close_numbering_jumps_past_what_a_power_cut_may_have_taken(tmp_path):
+    storage = SqliteRelayStorage(tmp_path)
+    assert storage.append_many([event("a")]) == [1]
+    storage.close()
+    storage = SqliteRelayStorage(tmp_path)  # closed cleanly: numbering goes on
+    assert storage.append_now([event("a")]) == [2]
+    storage._conn.close()  # as a crash, kill -9 or power cut leaves it: never closed
+    storage = SqliteRelayStorage(tmp_path)
+    try:
+        gap = SqliteRelayStorage.ID_GAP_AFTER_UNCLEAN_STOP
+        assert storage.append_now([event("a")]) == [3 + gap]
+        assert [e.id for e in storage.events_after("a", 0)] == [1, 2, 3 + gap]
+    finally:
+        storage.close()
