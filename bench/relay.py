@@ -1,12 +1,14 @@
 """The tunnel end to end: sender -> relay -> `listen --source --forward-to` -> target, on loopback.
 
     python bench/relay.py [--burst 20000] [--connections 16] [--steady-seconds 20] [--no-redis]
+                          [--only PIPELINE] [--steady-only | --burst-only] [--smee-client DIR]
 
 For a burst (2 KiB JSON, 16 connections) and for a steady 100/s it prints what the relay
 accepted and refused, what reached the target per second, the end-to-end latency (sent to
 arrived at the target), and the CPU time per delivery of every process, for:
   - the sender straight to a bare aiohttp target (the reference, same run);
-  - one relay on SQLite;
+  - one relay on SQLite (--durability power, the default, and process);
+  - with --smee-client: that relay with smee-client (Node) in place of `listen --source`;
   - one relay on Redis, and two relay instances on one Redis (the sender alternates between
     them; the laptop knows both) when Debian's redis-server is installed.
 Each process is its own: five or six share the machine's cores, so the CPU per delivery says
@@ -36,8 +38,11 @@ TARGET = textwrap.dedent("""
     from aiohttp import web
     arrived = {}
     async def hook(request):
-        await request.read()
-        arrived.setdefault(int(request.match_info["n"]), time.monotonic())
+        body = await request.read()
+        n = request.match_info.get("n")
+        if n is None:  # smee-client posts every delivery to the target's one URL: the number is in the body
+            n = json.loads(body or b"{}").get("n", 999_999_999)
+        arrived.setdefault(int(n), time.monotonic())
         return web.Response(status=200)
     async def count(request):
         return web.json_response({"count": len(arrived)})
@@ -48,6 +53,7 @@ TARGET = textwrap.dedent("""
     app.router.add_get("/_times", times)
     app.router.add_route("*", "/{tail:.*}/{n:[0-9]+}", hook)
     app.router.add_route("*", "/{n:[0-9]+}", hook)
+    app.router.add_route("*", "/{tail:.*}", hook)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
 """)
 
@@ -118,7 +124,7 @@ def pct(values: list[float], p: int) -> float:
 class Pipeline:
     """The processes of one run; `relays` is empty for the bare reference."""
 
-    def __init__(self, kind: str, work: Path, redis_url: str | None = None) -> None:
+    def __init__(self, kind: str, work: Path, redis_url: str | None = None, smee_client: Path | None = None) -> None:
         self.kind = kind
         self.target_port = free_port()
         self.target = start([sys.executable, "-c", TARGET, str(self.target_port)], self.target_port)
@@ -136,14 +142,20 @@ class Pipeline:
                 storage += ["--durability", "process"]
             self.relays.append(start(hookinspect("relay", "--port", str(port), *storage), port))
             relay_urls.append(f"http://127.0.0.1:{port}")
-        made = subprocess.run(hookinspect("channel", "new", "--relay", relay_urls[0], "--json"), capture_output=True,
-                              text=True, check=True)
+        public = ["--public"] if kind == "sqlite, smee-client" else []  # smee-client sends no token
+        made = subprocess.run(hookinspect("channel", "new", "--relay", relay_urls[0], "--json", *public),
+                              capture_output=True, text=True, check=True)
         channel = json.loads(made.stdout)
-        sources = [arg for url in relay_urls for arg in ("--source", f"{url}/{channel['id']}")]
-        port = free_port()
-        self.listen = start(hookinspect("listen", "--port", str(port), "--store", str(work / "laptop.db"), "--quiet",
-                                        *sources, "--token", channel["token"],
-                                        "--forward-to", f"http://127.0.0.1:{self.target_port}/"), port)
+        if kind == "sqlite, smee-client":
+            assert smee_client is not None
+            self.listen = start([str(smee_client / "node_modules" / ".bin" / "smee"), "--url",
+                                 f"{relay_urls[0]}/{channel['id']}", "--target", f"http://127.0.0.1:{self.target_port}/"])
+        else:
+            sources = [arg for url in relay_urls for arg in ("--source", f"{url}/{channel['id']}")]
+            port = free_port()
+            self.listen = start(hookinspect("listen", "--port", str(port), "--store", str(work / "laptop.db"),
+                                            "--quiet", *sources, "--token", channel["token"],
+                                            "--forward-to", f"http://127.0.0.1:{self.target_port}/"), port)
         self.urls = [f"{url}/{channel['id']}" for url in relay_urls]
         # A warm-up delivery through the whole pipeline: once it is at the target, all is connected.
         import urllib.request
@@ -159,7 +171,7 @@ class Pipeline:
         if self.relays:
             found["relay"] = [proc.pid for proc in self.relays]
         if self.listen is not None:
-            found["listen --source"] = [self.listen.pid]
+            found["smee-client" if self.kind == "sqlite, smee-client" else "listen --source"] = [self.listen.pid]
         return found
 
     def stop(self) -> None:
@@ -219,11 +231,15 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--steady-seconds", type=int, default=20)
     parser.add_argument("--no-redis", action="store_true", help="only the bare target and the SQLite relay")
-    parser.add_argument("--only", choices=("bare", "sqlite", "sqlite process", "redis", "redis x2"), help="one pipeline")
+    parser.add_argument("--only", choices=("bare", "sqlite", "sqlite process", "sqlite, smee-client", "redis", "redis x2"),
+                        help="one pipeline")
+    parser.add_argument("--smee-client", type=Path, metavar="DIR",
+                        help="a directory where `npm install smee-client@5` ran: adds our relay with smee-client "
+                             "in place of listen --source (it stores nothing; forwards each event once)")
     parser.add_argument("--steady-only", action="store_true", help="leave the burst out")
     parser.add_argument("--burst-only", action="store_true", help="leave the steady rate out")
     args = parser.parse_args()
-    kinds = ["bare", "sqlite", "sqlite process"]
+    kinds = ["bare", "sqlite", "sqlite process"] + (["sqlite, smee-client"] if args.smee_client else [])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis = None if args.no_redis else start_redis(work)
@@ -242,7 +258,8 @@ def main() -> None:
                     if redis is not None:
                         import redis as redis_client
                         redis_client.Redis.from_url(redis[1]).flushall()
-                    pipeline = Pipeline(kind, run_dir, redis[1] if kind.startswith("redis") and redis else None)
+                    pipeline = Pipeline(kind, run_dir, redis[1] if kind.startswith("redis") and redis else None,
+                                        args.smee_client)
                     forks = redis_forks(redis[1]) if redis is not None else 0
                     try:
                         result = run(pipeline, count, args.connections, rate, redis[0].pid if redis else None)
