@@ -158,12 +158,18 @@ class Pipeline:
                                             "--forward-to", f"http://127.0.0.1:{self.target_port}/"), port)
         self.urls = [f"{url}/{channel['id']}" for url in relay_urls]
         # A warm-up delivery through the whole pipeline: once it is at the target, all is connected.
+        # Sent again each second: smee-client, which says nothing when it has subscribed, gets only
+        # what is posted after that.
         import urllib.request
-        urllib.request.urlopen(urllib.request.Request(f"{self.urls[0]}/{WARM_UP}", data=b"{}", method="POST"), timeout=10)
         deadline = time.monotonic() + 30
+        posted = 0.0
         while get_json(f"http://127.0.0.1:{self.target_port}/_count")["count"] < 1:  # type: ignore[index]
             if time.monotonic() > deadline:
                 raise SystemExit(f"{kind}: the warm-up delivery did not reach the target within 30 s")
+            if time.monotonic() - posted >= 1:
+                urllib.request.urlopen(urllib.request.Request(f"{self.urls[0]}/{WARM_UP}", data=b"{}", method="POST"),
+                                       timeout=10)
+                posted = time.monotonic()
             time.sleep(0.05)
 
     def processes(self) -> dict[str, list[int]]:
