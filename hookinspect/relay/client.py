@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import sqlite3
 import time
 from collections import deque
@@ -168,6 +169,9 @@ class RelaySubscriber:
                         reason += f": {exc.said}"
                 except TimeoutError:
                     reason = f"nothing heard for {SILENCE_SECONDS:g} s" if self._is_ready else "no answer in time"
+                except aiohttp.ClientConnectorError as exc:
+                    errno = getattr(exc.os_error, "errno", None)
+                    reason = f"cannot connect to {exc.host}:{exc.port}" + (f" ({os.strerror(errno)})" if errno else "")
                 except (aiohttp.ClientError, OSError) as exc:
                     reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
                 if self._is_ready or down_since is None:

@@ -271,13 +271,14 @@ async def test_a_stream_that_falls_silent_is_dropped_and_subscribed_again(worksp
     monkeypatch.setattr(client_module, "SILENCE_SECONDS", 0.5)
     monkeypatch.setattr(client_module, "BACKOFF", (0.05,))
     subscriptions = []
+    done = asyncio.Event()
 
     async def silent(request):  # says it is ready, then nothing: a connection a middlebox let die
         subscriptions.append(request.headers.get("Last-Event-ID"))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         await response.write(b"event: ready\ndata: {}\n\n")
-        await asyncio.sleep(30)
+        await done.wait()
         return response
 
     app = web.Application()
@@ -293,7 +294,26 @@ async def test_a_stream_that_falls_silent_is_dropped_and_subscribed_again(worksp
     try:
         await await_until(lambda: len(subscriptions) >= 2, what="a second subscription")
     finally:
+        done.set()
         subscription.cancel()
         await asyncio.gather(subscription, return_exceptions=True)
         await runner.cleanup()
     assert any("nothing heard for 0.5 s" in line for line in said), said
+
+
+async def test_a_relay_that_is_not_there_is_one_plain_line(workspace, monkeypatch):
+    import hookinspect.relay.client as client_module
+    from hookinspect.recorder import Recorder
+    from hookinspect.relay.client import RelaySubscriber
+
+    monkeypatch.setattr(client_module, "BACKOFF", (30,))
+    port = free_port()
+    said: list[str] = []
+    subscription = asyncio.create_task(RelaySubscriber(f"http://127.0.0.1:{port}/gone", Recorder(workspace),
+                                                       on_state=said.append).run())
+    try:
+        await await_until(lambda: said, what="a line about the relay")
+    finally:
+        subscription.cancel()
+        await asyncio.gather(subscription, return_exceptions=True)
+    assert said[0].endswith(f"(cannot connect to 127.0.0.1:{port} (Connection refused)); reconnecting in 30 s"), said
