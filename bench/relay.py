@@ -100,7 +100,11 @@ SENDER = textwrap.dedent("""
 def start(argv: list[str], port: int | None = None) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     if port is not None:
-        wait_port(port)
+        try:
+            wait_port(port)
+        except BaseException:
+            stop(proc)
+            raise
     return proc
 
 
@@ -126,10 +130,19 @@ class Pipeline:
 
     def __init__(self, kind: str, work: Path, redis_url: str | None = None, smee_client: Path | None = None) -> None:
         self.kind = kind
-        self.target_port = free_port()
-        self.target = start([sys.executable, "-c", TARGET, str(self.target_port)], self.target_port)
         self.relays: list[subprocess.Popen[bytes]] = []
         self.listen: subprocess.Popen[bytes] | None = None
+        self.target: subprocess.Popen[bytes] | None = None
+        try:
+            self._start(work, redis_url, smee_client)
+        except BaseException:
+            self.stop()  # what did start must not outlive a failed start
+            raise
+
+    def _start(self, work: Path, redis_url: str | None, smee_client: Path | None) -> None:
+        kind = self.kind
+        self.target_port = free_port()
+        self.target = start([sys.executable, "-c", TARGET, str(self.target_port)], self.target_port)
         self.urls = [f"http://127.0.0.1:{self.target_port}/in"]
         if kind == "bare":
             return
@@ -173,6 +186,7 @@ class Pipeline:
             time.sleep(0.05)
 
     def processes(self) -> dict[str, list[int]]:
+        assert self.target is not None
         found = {"target": [self.target.pid]}
         if self.relays:
             found["relay"] = [proc.pid for proc in self.relays]
