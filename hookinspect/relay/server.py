@@ -96,8 +96,6 @@ class BatchingAppender:
     QUIET_SECONDS = 0.002
     SLOW_INLINE_SECONDS = 0.005
     THREAD_ONLY_SECONDS = 10.0
-    # Bytes committed between two checkpoints (which move the log into the main file).
-    CHECKPOINT_BYTES = 4 * 1024 * 1024
 
     def __init__(self, storage: RelayStorage, hub: ChannelHub) -> None:
         self.storage = storage
@@ -120,24 +118,31 @@ class BatchingAppender:
                 await asyncio.gather(task, return_exceptions=True)
 
     async def append(self, event: RelayEvent) -> int:
-        started = time.monotonic()
-        if not self._pending and not self._in_thread and event.size <= self.INLINE_MAX_BYTES \
-                and started >= self._inline_after:
-            ids = self.storage.append_now([event])  # StoreError goes to the sender as a 503
-            if ids is not None:
-                took = time.monotonic() - started
-                self._inline_after = time.monotonic() + (
-                    self.THREAD_ONLY_SECONDS if took > self.SLOW_INLINE_SECONDS else self.QUIET_SECONDS)
-                self._committed([event], ids)  # subscribers get it now; its sender once it is on disk
-                if self.storage.syncs_after_append_now:
-                    await asyncio.to_thread(self.storage.sync)
-                else:
-                    await asyncio.sleep(0)  # the subscribers' streams go out before this sender's answer
-                return ids[0]
+        event_id = self._commit_now(event)  # StoreError goes to the sender as a 503
+        if event_id is not None:  # subscribers have it; its sender is answered once it is on disk
+            if self.storage.syncs_after_append_now:
+                await asyncio.to_thread(self.storage.sync)
+            else:
+                await asyncio.sleep(0)  # the subscribers' streams go out before this sender's answer
+            return event_id
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((event, future))
         self._wake.set()
         return await future
+
+    def _commit_now(self, event: RelayEvent) -> int | None:
+        """Commit `event` on the loop if this is a quiet moment and the store can; its id, or None."""
+        started = time.monotonic()
+        if self._pending or self._in_thread or event.size > self.INLINE_MAX_BYTES or started < self._inline_after:
+            return None
+        ids = self.storage.append_now([event])
+        if ids is None:
+            return None
+        took = time.monotonic() - started
+        self._inline_after = time.monotonic() + (self.THREAD_ONLY_SECONDS if took > self.SLOW_INLINE_SECONDS
+                                                 else self.QUIET_SECONDS)
+        self._committed([event], ids)
+        return ids[0]
 
     async def _run(self) -> None:
         while True:
@@ -167,10 +172,13 @@ class BatchingAppender:
         committed: dict[str, list[RelayEvent]] = {}
         for event, event_id in zip(events, ids, strict=True):
             committed.setdefault(event.channel, []).append(replace(event, id=event_id))
-            self._unchecked_bytes += event.size
         for channel, channel_events in committed.items():
             self.hub.publish(channel, channel_events)
-        if self._unchecked_bytes >= self.CHECKPOINT_BYTES and self._checkpointing is None:
+        every = self.storage.checkpoint_every
+        if every is None:
+            return
+        self._unchecked_bytes += sum(event.size for event in events)
+        if self._unchecked_bytes >= every and self._checkpointing is None:
             self._unchecked_bytes = 0
             self._checkpointing = asyncio.create_task(self._checkpoint())
 

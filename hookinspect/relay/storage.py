@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,6 +132,8 @@ class RelayStorage(ABC):
 
     # Whether what append_now committed still needs `sync` before its senders are answered.
     syncs_after_append_now = False
+    # Bytes committed between two calls of `checkpoint`, for a backend that keeps a log.
+    checkpoint_every: int | None = None
 
     def sync(self) -> None:
         """Make what append_now committed durable (called in a thread)."""
@@ -170,8 +172,9 @@ class SqliteRelayStorage(RelayStorage):
     """The relay's own SQLite file (WAL); one connection, guarded by a lock."""
 
     # How far event numbering jumps after a stop without close (a crash, kill -9, a power cut):
-    # more than the events a power cut can take back (4 MiB of log at most between syncs).
+    # more than the events a power cut can take back (a checkpoint's worth of log between syncs).
     ID_GAP_AFTER_UNCLEAN_STOP = 1_000_000
+    checkpoint_every = 4 * 1024 * 1024
 
     def __init__(self, directory: str | Path, durability: str = "power") -> None:
         directory = Path(directory)
@@ -222,9 +225,17 @@ class SqliteRelayStorage(RelayStorage):
         if row is not None and row[0] == "1":
             self._conn.execute("UPDATE sqlite_sequence SET seq = seq + ? WHERE name = 'events'",
                                (self.ID_GAP_AFTER_UNCLEAN_STOP,))
-        self._conn.execute("PRAGMA synchronous = FULL")  # this mark must outlive a power cut in any mode
-        self._conn.execute("INSERT OR REPLACE INTO relay_state VALUES ('open', '1')")
-        self._conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[self.durability]}")
+        with self._synchronous("FULL"):  # this mark must outlive a power cut in any mode
+            self._conn.execute("INSERT OR REPLACE INTO relay_state VALUES ('open', '1')")
+
+    @contextlib.contextmanager
+    def _synchronous(self, level: str) -> Iterator[None]:
+        """Commits made inside sync to `level`, then to the durability's again."""
+        self._conn.execute(f"PRAGMA synchronous = {level}")
+        try:
+            yield
+        finally:
+            self._conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS[self.durability]}")
 
     def create_channel(self, is_public: bool, max_channels: int | None = None,
                        seal_key: str | None = None) -> tuple[Channel, str | None]:
@@ -271,14 +282,9 @@ class SqliteRelayStorage(RelayStorage):
         if not self._lock.acquire(blocking=False):
             return None
         try:
-            if not self.syncs_after_append_now:
-                return self._append_locked(events)
             # On the loop the commit only writes the log; `sync` (in a thread) takes it to the disk.
-            self._conn.execute("PRAGMA synchronous = NORMAL")
-            try:
+            with self._synchronous("NORMAL"):
                 return self._append_locked(events)
-            finally:
-                self._conn.execute("PRAGMA synchronous = FULL")
         finally:
             self._lock.release()
 
@@ -317,13 +323,11 @@ class SqliteRelayStorage(RelayStorage):
                 ids.extend(range(last - len(chunk) + 1, last + 1))
             if len(chunks) > 1:
                 self._conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except BaseException as exc:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
-            raise store_error(exc, self.path) from None  # a full disk: one line, and the sender gets 503
-        except BaseException:
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):  # a full disk: one line, and the sender gets 503
+                raise store_error(exc, self.path) from None
             raise
         return ids
 
@@ -362,8 +366,7 @@ class SqliteRelayStorage(RelayStorage):
     def close(self) -> None:
         if self._checkpointer is not None:
             self._checkpointer.close()
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.execute("PRAGMA synchronous = FULL")
+        with contextlib.suppress(sqlite3.Error), self._synchronous("FULL"):
             self._conn.execute("INSERT OR REPLACE INTO relay_state VALUES ('open', '0')")  # stopped cleanly
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # leave a small file behind, not a long log
         self._conn.close()
