@@ -173,8 +173,11 @@ class ForwardQueueWorker:
                 probes = [t.next_probe for t in self._targets.values() if t.next_probe is not None]
                 if probes:
                     sleep_for = min(sleep_for, min(probes) - time.monotonic())
+                # asyncio.timeout, not wait_for: on Python 3.11, wait_for swallows a cancel that
+                # arrives as the wake-up does, and the worker would then never stop.
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, sleep_for))
+                    async with asyncio.timeout(max(0.01, sleep_for)):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
         finally:

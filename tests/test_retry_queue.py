@@ -21,6 +21,7 @@ from hookinspect.retry_queue import (
 from hookinspect.samples import build_sample_request, find_sample
 from hookinspect.signing.registry import Secrets, annotate_delivery, resigner_for
 from hookinspect.store.sqlite import Store
+from hookinspect.workspace import StoreChange
 from tests.factories import RecordingTarget, await_until, free_port, make_delivery
 
 SECRET = "whsec_queue"
@@ -314,3 +315,23 @@ async def test_paused_or_ordered_targets_get_no_first_send(workspace, target):
         await recording
         await await_until(lambda: workspace.store.queue_counts() == {"done": 2})
     assert [r["body"] for r in target.received] == [b"paused", b"ordered"]
+
+
+async def test_the_worker_stops_when_cancelled_as_it_is_woken(workspace, target):
+    # On Python 3.11, asyncio.wait_for returns instead of raising when the cancel and the
+    # wake-up land together, and a worker built on it never stopped (`listen` hung on exit).
+    for i in range(5):
+        forwarder = Forwarder(timeout=5)
+        worker = ForwardQueueWorker(workspace, forwarder)
+        recorder = Recorder(workspace, route=lambda _d: [target.url + "/"], queue_forwards=True)
+        running = asyncio.create_task(worker.run())
+        try:
+            await recorder.record(make_delivery(body=b"%d" % i))
+            await await_until(lambda i=i: workspace.store.queue_counts() == {"done": i + 1})
+            workspace.changes.announce(StoreChange("recovered", message="wake up"))  # wakes the idle worker
+            running.cancel()
+            await asyncio.wait([running], timeout=5)
+            assert running.done(), "the worker went on after it was cancelled"
+        finally:
+            running.cancel()
+            await forwarder.aclose()

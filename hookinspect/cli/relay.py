@@ -52,6 +52,7 @@ def run_relay(
     from hookinspect.receiver import is_loopback, start_server
     from hookinspect.relay.server import RelaySettings, create_relay_app
     out = Output()
+    port = checked_port(port)  # before the storage opens: a mistyped command leaves nothing behind
     storage = open_relay_storage(storage_url, data, durability)
     where = redact_url(storage_url)[0] if storage_url else str(data)
     settings = RelaySettings(max_body=parse_size(max_body), rate_per_second=rate, rate_burst=burst,
@@ -65,7 +66,7 @@ def run_relay(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):  # before binding: a stop that comes early still stops cleanly
             loop.add_signal_handler(sig, stop.set)
-        runner, urls = await start_server(create_relay_app(storage, settings), host, checked_port(port),
+        runner, urls = await start_server(create_relay_app(storage, settings), host, port,
                                           max_connections=max_connections)
         if not is_loopback(host):
             out.warn(f"relay on {host}: reachable from other machines (that is its job; put TLS in front of it)")

@@ -333,7 +333,8 @@ async def events(request: web.Request) -> web.StreamResponse:
         await response.write(b": hello\n\n")
         while True:
             try:
-                event = await asyncio.wait_for(queue.get(), timeout=15)
+                async with asyncio.timeout(15):  # not wait_for, which on 3.11 can swallow a cancel
+                    event = await queue.get()
             except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue

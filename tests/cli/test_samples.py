@@ -56,14 +56,17 @@ async def test_send_takes_a_target_without_a_scheme_and_an_unreachable_one_exits
     assert (await asyncio.to_thread(send, f"{host_port}/in")).exit_code == 1  # an answer, but an error
 
 
-def test_ports_out_of_range_are_one_line_usage_errors():
+def test_ports_out_of_range_are_one_line_usage_errors(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from hookinspect.cli.app import app
 
+    monkeypatch.chdir(tmp_path)  # where the store and the relay's data go by default
+    monkeypatch.delenv("HOOKINSPECT_STORE", raising=False)
     for command in (["listen", "--port", "99999"], ["relay", "--port", "70000"]):
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 2 and "out of range" in result.stderr and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []  # a mistyped command made no store and no relay data
 
 
 async def test_every_signed_sample_is_sent_captured_and_verified_as_its_provider(receiver, store_path, tmp_path):
