@@ -429,3 +429,40 @@ async def test_quiet_and_crowded_deliveries_reach_subscribers_in_id_order(tmp_pa
     assert [1] + [e.id for e in published] == sorted(ids) == list(range(1, 303))
     assert [e.body for e in published] == [e.body for e in storage.events_after("c", 1, 1000)]
     storage.close()
+
+
+@pytest.mark.parametrize("slow", [False, True])
+async def test_a_slow_commit_on_the_loop_sends_the_next_ones_to_the_thread_for_a_while(tmp_path, slow):
+    storage = SqliteRelayStorage(tmp_path)
+    paths: list[str] = []  # which way each commit went
+    for name in ("append_now", "append_many"):
+        method = getattr(storage, name)
+        setattr(storage, name, lambda events, method=method, name=name: paths.append(name) or method(events))
+    appender = BatchingAppender(storage, ChannelHub())
+    appender.QUIET_SECONDS = 0.0  # one delivery after another counts as quiet
+    # A commit on the loop counts as slow from 0 s (a disk that always stalls), or never.
+    appender.SLOW_INLINE_SECONDS = 0.0 if slow else 60.0
+    appender.THREAD_ONLY_SECONDS = 0.5
+    appender.start()
+
+    async def lone(n: int) -> None:
+        await appender.append(RelayEvent(0, "c", 1, "POST", f"/{n}", "", [], b"%d" % n))
+
+    clock = asyncio.get_running_loop().time
+    try:
+        started = clock()
+        for n in range(3):
+            await lone(n)
+        if not slow:
+            assert paths == ["append_now"] * 3
+            return
+        assert paths == ["append_now", "append_many", "append_many"]  # the loop is spared the disk
+        n = 3
+        while paths[-1] != "append_now":  # after THREAD_ONLY_SECONDS the loop may commit again
+            await lone(n)
+            n += 1
+            assert clock() - started < 10, "commits never came back to the loop"
+        assert clock() - started >= 0.5
+    finally:
+        await appender.stop()
+        storage.close()
