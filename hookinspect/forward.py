@@ -43,7 +43,7 @@ def validate_target(url: str) -> str:
         url = "http://" + url
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"{url!r} is not an http(s) URL", "example: --to http://localhost:3000/webhooks")
+        raise UsageError(f"{url!r} is not an http(s) URL", "for example http://localhost:3000/webhooks")
     try:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:

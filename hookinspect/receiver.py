@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import socket
@@ -459,8 +460,12 @@ def is_loopback(host: str) -> bool:
 
 
 def listen_error(host: str, port: int, exc: OSError) -> NetworkError:
-    """The one-line error for an address that cannot be bound."""
-    return NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", "pick another --port")
+    """The one-line error for an address that cannot be bound, with the hint that fits its cause."""
+    if exc.errno in (errno.EADDRINUSE, errno.EACCES):  # the port is taken, or below 1024
+        hint = "pick another --port"
+    else:  # a name that does not resolve, an address this machine does not have
+        hint = "check --host: an address of this machine, e.g. 127.0.0.1 or 0.0.0.0"
+    return NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint)
 
 
 async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,

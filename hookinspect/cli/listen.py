@@ -255,8 +255,6 @@ def listen(
     if durability not in SYNCHRONOUS:
         raise UsageError(f"durability {durability!r}: choose power or process")
     path = Path(store_path or default_store_path())
-    # Fail now, before binding or forking: a store that cannot be opened, written or trusted.
-    pending = check_store(path, is_explicit=store_path is not None)
     rules = [parse_respond(spec) for spec in respond] + rules_from_config(settings.table("responses"))
     receiver_settings = ReceiverSettings(
         response=build_mock_response(status, response_body, response_header, delay),
@@ -292,6 +290,9 @@ def listen(
         # Every try from the queue is signed anew: a delivery that waited out the target's
         # tolerance window (Stripe's 5 minutes) must not go out with its old timestamp.
         receiver_settings.forward.queue.resigner_for = lambda delivery: resigner_for(delivery, secrets)
+    # Fail now, before binding or forking, on a store that cannot be opened, written or
+    # trusted; only after every option is checked, so a mistyped command creates no store.
+    pending = check_store(path, is_explicit=store_path is not None)
     forward = receiver_settings.forward
     if rules and forward is not None and not forward.ack:
         out.warn("--respond has no effect while --forward-to proxies: the target answers (add --ack to answer here)")

@@ -52,13 +52,14 @@ def run_relay(
     from hookinspect.receiver import is_loopback, start_server
     from hookinspect.relay.server import RelaySettings, create_relay_app
     out = Output()
-    port = checked_port(port)  # before the storage opens: a mistyped command leaves nothing behind
-    storage = open_relay_storage(storage_url, data, durability)
-    where = redact_url(storage_url)[0] if storage_url else str(data)
+    # Every option is checked before the storage opens: a mistyped command leaves nothing behind.
+    port = checked_port(port)
     settings = RelaySettings(max_body=parse_size(max_body), rate_per_second=rate, rate_burst=burst,
                              address_rate_per_second=rate, address_burst=burst,
                              keep_per_channel=keep, max_age_seconds=max_age_days * 86400, trust_proxy=trust_proxy,
                              channels_per_minute=channels_per_minute, max_channels=max_channels, on_state=out.warn)
+    storage = open_relay_storage(storage_url, data, durability)
+    where = redact_url(storage_url)[0] if storage_url else str(data)
 
     async def serve() -> None:
         asyncio.get_running_loop().set_exception_handler(OutOfFilesReporter(out.warn))

@@ -109,6 +109,15 @@ def test_a_port_in_use_is_exit_4(tmp_path, running):
         stop_process(proc)
     for result in results:
         assert result.returncode == 4 and "cannot listen on" in result.stderr and "Traceback" not in result.stderr
+        assert "pick another --port" in result.stderr
+
+
+def test_an_address_this_machine_does_not_have_is_one_line_about_the_host(tmp_path):
+    for host in ("999.1.1.1", "192.0.2.1"):  # not an address at all; TEST-NET-1, on no interface here
+        result = subprocess.run(hookinspect_cmd("listen", "--host", host, "--port", "0", "--store", str(tmp_path / "s.db")),
+                                capture_output=True, text=True, timeout=30)
+        assert result.returncode == 4 and f"cannot listen on {host}:0" in result.stderr
+        assert "check --host" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_mock_response_flags(tmp_path):

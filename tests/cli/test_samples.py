@@ -56,7 +56,7 @@ async def test_send_takes_a_target_without_a_scheme_and_an_unreachable_one_exits
     assert (await asyncio.to_thread(send, f"{host_port}/in")).exit_code == 1  # an answer, but an error
 
 
-def test_ports_out_of_range_are_one_line_usage_errors(tmp_path, monkeypatch):
+def test_mistyped_commands_are_one_line_usage_errors_that_leave_nothing_behind(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     from hookinspect.cli.app import app
@@ -66,6 +66,10 @@ def test_ports_out_of_range_are_one_line_usage_errors(tmp_path, monkeypatch):
     for command in (["listen", "--port", "99999"], ["relay", "--port", "70000"]):
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 2 and "out of range" in result.stderr and "Traceback" not in result.output
+    for command in (["listen", "--forward-to", "ftp://x"], ["listen", "--secret", "nope"],
+                    ["relay", "--max-body", "lots"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2 and "Traceback" not in result.output, command
     assert list(tmp_path.iterdir()) == []  # a mistyped command made no store and no relay data
 
 
