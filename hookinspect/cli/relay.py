@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import typer
@@ -118,13 +119,7 @@ def new_channel(
     if sealed:
         from hookinspect.relay.sealing import new_key_pair
         private_key, options["seal_key"] = new_key_pair()
-    try:
-        response = httpx.post(f"{base}/api/channels", json=options, timeout=10)
-    except httpx.HTTPError as exc:
-        raise NetworkError(f"cannot reach the relay at {base}: {exc}") from None
-    if response.status_code != 201:
-        raise UsageError(f"the relay answered {response.status_code}: {response.text[:200]}")
-    data = response.json()
+    data = _relay_call("POST", base, f"{base}/api/channels", ("url", "token", "id", "public"), json=options)
     if sealed and not data.get("sealed"):
         raise UsageError(f"the relay at {base} does not seal channels (an older release?): channel {data['id']} "
                          "was made unsealed; do not use it for payloads it must not see")
@@ -154,22 +149,37 @@ TOKEN_OPTION = typer.Option(None, "--token", envvar=["HOOKINSPECT_TOKEN", "HOOKI
                             help="The channel's token; HOOKINSPECT_TOKEN keeps it out of `ps`.")
 
 
-def _channel_call(method: str, channel: str, tail: str, token: str | None) -> dict:
+def _channel_call(method: str, channel: str, tail: str, token: str | None, keys: tuple[str, ...] = ()) -> dict:
     """One call to a relay's channel API, or a one-line error saying what the relay said."""
-    from hookinspect.relay.client import channel_url, relay_error
+    from hookinspect.relay.client import channel_url
     url = channel_url(validate_target(channel))
     base, _, channel_id = url.rpartition("/")
     if not channel_id or "://" not in base:
         raise UsageError(f"{channel!r} is not a channel URL (https://relay.example.com/<channel>)")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return _relay_call(method, base, f"{base}/api/channels/{channel_id}/{tail}", keys, headers=headers)
+
+
+def _relay_call(method: str, base: str, url: str, keys: tuple[str, ...], **kwargs: Any) -> dict:
+    """A relay API call's JSON answer (with `keys` in it), or one line: unreachable, refused
+    (with the relay's reason), or not a relay of ours at all (a `listen`'s port, say)."""
+    from hookinspect.relay.client import relay_error
     try:
-        response = httpx.request(method, f"{base}/api/channels/{channel_id}/{tail}", headers=headers, timeout=10)
+        response = httpx.request(method, url, timeout=10, **kwargs)
     except httpx.HTTPError as exc:
-        raise NetworkError(f"cannot reach the relay at {base}: {exc}") from None
+        reason = re.sub(r"^\[Errno -?\d+\] ", "", str(exc)) or type(exc).__name__  # httpx's timeouts say nothing
+        raise NetworkError(f"cannot reach the relay at {base}: {reason}") from None
     if response.is_error:
         said = relay_error(response.content) or response.reason_phrase
         raise UsageError(f"the relay answered {response.status_code}: {said}")
-    return response.json()
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not all(key in data for key in keys):
+        raise UsageError(f"{base} answered {response.status_code}, but not as a hookinspect relay does (JSON)",
+                         "give the URL of a `hookinspect relay`, e.g. http://127.0.0.1:8080")
+    return data
 
 
 @channel_app.command("claims")
@@ -181,7 +191,7 @@ def show_claims(channel: str = CHANNEL_ARGUMENT, token: str | None = TOKEN_OPTIO
 
     from hookinspect.cli.output import add_columns, safe_text
     out = Output()
-    claims = _channel_call("GET", channel, "claims", token)["claims"]
+    claims = _channel_call("GET", channel, "claims", token, ("claims",))["claims"]
     if as_json:
         out.json(claims)
         return
@@ -208,7 +218,7 @@ def release_claim(channel: str = CHANNEL_ARGUMENT,
     """End a subscriber's claim: what it claimed goes to the others (or the default) from now on."""
     from urllib.parse import quote
     out = Output()
-    answer = _channel_call("DELETE", channel, f"claims/{quote(subscriber, safe='')}", token)
+    answer = _channel_call("DELETE", channel, f"claims/{quote(subscriber, safe='')}", token, ("released",))
     if as_json:
         out.json(answer)
     else:

@@ -234,6 +234,24 @@ def test_channel_new_suggests_the_token_in_the_environment_not_on_the_command_li
     assert suggestion and "HOOKINSPECT_TOKEN=" in suggestion[0] and "--token" not in suggestion[0]
 
 
+async def test_channel_commands_aimed_at_something_else_than_a_relay_are_one_line_each(target):
+    from typer.testing import CliRunner
+
+    from hookinspect.cli.app import app
+
+    # A `listen`, or any server that answers 200 with JSON of its own: the wrong port, say.
+    commands = (["channel", "new", "--relay", target.url], ["channel", "claims", f"{target.url}/abc"],
+                ["channel", "release", f"{target.url}/abc", "--subscriber", "ana"])
+    for command in commands:
+        result = await asyncio.to_thread(CliRunner().invoke, app, command)
+        assert result.exit_code == 2 and "Traceback" not in result.output, (command, result.output)
+        assert "not as a hookinspect relay does" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    nobody = f"http://127.0.0.1:{free_port()}"
+    result = await asyncio.to_thread(CliRunner().invoke, app, ["channel", "new", "--relay", nobody])
+    assert result.exit_code == 4
+    assert result.stderr.strip() == f"error: cannot reach the relay at {nobody}: Connection refused"
+
+
 async def test_an_event_over_the_laptops_body_limit_is_one_line_and_the_next_ones_arrive(workspace, tmp_path):
     from hookinspect.recorder import Recorder
     from hookinspect.relay.client import RelaySubscriber
