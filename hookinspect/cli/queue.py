@@ -75,6 +75,9 @@ def retry_queue(refs: list[str] = REFS_ARGUMENT, every: bool = ALL_OPTION, as_js
     with open_workspace(store_path) as workspace:
         seqs = _selected(workspace, refs, every)
         count = workspace.write(lambda store: store.queue_retry(now_us(), seqs), StoreChange("store"))
+    if seqs is not None and count == 0:
+        raise UsageError(f"nothing to retry among {' '.join(refs)}: no forward of theirs waits or was given up",
+                         "`hookinspect queue --dead` lists the queue; `hookinspect replay` sends any delivery again")
     if as_json:
         out.json({"retried": count})
     else:
@@ -89,6 +92,9 @@ def cancel_queue(refs: list[str] = REFS_ARGUMENT, every: bool = ALL_OPTION, as_j
     with open_workspace(store_path) as workspace:
         seqs = _selected(workspace, refs, every)
         count = workspace.write(lambda store: store.queue_cancel(seqs), StoreChange("store"))
+    if seqs is not None and count == 0:
+        raise UsageError(f"nothing to cancel among {' '.join(refs)}: no forward of theirs waits",
+                         "`hookinspect queue` lists what waits")
     if as_json:
         out.json({"cancelled": count})
     else:

@@ -57,6 +57,16 @@ def test_cancel_and_the_all_flag(store_path):
         assert result.exit_code == 2 and "name the deliveries" in result.stderr
 
 
+def test_retry_or_cancel_of_deliveries_with_nothing_queued_says_so(store_path):
+    queued_store(store_path)
+    assert json.loads(run(store_path, "cancel", "2", "--json").stdout) == {"cancelled": 1}
+    for args, said in ((["cancel", "2"], "nothing to cancel among 2"), (["retry", "99"], "nothing to retry among 99"),
+                       (["cancel", "1"], "nothing to cancel among 1")):  # 1 was given up: retry, not cancel
+        result = run(store_path, *args)
+        assert result.exit_code == 2 and said in result.stderr, result.output
+    assert run(store_path, "retry", "1").exit_code == 0
+
+
 def test_pause_and_resume_a_target(store_path):
     queued_store(store_path)
     assert run(store_path, "pause", TARGET).exit_code == 0
