@@ -50,20 +50,23 @@ PROBE_SECONDS = 2.0
 UNREACHABLE = frozenset({"connect", "dns"})
 # Due items read per look at the queue.
 READ_LIMIT = 512
+# The longest wait a target's Retry-After can impose on one delivery.
+MAX_RETRY_AFTER_SECONDS = 86_400.0
 
 
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date)."""
+    """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date), at most a day:
+    the header comes from whatever answers at the target, and any digits may be in it."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER_SECONDS)
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0.0, moment.timestamp() - (now if now is not None else time.time()))
+    return min(max(0.0, moment.timestamp() - (now if now is not None else time.time())), MAX_RETRY_AFTER_SECONDS)
 
 
 def next_state(attempt: Attempt, tries: int, max_attempts: int, schedule: tuple[float, ...]) -> tuple[str, float]:

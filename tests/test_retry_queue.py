@@ -336,3 +336,18 @@ async def test_the_worker_stops_when_cancelled_as_it_is_woken(workspace, target)
         finally:
             running.cancel()
             await forwarder.aclose()
+
+
+async def test_a_target_asking_for_an_absurd_retry_after_waits_a_day_at_most(workspace, target):
+    # A stranger's backend (or a proxy) may send any digits; the queue must neither crash on
+    # them nor send again at once.
+    target.status = 503
+    target.headers = {"Retry-After": "9" * 30}
+    async with working_queue(workspace, target.url + "/") as (recorder, worker):
+        await recorder.record(make_delivery(body=b"once"))
+        await await_until(lambda: workspace.store.queue_items(("pending",)) and
+                          workspace.store.queue_items(("pending",))[0].tries == 1)
+        [item] = workspace.store.queue_items(("pending",))
+        assert 23 * 3600 < (item.next_at_us - now_us()) / 1e6 <= 24 * 3600
+        assert len(target.received) == 1
+    assert retry_after_seconds("\u0661\u0662") is None  # Arabic-Indic digits are not delta-seconds
