@@ -18,7 +18,7 @@ from typing import Any
 
 from hookinspect.body import NOT_JSON
 from hookinspect.errors import UsageError, did_you_mean
-from hookinspect.model import Delivery, parse_time_us
+from hookinspect.model import Delivery, parse_number, parse_time_us
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -277,15 +277,15 @@ def parse_refs(refs: list[str]) -> list[int | str]:
             if not part:
                 continue
             low, dash, high = part.partition("-")
-            if dash and low.isdigit() and high.isdigit():
-                a, b = int(low), int(high)
+            a, b, number = parse_number(low), parse_number(high), parse_number(part)
+            if dash and a is not None and b is not None:
                 if b < a:
                     raise UsageError(f"range {part!r} runs backwards")
                 if b - a > 1_000_000:
                     raise UsageError(f"range {part!r} is too large")
                 out.extend(range(a, b + 1))
-            elif part.isdigit():
-                out.append(int(part))
+            elif number is not None:
+                out.append(number)
             elif all(c in "0123456789abcdef" for c in part.lower()):
                 out.append(part.lower())
             else:

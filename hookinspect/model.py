@@ -144,6 +144,18 @@ def summary_fields(delivery: Any, content_type: str | None) -> dict[str, Any]:
     return {name: out[name] for name in SUMMARY_FIELDS}
 
 
+# SQLite's INTEGER is 64 bits: a bigger number, from a user or a stranger, raises OverflowError.
+MAX_NUMBER = 2**63 - 1
+
+
+def parse_number(text: str) -> int | None:
+    """`text` as a delivery or event number (ASCII digits, within SQLite's INTEGER), else None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_NUMBER)):
+        return None
+    number = int(text)
+    return number if number <= MAX_NUMBER else None
+
+
 def now_us() -> int:
     return time.time_ns() // 1000
 

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from hookinspect.body import NOT_JSON, parse_content_type, parse_json
 from hookinspect.errors import StoreError, UsageError
-from hookinspect.model import now_us
+from hookinspect.model import now_us, parse_number
 from hookinspect.receiver import (
     DEFAULT_MAX_BODIES_IN_FLIGHT,
     DEFAULT_MAX_HEADER_BYTES,
@@ -663,7 +663,7 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
     include_raw = request.query.get("raw") in ("1", "true")
     include_smee = request.query.get("smee") not in ("0", "false")
     last = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or ""
-    last_id = int(last) if last.isdigit() else None
+    last_id = parse_number(last)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
                                            "Connection": "keep-alive", "X-Accel-Buffering": "no"})
     await response.prepare(request)
@@ -671,7 +671,7 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
     if last_id is None:
         # Without Last-Event-ID a subscription starts with what arrives from now on, as with smee
         # (or with the `recent` newest ones, at most 100: the channel page shows them).
-        skip = min(int(recent), 100) if recent.isdigit() else 0
+        skip = min(parse_number(recent) or 0, 100)
         last_id = await asyncio.to_thread(storage.last_event_id, channel.id, skip)
     # Only now: everything posted after a subscriber sees `ready` reaches it.
     await response.write(b"event: ready\ndata: {}\n\n")

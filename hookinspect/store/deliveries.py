@@ -15,7 +15,7 @@ from typing import Any
 
 from hookinspect.errors import NotFoundError
 from hookinspect.filters import DeliveryFilter
-from hookinspect.model import Delivery, format_time_us, summary_fields
+from hookinspect.model import MAX_NUMBER, Delivery, format_time_us, parse_number, summary_fields
 from hookinspect.store.attempts import headers_from_json, headers_to_json, latest_attempt
 from hookinspect.store.query import where_clause
 from hookinspect.store.schema import store_error
@@ -182,8 +182,10 @@ class DeliveryTable:
 
     def get(self, ref: int | str) -> Delivery:
         """A delivery by sequence number (int or digits) or id; NotFoundError if absent."""
-        if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-            row = self.execute(f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries WHERE seq = ?", (int(ref),)).fetchone()
+        seq = ref if isinstance(ref, int) else parse_number(ref)
+        if seq is not None:
+            row = None if seq > MAX_NUMBER else self.execute(
+                f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries WHERE seq = ?", (seq,)).fetchone()
             label = f"#{ref}"
         else:
             row = self.execute(

@@ -26,6 +26,7 @@ from hookinspect.errors import HookinspectError, NotFoundError, UsageError
 from hookinspect.export import EXPORTERS, ExportItem, export
 from hookinspect.filters import parse_filter
 from hookinspect.forward import RequestEdits, validate_target
+from hookinspect.model import MAX_NUMBER, parse_number
 from hookinspect.replay import replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for
 from hookinspect.store.deliveries import DeliveryRow
@@ -94,9 +95,10 @@ def problem(status: int, message: str, hint: str | None = None) -> web.Response:
 
 def seq_of(request: web.Request) -> int:
     text = request.match_info["seq"]
-    if not text.isdigit():
+    seq = parse_number(text)
+    if seq is None:
         raise web.HTTPNotFound(text=json_text({"error": f"{text!r} is not a delivery number"}), content_type="application/json")
-    return int(text)
+    return seq
 
 
 async def body_json(request: web.Request) -> dict[str, Any]:
@@ -179,19 +181,20 @@ async def list_deliveries(request: web.Request) -> web.Response:
         flt = parse_filter(request.query.get("filter", ""))
     except UsageError as exc:
         return problem(400, exc.message, exc.hint)
-    before, after = request.query.get("before"), request.query.get("after")
-    limit_text = request.query.get("limit", str(PAGE_SIZE))
-    if any(x is not None and not x.isdigit() for x in (before, after)) or not limit_text.isdigit():
+    given = {name: request.query[name] for name in ("before", "after", "limit") if name in request.query}
+    numbers = {name: parse_number(text) for name, text in given.items()}
+    if None in numbers.values():
         return problem(400, "before, after and limit are numbers")
-    limit = max(1, min(int(limit_text), 1000))
+    before, after = numbers.get("before"), numbers.get("after")
+    limit = max(1, min(numbers.get("limit", PAGE_SIZE), 1000))
     if after is not None:
         # What is newer than the page's newest row, oldest first from the store, newest first here:
         # a following page asks only for what it has not seen.
-        rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=int(after), oldest_first=True))
+        rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=after, oldest_first=True))
         more = len(rows) == limit
         rows.reverse()
     else:
-        rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=int(before) if before else None))
+        rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=before))
         more = len(rows) == limit
     hidden_seqs = {s for seqs, _ in request.app[STATE].trash.values() for s in seqs}
     rows = [row for row in rows if row.seq not in hidden_seqs]  # deleted, still restorable
@@ -253,11 +256,12 @@ async def diff(request: web.Request) -> web.Response:
     """?a=SEQ&b=SEQ, or ?b=SEQ alone: the previous delivery of the same event."""
     workspace = request.app[WORKSPACE]
     a_text, b_text = request.query.get("a", ""), request.query.get("b", "")
-    if not b_text.isdigit() or (a_text and not a_text.isdigit()):
+    a_seq, b_seq = parse_number(a_text), parse_number(b_text)
+    if b_seq is None or (a_text and a_seq is None):
         return problem(400, "a and b are delivery numbers")
-    after = await workspace.read(lambda store: store.get(int(b_text)))
-    if a_text:
-        before = await workspace.read(lambda store: store.get(int(a_text)))
+    after = await workspace.read(lambda store: store.get(b_seq))
+    if a_seq is not None:
+        before = await workspace.read(lambda store: store.get(a_seq))
     else:
         previous = await workspace.read(lambda store: store.previous_of_event(after))
         if previous is None:
@@ -273,9 +277,8 @@ async def download(request: web.Request) -> web.Response:
     fmt = request.query.get("format", "har")
     if fmt not in EXPORTERS:
         return problem(400, f"unknown format {fmt!r}", "one of " + ", ".join(EXPORTERS))
-    try:
-        seqs = [int(s) for s in request.query.get("seqs", "").split(",") if s]
-    except ValueError:
+    seqs = [parse_number(s) for s in request.query.get("seqs", "").split(",") if s]
+    if None in seqs:
         return problem(400, "seqs are delivery numbers separated by commas")
     if not seqs:
         return problem(400, "name the deliveries: ?seqs=1,2")
@@ -291,7 +294,7 @@ async def delete(request: web.Request) -> web.Response:
     """POST {"seqs": [...]}: hidden at once, deleted for good after UNDO_SECONDS unless undone."""
     data = await body_json(request)
     seqs = data.get("seqs")
-    if not isinstance(seqs, list) or not seqs or not all(isinstance(s, int) for s in seqs):
+    if not isinstance(seqs, list) or not seqs or not all(type(s) is int and 0 <= s <= MAX_NUMBER for s in seqs):
         return problem(400, "seqs must be a non-empty list of delivery numbers")
     workspace = request.app[WORKSPACE]
     state = request.app[STATE]

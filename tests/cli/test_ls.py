@@ -103,6 +103,18 @@ def test_unknown_delivery_is_one_line_on_stderr_with_exit_2(store_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_numbers_beyond_the_store_are_unknown_deliveries_not_crashes(store_path):
+    seed(store_path, make_delivery())
+    huge = "9" * 23  # over SQLite's 64-bit INTEGER
+    for args in (["show", huge], ["rm", huge], ["export", huge, "--format", "curl"], ["attempts", huge],
+                 ["diff", "1", huge], ["show", "\u0661"]):  # an Arabic-Indic digit one is not #1
+        result = invoke(*args, store_path=store_path)
+        assert result.exit_code == 2 and "Traceback" not in result.output, (args, result.output)
+        said = "is not a delivery number" if "\u0661" in args else "no delivery"
+        assert result.stderr.startswith("error: ") and said in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_missing_store_is_a_clear_error_with_exit_3(tmp_path):
     result = invoke("ls", store_path=tmp_path / "nope.db")
     assert result.exit_code == 3 and "no store at" in result.stderr

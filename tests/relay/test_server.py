@@ -104,6 +104,21 @@ async def test_catch_up_with_last_event_id_and_raw_bytes(relay):
     assert all("hookinspect" not in json.loads(e["data"]) for e in later if "id" in e)  # smee shape unless asked
 
 
+async def test_a_last_event_id_beyond_any_number_starts_from_now_and_the_stream_lives(relay):
+    url, _ = relay
+    async with httpx.AsyncClient() as client:
+        created = (await client.post(url + "/api/channels", json={"public": True})).json()
+        await client.post(created["url"], content=b'{"old":1}')
+        for bogus in ("9" * 23, "\u0661\u0662", "-1"):  # over SQLite's INTEGER; Arabic-Indic digits; negative
+            headers = {"Accept": "text/event-stream", "Last-Event-ID": bogus.encode()}
+            async with client.stream("GET", created["url"], headers=headers) as response:
+                said = await read_events(response, 0, until_event="caught-up")  # what was there is not resent
+                assert [e.get("event") for e in said] == ["ready", "caught-up"]
+                await client.post(created["url"], json={"new": 1})
+                [event] = [e for e in await read_events(response, 1) if "id" in e]
+                assert json.loads(event["data"])["body"] == {"new": 1}
+
+
 async def test_a_subscriber_of_the_exact_bytes_only_can_leave_smees_shape_out(relay):
     url, _ = relay
     async with httpx.AsyncClient() as client:

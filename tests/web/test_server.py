@@ -81,6 +81,12 @@ async def test_detail_is_lines_of_spans_and_an_unknown_delivery_is_404(web, stor
     whole = (await client.get("/api/deliveries/2", params={"all": "1"})).json()["request"]
     assert "more items (folded)" in json.dumps(folded) and "folded" not in json.dumps(whole)
     assert (await client.get("/api/deliveries/abc")).status_code == 404
+    huge = "9" * 23  # over SQLite's 64-bit INTEGER: not a delivery, and no 500
+    assert (await client.get(f"/api/deliveries/{huge}")).status_code == 404
+    for params in ({"before": huge}, {"after": huge}, {"limit": huge}, {"before": "-1"}):
+        assert (await client.get("/api/deliveries", params=params)).status_code == 400
+    assert (await client.get("/api/diff", params={"b": huge})).status_code == 400
+    assert (await client.get("/api/export", params={"seqs": f"1,{huge}"})).status_code == 400
 
 
 async def test_state_changes_need_the_csrf_token_and_nothing_changes_without_it(web, store_path, target):
