@@ -43,6 +43,10 @@ class NetworkError(HookinspectError):
     exit_code = EXIT_NETWORK
 
 
+class SigningError(UsageError):
+    """A secret that cannot sign as its provider does (not hex, not base64, not a private key)."""
+
+
 class StoreFullError(StoreError):
     """The disk (or the store's size limit) is full: nothing more can be written until space is freed."""
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from hookinspect.errors import UsageError
+from hookinspect.errors import SigningError, UsageError
 from hookinspect.httpclient import HTTPClient, HTTPClientError
 from hookinspect.model import Attempt, Delivery, Headers, Response, SentRequest
 
@@ -158,7 +158,11 @@ class Forwarder:
         """Send once and return the Attempt (never raises for network trouble)."""
         request = build_request(delivery, target, edits)
         if resign is not None:
-            request = resign(request)
+            try:
+                request = resign(request)
+            except SigningError as exc:  # not sent: a stale or wrong signature would only be refused
+                return Attempt(delivery_seq=delivery.seq or 0, kind=kind, target_url=target, request=request,
+                               error_kind="other", error_message=exc.message)
         return await self.send_request(delivery.seq or 0, request, target=target, kind=kind)
 
     async def send_request(self, delivery_seq: int, request: SentRequest, *, target: str, kind: str) -> Attempt:

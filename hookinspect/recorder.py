@@ -131,10 +131,17 @@ class Recorder:
 
     async def _annotate(self, delivery: Delivery) -> None:
         if self.annotate is not None:
-            if len(delivery.body) > INLINE_ANNOTATE_LIMIT:
-                await asyncio.to_thread(self.annotate, delivery)
-            else:
-                self.annotate(delivery)
+            try:
+                if len(delivery.body) > INLINE_ANNOTATE_LIMIT:
+                    await asyncio.to_thread(self.annotate, delivery)
+                else:
+                    self.annotate(delivery)
+            except Exception as exc:  # noqa: BLE001 - a flaw in a check must not cost the capture
+                # Whatever a sender put in its headers, the delivery is stored; `show` says the
+                # check itself failed, so the flaw is seen and can be reported.
+                delivery.verdict = None
+                delivery.verdict_reason = " ".join(f"not checked: the check failed ({type(exc).__name__}: {exc})"
+                                                   .split())[:300]
         if delivery.note == REENCODED_NOTE:
             # The bytes were rebuilt on the way (smee's JSON): no signature over them can be judged.
             delivery.verdict, delivery.verdict_reason = None, REENCODED_NOTE

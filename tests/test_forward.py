@@ -107,3 +107,19 @@ async def test_slow_target_latency_is_measured(target):
     async with Forwarder() as forwarder:
         attempt = await forwarder.send(make_delivery(), target.url)
     assert attempt.latency_ms >= 290
+
+
+async def test_a_secret_that_cannot_sign_leaves_the_send_undone_with_one_line(target):
+    from hookinspect.samples import build_sample_request, find_sample
+    from hookinspect.signing.registry import Secrets, resigner_for
+
+    request = build_sample_request(find_sample("adyen/AUTHORISATION"), "http://127.0.0.1:8787/adyen",
+                                   "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056")
+    delivery = make_delivery(request.body, path="/adyen", headers=request.headers.pairs())
+    secrets = Secrets()
+    secrets.add("adyen", "not-a-hex-key")  # Adyen's HMAC keys are hex
+    async with Forwarder() as forwarder:
+        attempt = await forwarder.send(delivery, target.url, resign=resigner_for(delivery, secrets))
+    assert attempt.response is None and attempt.error_kind == "other"
+    assert attempt.error_message.startswith("cannot sign as adyen with the secret given")
+    assert "not-a-hex-key" not in attempt.error_message and target.received == []  # not sent with a stale signature

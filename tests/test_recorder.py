@@ -114,6 +114,31 @@ async def test_a_failing_subscriber_does_not_fail_the_capture(workspace):
     assert recorded.delivery.seq == 1 and workspace.store.count() == 1
 
 
+async def test_a_stranger_s_timestamp_of_5000_digits_is_captured_with_a_verdict(workspace):
+    same = recorder_for(workspace)
+    runner, urls = await start_server(create_app(workspace, ReceiverSettings(inspect=same.annotate)), "127.0.0.1", 0)
+    try:
+        request = signed_sample(urls[0] + "/stripe")
+        headers = request.headers.with_set("Stripe-Signature", "t=" + "9" * 5000 + ",v1=abc")  # Python reads 4,300
+        async with httpx.AsyncClient() as client:
+            answer = await client.post(request.url, content=request.body, headers=headers.pairs())
+        assert answer.status_code == 200  # it was a 500, and nothing was stored
+    finally:
+        await runner.cleanup()
+    [delivery] = [workspace.store.get(seq) for seq in workspace.store.seqs()]
+    assert delivery.body == request.body and delivery.verdict == "malformed"
+
+
+async def test_a_check_that_fails_costs_no_capture_and_says_so_on_the_delivery(workspace):
+    def flawed(_delivery):
+        raise RuntimeError("a flaw\nin a check")
+
+    recorded = await Recorder(workspace, annotate=flawed).record(Delivery(method="POST", path="/x", body=b"{}"))
+    stored = workspace.store.get(recorded.delivery.seq)
+    assert stored.verdict is None
+    assert stored.verdict_reason == "not checked: the check failed (RuntimeError: a flaw in a check)"
+
+
 @pytest.mark.parametrize("size", [10, 300 * 1024])
 async def test_small_and_big_bodies_are_annotated(workspace, size):
     request = signed_sample("http://hooks.example/stripe")

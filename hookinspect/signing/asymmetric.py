@@ -27,6 +27,7 @@ from hookinspect.signing.base import (
     Detection,
     SignedMessage,
     Verdict,
+    unix_seconds,
 )
 
 DISCORD = "discord"
@@ -48,7 +49,7 @@ def signed_parts(message: SignedMessage, signature_header: str, timestamp_header
     signature, timestamp = message.headers.get(signature_header), message.headers.get(timestamp_header)
     if signature is None:
         return Verdict(UNSIGNED, f"no {signature_header} header")
-    if not timestamp or not timestamp.isdigit():
+    if unix_seconds(timestamp) is None:
         return Verdict(MALFORMED, f"no numeric {timestamp_header}")
     return signature, timestamp
 
@@ -132,7 +133,7 @@ def verify_sendgrid(message: SignedMessage, secret: str, now: float) -> Verdict:
         public.verify(base64.b64decode(signature), timestamp.encode() + message.body, ec.ECDSA(hashes.SHA256()))
     except KeyError_ as exc:
         return Verdict(MALFORMED, f"the key given for sendgrid is {exc}")
-    except binascii.Error:
+    except ValueError:  # binascii.Error, and the ValueError of a signature with non-ASCII in it
         return Verdict(MALFORMED, f"{SENDGRID_SIGNATURE} is not base64")
     except InvalidSignature:
         return Verdict(INVALID, "body differs from what was signed, or the public key is not the account's")

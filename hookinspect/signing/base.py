@@ -22,6 +22,17 @@ VERDICTS = (VALID, INVALID, EXPIRED, MALFORMED, UNSIGNED, NO_SECRET)
 
 # Stripe, Slack and Standard Webhooks reject signatures older than this by default.
 DEFAULT_TOLERANCE = 300
+# Unix seconds fit in 12 digits for thousands of years: a longer "timestamp" is not one (and
+# Python refuses to read an integer of over 4,300 digits, which any sender may put in a header).
+UNIX_SECONDS_DIGITS = 12
+
+
+def unix_seconds(text: str | None) -> int | None:
+    """A timestamp header's unix seconds (ASCII digits, spaces around allowed), or None."""
+    text = (text or "").strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > UNIX_SECONDS_DIGITS:
+        return None
+    return int(text)
 
 
 @dataclass

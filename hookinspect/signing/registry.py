@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hookinspect.errors import UsageError
+from hookinspect.errors import SigningError, UsageError
 from hookinspect.model import Delivery, Headers, SentRequest
 from hookinspect.signing import (
     asymmetric,
@@ -100,16 +100,23 @@ PROVIDERS: dict[str, Provider] = {p.name: p for p in (
 
 def signed(provider: Provider, message: SignedMessage, secret: str, now: float) -> SignedMessage:
     """`message` as `provider` would send it at `now`: what it signs inside the body rewritten
-    first, then its signature headers set (Content-Length follows a changed body)."""
-    if provider.sign_body is not None:
-        body = provider.sign_body(message, secret, now)
+    first, then its signature headers set (Content-Length follows a changed body). SigningError
+    (one line, never the secret) if the secret cannot sign as this provider does."""
+    try:
+        if provider.sign_body is not None:
+            body = provider.sign_body(message, secret, now)
+            headers = message.headers
+            if body != message.body and "content-length" in headers:
+                headers = headers.with_set("Content-Length", str(len(body)))
+            message = SignedMessage(message.method, message.url, headers, body)
         headers = message.headers
-        if body != message.body and "content-length" in headers:
-            headers = headers.with_set("Content-Length", str(len(body)))
-        message = SignedMessage(message.method, message.url, headers, body)
-    headers = message.headers
-    for name, value in provider.sign(message, secret, now).items():
-        headers = headers.with_set(name, value)
+        for name, value in provider.sign(message, secret, now).items():
+            headers = headers.with_set(name, value)
+    except ValueError as exc:  # binascii.Error and the asymmetric key errors are ValueErrors too
+        reason = " ".join(str(exc).split())
+        raise SigningError(f"cannot sign as {provider.name} with the secret given: {reason}",
+                           f"give {provider.name}'s signing secret or key in the form its dashboard shows it"
+                           ) from None
     return SignedMessage(message.method, message.url, headers, message.body)
 def register_schemes(tables: Mapping[str, Any] | None) -> list[str]:
     """`[providers.NAME]` tables of hookinspect.toml, validated, tried before the built-in ones

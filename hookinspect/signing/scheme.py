@@ -278,14 +278,16 @@ def set_json_number(body: bytes, path: str, number: str) -> bytes:
 
 def parse_timestamp(text: str, fmt: str) -> float | None:
     try:
-        if fmt == "unix":
-            return float(text)
-        if fmt == "unix-ms":
-            return float(text) / 1000
+        if fmt in ("unix", "unix-ms"):
+            # Digits only, as senders write them: float() would also take "1e400", "inf" and "nan".
+            number = text.strip()
+            if not (number.isascii() and number.replace(".", "", 1).isdigit()) or len(number) > 20:
+                return None
+            return float(number) / (1000 if fmt == "unix-ms" else 1)
         # RFC 3339 may carry nanoseconds (Twitch); Python reads at most microseconds.
         text = re.sub(r"(\.\d{6})\d+", r"\1", text.strip()).replace("Z", "+00:00")
         return datetime.fromisoformat(text).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         return None
 
 

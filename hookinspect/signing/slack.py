@@ -15,6 +15,7 @@ from hookinspect.signing.base import (
     hmac_digest,
     matches_any,
     timestamp_verdict,
+    unix_seconds,
 )
 
 NAME = "slack"
@@ -46,9 +47,9 @@ def verify(message: SignedMessage, secret: str, now: float, tolerance: int = DEF
     timestamp = message.headers.get("x-slack-request-timestamp")
     if signature is None:
         return Verdict(UNSIGNED, "no X-Slack-Signature header")
-    if not timestamp or not timestamp.strip().isdigit() or not signature.startswith("v0="):
+    ts = unix_seconds(timestamp)
+    if ts is None or not signature.startswith("v0="):
         return Verdict(MALFORMED, "needs X-Slack-Request-Timestamp and X-Slack-Signature: v0=<hex>")
-    ts = int(timestamp)
     expected = "v0=" + hmac_digest(secret.encode(), f"v0:{ts}:".encode() + message.body).hex()
     if not matches_any(expected, [signature.strip()]):
         return Verdict(INVALID, "body differs from what was signed, or the secret is wrong")

@@ -23,6 +23,7 @@ from hookinspect.signing.base import (
     hmac_digest,
     matches_any,
     timestamp_verdict,
+    unix_seconds,
 )
 
 STANDARD = "standard"
@@ -65,7 +66,8 @@ def _verify(message: SignedMessage, secret: str, now: float, provider: str, tole
     signature = message.headers.get(f"{prefix}signature")
     if signature is None:
         return Verdict(UNSIGNED, f"no {prefix}signature header")
-    if not msg_id or not timestamp or not timestamp.strip().isdigit():
+    ts = unix_seconds(timestamp)
+    if not msg_id or ts is None:
         return Verdict(MALFORMED, f"needs {prefix}id, {prefix}timestamp (unix seconds) and {prefix}signature")
     try:
         key = decode_secret(secret)
@@ -74,7 +76,6 @@ def _verify(message: SignedMessage, secret: str, now: float, provider: str, tole
     candidates = [part.split(",", 1)[1] for part in signature.split() if part.startswith("v1,")]
     if not candidates:
         return Verdict(MALFORMED, f"{prefix}signature has no v1,<base64> entry")
-    ts = int(timestamp)
     expected = b64(hmac_digest(key, f"{msg_id}.{ts}.".encode() + message.body))
     if not matches_any(expected, candidates):
         return Verdict(INVALID, "body differs from what was signed, or the secret is wrong")

@@ -15,6 +15,7 @@ from hookinspect.signing.base import (
     hmac_digest,
     matches_any,
     timestamp_verdict,
+    unix_seconds,
 )
 
 NAME = "stripe"
@@ -42,8 +43,8 @@ def _parse(value: str) -> tuple[int | None, list[str]]:
         key, eq, val = part.strip().partition("=")
         if not eq:
             continue
-        if key == "t" and val.isdigit():
-            timestamp = int(val)
+        if key == "t" and unix_seconds(val) is not None:
+            timestamp = unix_seconds(val)
         elif key == "v1":
             signatures.append(val)
     return timestamp, signatures

@@ -90,3 +90,15 @@ async def test_every_signed_sample_is_sent_captured_and_verified_as_its_provider
                                                                "--json", "--store", str(store_path)])
         verdict = json.loads(checked.stdout)
         assert (verdict["provider"], verdict["verdict"]) == (sample.provider, "valid"), (sample.name, verdict)
+
+
+def test_send_with_a_secret_that_cannot_sign_is_one_line():
+    from typer.testing import CliRunner
+
+    from hookinspect.cli.app import app
+
+    for sample, secret in (("adyen/AUTHORISATION", "adyen=nothex"), ("svix/user.created", "svix=whsec_***")):
+        result = CliRunner().invoke(app, ["send", sample, "--to", "http://127.0.0.1:9/", "--secret", secret])
+        assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+        assert result.stderr.startswith(f"error: cannot sign as {sample.split('/')[0]}")
+        assert len(result.stderr.strip().splitlines()) == 1 and secret.split("=")[1] not in result.stderr

@@ -6,7 +6,7 @@ import pytest
 from hookinspect.errors import UsageError
 from hookinspect.model import Headers, SentRequest
 from hookinspect.samples import build_sample_request, list_samples
-from hookinspect.signing.base import SignedMessage
+from hookinspect.signing.base import VERDICTS, SignedMessage
 from hookinspect.signing.registry import (
     PROVIDERS,
     Secrets,
@@ -210,3 +210,41 @@ def test_a_verdict_names_the_secret_that_judged_it_never_its_value(tmp_path):
     elsewhere = make_delivery(request.body, path="/other", content_type=None, headers=request.headers.pairs())
     other = check_delivery(elsewhere, secrets).verdict
     assert other.status == "invalid" and "(secret: HOOKINSPECT_SECRET_STRIPE)" in other.reason
+
+
+# What a stranger may put where a timestamp or signature goes: more digits than Python reads
+# (4,300), floats that are not finite, digits of other scripts, nothing at all.
+HOSTILE_VALUES = ("9" * 5000, "9" * 30, "1e400", "inf", "nan", "-5", "\u0661\u0662", "", "t=1,v1=zz")
+
+
+@pytest.mark.parametrize("sample", [s for s in list_samples() if s.provider in PROVIDERS
+                                    and PROVIDERS[s.provider].has_signature], ids=lambda s: s.name)
+def test_hostile_timestamps_and_signatures_get_a_verdict_never_an_exception(sample, tmp_path):
+    secret, _ = secret_pair(sample.provider, tmp_path)
+    request = build_sample_request(sample, "http://127.0.0.1:8787/", secret)
+    secrets = Secrets()
+    secrets.add(sample.provider, secret)
+    names = [name for name, _ in request.headers.pairs()
+             if any(word in name.lower() for word in ("time", "sig", "date", "stamp", "hmac", "id"))]
+    for name in names:
+        for bad in HOSTILE_VALUES:
+            headers = [(k, bad if k == name else v) for k, v in request.headers.pairs()]
+            delivery = make_delivery(request.body, path="/", content_type=None, headers=headers)
+            annotate_delivery(delivery, secrets)  # raises nothing
+            assert delivery.verdict in VERDICTS and not delivery.verdict_reason.startswith("not checked"), \
+                (name, bad[:20], delivery.verdict_reason)
+
+
+@pytest.mark.parametrize("provider", ["adyen", "standard", "discord", "sendgrid"])
+def test_a_secret_that_cannot_sign_is_one_line_that_does_not_show_it(provider):
+    from hookinspect.errors import SigningError
+    from hookinspect.signing.registry import provider_named, signed
+
+    sample = next(s for s in list_samples() if s.provider == provider)
+    secret = "not hex nor base64 !@#" + "x" * 20
+    message = SignedMessage("POST", "http://127.0.0.1:8787/", Headers([("Content-Type", "application/json")]),
+                            sample.body())
+    with pytest.raises(SigningError) as caught:
+        signed(provider_named(provider), message, secret, time.time())
+    assert f"cannot sign as {provider}" in caught.value.message and "!@#" not in caught.value.message
+    assert "\n" not in caught.value.message
