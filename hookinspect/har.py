@@ -125,17 +125,19 @@ def load_har(document: dict[str, Any]) -> list[ExportItem]:
                 delivery.id = str(ours["id"])
             # Ours keeps every attempt; a browser's HAR has one response, which becomes one.
             attempts = [Attempt.from_dict(a, kind="import") for a in ours.get("attempts") or []]
+            resp = entry.get("response") or {}
+            if not ours.get("attempts") and isinstance(resp.get("status"), int) and resp["status"] > 0:
+                response_headers = Headers((h["name"], h["value"]) for h in resp.get("headers", [])
+                                           if not h["name"].startswith(":"))
+                attempts.append(Attempt(
+                    delivery_seq=0, kind="import", target_url=req["url"],
+                    request=SentRequest(method=delivery.method, url=req["url"], headers=delivery.headers, body=delivery.body),
+                    response=Response(status=resp["status"], reason=resp.get("statusText") or "", headers=response_headers,
+                                      body=_har_body(resp.get("content"))),
+                    latency_ms=float(entry.get("time") or 0), started_us=delivery.received_us, id=new_id(),
+                ))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise UsageError(f"HAR entry {number} is malformed (missing {exc})") from None
-        resp = entry.get("response") or {}
-        if not ours.get("attempts") and isinstance(resp.get("status"), int) and resp["status"] > 0:
-            response_headers = Headers((h["name"], h["value"]) for h in resp.get("headers", []) if not h["name"].startswith(":"))
-            attempts.append(Attempt(
-                delivery_seq=0, kind="import", target_url=req["url"],
-                request=SentRequest(method=delivery.method, url=req["url"], headers=delivery.headers, body=delivery.body),
-                response=Response(status=resp["status"], reason=resp.get("statusText") or "", headers=response_headers,
-                                  body=_har_body(resp.get("content"))),
-                latency_ms=float(entry.get("time") or 0), started_us=delivery.received_us, id=new_id(),
-            ))
+            reason = f"missing {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:200]
+            raise UsageError(f"HAR entry {number} is malformed ({reason})") from None
         items.append(ExportItem(delivery, attempts, has_own_id=bool(ours.get("id"))))
     return items

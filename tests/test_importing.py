@@ -43,3 +43,33 @@ def test_a_browser_har_without_ids_is_told_apart_by_content_and_time(tmp_path):
     har = json.dumps({"log": {"entries": [entry, later]}}).encode()
     assert import_into(tmp_path / "s.db", parse_import(har)) == (2, 0)  # same body, another time: kept
     assert import_into(tmp_path / "s.db", parse_import(har)) == (0, 2)
+
+
+def har_entry(**changes) -> dict:
+    entry = {"startedDateTime": "2026-11-28T09:00:01.250Z", "time": 1,
+             "request": {"method": "POST", "url": "https://api.example.com/hook", "headers": [],
+                         "postData": {"mimeType": "application/json", "text": '{"a":1}'}},
+             "response": {"status": 200, "statusText": "OK", "headers": [], "content": {"text": ""}}}
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        node = entry
+        for parent in parents:
+            node = node[parent]
+        node[last] = value
+    return entry
+
+
+@pytest.mark.parametrize(("changes", "said"), [
+    ({"request__method": "GET\r\nX-Injected: 1"}, "not an HTTP method"),
+    ({"request__headers": [{"name": "X-A", "value": "1\r\nX-B: 2"}]}, "line break"),
+    ({"response__status": 10**30}, "not an HTTP status"),  # was an OverflowError traceback in SQLite
+    ({"time": "soon"}, "malformed"),  # was a ValueError traceback
+    ({"request__headers": {"not": "a list"}}, "malformed"),
+])
+def test_a_har_from_anyone_with_what_no_capture_could_hold_is_refused_whole(changes, said):
+    from hookinspect.errors import UsageError
+
+    document = {"log": {"entries": [har_entry(), har_entry(**changes)]}}
+    with pytest.raises(UsageError, match=said) as caught:
+        parse_import(json.dumps(document).encode(), "hook.har")
+    assert "entry 2" in caught.value.message and "\n" not in caught.value.message  # and entry 1 is not returned
