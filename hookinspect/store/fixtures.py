@@ -25,10 +25,11 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import MemoryStorage
 
+from hookinspect.admissible import why_not_capturable
 from hookinspect.body import NOT_JSON, decode_body_fields, encode_body_fields, json_text
 from hookinspect.errors import UsageError
 from hookinspect.filters import parse_json_path, walk_json
-from hookinspect.model import Attempt, Delivery, Headers
+from hookinspect.model import Attempt, Delivery, ExportItem, Headers
 
 _STRING = r'"(?:[^"\\]|\\.)*"'
 _PAIR = re.compile(r"\[\s*(" + _STRING + r"),\s*(" + _STRING + r")\s*\]")
@@ -178,6 +179,9 @@ def load_fixture_document(raw: Any, source: str, only_events: list[str] | None =
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"{where} is malformed ({exc.__class__.__name__}: {exc})") from None
+        problem = why_not_capturable(ExportItem(delivery, []))
+        if problem is not None:  # a fixture file is replayed against a backend as it says
+            raise UsageError(f"{where} {problem}")
         records.append(FixtureRecord(doc.get("name") or record_name(delivery), delivery,
                                      Expectation.from_dict(doc.get("expect"), where), source, doc.doc_id))
     return records

@@ -67,6 +67,12 @@ def test_hand_written_expectations_are_validated(tmp_path):
     (json.dumps({"meta": {"1": {"format": "hookinspect-fixture", "version": 99}}, "deliveries": {}}).encode(), "version 99"),
     (json.dumps({"meta": {"1": {"format": "hookinspect-fixture", "version": 1}},
                  "deliveries": {"1": {"request": {"path": "/x"}}}}).encode(), "record 1 is malformed"),
+    (json.dumps({"meta": {"1": {"format": "hookinspect-fixture", "version": 1}},
+                 "deliveries": {"1": {"request": {"method": "POST /x HTTP/1.1\r\nX-Injected: 1\r\n\r\nGET", "path": "/x",
+                                                  "headers": []}}}}).encode(), "record 1 has method .* not an HTTP method"),
+    (json.dumps({"meta": {"1": {"format": "hookinspect-fixture", "version": 1}},
+                 "deliveries": {"1": {"request": {"method": "POST", "path": "/x", "headers": [["X-A", "1\nX-B: 2"]]}}}}
+                ).encode(), "record 1 has a header with a line break"),
 ])
 def test_bad_files_are_clear_errors(tmp_path, content, message):
     path = tmp_path / "bad.json"
