@@ -183,7 +183,8 @@ def parse_time(value: str, now_us: int | None = None) -> int:
     match = _RELATIVE.match(value)
     if match:
         now = now_us if now_us is not None else int(datetime.now(UTC).timestamp() * 1_000_000)
-        return now - int(float(match.group(1)) * _UNIT_SECONDS[match.group(2)] * 1_000_000)
+        ago = float(match.group(1)) * _UNIT_SECONDS[match.group(2)] * 1_000_000
+        return now - int(min(ago, now))  # further back than 1970 is "from the start" (and may be inf)
     try:
         return parse_time_us(value)
     except ValueError:

@@ -125,7 +125,10 @@ def list_deliveries(
             return
         total = workspace.store.count(flt)
     if not rows:
-        out.info("no deliveries match" if not flt.is_empty else "no deliveries yet; send one to `hookinspect listen`")
+        if total:
+            out.info(f"nothing past the first {total}: --offset {offset} skips them all")
+        else:
+            out.info("no deliveries match" if not flt.is_empty else "no deliveries yet; send one to `hookinspect listen`")
         return
     out.print(deliveries_table(rows, out.stdout.width))
     if total > len(rows) + offset:

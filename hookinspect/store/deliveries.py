@@ -208,6 +208,9 @@ class DeliveryTable:
     def list(self, flt: DeliveryFilter | None = None, *, limit: int | None = 50, offset: int = 0,
              before_seq: int | None = None, oldest_first: bool = False) -> list[DeliveryRow]:
         """Deliveries newest first (or oldest first), paged by `limit`/`offset` or `before_seq`."""
+        # More than SQLite's INTEGER holds means "all of them" (and would raise OverflowError).
+        limit = None if limit is None else min(limit, MAX_NUMBER)
+        offset = min(offset, MAX_NUMBER)
         where, params = where_clause(flt)
         if before_seq is not None:
             where += " AND d.seq < ?" if not oldest_first else " AND d.seq > ?"

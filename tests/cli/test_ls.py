@@ -115,6 +115,17 @@ def test_numbers_beyond_the_store_are_unknown_deliveries_not_crashes(store_path)
         assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_limits_and_times_beyond_any_store_mean_all_or_nothing_not_a_crash(store_path):
+    seed(store_path, make_delivery(), make_delivery())
+    huge = "9" * 23
+    for args in (["-n", huge], ["--since", huge + "d"], ["-f", f"since:{huge}h"], ["--since", "9" * 400 + "w"]):
+        result = invoke("ls", "--json", *args, store_path=store_path)
+        assert result.exit_code == 0, (args, result.output)
+        assert [row["seq"] for row in json.loads(result.stdout)] == [2, 1]
+    past = invoke("ls", "--offset", huge, store_path=store_path)
+    assert past.exit_code == 0 and "nothing past the first 2" in past.stderr
+
+
 def test_missing_store_is_a_clear_error_with_exit_3(tmp_path):
     result = invoke("ls", store_path=tmp_path / "nope.db")
     assert result.exit_code == 3 and "no store at" in result.stderr
