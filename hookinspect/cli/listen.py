@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import os
 import queue
 import subprocess
 import sys
@@ -250,6 +251,10 @@ def listen(
     workers = settings.get_int("workers", workers, 1)
     if workers < 1:
         raise UsageError(f"workers = {workers} in the configuration: it must be 1 or more")
+    most_workers = 4 * (os.cpu_count() or 1)  # beyond it processes only compete for the cores
+    if workers > most_workers:
+        raise UsageError(f"--workers {workers} is more than this machine can use: it has {os.cpu_count()} cores",
+                         f"use at most {most_workers}; one per core is usually best")
     limit = parse_size(str(settings.get("max_body", max_body, DEFAULT_MAX_BODY)))
     durability = str(settings.get("durability", durability, "power")).lower()
     if durability not in SYNCHRONOUS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from hookinspect.model import REJECTED_BODY_LIMIT, REJECTED_HEAD_LIMIT, Rejection
+from hookinspect.model import MAX_NUMBER, REJECTED_BODY_LIMIT, REJECTED_HEAD_LIMIT, Rejection
 
 KEEP_REJECTED = 1000
 
@@ -44,7 +44,7 @@ class RejectedTable:
         """Newest first."""
         where, args = ("WHERE at_us >= ?", [since_us]) if since_us is not None else ("", [])
         rows = self.execute(f"SELECT {_COLUMNS} FROM rejected {where} ORDER BY id DESC LIMIT ?",
-                            (*args, -1 if limit is None else limit))
+                            (*args, -1 if limit is None else min(limit, MAX_NUMBER)))
         return [Rejection(id=row[0], at_us=row[1], remote_addr=row[2], method=row[3], target=row[4], status=row[5],
                           reason=row[6], head=bytes(row[7]), body=bytes(row[8]), unrecorded_after=row[9])
                 for row in rows]

@@ -221,6 +221,10 @@ def test_workers_print_live_lines_and_refuse_one_process_modes(tmp_path, start_w
         result = subprocess.run(hookinspect_cmd("listen", "--port", str(free_port()), "--store", str(tmp_path / "s.db"),
                                                 "--workers", "2", *flags), capture_output=True, text=True, timeout=30)
         assert result.returncode == 2 and result.stderr.count("\n") <= 2 and "cannot be combined with --workers" in result.stderr
+    # A slip of the keyboard (or a config file) must not fork a process per digit's worth.
+    many = subprocess.run(hookinspect_cmd("listen", "--port", str(free_port()), "--store", str(tmp_path / "s.db"),
+                                          "--workers", "9" * 23), capture_output=True, text=True, timeout=30)
+    assert many.returncode == 2 and "more than this machine can use" in many.stderr and many.stderr.count("\n") == 1
 
 
 @workers_need_linux

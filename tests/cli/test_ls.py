@@ -124,6 +124,7 @@ def test_limits_and_times_beyond_any_store_mean_all_or_nothing_not_a_crash(store
         assert [row["seq"] for row in json.loads(result.stdout)] == [2, 1]
     past = invoke("ls", "--offset", huge, store_path=store_path)
     assert past.exit_code == 0 and "nothing past the first 2" in past.stderr
+    assert invoke("ls", "--rejected", "-n", huge, "--json", store_path=store_path).exit_code == 0
 
 
 def test_missing_store_is_a_clear_error_with_exit_3(tmp_path):
