@@ -23,7 +23,7 @@ from aiohttp import web
 
 from hookinspect.body import NOT_JSON, parse_content_type, parse_json
 from hookinspect.errors import StoreError, UsageError
-from hookinspect.model import now_us, parse_number
+from hookinspect.model import MAX_NUMBER, now_us, parse_number
 from hookinspect.receiver import (
     DEFAULT_MAX_BODIES_IN_FLIGHT,
     DEFAULT_MAX_HEADER_BYTES,
@@ -343,13 +343,20 @@ async def _end_streams(app: web.Application) -> None:
     app[HUB_KEY].notify_all()
 
 
+def retention_limits(settings: RelaySettings) -> tuple[int, float]:
+    """(events kept per channel, seconds kept) as the storage can count them: --keep and
+    --max-age-days beyond that mean "keep everything" (as given, they overflowed SQLite's
+    INTEGER, and pruning ended for good, silently)."""
+    return min(settings.keep_per_channel, MAX_NUMBER), min(settings.max_age_seconds, 1e11)  # 3,000 years
+
+
 async def _retention(app: web.Application) -> AsyncIterator[None]:
     async def prune_forever() -> None:
-        settings = app[SETTINGS_KEY]
+        keep, max_age_seconds = retention_limits(app[SETTINGS_KEY])
         while True:
             await asyncio.sleep(60)
             try:
-                await asyncio.to_thread(app[STORAGE_KEY].prune, settings.keep_per_channel, settings.max_age_seconds)
+                await asyncio.to_thread(app[STORAGE_KEY].prune, keep, max_age_seconds)
             except StoreError:
                 continue  # ingest says so; pruning waits for the next minute
 

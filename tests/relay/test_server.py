@@ -13,6 +13,7 @@ from hookinspect.relay.server import (
     ChannelHub,
     RelaySettings,
     create_relay_app,
+    retention_limits,
     smee_payload,
 )
 from hookinspect.relay.storage import RelayEvent, SqliteRelayStorage
@@ -251,6 +252,9 @@ def test_retention_prunes_by_count(tmp_path):
         storage.append(RelayEvent(0, channel.id, 1, "POST", "/", "", [], str(i).encode()))
     assert storage.prune(keep_per_channel=5, max_age_seconds=10**12) == 15
     assert [e.body for e in storage.events_after(channel.id, 0)] == [b"15", b"16", b"17", b"18", b"19"]
+    # relay --keep 999… --max-age-days 999…: keep everything, and pruning goes on working.
+    limits = retention_limits(RelaySettings(keep_per_channel=10**30, max_age_seconds=1e30))
+    assert storage.prune(*limits) == 0 and len(storage.events_after(channel.id, 0)) == 5
     storage.close()
 
 
