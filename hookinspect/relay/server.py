@@ -352,13 +352,21 @@ def retention_limits(settings: RelaySettings) -> tuple[int, float]:
 
 async def _retention(app: web.Application) -> AsyncIterator[None]:
     async def prune_forever() -> None:
-        keep, max_age_seconds = retention_limits(app[SETTINGS_KEY])
+        settings = app[SETTINGS_KEY]
+        keep, max_age_seconds = retention_limits(settings)
+        said = False
         while True:
             await asyncio.sleep(60)
             try:
                 await asyncio.to_thread(app[STORAGE_KEY].prune, keep, max_age_seconds)
             except StoreError:
                 continue  # ingest says so; pruning waits for the next minute
+            except Exception as exc:  # noqa: BLE001 - a flaw must not end pruning for good (the disk would fill)
+                if not said:
+                    settings.on_state(f"pruning old deliveries failed ({type(exc).__name__}: {exc}); trying every minute")
+                said = True
+            else:
+                said = False
 
     task = asyncio.create_task(prune_forever())
     yield
