@@ -25,8 +25,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import aiohttp
 
 from hookinspect.config import DEFAULT_MAX_BODY
-from hookinspect.errors import UsageError
-from hookinspect.model import REENCODED_NOTE, Delivery, Headers, now_us
+from hookinspect.errors import StoreError, UsageError
+from hookinspect.model import REENCODED_NOTE, Delivery, Headers, now_us, parse_number
 from hookinspect.recorder import Recorder
 from hookinspect.relay.sealing import SealError, open_sealed
 from hookinspect.relay.sse import TOO_LARGE, ServerSentEvent, read_events
@@ -128,6 +128,10 @@ class RelaySubscriber:
         self.prefix = f"{channel_url(self.sources[0])}#"
         self.stored = 0
         self.duplicates = 0
+        # A store that failed (a full disk): the stream is let go, and the next subscription
+        # resumes before the first event that was not stored, even if later ones were.
+        self._store_failed: StoreError | None = None
+        self._resume_cap: int | None = None
 
     def _subscribe_url(self) -> str:
         parts = urlsplit(self.source)
@@ -144,7 +148,9 @@ class RelaySubscriber:
         return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
 
     async def _resume_after(self) -> int | None:
-        return await self.recorder.workspace.read(lambda store: store.latest_origin_id(self.prefix))
+        newest = await self.recorder.workspace.read(lambda store: store.latest_origin_id(self.prefix))
+        cap, self._resume_cap, self._store_failed = self._resume_cap, None, None
+        return newest if cap is None or newest is None else min(newest, cap)
 
     async def run(self) -> None:
         """Subscribe until cancelled, reconnecting with backoff (reset once a connection worked)."""
@@ -155,6 +161,7 @@ class RelaySubscriber:
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
             while True:
                 self._is_ready = False
+                store_fails = False
                 try:
                     await self._stream(session)
                     reason = "the relay closed the stream"
@@ -162,6 +169,8 @@ class RelaySubscriber:
                     self.on_state(f"stopped: cannot open a sealed event: {exc} ({self.seal_key_source}); "
                                   "nothing was stored from it, and the relay keeps it")
                     return
+                except StoreError as exc:  # the relay keeps the events: they come again once storing works
+                    reason, store_fails = f"storing failed: {exc.message}", True
                 except RelayRefused as exc:
                     reason = {401: "the relay wants the channel token (--token)", 403: "the token was refused",
                               404: "no such channel on the relay"}.get(exc.status, str(exc))
@@ -174,9 +183,11 @@ class RelaySubscriber:
                     reason = f"cannot connect to {exc.host}:{exc.port}" + (f" ({os.strerror(errno)})" if errno else "")
                 except (aiohttp.ClientError, OSError) as exc:
                     reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
-                if self._is_ready or down_since is None:
+                # A connection that worked resets the backoff, unless storing is what fails.
+                is_fresh_trouble = self._is_ready and not store_fails
+                if is_fresh_trouble or down_since is None:
                     down_since = time.strftime("%H:%M:%S")
-                failures = 0 if self._is_ready else failures + 1
+                failures = 0 if is_fresh_trouble else failures + 1
                 if len(self.sources) > 1:  # another instance of the channel at once, then backing off
                     failed = self.source
                     self.source = self.sources[(self.sources.index(failed) + 1) % len(self.sources)]
@@ -201,14 +212,20 @@ class RelaySubscriber:
             try:
                 await self._consume(read_events(response.content.iter_any(), self.max_event_bytes), pending, last)
             finally:
-                while pending:  # what was received is stored before the stream is let go
-                    await pending.popleft()
+                # What was received is stored before the stream is let go, and every store's
+                # outcome is taken: a failure is noted for the resume, none is left unretrieved.
+                await asyncio.gather(*pending, return_exceptions=True)
+                pending.clear()
+            if self._store_failed is not None:
+                raise self._store_failed
 
     async def _consume(self, events: AsyncIterator[ServerSentEvent], pending: deque[asyncio.Future[None]],
                        last: int | None) -> None:
         caught_up = 0
         is_live = False
         async for event in events:
+            if self._store_failed is not None:
+                raise self._store_failed
             if event.event == "ready":
                 self._is_ready = True
                 self.on_state(f"connected: {channel_url(self.source)} (resuming after #{last or 0})")
@@ -237,13 +254,13 @@ class RelaySubscriber:
             delivery = delivery_from_event(data, event.id, self.sources[0], self.seal_key)
             # Live, its forwards start while it is being stored (the relay keeps it until then);
             # a backlog is stored first, and its forwards come from the queue.
-            pending.append(asyncio.ensure_future(self._store(delivery, send_at_once=is_live)))
+            pending.append(asyncio.ensure_future(self._store(delivery, event.id, send_at_once=is_live)))
             if len(pending) >= MAX_IN_FLIGHT:
                 await pending.popleft()
             if not is_live:
                 caught_up += 1
 
-    async def _store(self, delivery: Delivery, send_at_once: bool) -> None:
+    async def _store(self, delivery: Delivery, event_id: str, send_at_once: bool) -> None:
         try:
             # The relay keeps the event until it is stored here, and a power cut only takes
             # the newest ones, which the subscription resumes before: no wait for the disk.
@@ -251,4 +268,10 @@ class RelaySubscriber:
         except sqlite3.IntegrityError:
             self.duplicates += 1  # already stored (unique origin): a resent event
             return
+        except StoreError as exc:
+            self._store_failed = exc
+            failed = parse_number(event_id)
+            if failed is not None:
+                self._resume_cap = failed - 1 if self._resume_cap is None else min(self._resume_cap, failed - 1)
+            raise
         self.stored += 1

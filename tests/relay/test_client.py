@@ -279,6 +279,39 @@ async def test_an_event_over_the_laptops_body_limit_is_one_line_and_the_next_one
     assert skipped.startswith("event 2 is over") and "listen --max-body" in skipped
 
 
+async def test_a_full_disk_at_the_laptop_lets_the_stream_go_and_every_event_comes_once_there_is_room(
+        workspace, tmp_path, monkeypatch):
+    import hookinspect.relay.client as client_module
+    from hookinspect.recorder import Recorder
+    from hookinspect.relay.client import RelaySubscriber
+
+    monkeypatch.setattr(client_module, "BACKOFF", (0.05, 0.1, 0.2))
+    relay, relay_url = await asyncio.to_thread(start_relay, tmp_path / "relay")
+    said: list[str] = []
+    subscription = None
+    try:
+        channel = await asyncio.to_thread(new_channel, relay_url)
+        subscriber = RelaySubscriber(channel["url"], Recorder(workspace), token=channel["token"], on_state=said.append)
+        subscription = asyncio.create_task(subscriber.run())
+        await await_until(lambda: any(line.startswith("caught up") for line in said))
+        pages = workspace.writer.run(lambda store: store.execute("PRAGMA page_count").fetchone()[0])
+        workspace.writer.run(lambda store: store.execute(f"PRAGMA max_page_count = {pages}"))  # as full as a disk gets
+        bodies = [b"%d" % n + b"x" * 50_000 for n in range(3)]
+        async with httpx.AsyncClient() as client:
+            for body in bodies:
+                assert (await client.post(channel["url"], content=body)).status_code == 200  # the relay keeps them
+        await await_until(lambda: any("storing failed" in line and "is full" in line for line in said))
+        assert not subscription.done()  # it used to end here for good, at the next ping
+        workspace.writer.run(lambda store: store.execute("PRAGMA max_page_count = 1073741823"))  # room again
+        await await_until(lambda: workspace.store.count() == 3, timeout=30, what="every event once there is room")
+    finally:
+        if subscription is not None:
+            subscription.cancel()
+            await asyncio.gather(subscription, return_exceptions=True)
+        await asyncio.to_thread(stop_process, relay)
+    assert [workspace.store.get(seq).body for seq in workspace.store.seqs()] == bodies
+
+
 async def test_a_stream_that_falls_silent_is_dropped_and_subscribed_again(workspace, monkeypatch):
     from aiohttp import web
 
