@@ -26,7 +26,7 @@ import aiohttp
 
 from hookinspect.config import DEFAULT_MAX_BODY
 from hookinspect.errors import StoreError, UsageError
-from hookinspect.model import REENCODED_NOTE, Delivery, Headers, now_us, parse_number
+from hookinspect.model import MAX_NUMBER, REENCODED_NOTE, Delivery, Headers, now_us, parse_number
 from hookinspect.recorder import Recorder
 from hookinspect.relay.sealing import SealError, open_sealed
 from hookinspect.relay.sse import TOO_LARGE, ServerSentEvent, read_events
@@ -93,8 +93,8 @@ def delivery_from_event(data: dict[str, Any], event_id: str, source: str, seal_k
     if isinstance(raw, dict):
         return Delivery(
             method=raw["method"], path=raw["path"] or "/", query=raw.get("query") or "",
-            headers=Headers((k, v) for k, v in raw["headers"]), body=base64.b64decode(raw["body_base64"]),
-            received_us=int(raw.get("received_us") or 0) or now_us(),
+            headers=Headers((k, v) for k, v in raw["headers"]), body=base64.b64decode(raw["body_base64"], validate=True),
+            received_us=_plausible_time_us(raw.get("received_us")),
             remote_addr=raw.get("remote"), source="relay", origin=origin,
         )
     body = json.dumps(data.get("body", {}), separators=(",", ":")).encode()
@@ -105,8 +105,13 @@ def delivery_from_event(data: dict[str, Any], event_id: str, source: str, seal_k
     delivery = Delivery(method="POST", path="/", query=query, headers=Headers(headers), body=body,
                         source="relay", origin=origin, note=REENCODED_NOTE)
     if isinstance(data.get("timestamp"), int):
-        delivery.received_us = data["timestamp"] * 1000
+        delivery.received_us = _plausible_time_us(data["timestamp"] * 1000)
     return delivery
+
+
+def _plausible_time_us(value: object) -> int:
+    """A relay's receive time in µs, or now if it sent none (or one the store cannot hold)."""
+    return value if type(value) is int and 0 < value <= MAX_NUMBER else now_us()
 
 
 class RelaySubscriber:
@@ -251,7 +256,11 @@ class RelaySubscriber:
             # Stores are pipelined (the writer commits in arrival order, in shared
             # transactions); a bounded number is in flight, so a resume point is never ahead
             # of what is stored by more than that, and nothing is stored twice.
-            delivery = delivery_from_event(data, event.id, self.sources[0], self.seal_key)
+            try:
+                delivery = delivery_from_event(data, event.id, self.sources[0], self.seal_key)
+            except (KeyError, TypeError, ValueError, AttributeError):  # not our relay's shape, nor smee's
+                self.on_state(f"sent an event {event.id} that is not a delivery; skipped")
+                continue
             # Live, its forwards start while it is being stored (the relay keeps it until then);
             # a backlog is stored first, and its forwards come from the queue.
             pending.append(asyncio.ensure_future(self._store(delivery, event.id, send_at_once=is_live)))

@@ -312,6 +312,54 @@ async def test_a_full_disk_at_the_laptop_lets_the_stream_go_and_every_event_come
     assert [workspace.store.get(seq).body for seq in workspace.store.seqs()] == bodies
 
 
+async def test_events_that_are_not_deliveries_are_skipped_in_one_line_and_the_stream_goes_on(workspace):
+    import base64
+
+    from aiohttp import web
+
+    from hookinspect.model import now_us
+    from hookinspect.recorder import Recorder
+    from hookinspect.relay.client import RelaySubscriber
+
+    good = {"method": "POST", "path": "/p", "query": "", "headers": [["A", "1"]],
+            "body_base64": base64.b64encode(b"ok").decode(), "received_us": 10**30}  # a time no store holds
+    events = [{"hookinspect": {"method": "POST"}}, {"hookinspect": {**good, "body_base64": "%%"}},
+              {"hookinspect": good}]
+    done = asyncio.Event()
+
+    async def odd_relay(request):  # not ours, nor smee: what a stranger's "relay" may send
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        await response.write(b"event: ready\ndata: {}\n\n")
+        for number, data in enumerate(events, start=1):
+            await response.write(f"id: {number}\ndata: {json.dumps(data)}\n\n".encode())
+        await response.write(b"event: caught-up\ndata: {}\n\n")
+        await done.wait()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{channel}", odd_relay)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    said: list[str] = []
+    subscription = asyncio.create_task(
+        RelaySubscriber(f"http://127.0.0.1:{port}/odd", Recorder(workspace), on_state=said.append).run())
+    try:
+        await await_until(lambda: workspace.store.count() == 1 and any("caught up" in line for line in said))
+    finally:
+        done.set()
+        subscription.cancel()
+        await asyncio.gather(subscription, return_exceptions=True)
+        await runner.cleanup()
+    assert [line for line in said if "skipped" in line] == [
+        "sent an event 1 that is not a delivery; skipped", "sent an event 2 that is not a delivery; skipped"]
+    [stored] = [workspace.store.get(seq) for seq in workspace.store.seqs()]
+    assert stored.body == b"ok" and abs(stored.received_us - now_us()) < 60_000_000
+
+
 async def test_a_stream_that_falls_silent_is_dropped_and_subscribed_again(workspace, monkeypatch):
     from aiohttp import web
 
