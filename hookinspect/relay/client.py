@@ -188,6 +188,8 @@ class RelaySubscriber:
                     reason = f"cannot connect to {exc.host}:{exc.port}" + (f" ({os.strerror(errno)})" if errno else "")
                 except (aiohttp.ClientError, OSError) as exc:
                     reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+                except Exception as exc:  # noqa: BLE001 - a flaw must not end the subscription while listen looks alive
+                    reason, store_fails = f"unexpected {exc.__class__.__name__}: {exc}", True  # backs off as well
                 # A connection that worked resets the backoff, unless storing is what fails.
                 is_fresh_trouble = self._is_ready and not store_fails
                 if is_fresh_trouble or down_since is None:
