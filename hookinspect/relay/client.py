@@ -135,7 +135,7 @@ class RelaySubscriber:
         self.duplicates = 0
         # A store that failed (a full disk): the stream is let go, and the next subscription
         # resumes before the first event that was not stored, even if later ones were.
-        self._store_failed: StoreError | None = None
+        self._store_failed: Exception | None = None
         self._resume_cap: int | None = None
 
     def _subscribe_url(self) -> str:
@@ -166,7 +166,7 @@ class RelaySubscriber:
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
             while True:
                 self._is_ready = False
-                store_fails = False
+                backs_off = False
                 try:
                     await self._stream(session)
                     reason = "the relay closed the stream"
@@ -175,7 +175,7 @@ class RelaySubscriber:
                                   "nothing was stored from it, and the relay keeps it")
                     return
                 except StoreError as exc:  # the relay keeps the events: they come again once storing works
-                    reason, store_fails = f"storing failed: {exc.message}", True
+                    reason, backs_off = f"storing failed: {exc.message}", True
                 except RelayRefused as exc:
                     reason = {401: "the relay wants the channel token (--token)", 403: "the token was refused",
                               404: "no such channel on the relay"}.get(exc.status, str(exc))
@@ -189,9 +189,9 @@ class RelaySubscriber:
                 except (aiohttp.ClientError, OSError) as exc:
                     reason = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
                 except Exception as exc:  # noqa: BLE001 - a flaw must not end the subscription while listen looks alive
-                    reason, store_fails = f"unexpected {exc.__class__.__name__}: {exc}", True  # backs off as well
-                # A connection that worked resets the backoff, unless storing is what fails.
-                is_fresh_trouble = self._is_ready and not store_fails
+                    reason, backs_off = f"unexpected {exc.__class__.__name__}: {exc}", True
+                # A connection that worked resets the backoff, unless what fails is on this side.
+                is_fresh_trouble = self._is_ready and not backs_off
                 if is_fresh_trouble or down_since is None:
                     down_since = time.strftime("%H:%M:%S")
                 failures = 0 if is_fresh_trouble else failures + 1
@@ -279,7 +279,7 @@ class RelaySubscriber:
         except sqlite3.IntegrityError:
             self.duplicates += 1  # already stored (unique origin): a resent event
             return
-        except StoreError as exc:
+        except Exception as exc:  # a full disk (StoreError), or a flaw: resumed before, never past it
             self._store_failed = exc
             failed = parse_number(event_id)
             if failed is not None:
