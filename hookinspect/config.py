@@ -85,6 +85,27 @@ class Settings:
         except (TypeError, ValueError):
             raise UsageError(f"setting {key} must be a whole number, got {value!r}") from None
 
+    def get_seconds(self, key: str, flag: float | None = None, default: float | None = None) -> float | None:
+        """A duration in seconds, finite and at least 0.1 (as the flags take it)."""
+        value = self.get(key, flag, default)
+        if value is None:
+            return None
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        if not 0.1 <= seconds < 1e9:  # NaN fails this too
+            raise UsageError(f"setting {key} must be a number of seconds (0.1 or more), got {value!r}")
+        return seconds
+
+    def get_urls(self, key: str) -> list[str]:
+        """A setting that holds one URL or a list of them, as given in the file or environment."""
+        value = self.get(key)
+        urls = [value] if isinstance(value, str) else value if isinstance(value, list) else None if value else []
+        if urls is None or not all(isinstance(url, str) for url in urls):
+            raise UsageError(f"setting {key} must be a URL or a list of URLs, got {value!r}")
+        return urls
+
     def table(self, key: str) -> Any:
         return self.file.get(key)
 

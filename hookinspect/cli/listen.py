@@ -174,9 +174,7 @@ def build_forwarding(settings: Settings, forward_to: list[str], ack: bool, polic
     from hookinspect.receiver import ForwardSettings
     from hookinspect.routing import parse_routes, targets_for
 
-    configured = settings.get("forward_to")
-    defaults = forward_to or ([configured] if isinstance(configured, str) else list(configured or []))
-    defaults = [validate_target(url) for url in defaults]
+    defaults = [validate_target(url) for url in forward_to or settings.get_urls("forward_to")]
     routes = parse_routes(settings.table("route"))
     if not defaults and not routes:
         if ack:
@@ -266,7 +264,7 @@ def listen(
         path_responses=rules,
         max_body=limit,
         max_header_bytes=parse_size(str(settings.get("max_header_bytes", max_header_bytes, DEFAULT_MAX_HEADER_BYTES))),
-        read_timeout=float(settings.get("read_timeout", read_timeout, DEFAULT_READ_TIMEOUT)),
+        read_timeout=settings.get_seconds("read_timeout", read_timeout, DEFAULT_READ_TIMEOUT),
         max_bodies_in_flight=parse_size(str(settings.get("max_bodies_in_flight", None, DEFAULT_MAX_BODIES_IN_FLIGHT))),
         max_connections=settings.get_int("max_connections", max_connections, 0) or None,
         forward=build_forwarding(settings, forward_to, ack, QueuePolicy(max_attempts=max_attempts, concurrency=concurrency,
@@ -310,7 +308,7 @@ def listen(
     if ui:
         with web_inspector(path, str(host), checked_port(web_port), secret) if web else contextlib.nullcontext():
             run_with_ui(path, receiver_settings, str(host), int(port or 0), durability, secrets,
-                        (forward_to[0] if forward_to else settings.get("forward_to")) if forward else None)
+                        (forward_to or settings.get_urls("forward_to") or [None])[0] if forward else None)
         return
     with web_inspector(path, str(host), checked_port(web_port), secret) if web else contextlib.nullcontext():
         run_receiver(out, path, receiver_settings, host, port, workers, durability, quiet, as_json, shows)

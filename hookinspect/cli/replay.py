@@ -95,7 +95,7 @@ def replay(
     settings = Settings()
     if to is not None:
         to = validate_target(to)
-    configured = settings.get("forward_to")
+    configured = next((validate_target(url) for url in settings.get_urls("forward_to")), None)  # the first one
     flt = build_filter(filter_expression)
     if failed:
         flt = flt.merged(DeliveryFilter(statuses=["failed"]))

@@ -254,6 +254,18 @@ def test_an_unknown_key_in_the_settings_file_is_a_usage_error(store_path, tmp_pa
     assert result.exit_code == 2 and "no target" in result.stderr  # the file is read; the replay has nowhere to go
 
 
+def test_settings_of_the_wrong_kind_are_one_line_each(store_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    seed(store_path, make_delivery())
+    for text, said in (('read_timeout = "soon"\n', "setting read_timeout must be a number of seconds"),
+                       ("read_timeout = nan\n", "setting read_timeout must be a number of seconds"),
+                       ("forward_to = 5\n", "setting forward_to must be a URL or a list of URLs"),
+                       ('forward_to = ["http://127.0.0.1:9/", 5]\n', "setting forward_to must be a URL or a list")):
+        (tmp_path / "hookinspect.toml").write_text(text)
+        command = ["listen", "--port", "0"] if "read_timeout" in text else ["replay", "1"]
+        one_line_usage_error(invoke(*command, store_path=store_path), said)
+
+
 def test_rm_clear_and_import_say_what_they_did_in_json(store_path, tmp_path):
     seed(store_path, make_delivery(path="/a"), make_delivery(path="/b"), make_delivery(path="/c"))
     exported = invoke("export", "1", "--format", "json", store_path=store_path).stdout
