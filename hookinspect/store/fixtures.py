@@ -66,8 +66,8 @@ class Expectation:
         if not isinstance(obj.get("json", {}), dict) or any(not k.startswith("$") for k in obj.get("json", {})):
             raise UsageError(f"{where}: json expectations map JSON paths to values, e.g. {{\"$.received\": true}}")
         max_ms = obj.get("max_ms")
-        if max_ms is not None and not isinstance(max_ms, int | float):
-            raise UsageError(f"{where}: max_ms must be a number")
+        if max_ms is not None and (type(max_ms) not in (int, float) or not 0 < max_ms < 1e12):  # NaN fails too
+            raise UsageError(f"{where}: max_ms must be a number of milliseconds above 0")
         return cls(status, dict(obj.get("json") or {}), max_ms)
 
 

@@ -55,7 +55,8 @@ def test_files_are_plain_tinydb_documents(tmp_path):
 
 def test_hand_written_expectations_are_validated(tmp_path):
     assert Expectation.from_dict({"status": "2xx", "json": {"$.ok": True}, "max_ms": 500}, "x").max_ms == 500
-    for bad in ({"status": "9xx"}, {"status": True}, {"json": {"ok": True}}, {"max_ms": "fast"}, {"statsu": 200}):
+    for bad in ({"status": "9xx"}, {"status": True}, {"json": {"ok": True}}, {"max_ms": "fast"}, {"statsu": 200},
+                {"max_ms": float("nan")}, {"max_ms": True}, {"max_ms": -5}):  # NaN and True would always pass
         with pytest.raises(UsageError):
             Expectation.from_dict(bad, "record 1")
 
