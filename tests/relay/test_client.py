@@ -1,6 +1,7 @@
 """The tunnel end to end with real processes: relay, `listen --source`, senders, on loopback."""
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -312,14 +313,38 @@ async def test_a_full_disk_at_the_laptop_lets_the_stream_go_and_every_event_come
     assert [workspace.store.get(seq).body for seq in workspace.store.seqs()] == bodies
 
 
+@contextlib.asynccontextmanager
+async def subscribed_to_a_fake_relay(subscribe, workspace, said, done):
+    """`listen --source` of a loopback server that answers every subscription with `subscribe`
+    (a relay not of ours); `done` is set when the block ends, to release its streams."""
+    from aiohttp import web
+
+    from hookinspect.recorder import Recorder
+    from hookinspect.relay.client import RelaySubscriber
+
+    app = web.Application()
+    app.router.add_get("/{channel}", subscribe)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/channel"  # type: ignore[union-attr]
+    subscription = asyncio.create_task(RelaySubscriber(url, Recorder(workspace), on_state=said.append).run())
+    try:
+        yield
+    finally:
+        done.set()
+        subscription.cancel()
+        await asyncio.gather(subscription, return_exceptions=True)
+        await runner.cleanup()
+
+
 async def test_events_that_are_not_deliveries_are_skipped_in_one_line_and_the_stream_goes_on(workspace):
     import base64
 
     from aiohttp import web
 
     from hookinspect.model import now_us
-    from hookinspect.recorder import Recorder
-    from hookinspect.relay.client import RelaySubscriber
 
     good = {"method": "POST", "path": "/p", "query": "", "headers": [["A", "1"]],
             "body_base64": base64.b64encode(b"ok").decode(), "received_us": 10**30}  # a time no store holds
@@ -337,23 +362,9 @@ async def test_events_that_are_not_deliveries_are_skipped_in_one_line_and_the_st
         await done.wait()
         return response
 
-    app = web.Application()
-    app.router.add_get("/{channel}", odd_relay)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
     said: list[str] = []
-    subscription = asyncio.create_task(
-        RelaySubscriber(f"http://127.0.0.1:{port}/odd", Recorder(workspace), on_state=said.append).run())
-    try:
+    async with subscribed_to_a_fake_relay(odd_relay, workspace, said, done):
         await await_until(lambda: workspace.store.count() == 1 and any("caught up" in line for line in said))
-    finally:
-        done.set()
-        subscription.cancel()
-        await asyncio.gather(subscription, return_exceptions=True)
-        await runner.cleanup()
     assert [line for line in said if "skipped" in line] == [
         "sent an event 1 that is not a delivery; skipped", "sent an event 2 that is not a delivery; skipped"]
     [stored] = [workspace.store.get(seq) for seq in workspace.store.seqs()]
@@ -364,8 +375,6 @@ async def test_a_stream_that_falls_silent_is_dropped_and_subscribed_again(worksp
     from aiohttp import web
 
     import hookinspect.relay.client as client_module
-    from hookinspect.recorder import Recorder
-    from hookinspect.relay.client import RelaySubscriber
 
     monkeypatch.setattr(client_module, "SILENCE_SECONDS", 0.5)
     monkeypatch.setattr(client_module, "BACKOFF", (0.05,))
@@ -380,23 +389,9 @@ async def test_a_stream_that_falls_silent_is_dropped_and_subscribed_again(worksp
         await done.wait()
         return response
 
-    app = web.Application()
-    app.router.add_get("/{channel}", silent)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]
     said: list[str] = []
-    subscriber = RelaySubscriber(f"http://127.0.0.1:{port}/quiet", Recorder(workspace), on_state=said.append)
-    subscription = asyncio.create_task(subscriber.run())
-    try:
+    async with subscribed_to_a_fake_relay(silent, workspace, said, done):
         await await_until(lambda: len(subscriptions) >= 2, what="a second subscription")
-    finally:
-        done.set()
-        subscription.cancel()
-        await asyncio.gather(subscription, return_exceptions=True)
-        await runner.cleanup()
     assert any("nothing heard for 0.5 s" in line for line in said), said
 
 
