@@ -50,6 +50,8 @@ PROBE_SECONDS = 2.0
 UNREACHABLE = frozenset({"connect", "dns"})
 # Due items read per look at the queue.
 READ_LIMIT = 512
+# How often an outcome that could not be written (a full disk) is written again.
+STORE_RETRY_SECONDS = 2.0
 # The longest wait a target's Retry-After can impose on one delivery.
 MAX_RETRY_AFTER_SECONDS = 86_400.0
 
@@ -322,12 +324,15 @@ class ForwardQueueWorker:
                 store.add_attempt(attempt)
             store.queue_update(item.id, state, tries, next_at, attempt.outcome)
 
-        try:
-            await self.workspace.writer.call(record, is_durable=False)  # lost to a power cut: sent again
-        except StoreError:
-            # Sent, but not recorded (a full disk): the item stays due and goes again once the
-            # store takes writes; the recorder tells the user why nothing is stored.
-            return
+        while True:
+            try:
+                await self.workspace.writer.call(record, is_durable=False)  # lost to a power cut: sent again
+                break
+            except StoreError:
+                # Sent, but the outcome cannot be written (a full disk): it is written again
+                # until it can be, and the item is not sent again meanwhile (it was, thousands
+                # of times a second, while it stayed due). The recorder says why nothing is stored.
+                await asyncio.sleep(STORE_RETRY_SECONDS)
         if is_news:
             self.workspace.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
             if self.on_attempt is not None:

@@ -1,5 +1,6 @@
 import asyncio
 import contextlib
+import os
 import sqlite3
 import time
 
@@ -351,3 +352,29 @@ async def test_a_target_asking_for_an_absurd_retry_after_waits_a_day_at_most(wor
         assert 23 * 3600 < (item.next_at_us - now_us()) / 1e6 <= 24 * 3600
         assert len(target.received) == 1
     assert retry_after_seconds("\u0661\u0662") is None  # Arabic-Indic digits are not delta-seconds
+
+
+async def test_a_full_disk_sends_each_delivery_once_and_writes_its_outcome_when_there_is_room(small_filesystem, target):
+    from hookinspect.workspace import Workspace
+
+    workspace = Workspace(small_filesystem / "store.db", create=True)
+    try:
+        await Recorder(workspace, route=lambda _d: [target.url + "/"], queue_forwards=True).record(
+            make_delivery(body=b"once"))
+        filler = small_filesystem / "filler"  # the disk full: not even the log can grow
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, bytes(64 * 1024))
+        os.close(fd)
+        async with working_queue(workspace, target.url + "/"):
+            await await_until(lambda: len(target.received) == 1)
+            # Absence is what is tested here, so a window: the old queue sent it again in a loop
+            # (2,210 times in 3 s) because its outcome could not be written.
+            await asyncio.sleep(1.0)
+            assert len(target.received) == 1
+            filler.unlink()  # room again: the outcome is written, nothing is sent again
+            await await_until(lambda: workspace.store.queue_counts() == {"done": 1})
+        assert len(target.received) == 1 and len(workspace.store.attempts(1)) == 1
+    finally:
+        workspace.close()
