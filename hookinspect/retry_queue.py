@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from hookinspect.errors import StoreError
 from hookinspect.forward import Forwarder, Resigner
-from hookinspect.model import Attempt, Delivery, now_us
+from hookinspect.model import Attempt, Delivery, SentRequest, now_us
 from hookinspect.store.queue import QueueItem
 from hookinspect.store.sqlite import Store
 from hookinspect.store.writer import Insert
@@ -292,8 +292,13 @@ class ForwardQueueWorker:
             self._settled(item.id, target, item.id)
 
     async def _send(self, delivery: Delivery, url: str) -> Attempt:
-        resign = self.policy.resigner_for(delivery) if self.policy.resigner_for is not None else None
-        return await self.forwarder.send(delivery, url, kind="queue", resign=resign)
+        try:
+            resign = self.policy.resigner_for(delivery) if self.policy.resigner_for is not None else None
+            return await self.forwarder.send(delivery, url, kind="queue", resign=resign)
+        except Exception as exc:  # noqa: BLE001 - a flaw is a failed try on the item's schedule, not a loop of them
+            return Attempt(delivery_seq=delivery.seq or 0, kind="queue", target_url=url,
+                           request=SentRequest(method=delivery.method, url=url), error_kind="other",
+                           error_message=" ".join(f"not sent: {type(exc).__name__}: {exc}".split())[:300])
 
     async def _settle(self, item: QueueItem, target: _Target, attempt: Attempt, slot: int) -> None:
         """Note the attempt and the item's next state (`slot`: what held the target's slot)."""

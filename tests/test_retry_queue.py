@@ -378,3 +378,17 @@ async def test_a_full_disk_sends_each_delivery_once_and_writes_its_outcome_when_
         assert len(target.received) == 1 and len(workspace.store.attempts(1)) == 1
     finally:
         workspace.close()
+
+
+async def test_a_send_that_raises_is_a_failed_try_on_its_schedule_not_a_loop(workspace, target):
+    def flawed(_delivery):
+        raise RuntimeError("a flaw in re-signing")
+
+    policy = QueuePolicy(max_attempts=2, schedule=(0.0, 0.05))
+    policy.resigner_for = flawed
+    async with working_queue(workspace, target.url + "/", policy) as (recorder, worker):
+        await recorder.record(make_delivery(body=b"x"))
+        await await_until(lambda: workspace.store.queue_counts() == {"dead": 1})  # the old queue looped on it
+    [item] = workspace.store.queue_items(("dead",))
+    assert item.tries == 2 and target.received == []
+    assert [a.error_message for a in workspace.store.attempts(1)] == ["not sent: RuntimeError: a flaw in re-signing"] * 2
