@@ -45,7 +45,7 @@ def serve_web(path: Path, host: str, port: int, *, target: str | None = None, se
     out = Output()
     settings = WebSettings(secrets=gather_secrets(secret or []),
                            target=validate_target(target) if target else Settings().get("forward_to"),
-                           access_token=None if is_loopback(host) else secrets.token_urlsafe(24))
+                           access_token=None if is_loopback(host) else secrets.token_urlsafe(24), on_error=out.warn)
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -56,6 +57,8 @@ class WebSettings:
     target: str | None = None  # where `replay` sends when the page names no URL
     access_token: str | None = None  # required for every request when not None (a non-loopback bind)
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Says, in one line, what failed where no request is waiting for it (a delete for good).
+    on_error: Callable[[str], None] = field(default=lambda _line: None)
 
 
 WORKSPACE = web.AppKey("workspace", Workspace)
@@ -69,6 +72,7 @@ class WebState:
     def __init__(self) -> None:
         self.subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.trash: dict[str, tuple[list[int], asyncio.TimerHandle]] = {}
+        self.deleting: set[asyncio.Task[None]] = set()
         self.poller: asyncio.Task[None] | None = None
 
 
@@ -308,7 +312,19 @@ async def delete(request: web.Request) -> web.Response:
 def _delete_for_good(app: web.Application, token: str) -> None:
     found = app[STATE].trash.pop(token, None)
     if found is not None:
-        app[WORKSPACE].delete(found[0])
+        task = asyncio.ensure_future(_delete(app, found[0]))
+        app[STATE].deleting.add(task)
+        task.add_done_callback(app[STATE].deleting.discard)
+
+
+async def _delete(app: web.Application, seqs: list[int]) -> None:
+    """Delete for good, in a thread; a failure (a full disk) is one line, and the pages show the
+    deliveries again, since the store still has them."""
+    try:
+        await asyncio.to_thread(app[WORKSPACE].delete, seqs)
+    except HookinspectError as exc:
+        app[SETTINGS].on_error(f"deleting #{', #'.join(map(str, seqs[:5]))} failed: {exc.message}; they stay in the store")
+        _publish(app, StoreChange("store"))
 
 
 async def undo(request: web.Request) -> web.Response:
@@ -389,7 +405,8 @@ async def _stop(app: web.Application) -> None:
     for token in list(state.trash):  # what was deleted leaves the store now
         seqs, timer = state.trash.pop(token)
         timer.cancel()
-        app[WORKSPACE].delete(seqs)
+        await _delete(app, seqs)
+    await asyncio.gather(*state.deleting, return_exceptions=True)
 
 
 def create_web_app(workspace: Workspace, settings: WebSettings | None = None) -> web.Application:

@@ -184,3 +184,37 @@ async def test_a_non_loopback_bind_needs_the_access_token(workspace):
             assert (await client.get("/api/deliveries")).status_code == 200  # the cookie from now on
     finally:
         await runner.cleanup()
+
+
+async def test_a_delete_for_good_on_a_full_disk_is_one_line_and_the_delivery_stays(small_filesystem, monkeypatch):
+    import os
+
+    import hookinspect.web.server as web_server
+    from hookinspect.workspace import Workspace
+
+    monkeypatch.setattr(web_server, "UNDO_SECONDS", 0.05)
+    store_path = small_filesystem / "store.db"
+    said: list[str] = []
+    settings = WebSettings(on_error=said.append)
+    with Workspace(store_path, create=True) as workspace:
+        seed(store_path, make_delivery(path="/a"), make_delivery(path="/b"))
+        runner, urls = await start_server(create_web_app(workspace, settings), "127.0.0.1", 0)
+        try:
+            async with httpx.AsyncClient(base_url=urls[0], timeout=10) as client:
+                filler = small_filesystem / "filler"  # the disk full: the delete cannot be written
+                fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+                try:
+                    while True:
+                        os.write(fd, bytes(64 * 1024))
+                except OSError:
+                    os.close(fd)
+                await client.post("/api/delete", json={"seqs": [2]}, headers=csrf(settings))
+                await await_until(lambda: said)
+                assert said == ["deleting #2 failed: the disk holding " + str(store_path) + " is full; nothing more "
+                                "can be stored until space is freed; they stay in the store"]
+                assert [r["seq"] for r in (await client.get("/api/deliveries")).json()["rows"]] == [2, 1]
+                filler.unlink()  # room again: the next delete for good works
+                await client.post("/api/delete", json={"seqs": [2]}, headers=csrf(settings))
+                await await_until(lambda: workspace.store.count() == 1)
+        finally:
+            await runner.cleanup()
