@@ -218,3 +218,18 @@ def sendgrid_key(number: int):  # noqa: ANN201 - (the EC private key, its public
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)).decode()
     pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     return private, public, pem
+
+
+def fill_disk(directory: Path) -> Path:
+    """Fill the filesystem holding `directory` (a small tmpfs of a test) to the last byte; the
+    file that does it, to unlink when there is to be room again."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    try:
+        while True:
+            os.write(fd, bytes(64 * 1024))
+    except OSError:  # no space left: full
+        pass
+    finally:
+        os.close(fd)
+    return filler

@@ -1,6 +1,5 @@
 import asyncio
 import contextlib
-import os
 import sqlite3
 import time
 
@@ -23,7 +22,7 @@ from hookinspect.samples import build_sample_request, find_sample
 from hookinspect.signing.registry import Secrets, annotate_delivery, resigner_for
 from hookinspect.store.sqlite import Store
 from hookinspect.workspace import StoreChange
-from tests.factories import RecordingTarget, await_until, free_port, make_delivery
+from tests.factories import RecordingTarget, await_until, fill_disk, free_port, make_delivery
 
 SECRET = "whsec_queue"
 
@@ -361,12 +360,7 @@ async def test_a_full_disk_sends_each_delivery_once_and_writes_its_outcome_when_
     try:
         await Recorder(workspace, route=lambda _d: [target.url + "/"], queue_forwards=True).record(
             make_delivery(body=b"once"))
-        filler = small_filesystem / "filler"  # the disk full: not even the log can grow
-        fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-        with contextlib.suppress(OSError):
-            while True:
-                os.write(fd, bytes(64 * 1024))
-        os.close(fd)
+        filler = fill_disk(small_filesystem)  # not even the log can grow
         async with working_queue(workspace, target.url + "/"):
             await await_until(lambda: len(target.received) == 1)
             # Absence is what is tested here, so a window: the old queue sent it again in a loop

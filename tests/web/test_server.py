@@ -12,7 +12,7 @@ from hookinspect.receiver import start_server
 from hookinspect.recorder import Recorder
 from hookinspect.store.sqlite import Store
 from hookinspect.web.server import WebSettings, create_web_app
-from tests.factories import await_until, make_delivery
+from tests.factories import await_until, fill_disk, make_delivery
 
 
 def seed(store_path, *deliveries):
@@ -187,8 +187,6 @@ async def test_a_non_loopback_bind_needs_the_access_token(workspace):
 
 
 async def test_a_delete_for_good_on_a_full_disk_is_one_line_and_the_delivery_stays(small_filesystem, monkeypatch):
-    import os
-
     import hookinspect.web.server as web_server
     from hookinspect.workspace import Workspace
 
@@ -201,13 +199,7 @@ async def test_a_delete_for_good_on_a_full_disk_is_one_line_and_the_delivery_sta
         runner, urls = await start_server(create_web_app(workspace, settings), "127.0.0.1", 0)
         try:
             async with httpx.AsyncClient(base_url=urls[0], timeout=10) as client:
-                filler = small_filesystem / "filler"  # the disk full: the delete cannot be written
-                fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-                try:
-                    while True:
-                        os.write(fd, bytes(64 * 1024))
-                except OSError:
-                    os.close(fd)
+                filler = fill_disk(small_filesystem)  # the delete cannot be written
                 await client.post("/api/delete", json={"seqs": [2]}, headers=csrf(settings))
                 await await_until(lambda: said)
                 assert said == ["deleting #2 failed: the disk holding " + str(store_path) + " is full; nothing more "
