@@ -101,10 +101,11 @@ class Settings:
     def get_urls(self, key: str) -> list[str]:
         """A setting that holds one URL or a list of them, as given in the file or environment."""
         value = self.get(key)
-        urls = [value] if isinstance(value, str) else value if isinstance(value, list) else None if value else []
-        if urls is None or not all(isinstance(url, str) for url in urls):
+        if value is None or isinstance(value, str):
+            return [value] if value else []
+        if not isinstance(value, list) or not all(isinstance(url, str) for url in value):
             raise UsageError(f"setting {key} must be a URL or a list of URLs, got {value!r}")
-        return urls
+        return value
 
     def table(self, key: str) -> Any:
         return self.file.get(key)

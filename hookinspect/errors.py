@@ -55,6 +55,11 @@ class StoreBusyError(StoreError):
     """Another process owns the store's writer (`listen` runs on it)."""
 
 
+def one_line(text: object, limit: int = 300) -> str:
+    """Text from an exception or a peer, on one line (runs of whitespace made one space), cut to `limit`."""
+    return " ".join(str(text).split())[:limit]
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """` (did you mean 'provider'?)` when a choice is close to `word`, else ""."""
     close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)

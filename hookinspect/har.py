@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from hookinspect import __version__
 from hookinspect.body import is_valid_utf8, json_text
-from hookinspect.errors import UsageError
+from hookinspect.errors import UsageError, one_line
 from hookinspect.forward import target_url
 from hookinspect.model import (
     Attempt,
@@ -137,7 +137,7 @@ def load_har(document: dict[str, Any]) -> list[ExportItem]:
                     latency_ms=float(entry.get("time") or 0), started_us=delivery.received_us, id=new_id(),
                 ))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            reason = f"missing {exc}" if isinstance(exc, KeyError) else " ".join(str(exc).split())[:200]
+            reason = f"missing {exc}" if isinstance(exc, KeyError) else one_line(exc, 200)
             raise UsageError(f"HAR entry {number} is malformed ({reason})") from None
         items.append(ExportItem(delivery, attempts, has_own_id=bool(ours.get("id"))))
     return items

@@ -24,7 +24,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 
 from hookinspect.body import escape_controls
 from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
-from hookinspect.errors import NetworkError, StoreError, StoreFullError
+from hookinspect.errors import NetworkError, StoreError, StoreFullError, one_line
 from hookinspect.forward import HOP_BY_HOP, Forwarder
 from hookinspect.http_server import BoundedRunner, raise_file_limit
 from hookinspect.model import (
@@ -421,7 +421,7 @@ def describe_error(exc: BaseException) -> str:
     """What aiohttp raised for an unreadable request, on one line."""
     if isinstance(exc, LineTooLong) and len(exc.args) > 1:  # its message repeats 100 bytes of the line
         return f"LineTooLong: a line of the request head is over {exc.args[1]} bytes"
-    reason = " ".join(str(exc).split()).removeprefix("400, message: ").strip()
+    reason = one_line(exc, 10_000).removeprefix("400, message: ").strip()
     return f"{type(exc).__name__}: {reason}"
 
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from hookinspect.errors import StoreError
+from hookinspect.errors import StoreError, one_line
 from hookinspect.model import REENCODED_NOTE, Attempt, Delivery, Rejection
 from hookinspect.store.sqlite import Store
 from hookinspect.store.writer import Insert
@@ -140,8 +140,7 @@ class Recorder:
                 # Whatever a sender put in its headers, the delivery is stored; `show` says the
                 # check itself failed, so the flaw is seen and can be reported.
                 delivery.verdict = None
-                delivery.verdict_reason = " ".join(f"not checked: the check failed ({type(exc).__name__}: {exc})"
-                                                   .split())[:300]
+                delivery.verdict_reason = one_line(f"not checked: the check failed ({type(exc).__name__}: {exc})")
         if delivery.note == REENCODED_NOTE:
             # The bytes were rebuilt on the way (smee's JSON): no signature over them can be judged.
             delivery.verdict, delivery.verdict_reason = None, REENCODED_NOTE

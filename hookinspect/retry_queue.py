@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from hookinspect.errors import StoreError
+from hookinspect.errors import StoreError, one_line
 from hookinspect.forward import Forwarder, Resigner
 from hookinspect.model import Attempt, Delivery, SentRequest, now_us
 from hookinspect.store.queue import QueueItem
@@ -133,6 +133,10 @@ class ForwardQueueWorker:
         # a look skips the items settled since it began (the next look sees them as they are).
         self._generation = 0
         self._settled_at: dict[int, int] = {}
+        # For anyone watching it work (a status line, a test): looks at the queue so far, and
+        # sent items whose outcome waits to be written (a full disk).
+        self.looks = 0
+        self.unwritten = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -152,6 +156,7 @@ class ForwardQueueWorker:
         unsubscribe = self.workspace.changes.subscribe(self._on_change)
         try:
             while True:
+                self.looks += 1
                 look = self._generation
                 self._wake.clear()
                 try:
@@ -298,7 +303,7 @@ class ForwardQueueWorker:
         except Exception as exc:  # noqa: BLE001 - a flaw is a failed try on the item's schedule, not a loop of them
             return Attempt(delivery_seq=delivery.seq or 0, kind="queue", target_url=url,
                            request=SentRequest(method=delivery.method, url=url), error_kind="other",
-                           error_message=" ".join(f"not sent: {type(exc).__name__}: {exc}".split())[:300])
+                           error_message=one_line(f"not sent: {type(exc).__name__}: {exc}"))
 
     async def _settle(self, item: QueueItem, target: _Target, attempt: Attempt, slot: int) -> None:
         """Note the attempt and the item's next state (`slot`: what held the target's slot)."""
@@ -329,15 +334,23 @@ class ForwardQueueWorker:
                 store.add_attempt(attempt)
             store.queue_update(item.id, state, tries, next_at, attempt.outcome)
 
-        while True:
-            try:
-                await self.workspace.writer.call(record, is_durable=False)  # lost to a power cut: sent again
-                break
-            except StoreError:
-                # Sent, but the outcome cannot be written (a full disk): it is written again
-                # until it can be, and the item is not sent again meanwhile (it was, thousands
-                # of times a second, while it stayed due). The recorder says why nothing is stored.
-                await asyncio.sleep(STORE_RETRY_SECONDS)
+        waiting = False
+        try:
+            while True:
+                try:
+                    await self.workspace.writer.call(record, is_durable=False)  # lost to a power cut: sent again
+                    break
+                except StoreError:
+                    # Sent, but the outcome cannot be written (a full disk): it is written again
+                    # until it can be, and the item is not sent again meanwhile (it was, thousands
+                    # of times a second, while it stayed due). The recorder says why nothing is stored.
+                    if not waiting:
+                        waiting = True
+                        self.unwritten += 1
+                    await asyncio.sleep(STORE_RETRY_SECONDS)
+        finally:
+            if waiting:
+                self.unwritten -= 1
         if is_news:
             self.workspace.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
             if self.on_attempt is not None:

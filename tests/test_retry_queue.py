@@ -361,11 +361,12 @@ async def test_a_full_disk_sends_each_delivery_once_and_writes_its_outcome_when_
         await Recorder(workspace, route=lambda _d: [target.url + "/"], queue_forwards=True).record(
             make_delivery(body=b"once"))
         filler = fill_disk(small_filesystem)  # not even the log can grow
-        async with working_queue(workspace, target.url + "/"):
-            await await_until(lambda: len(target.received) == 1)
-            # Absence is what is tested here, so a window: the old queue sent it again in a loop
-            # (2,210 times in 3 s) because its outcome could not be written.
-            await asyncio.sleep(1.0)
+        async with working_queue(workspace, target.url + "/", QueuePolicy(idle_poll=0.05)) as (_recorder, worker):
+            await await_until(lambda: worker.unwritten == 1)  # sent; its outcome cannot be written
+            looked = worker.looks
+            # The old queue sent it again at its next look (2,210 times in 3 s); five looks later
+            # it has still gone out once.
+            await await_until(lambda: worker.looks >= looked + 5)
             assert len(target.received) == 1
             filler.unlink()  # room again: the outcome is written, nothing is sent again
             await await_until(lambda: workspace.store.queue_counts() == {"done": 1})

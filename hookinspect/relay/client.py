@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import aiohttp
 
 from hookinspect.config import DEFAULT_MAX_BODY
-from hookinspect.errors import StoreError, UsageError
+from hookinspect.errors import StoreError, UsageError, one_line
 from hookinspect.model import MAX_NUMBER, REENCODED_NOTE, Delivery, Headers, now_us, parse_number
 from hookinspect.recorder import Recorder
 from hookinspect.relay.sealing import SealError, open_sealed
@@ -68,7 +68,7 @@ def relay_error(body: bytes) -> str | None:
         said = json.loads(body).get("error")
     except (ValueError, AttributeError):
         return None
-    return " ".join(str(said).split())[:300] if said else None
+    return one_line(said) if said else None
 
 
 def checked_sources(urls: list[str]) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hookinspect.body import NOT_JSON, parse_json
-from hookinspect.model import Headers
+from hookinspect.model import Headers, parse_number
 
 # Verdicts, a documented vocabulary (`ls --json`, `show --json`, the filter `verdict:`).
 VALID = "valid"
@@ -29,10 +29,8 @@ UNIX_SECONDS_DIGITS = 12
 
 def unix_seconds(text: str | None) -> int | None:
     """A timestamp header's unix seconds (ASCII digits, spaces around allowed), or None."""
-    text = (text or "").strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > UNIX_SECONDS_DIGITS:
-        return None
-    return int(text)
+    number = parse_number((text or "").strip())
+    return number if number is not None and number < 10**UNIX_SECONDS_DIGITS else None
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hookinspect.errors import SigningError, UsageError
+from hookinspect.errors import SigningError, UsageError, one_line
 from hookinspect.model import Delivery, Headers, SentRequest
 from hookinspect.signing import (
     asymmetric,
@@ -113,7 +113,7 @@ def signed(provider: Provider, message: SignedMessage, secret: str, now: float) 
         for name, value in provider.sign(message, secret, now).items():
             headers = headers.with_set(name, value)
     except ValueError as exc:  # binascii.Error and the asymmetric key errors are ValueErrors too
-        reason = " ".join(str(exc).split())
+        reason = one_line(exc, 1000)
         raise SigningError(f"cannot sign as {provider.name} with the secret given: {reason}",
                            f"give {provider.name}'s signing secret or key in the form its dashboard shows it"
                            ) from None
