@@ -109,7 +109,7 @@ def test_relay_restart_with_pending_deliveries_loses_none(tmp_path):
     channel = new_channel(relay_url)
     send_many(channel["url"], [b'{"a":1}', b'{"a":2}'])
     relay.send_signal(signal.SIGKILL)
-    relay.wait()
+    stop_process(relay)  # reaps it and closes its pipes
     relay, relay_url = start_relay(tmp_path / "relay", port)
     store = tmp_path / "laptop.db"
     token_file = tmp_path / "token"
@@ -134,7 +134,7 @@ def test_kill_9_of_the_client_mid_stream_leaves_no_duplicates(tmp_path):
         listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token", channel["token"], "-q")
         wait_for_count(store, 50)
         listen.send_signal(signal.SIGKILL)
-        listen.wait()
+        stop_process(listen)  # reaps it and closes its pipes
         listen, _ = start_listen_tracked(store, "--source", channel["url"], "--token", channel["token"], "-q")
         wait_for_count(store, 400)
         stop_process(listen)
