@@ -20,6 +20,7 @@ from typing import Any
 
 from hookinspect.body import NOT_JSON, decode_text, looks_binary
 from hookinspect.model import Delivery, Message
+from hookinspect.patterns import Pattern, compile_pattern
 
 # Headers that differ on every response or send and say nothing about behaviour.
 VOLATILE_HEADERS = (
@@ -57,14 +58,14 @@ class DiffOptions:
     array_key: str | None = None  # match array items by this field instead of by position
     header_order: bool = False  # also report a change in header order
 
-    def ignore_patterns(self) -> list[re.Pattern[str]]:
+    def ignore_patterns(self) -> list[Pattern]:
         globs = list(self.ignore)
         if self.use_default_ignores:
             globs += [f"headers.{name}" for name in VOLATILE_HEADERS]
         return [_glob_to_regex(g.lower() if g.startswith("headers.") else g) for g in globs]
 
 
-def _glob_to_regex(glob: str) -> re.Pattern[str]:
+def _glob_to_regex(glob: str) -> Pattern:
     out = []
     i = 0
     while i < len(glob):
@@ -80,7 +81,7 @@ def _glob_to_regex(glob: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(glob[i]))
             i += 1
-    return re.compile("".join(out) + r"\Z")
+    return compile_pattern("".join(out))
 
 
 def _json_path(base: str, key: str | int) -> str:
@@ -227,7 +228,7 @@ def diff_bodies(a: Message, b: Message, array_key: str | None = None) -> list[Ch
 
 def filter_changes(changes: list[Change], options: DiffOptions) -> list[Change]:
     patterns = options.ignore_patterns()
-    kept = [c for c in changes if not any(p.match(c.path) for p in patterns)]
+    kept = [c for c in changes if not any(p.fullmatch(c.path) for p in patterns)]
     # Content-Length follows the body: when the body differs, its length differing is no news.
     if options.use_default_ignores and any(c.path.startswith("body") for c in kept):
         kept = [c for c in kept if c.path != "headers.content-length"]

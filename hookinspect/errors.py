@@ -51,6 +51,10 @@ class StoreFullError(StoreError):
     """The disk (or the store's size limit) is full: nothing more can be written until space is freed."""
 
 
+class ScanStopped(UsageError):
+    """A scan of bodies passed its deadline, or nobody waits for it any more."""
+
+
 class StoreBusyError(StoreError):
     """Another process owns the store's writer (`listen` runs on it)."""
 

@@ -19,6 +19,7 @@ from typing import Any
 from hookinspect.body import NOT_JSON
 from hookinspect.errors import UsageError, did_you_mean
 from hookinspect.model import Delivery, parse_number, parse_time_us
+from hookinspect.patterns import compile_pattern
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -64,7 +65,7 @@ class JsonTest:
         if self.op is None:
             return True
         if self.op == "~":
-            return re.search(str(self.value), str(current)) is not None
+            return self.value.search(str(current))  # a Pattern: linear time, whoever wrote it
         if self.op in ("=", "=="):
             return current == self.value or str(current) == str(self.value)
         if self.op == "!=":
@@ -232,7 +233,8 @@ def parse_filter(expression: str | None) -> DeliveryFilter:
             path_text, op, value = match.groups()
             if (op is None and value) or (op and value[:1] in _OPERATOR_CHARS) or (op and op not in ("=", "==", "!=") and not value):
                 raise UsageError(f"bad JSON test {term!r}", "write it as $.path>1000, $.path=value, $.path~regex or $.path")
-            result.json_tests.append(JsonTest(parse_json_path(path_text), op, _json_literal(value) if op else None))
+            literal = (compile_pattern(value) if op == "~" else _json_literal(value)) if op else None
+            result.json_tests.append(JsonTest(parse_json_path(path_text), op, literal))
             continue
         key, colon, value = term.partition(":")
         if not colon or key.lower() not in KEYS:

@@ -206,8 +206,11 @@ class DeliveryTable:
         return [_delivery_from_row(row) for row in rows]
 
     def list(self, flt: DeliveryFilter | None = None, *, limit: int | None = 50, offset: int = 0,
-             before_seq: int | None = None, oldest_first: bool = False) -> list[DeliveryRow]:
-        """Deliveries newest first (or oldest first), paged by `limit`/`offset` or `before_seq`."""
+             before_seq: int | None = None, oldest_first: bool = False,
+             stop: Callable[[], bool] | None = None) -> list[DeliveryRow]:
+        """Deliveries newest first (or oldest first), paged by `limit`/`offset` or `before_seq`.
+        A filter that reads bodies asks `stop()` before each one and raises ScanStopped when it
+        says so (a deadline passed, the client went away, the server is closing)."""
         # More than SQLite's INTEGER holds means "all of them" (and would raise OverflowError).
         limit = None if limit is None else min(limit, MAX_NUMBER)
         offset = min(offset, MAX_NUMBER)
@@ -217,7 +220,7 @@ class DeliveryTable:
             params.append(before_seq)
         order = "ASC" if oldest_first else "DESC"
         if flt is not None and flt.reads_bodies:
-            return self._list_reading_bodies(flt, where, params, order, limit, offset)
+            return self._list_reading_bodies(flt, where, params, order, limit, offset, stop)
         sql = f"SELECT {_ROW_COLUMNS} FROM deliveries d WHERE 1=1{where} ORDER BY d.seq {order}"
         if limit is not None:
             sql += " LIMIT ? OFFSET ?"
@@ -225,11 +228,12 @@ class DeliveryTable:
         return [DeliveryRow(*row) for row in self.execute(sql, params)]
 
     def _list_reading_bodies(self, flt: DeliveryFilter, where: str, params: list[Any], order: str,
-                             limit: int | None, offset: int) -> list[DeliveryRow]:
+                             limit: int | None, offset: int,
+                             stop: Callable[[], bool] | None) -> list[DeliveryRow]:
         # JSON tests and text search need the decoded body, so they run in Python over rows the SQL part selected.
         out: list[int] = []
         skipped = 0
-        for chunk in self._body_matches(flt, where, params, order):
+        for chunk in self._body_matches(flt, where, params, order, stop=stop):
             for seq in chunk:
                 if skipped < offset:
                     skipped += 1
@@ -242,7 +246,7 @@ class DeliveryTable:
         return [rows[seq] for seq in out if seq in rows]
 
     def _body_matches(self, flt: DeliveryFilter, where: str, params: list[Any], order: str,
-                      chunk: int = 500) -> Iterator[list[int]]:
+                      chunk: int = 500, stop: Callable[[], bool] | None = None) -> Iterator[list[int]]:
         """Numbers of the deliveries the SQL part selected whose decoded body passes the text and
         JSON tests, a chunk at a time."""
         cursor = self._conn.execute(f"SELECT {', '.join(_DELIVERY_COLUMNS)} FROM deliveries d WHERE 1=1{where} "
@@ -250,6 +254,9 @@ class DeliveryTable:
         while rows := cursor.fetchmany(chunk):
             matches = []
             for row in rows:
+                if stop is not None and stop():
+                    raise ScanStopped("the filter stopped reading bodies before it was done",
+                                      "narrow it with since:, path: or event: so it reads fewer")
                 delivery = _delivery_from_row(row)
                 document = delivery.json() if flt.json_tests else None
                 if flt.body_matches(delivery.path, delivery.decoded().data if flt.texts else b"", document):

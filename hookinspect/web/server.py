@@ -13,6 +13,8 @@ import asyncio
 import contextlib
 import json
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -40,6 +42,8 @@ PAGE_SIZE = 100
 UNDO_SECONDS = 10.0
 # How often the server looks for deliveries stored by another process (listen).
 POLL_SECONDS = 0.1
+# How long one list request may read bodies for a filter before it stops and says so.
+SCAN_SECONDS = 5.0
 # Events a slow browser tab may have waiting before it is told to reload instead.
 SSE_QUEUE_LIMIT = 1000
 
@@ -74,6 +78,17 @@ class WebState:
         self.trash: dict[str, tuple[list[int], asyncio.TimerHandle]] = {}
         self.deleting: set[asyncio.Task[None]] = set()
         self.poller: asyncio.Task[None] | None = None
+        # Set at shutdown: every scan of bodies still running stops at its next delivery.
+        self.closing = threading.Event()
+
+    def scan_stop(self, request: web.Request, seconds: float = SCAN_SECONDS) -> Callable[[], bool]:
+        """When a scan running for `request` in a thread must stop: its deadline passed, the
+        client went away, or the server is closing."""
+        deadline = time.monotonic() + seconds
+        transport = request.transport
+        closing = self.closing
+        return lambda: (closing.is_set() or time.monotonic() > deadline
+                        or transport is None or transport.is_closing())
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -191,14 +206,16 @@ async def list_deliveries(request: web.Request) -> web.Response:
         return problem(400, "before, after and limit are numbers")
     before, after = numbers.get("before"), numbers.get("after")
     limit = max(1, min(numbers.get("limit", PAGE_SIZE), 1000))
+    stop = request.app[STATE].scan_stop(request)
     if after is not None:
         # What is newer than the page's newest row, oldest first from the store, newest first here:
         # a following page asks only for what it has not seen.
-        rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=after, oldest_first=True))
+        rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=after, oldest_first=True,
+                                                             stop=stop))
         more = len(rows) == limit
         rows.reverse()
     else:
-        rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=before))
+        rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=before, stop=stop))
         more = len(rows) == limit
     hidden_seqs = {s for seqs, _ in request.app[STATE].trash.values() for s in seqs}
     rows = [row for row in rows if row.seq not in hidden_seqs]  # deleted, still restorable
@@ -398,6 +415,7 @@ async def _start(app: web.Application) -> None:
 async def _stop(app: web.Application) -> None:
     app["unsubscribe"]()
     state = app[STATE]
+    state.closing.set()
     if state.poller is not None:
         state.poller.cancel()
     for queue in list(state.subscribers):
