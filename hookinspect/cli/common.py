@@ -106,6 +106,13 @@ def parse_header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
+ALLOWED_HOST_OPTION = typer.Option(
+    [], "--allowed-host",
+    help="A name this server also answers to, besides its address and localhost (repeatable; '*' for any). "
+         "Other Host headers are refused, so a web page cannot rebind its name to this machine and read it. "
+         "Example: --allowed-host relay.example.com",
+)
+
 SECRET_OPTION = typer.Option(
     [], "--secret",
     help="Signing secret per provider (repeatable; also HOOKINSPECT_SECRET_<PROVIDER> and [secrets] in the config; "

@@ -19,6 +19,7 @@ from rich.text import Text
 
 from hookinspect.body import json_text
 from hookinspect.cli.common import (
+    ALLOWED_HOST_OPTION,
     INSECURE_OPTION,
     SECRET_OPTION,
     STORE_OPTION,
@@ -227,6 +228,7 @@ def listen(
     workers: int | None = typer.Option(None, "--workers", min=1, help="Receiver processes sharing the port and the store, for high request rates (Linux). Example: --workers 2 [default: 1]"),
     durability: str | None = typer.Option(None, "--durability", help="power: an acknowledged delivery survives power loss (fsync per commit); process: it survives a crash of hookinspect only, for more speed on slow disks. Example: --durability process [default: power]"),
     store_path: Path | None = STORE_OPTION,
+    allowed_host: list[str] = ALLOWED_HOST_OPTION,
 ) -> None:
     """Receive webhooks: store every request durably, then answer it."""
     from hookinspect.forward import validate_target
@@ -306,11 +308,11 @@ def listen(
         out.info(f"{pending} deliver{'y waits' if pending == 1 else 'ies wait'} in the forward queue; {sends}"
                  " (`hookinspect queue` lists them)")
     if ui:
-        with web_inspector(path, str(host), checked_port(web_port), secret) if web else contextlib.nullcontext():
+        with web_inspector(path, str(host), checked_port(web_port), secret, allowed_host) if web else contextlib.nullcontext():
             run_with_ui(path, receiver_settings, str(host), int(port or 0), durability, secrets,
                         (forward_to or settings.get_urls("forward_to") or [None])[0] if forward else None)
         return
-    with web_inspector(path, str(host), checked_port(web_port), secret) if web else contextlib.nullcontext():
+    with web_inspector(path, str(host), checked_port(web_port), secret, allowed_host) if web else contextlib.nullcontext():
         run_receiver(out, path, receiver_settings, host, port, workers, durability, quiet, as_json, shows)
 
 
@@ -361,12 +363,14 @@ def run_with_ui(path: Path, receiver_settings: ReceiverSettings, host: str, port
 
 
 @contextlib.contextmanager
-def web_inspector(path: Path, host: str, port: int, secret: list[str]) -> Iterator[None]:
+def web_inspector(path: Path, host: str, port: int, secret: list[str], allowed_hosts: list[str]) -> Iterator[None]:
     """`listen --web`: the web inspector in a process of its own over the same store, so what a
     browser asks for never slows capture; its banner goes to our stderr. Stopped with us."""
     args = [sys.executable, "-m", "hookinspect", "web", "--host", host, "--port", str(port), "--store", str(path)]
     for item in secret:
         args += ["--secret", item]
+    for name in allowed_hosts:
+        args += ["--allowed-host", name]
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     try:
         yield

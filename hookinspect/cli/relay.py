@@ -12,7 +12,7 @@ import httpx
 import typer
 from rich.text import Text
 
-from hookinspect.cli.common import JSON_OPTION, STORE_OPTION, parse_size
+from hookinspect.cli.common import ALLOWED_HOST_OPTION, JSON_OPTION, STORE_OPTION, parse_size
 from hookinspect.cli.output import Output
 from hookinspect.config import checked_port
 from hookinspect.errors import NetworkError, UsageError
@@ -46,9 +46,11 @@ def run_relay(
     durability: str | None = typer.Option(None, "--durability", help="With --data: power: a sender's 200 means the delivery survives power loss (fsync per commit); process: it survives a crash of the relay only, for lower latency. Example: --durability process [default: power]"),
     trust_proxy: bool = typer.Option(False, "--trust-proxy", help="Take the public URL from X-Forwarded-Proto/-Host (only behind your own reverse proxy)."),
     as_json: bool = typer.Option(False, "--json", help="Say on stdout, as one JSON object per line, when the relay is up (its URLs) and when it stopped."),
+    allowed_host: list[str] = ALLOWED_HOST_OPTION,
 ) -> None:
     """Run the relay: senders POST to /<channel>, subscribers stream it (smee-compatible)."""
     # Imported here: the server pulls in aiohttp, which other commands need not load at start-up.
+    from hookinspect.http_guard import ANY_HOST, HostRule
     from hookinspect.http_server import OutOfFilesReporter
     from hookinspect.receiver import is_loopback, start_server
     from hookinspect.relay.server import RelaySettings, create_relay_app
@@ -58,7 +60,10 @@ def run_relay(
     settings = RelaySettings(max_body=parse_size(max_body), rate_per_second=rate, rate_burst=burst,
                              address_rate_per_second=rate, address_burst=burst,
                              keep_per_channel=keep, max_age_seconds=max_age_days * 86400, trust_proxy=trust_proxy,
-                             channels_per_minute=channels_per_minute, max_channels=max_channels, on_state=out.warn)
+                             channels_per_minute=channels_per_minute, max_channels=max_channels, on_state=out.warn,
+                             # A public bind answers every name unless told which (a page cannot rebind
+                             # what it can reach directly); a loopback one only its own and those given.
+                             hosts=HostRule.for_bind(host, allowed_host or ([] if is_loopback(host) else [ANY_HOST])))
     storage = open_relay_storage(storage_url, data, durability)
     where = redact_url(storage_url)[0] if storage_url else str(data)
 

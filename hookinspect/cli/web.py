@@ -11,7 +11,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from hookinspect.cli.common import SECRET_OPTION, STORE_OPTION, gather_secrets
+from hookinspect.cli.common import ALLOWED_HOST_OPTION, SECRET_OPTION, STORE_OPTION, gather_secrets
 from hookinspect.cli.output import Output
 from hookinspect.config import DEFAULT_WEB_PORT, Settings, checked_port
 from hookinspect.store.sqlite import default_store_path
@@ -28,16 +28,19 @@ def open_web(
     open_browser: bool = typer.Option(False, "--open", help="Open the page in the default browser."),
     secret: list[str] = SECRET_OPTION,
     store_path: Path | None = STORE_OPTION,
+    allowed_host: list[str] = ALLOWED_HOST_OPTION,
 ) -> None:
     """Open the web inspector over the store (it follows what `listen` captures, live)."""
-    serve_web(store_path or default_store_path(), host, port, target=target, secret=secret, open_browser=open_browser)
+    serve_web(store_path or default_store_path(), host, port, target=target, secret=secret, open_browser=open_browser,
+              allowed_hosts=allowed_host)
 
 
 def serve_web(path: Path, host: str, port: int, *, target: str | None = None, secret: list[str] | None = None,
-              open_browser: bool = False) -> None:
+              open_browser: bool = False, allowed_hosts: list[str] | None = None) -> None:
     """Run the web inspector until Ctrl+C or SIGTERM (also what `listen --web` starts)."""
     # Imported here: the server pulls in aiohttp, which other commands need not load at start-up.
     from hookinspect.forward import validate_target
+    from hookinspect.http_guard import HostRule
     from hookinspect.receiver import is_loopback, start_server
     from hookinspect.web.server import WebSettings, create_web_app
     from hookinspect.workspace import Workspace
@@ -45,7 +48,8 @@ def serve_web(path: Path, host: str, port: int, *, target: str | None = None, se
     out = Output()
     settings = WebSettings(secrets=gather_secrets(secret or []),
                            target=validate_target(target) if target else Settings().get("forward_to"),
-                           access_token=None if is_loopback(host) else secrets.token_urlsafe(24), on_error=out.warn)
+                           access_token=None if is_loopback(host) else secrets.token_urlsafe(24), on_error=out.warn,
+                           hosts=HostRule.for_bind(host, allowed_hosts or []))
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from hookinspect.body import NOT_JSON, parse_content_type, parse_json
 from hookinspect.errors import StoreError, UsageError
+from hookinspect.http_guard import HostRule, host_guard
 from hookinspect.model import MAX_NUMBER, now_us, parse_number
 from hookinspect.receiver import (
     DEFAULT_MAX_BODIES_IN_FLIGHT,
@@ -75,6 +76,8 @@ class RelaySettings:
     # (relay --trust-proxy); otherwise any sender could make /new redirect to a host of theirs.
     trust_proxy: bool = False
     on_state: Callable[[str], None] = field(default=lambda _message: None)  # a shared store's notifications
+    # The Host names the relay answers (see http_guard): loopback and the bound address by default.
+    hosts: HostRule = field(default_factory=lambda: HostRule.for_bind("127.0.0.1"))
     claims_refresh_seconds: float = REFRESH_SECONDS
     claim_ttl_seconds: float = CLAIM_TTL_SECONDS
 
@@ -293,9 +296,13 @@ BUDGET_KEY = web.AppKey("relay_body_budget", BodyBudget)
 
 
 def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = None) -> web.Application:
-    app = web.Application(client_max_size=0)
+    settings = settings or RelaySettings()
+    # Senders post from servers and subscribers stream from anywhere; only the API (channels,
+    # claims) is refused to pages of other sites.
+    sites = host_guard(settings.hosts, guarded=lambda request: request.path.startswith("/api/"))
+    app = web.Application(client_max_size=0, middlewares=[sites])
     app[STORAGE_KEY] = storage
-    app[SETTINGS_KEY] = settings or RelaySettings()
+    app[SETTINGS_KEY] = settings
     app[HUB_KEY] = ChannelHub(remember=not storage.shared)
     app[LIMITER_KEY] = storage.rate_limiter()
     app[CLOSING_KEY] = asyncio.Event()

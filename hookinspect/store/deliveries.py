@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hookinspect.errors import NotFoundError
+from hookinspect.errors import NotFoundError, ScanStopped
 from hookinspect.filters import DeliveryFilter
 from hookinspect.model import MAX_NUMBER, Delivery, format_time_us, parse_number, summary_fields
 from hookinspect.store.attempts import headers_from_json, headers_to_json, latest_attempt

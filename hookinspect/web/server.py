@@ -29,6 +29,7 @@ from hookinspect.errors import HookinspectError, NotFoundError, UsageError
 from hookinspect.export import EXPORTERS, ExportItem, export
 from hookinspect.filters import parse_filter
 from hookinspect.forward import RequestEdits, validate_target
+from hookinspect.http_guard import HostRule, host_guard
 from hookinspect.model import MAX_NUMBER, parse_number
 from hookinspect.replay import replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for
@@ -61,6 +62,8 @@ class WebSettings:
     target: str | None = None  # where `replay` sends when the page names no URL
     access_token: str | None = None  # required for every request when not None (a non-loopback bind)
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # The Host names this inspector answers (the bound address, loopback, --allowed-host).
+    hosts: HostRule = field(default_factory=lambda: HostRule.for_bind("127.0.0.1"))
     # Says, in one line, what failed where no request is waiting for it (a delete for good).
     on_error: Callable[[str], None] = field(default=lambda _line: None)
 
@@ -132,15 +135,27 @@ async def body_json(request: web.Request) -> dict[str, Any]:
 
 # -- middleware ------------------------------------------------------------------------------
 
+def has_access_token(request: web.Request) -> bool:
+    """The request carries this inspector's access token (query, cookie or bearer)."""
+    expected = request.app[SETTINGS].access_token
+    if expected is None:
+        return False
+    given = request.query.get("token") or request.cookies.get("hookinspect_token") or \
+        request.headers.get("Authorization", "").removeprefix("Bearer ")
+    return secrets.compare_digest(given.encode(), expected.encode())
+
+
+def is_page(request: web.Request) -> bool:
+    return request.path == "/" or request.path.startswith("/deliveries/")
+
+
 @web.middleware
 async def guard(request: web.Request, handler):  # noqa: ANN001, ANN201
     """Access token (when set), CSRF token on state changes, security headers on every answer,
     and a HookinspectError as a clear 4xx."""
     settings = request.app[SETTINGS]
     if settings.access_token is not None:
-        given = request.query.get("token") or request.cookies.get("hookinspect_token") or \
-            request.headers.get("Authorization", "").removeprefix("Bearer ")
-        if not secrets.compare_digest(given.encode(), settings.access_token.encode()):
+        if not has_access_token(request):
             response: web.StreamResponse = problem(401, "this inspector needs its access token",
                                                    "open the URL with ?token=… that `hookinspect web` printed")
             response.headers.update(SECURITY_HEADERS)
@@ -428,9 +443,12 @@ async def _stop(app: web.Application) -> None:
 
 
 def create_web_app(workspace: Workspace, settings: WebSettings | None = None) -> web.Application:
-    app = web.Application(middlewares=[guard], client_max_size=16 * 1024 * 1024)
+    settings = settings or WebSettings()
+    # The Host and cross-site guard first: a refused request reaches neither a handler nor the store.
+    sites = host_guard(settings.hosts, has_token=has_access_token, pages=is_page)
+    app = web.Application(middlewares=[sites, guard], client_max_size=16 * 1024 * 1024)
     app[WORKSPACE] = workspace
-    app[SETTINGS] = settings or WebSettings()
+    app[SETTINGS] = settings
     app[STATE] = WebState()
     app.router.add_get("/", index)
     app.router.add_get("/deliveries/{seq}", index)

@@ -348,7 +348,7 @@ async def test_relay_bodies_held_at_once_have_a_budget(tmp_path):
             channel = (await client.post(urls[0] + "/api/channels", json={"public": True})).json()
             reader, writer = await asyncio.open_connection(host, int(port))
             # 1,000 bytes announced and held while they trickle in
-            writer.write(f"POST /{channel['id']} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nab".encode())
+            writer.write(f"POST /{channel['id']} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nab".encode())
             await writer.drain()
             await await_until(lambda: app[BUDGET_KEY].used == 1000, what="the first body held")
             busy = await client.post(channel["url"], content=b"x" * 900)
@@ -371,7 +371,7 @@ async def test_a_relay_body_that_does_not_arrive_in_time_gets_408(tmp_path):
         async with httpx.AsyncClient() as client:
             channel = (await client.post(urls[0] + "/api/channels", json={"public": True})).json()
         reader, writer = await asyncio.open_connection(host, int(port))
-        writer.write(f"POST /{channel['id']} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\npart".encode())
+        writer.write(f"POST /{channel['id']} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\npart".encode())
         answer = await asyncio.wait_for(reader.read(200), 10)
         writer.close()
     finally:
