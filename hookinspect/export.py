@@ -20,6 +20,7 @@ from hookinspect.errors import UsageError
 from hookinspect.forward import HOP_BY_HOP, target_url
 from hookinspect.har import render_har
 from hookinspect.model import Delivery, ExportItem
+from hookinspect.private_files import write_private
 from hookinspect.redaction import DEFAULT_REDACTION, Redaction, redact_item
 from hookinspect.store.fixtures import expectation_from, fixture_document
 from hookinspect.views.shell import shell_quote
@@ -170,7 +171,7 @@ def write_export(items: list[ExportItem], fmt: str, destination: Path, **options
     data = rendered if isinstance(rendered, bytes) else rendered.encode("utf-8", "surrogateescape")
     path = export_path(destination, fmt)
     try:
-        path.write_bytes(data)
+        write_private(path, data)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
     return path, masked

@@ -14,6 +14,7 @@ from hookinspect.check import junit_xml, load_app, run_checks
 from hookinspect.cli.common import INSECURE_OPTION, JSON_OPTION, SECRET_OPTION, gather_secrets
 from hookinspect.cli.output import Output, add_columns, safe_text
 from hookinspect.errors import EXIT_FAILED, UsageError
+from hookinspect.private_files import write_private
 from hookinspect.signing.registry import missing_secrets, resigner_for
 from hookinspect.store.fixtures import FixtureRecord, load_fixture
 from hookinspect.views.delivery import change_lines
@@ -77,8 +78,7 @@ def check(
             on_result=lambda _r: progress.advance(task), verify_tls=not insecure))
     if junit is not None:
         try:
-            junit.parent.mkdir(parents=True, exist_ok=True)
-            junit.write_bytes(junit_xml(results))
+            write_private(junit, junit_xml(results))
         except OSError as exc:
             raise UsageError(f"cannot write {junit}: {exc.strerror}") from None
     failed = [r for r in results if not r.passed]

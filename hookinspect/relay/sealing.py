@@ -14,6 +14,7 @@ from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
 from hookinspect.errors import UsageError
+from hookinspect.private_files import FILE_MODE, make_private_dir
 
 KEY_DIR = "keys"
 
@@ -59,8 +60,8 @@ def key_path(store_path: Path, channel_id: str) -> Path:
 
 def save_private_key(path: Path, key: bytes) -> None:
     """Written 0600 from the first byte (never readable by others, even briefly)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    make_private_dir(path.parent)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(base64.b64encode(key).decode() + "\n")
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hookinspect.errors import StoreError
+from hookinspect.private_files import create_private, make_private_dir, narrow_to_owner
 from hookinspect.relay.limits import LocalRateLimiter, RateLimiter
 from hookinspect.store.schema import SYNCHRONOUS, store_error
 
@@ -181,7 +182,12 @@ class SqliteRelayStorage(RelayStorage):
         self.durability = durability
         self.syncs_after_append_now = durability == "power"
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            # Senders' headers and bodies: the database, its WAL and shm (which SQLite creates with
+            # the database's mode) are the operator's alone.
+            make_private_dir(directory)
+            if not create_private(directory / "relay.db"):
+                for name in ("relay.db", "relay.db-wal", "relay.db-shm"):
+                    narrow_to_owner(directory / name)
             self._conn = sqlite3.connect(directory / "relay.db", isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA journal_mode = WAL")
             # power: a sender's 200 means the event reached the disk (an fsync per commit, shared

@@ -12,6 +12,7 @@ import sqlite3
 from pathlib import Path
 
 from hookinspect.errors import StoreError, StoreFullError
+from hookinspect.private_files import create_private, make_private_dir
 
 APPLICATION_ID = 0x484B494E  # "HKIN"
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -177,15 +178,12 @@ def _create_private(path: Path) -> None:
 
     SQLite gives the WAL and shared-memory files the permissions of the database file.
     """
-    if not path.parent.exists():
-        try:
-            path.parent.mkdir(mode=0o700, parents=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create store directory {path.parent}: {exc.strerror}") from None
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass  # another process made it meanwhile
+        make_private_dir(path.parent)
+    except OSError as exc:
+        raise StoreError(f"cannot create store directory {path.parent}: {exc.strerror}") from None
+    try:
+        create_private(path)
     except OSError as exc:
         raise StoreError(f"cannot create store {path}: {exc.strerror}") from None
 

@@ -29,6 +29,7 @@ from hookinspect.export import ExportItem, export_path, render_curl, write_expor
 from hookinspect.filters import DeliveryFilter, parse_filter
 from hookinspect.forward import RequestEdits, validate_target
 from hookinspect.model import Delivery
+from hookinspect.private_files import write_private
 from hookinspect.receiver import ReceiverEvent
 from hookinspect.replay import replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for
@@ -683,7 +684,7 @@ class HookinspectApp(App[None]):
             path = Path(name).expanduser()
             decoded = delivery.decoded()
             try:
-                path.write_bytes(decoded.data)
+                write_private(path, decoded.data)
             except OSError as exc:
                 self.say(f"cannot write {path}: {exc.strerror}", severity="error", title="save body")
                 return
