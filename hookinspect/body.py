@@ -189,6 +189,26 @@ def json_text(data: Any, indent: int | None = 2) -> str:
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 
+# Everything escape_controls changes: a text without any of it is returned as it is, at C speed.
+_TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_safe(text: str) -> str:
+    """escape_controls keeping newlines, with a fast path for the usual text that has nothing to escape."""
+    return escape_controls(text) if _TERMINAL_UNSAFE.search(text) else text
+
+
+# XML 1.0 cannot hold C0 controls but tab and newline, nor U+FFFE/U+FFFF: not even as &#x1b;.
+_XML_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff\u202a-\u202e\u2066-\u2069]")
+
+
+def xml_safe(text: str) -> str:
+    """Text any XML 1.0 parser reads back: what XML cannot hold (and what a terminal would act on
+    when the report is printed) becomes a visible escape such as \\x1b."""
+    return _XML_UNSAFE.sub(lambda match: escape_controls(match.group()) if match.group() not in "\ufffe\uffff"
+                           else f"\\u{ord(match.group()):04x}", text)
+
+
 def escape_controls(text: str, keep_newlines: bool = True) -> str:
     """Make captured text safe for a terminal: control characters become visible escapes.
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from hookinspect.body import xml_safe
 from hookinspect.diff import Change
 from hookinspect.errors import NetworkError, UsageError
 from hookinspect.forward import DEFAULT_TIMEOUT, Forwarder, Resigner, build_request, validate_target
@@ -189,14 +190,14 @@ def junit_xml(results: list[CheckResult], suite: str = "hookinspect") -> bytes:
     for source, group in by_file.items():
         failures = sum(1 for r in group if not r.passed)
         total_ms = sum(r.attempt.latency_ms or 0 for r in group)
-        suite_el = ET.SubElement(root, "testsuite", name=Path(source).name, tests=str(len(group)),
+        suite_el = ET.SubElement(root, "testsuite", name=xml_safe(Path(source).name), tests=str(len(group)),
                                  failures=str(failures), errors="0", time=f"{total_ms / 1000:.3f}")
         for result in group:
-            case = ET.SubElement(suite_el, "testcase", classname=Path(source).stem, name=result.record.name,
+            case = ET.SubElement(suite_el, "testcase", classname=xml_safe(Path(source).stem), name=xml_safe(result.record.name),
                                  time=f"{(result.attempt.latency_ms or 0) / 1000:.3f}")
             if not result.passed:
                 message = "; ".join(f"{c.path}: expected {c.old!r}, got {c.new!r}" for c in result.failures)
-                failure = ET.SubElement(case, "failure", message=message, type="ExpectationFailed")
+                failure = ET.SubElement(case, "failure", message=xml_safe(message), type="ExpectationFailed")
                 body = result.attempt.response.text()[:2000] if result.attempt.response is not None else ""
-                failure.text = f"{message}\n\nresponse body:\n{body}" if body else message
+                failure.text = xml_safe(f"{message}\n\nresponse body:\n{body}" if body else message)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)

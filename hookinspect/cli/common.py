@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from hookinspect.config import parse_size  # noqa: F401 (the commands take it from here)
 from hookinspect.errors import UsageError
 from hookinspect.filters import (
     DeliveryFilter,
@@ -80,20 +81,6 @@ def select_seqs(store: Store, refs: list[str], last: int | None, flt: DeliveryFi
     if not flt.is_empty:
         return store.seqs(flt)
     raise UsageError("which deliveries? name them (42, 40-45), or use --last N, --failed or --filter")
-
-
-_SIZE_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "kib": 1024, "m": 1000**2, "mb": 1000**2,
-               "mib": 1024**2, "g": 1000**3, "gb": 1000**3, "gib": 1024**3}
-
-
-def parse_size(text: str) -> int:
-    """`25MiB`, `10MB`, `512k`, `1048576` -> bytes."""
-    import re
-
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in _SIZE_UNITS:
-        raise UsageError(f"cannot read size {text!r}", "examples: 25MiB, 10MB, 512k, 1048576")
-    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
 
 
 def parse_header(text: str) -> tuple[str, str]:

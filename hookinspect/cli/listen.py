@@ -25,7 +25,6 @@ from hookinspect.cli.common import (
     STORE_OPTION,
     gather_secrets,
     parse_header,
-    parse_size,
 )
 from hookinspect.cli.output import Output, rich_line, safe_text
 from hookinspect.config import (
@@ -38,7 +37,6 @@ from hookinspect.config import (
 )
 from hookinspect.errors import UsageError
 from hookinspect.model import Delivery
-from hookinspect.store.schema import SYNCHRONOUS
 from hookinspect.store.sqlite import default_store_path
 from hookinspect.views.delivery import attempt_line, delivery_line
 from hookinspect.workspace import StoreChange, Workspace
@@ -199,9 +197,9 @@ def listen(
     delay: float = typer.Option(0.0, "--delay", help="Seconds to wait before answering (after storing). Example: --delay 2.5"),
     respond: list[str] = typer.Option([], "--respond", help="Answer for a path glob (repeatable, first match wins): GLOB=STATUS[,delay=S][,header=N:V][,every=N|times=N|chance=P][,body=TEXT|@FILE]. Example: --respond '/hooks/*=500,every=3'"),
     max_body: str | None = typer.Option(None, "--max-body", help="Largest body accepted; larger gets 413. Example: --max-body 50MiB [default: 25MiB]"),
-    read_timeout: float | None = typer.Option(None, "--read-timeout", min=0.1, help="Seconds a connection may stay idle or take to send a request. Example: --read-timeout 30 [default: 60]"),
+    read_timeout: float | None = typer.Option(None, "--read-timeout", help="Seconds a connection may stay idle or take to send a request. Example: --read-timeout 30 [default: 60]"),
     max_header_bytes: str | None = typer.Option(None, "--max-header-bytes", help="Largest header block accepted; larger gets 431. Example: --max-header-bytes 128KiB [default: 64KiB]"),
-    max_connections: int | None = typer.Option(None, "--max-connections", min=16, help="Connections open at once; the quietest idle one is closed to make room [default: the file-descriptor limit less 300]"),
+    max_connections: int | None = typer.Option(None, "--max-connections", help="Connections open at once; the quietest idle one is closed to make room [default: the file-descriptor limit less 300]"),
     forward_to: list[str] = typer.Option([], "--forward-to", "-F", help="Pass every delivery on to this URL (repeatable). Example: -F http://localhost:3000/webhooks"),
     ack: bool = typer.Option(False, "--ack", help="Answer senders at once and forward from a durable queue with retries."),
     max_attempts: int = typer.Option(10, "--max-attempts", min=1, help="With --ack: tries per delivery before giving up. Example: --max-attempts 3"),
@@ -225,7 +223,7 @@ def listen(
     ui: bool = typer.Option(False, "--ui", help="Open the terminal UI while listening."),
     web: bool = typer.Option(False, "--web", help="Also serve the web inspector (its own process, same store). Example: --web --web-port 8788"),
     web_port: int = typer.Option(DEFAULT_WEB_PORT, "--web-port", help=f"Port of the web inspector with --web. [default: {DEFAULT_WEB_PORT}]"),
-    workers: int | None = typer.Option(None, "--workers", min=1, help="Receiver processes sharing the port and the store, for high request rates (Linux). Example: --workers 2 [default: 1]"),
+    workers: int | None = typer.Option(None, "--workers", help="Receiver processes sharing the port and the store, for high request rates (Linux). Example: --workers 2 [default: 1]"),
     durability: str | None = typer.Option(None, "--durability", help="power: an acknowledged delivery survives power loss (fsync per commit); process: it survives a crash of hookinspect only, for more speed on slow disks. Example: --durability process [default: power]"),
     store_path: Path | None = STORE_OPTION,
     allowed_host: list[str] = ALLOWED_HOST_OPTION,
@@ -247,28 +245,24 @@ def listen(
     out = Output()
     settings = Settings()
     host = settings.get("host", host, DEFAULT_HOST)
-    port = checked_port(settings.get_int("port", port, DEFAULT_PORT))
-    workers = settings.get_int("workers", workers, 1)
-    if workers < 1:
-        raise UsageError(f"workers = {workers} in the configuration: it must be 1 or more")
+    port = settings.checked("port", port, DEFAULT_PORT)
+    workers = settings.checked("workers", workers, 1)
     most_workers = 4 * (os.cpu_count() or 1)  # beyond it processes only compete for the cores
     if workers > most_workers:
         raise UsageError(f"--workers {workers} is more than this machine can use: it has {os.cpu_count()} cores",
                          f"use at most {most_workers}; one per core is usually best")
-    limit = parse_size(str(settings.get("max_body", max_body, DEFAULT_MAX_BODY)))
-    durability = str(settings.get("durability", durability, "power")).lower()
-    if durability not in SYNCHRONOUS:
-        raise UsageError(f"durability {durability!r}: choose power or process")
+    limit = settings.checked("max_body", max_body, DEFAULT_MAX_BODY)
+    durability = settings.checked("durability", durability, "power")
     path = Path(store_path or default_store_path())
     rules = [parse_respond(spec) for spec in respond] + rules_from_config(settings.table("responses"))
     receiver_settings = ReceiverSettings(
         response=build_mock_response(status, response_body, response_header, delay),
         path_responses=rules,
         max_body=limit,
-        max_header_bytes=parse_size(str(settings.get("max_header_bytes", max_header_bytes, DEFAULT_MAX_HEADER_BYTES))),
-        read_timeout=settings.get_seconds("read_timeout", read_timeout, DEFAULT_READ_TIMEOUT),
-        max_bodies_in_flight=parse_size(str(settings.get("max_bodies_in_flight", None, DEFAULT_MAX_BODIES_IN_FLIGHT))),
-        max_connections=settings.get_int("max_connections", max_connections, 0) or None,
+        max_header_bytes=settings.checked("max_header_bytes", max_header_bytes, DEFAULT_MAX_HEADER_BYTES),
+        read_timeout=settings.checked("read_timeout", read_timeout, DEFAULT_READ_TIMEOUT),
+        max_bodies_in_flight=settings.checked("max_bodies_in_flight", None, DEFAULT_MAX_BODIES_IN_FLIGHT),
+        max_connections=settings.checked("max_connections", max_connections),
         forward=build_forwarding(settings, forward_to, ack, QueuePolicy(max_attempts=max_attempts, concurrency=concurrency,
                                                                          ordered=ordered),
                                  timeout, verify_tls=not insecure),

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from rich.console import Console, RenderableType
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
 
-from hookinspect.body import escape_controls, json_text
+from hookinspect.body import escape_controls, json_text, terminal_safe
 from hookinspect.views.text import Line, safe
 
 
@@ -40,12 +42,30 @@ def rich_lines(lines: list[Line]) -> Text:
     return Text("\n").join(rich_line(line) for line in lines)
 
 
+class TerminalConsole(Console):
+    """The one terminal door: every text segment any command prints has its control characters
+    made visible, whatever the command built it from (a fixture's name, a target's answer, a
+    provider's error). Only rich's own control segments (a progress bar moving the cursor) and
+    the styles it renders itself reach the terminal as codes; markup is never parsed."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("markup", False)
+        kwargs.setdefault("emoji", False)
+        kwargs.setdefault("highlight", False)
+        super().__init__(**kwargs)
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        return super()._render_buffer(
+            segment if segment.control else Segment(terminal_safe(segment.text), segment.style)
+            for segment in buffer)
+
+
 @dataclass
 class Output:
     """The streams a command writes to; tests pass their own."""
 
-    stdout: Console = field(default_factory=lambda: Console(highlight=False, soft_wrap=False))
-    stderr: Console = field(default_factory=lambda: Console(stderr=True, highlight=False))
+    stdout: Console = field(default_factory=lambda: TerminalConsole(soft_wrap=False))
+    stderr: Console = field(default_factory=lambda: TerminalConsole(stderr=True))
     binary_stdout: BinaryIO | None = None
 
     def print(self, renderable: RenderableType = "") -> None:

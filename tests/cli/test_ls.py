@@ -257,8 +257,8 @@ def test_an_unknown_key_in_the_settings_file_is_a_usage_error(store_path, tmp_pa
 def test_settings_of_the_wrong_kind_are_one_line_each(store_path, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     seed(store_path, make_delivery())
-    for text, said in (('read_timeout = "soon"\n', "setting read_timeout must be a number of seconds"),
-                       ("read_timeout = nan\n", "setting read_timeout must be a number of seconds"),
+    for text, said in (('read_timeout = "soon"\n', "read-timeout must be a number of seconds"),
+                       ("read_timeout = nan\n", "read-timeout must be a number of seconds"),
                        ("forward_to = 5\n", "setting forward_to must be a URL or a list of URLs"),
                        ('forward_to = ["http://127.0.0.1:9/", 5]\n', "setting forward_to must be a URL or a list")):
         (tmp_path / "hookinspect.toml").write_text(text)
