@@ -325,20 +325,22 @@ class Attempt:
             return str(self.response.status)
         return self.error_kind or "error"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, shown: bool = False) -> dict[str, Any]:
+        """The attempt as JSON; `shown` (for what a command prints) masks passwords in its URLs,
+        while exports and stores keep them, since a replay needs them."""
         out: dict[str, Any] = {
             "id": self.id,
             "number": self.number,
             "delivery_seq": self.delivery_seq,
             "kind": self.kind,
-            "target_url": self.target_url,
+            "target_url": mask_userinfo(self.target_url) if shown else self.target_url,
             "started_at": format_time_us(self.started_us),
             "latency_ms": self.latency_ms,
             "error_kind": self.error_kind,
             "error_message": self.error_message,
             "request": {
                 "method": self.request.method,
-                "url": self.request.url,
+                "url": mask_userinfo(self.request.url) if shown else self.request.url,
                 "headers": [[k, v] for k, v in self.request.headers],
                 **bodyview.encode_body_fields(self.request.body),
             },
@@ -414,3 +416,19 @@ class Rejection:
             **{key.replace("body", "head"): value for key, value in head.items()}, **body,
             "unrecorded_after": self.unrecorded_after,
         }
+
+
+def mask_userinfo(url: str) -> str:
+    """A URL as it may be shown: `http://user:***@host/` (a lone user name, often a token, is
+    `***@host`); a URL without user info is returned as it is."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    if "@" not in authority:
+        return url
+    userinfo, _, host = authority.rpartition("@")
+    user, colon, _password = userinfo.partition(":")
+    shown = f"{user}:***" if colon else "***"
+    return f"{scheme}://{shown}@{host}{tail}"

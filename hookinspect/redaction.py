@@ -11,7 +11,7 @@ from urllib.parse import unquote_plus, urlsplit, urlunsplit
 from hookinspect.body import NOT_JSON, parse_json
 from hookinspect.errors import UsageError
 from hookinspect.filters import parse_json_path, walk_json
-from hookinspect.model import Attempt, Delivery, ExportItem, Headers
+from hookinspect.model import Attempt, Delivery, ExportItem, Headers, mask_userinfo  # noqa: F401 (shown URLs)
 
 REDACTED = "REDACTED"
 # Masked by default: credentials and signatures (a signature plus the body lets anyone

@@ -196,7 +196,7 @@ def list_attempts(
         attempts = workspace.store.attempts(seq)
         queued = workspace.store.queue_items(("pending", "dead"), seqs=[seq])
     if as_json:
-        out.json([a.to_dict() for a in attempts])
+        out.json([a.to_dict(shown=True) for a in attempts])
     elif not attempts:
         out.info(f"#{seq} has not been sent anywhere yet; `hookinspect replay {seq} --to URL` sends it")
         out.lines(queue_lines(queued))

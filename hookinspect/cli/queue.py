@@ -9,11 +9,11 @@ from rich.table import Table
 from rich.text import Text
 
 from hookinspect.cli.common import JSON_OPTION, STORE_OPTION, open_workspace, resolve_seqs
-from hookinspect.cli.output import Output, add_columns, safe_text
+from hookinspect.cli.output import Output, add_columns
 from hookinspect.errors import UsageError
 from hookinspect.model import now_us
 from hookinspect.store.queue import QueueItem
-from hookinspect.views.text import local_time, status_style
+from hookinspect.views.text import local_time, safe_url, status_style
 from hookinspect.workspace import StoreChange
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
@@ -30,7 +30,7 @@ def items_table(items: list[QueueItem]) -> Table:
     add_columns(table, ("#", "target", "state", "tries", "next try", "last outcome"), right=("#", "tries"),
                 prose=("last outcome",))
     for item in items:
-        table.add_row(str(item.delivery_seq), safe_text(item.target), item.state, str(item.tries),
+        table.add_row(str(item.delivery_seq), Text(*safe_url(item.target)), item.state, str(item.tries),
                       local_time(item.next_at_us) if item.state == "pending" else "",
                       Text(item.last_outcome or "", style=status_style(item.last_outcome)))
     return table

@@ -35,7 +35,7 @@ from hookinspect.forward import RequestEdits, Resigner, validate_target
 from hookinspect.model import Attempt, Delivery
 from hookinspect.replay import default_targets, replay_deliveries
 from hookinspect.signing.registry import resigner_for
-from hookinspect.views.text import status_style
+from hookinspect.views.text import safe_url, status_style
 from hookinspect.workspace import Workspace
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
@@ -65,7 +65,7 @@ def attempts_summary(attempts: list[Attempt]) -> Table:
         detail = attempt.error_message or ""
         if not detail and attempt.response is not None and not attempt.is_success:
             detail = attempt.response.text()[:120].replace("\n", " ")
-        table.add_row(str(attempt.delivery_seq), safe_text(attempt.target_url),
+        table.add_row(str(attempt.delivery_seq), Text(*safe_url(attempt.target_url)),
                       Text(attempt.outcome, style=status_style(attempt.outcome)),
                       f"{attempt.latency_ms:.1f} ms" if attempt.latency_ms is not None else "", safe_text(detail))
     return table
@@ -119,7 +119,7 @@ def replay(
         attempts = _run_with_progress(out, workspace, targets, edits, concurrency, timeout, resigner,
                                       show=len(seqs) > 1 and not as_json, verify_tls=not insecure)
     if as_json:
-        out.json([a.to_dict() for a in attempts])
+        out.json([a.to_dict(shown=True) for a in attempts])
     else:
         out.print(attempts_summary(attempts))
     failures = [a for a in attempts if not a.is_success]

@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from hookinspect.model import format_time_us
+from hookinspect.model import format_time_us, mask_userinfo
 
 _COLUMNS = "q.id, q.delivery_seq, q.target, q.tries, q.next_at_us, q.last_outcome, q.state"
 
@@ -29,7 +29,7 @@ class QueueItem:
 
     def to_dict(self) -> dict[str, Any]:
         """The `queue --json` shape (documented in the README)."""
-        return {"id": self.id, "seq": self.delivery_seq, "target": self.target, "state": self.state,
+        return {"id": self.id, "seq": self.delivery_seq, "target": mask_userinfo(self.target), "state": self.state,
                 "tries": self.tries, "next_at": format_time_us(self.next_at_us) if self.state == "pending" else None,
                 "last_outcome": self.last_outcome}
 

@@ -39,7 +39,7 @@ from hookinspect.tui.widgets.delivery_list import DeliveryList
 from hookinspect.tui.widgets.detail import DeliveryDetail
 from hookinspect.views.delivery import DetailLines, change_lines
 from hookinspect.views.seq_index import Run, SeqIndex, runs_of
-from hookinspect.views.text import safe
+from hookinspect.views.text import safe, safe_url
 from hookinspect.workspace import StoreChange, Workspace
 
 # How often the workspace looks for deliveries stored by another process; this process's own
@@ -392,7 +392,7 @@ class HookinspectApp(App[None]):
         if self.relay_state:
             parts.append((2, Text(*safe(f"relay {self.relay_state}", "blue"))))
         parts.append((4, Text(*safe(f"store {self.workspace.path}", "dim"))))
-        parts.append((3, Text(*safe(f"→ {self.target}", "cyan")) if self.target else Text("no target (R asks)", style="dim")))
+        parts.append((3, Text("→ ", "cyan") + Text(*safe_url(self.target, "cyan")) if self.target else Text("no target (R asks)", style="dim")))
         parts.append((1, Text(f"{self.total:,} deliveries")))
         parts.append((3, Text(f"{self.rates[-1]:.0f}/s, {sum(self.rates):.0f} in the last minute", style="dim")))
         table = self.main_query(DeliveryList)

@@ -22,6 +22,7 @@ from hookinspect.views.text import (
     human_size,
     local_time,
     safe,
+    safe_url,
     short_type,
     status_style,
 )
@@ -125,7 +126,7 @@ def headers_lines(pairs: list[tuple[str, str]]) -> list[Line]:
 def attempt_lines(attempt: Attempt, *, with_response: bool = False) -> list[Line]:
     """One attempt: kind, target, outcome and latency; the error, and the answer's body when it
     failed (or the whole answer, headers and body, `with_response`)."""
-    line: Line = [(f"{attempt.number or ''} {attempt.kind} → ", ""), safe(attempt.target_url, keep_newlines=False),
+    line: Line = [(f"{attempt.number or ''} {attempt.kind} → ", ""), safe_url(attempt.target_url),
                   ("  ", ""), (attempt.outcome, status_style(attempt.outcome))]
     if attempt.latency_ms is not None:
         line.append((f"  {attempt.latency_ms:.1f} ms", "dim"))
@@ -171,10 +172,10 @@ def queue_lines(items: list[QueueItem]) -> list[Line]:
     for item in items:
         tries = f" ({item.tries} tr{'y' if item.tries == 1 else 'ies'}, last {item.last_outcome})" if item.tries else ""
         if item.state == "pending":
-            lines.append([("queued for ", "yellow"), safe(item.target, "yellow", keep_newlines=False),
+            lines.append([("queued for ", "yellow"), safe_url(item.target, "yellow"),
                           (f", next try at {local_time(item.next_at_us, with_date=True, with_ms=False)}{tries}", "yellow")])
         else:
-            lines.append([("gave up on ", "red"), safe(item.target, "red", keep_newlines=False),
+            lines.append([("gave up on ", "red"), safe_url(item.target, "red"),
                           (f"{tries}; `hookinspect queue retry {item.delivery_seq}` tries again", "red")])
     return lines
 
@@ -186,7 +187,7 @@ def attempt_cells(attempt: Attempt) -> list[Line]:
     """A row of the attempts table, in ATTEMPT_COLUMNS order."""
     return [
         [(str(attempt.number), "")], [(local_time(attempt.started_us), "")], [(attempt.kind, "")],
-        [safe(attempt.target_url, keep_newlines=False)], [(attempt.outcome, status_style(attempt.outcome))],
+        [safe_url(attempt.target_url)], [(attempt.outcome, status_style(attempt.outcome))],
         [(f"{attempt.latency_ms:.1f} ms" if attempt.latency_ms is not None else "", "")],
         [safe(attempt.error_message or "", keep_newlines=False)],
     ]

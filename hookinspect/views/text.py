@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from hookinspect.body import escape_controls
+from hookinspect.model import mask_userinfo
 
 Span = tuple[str, str]
 Line = list[Span]
@@ -22,6 +23,11 @@ VERDICT_STYLES = {"valid": "green", "invalid": "bold red", "expired": "yellow", 
 def safe(value: str | None, style: str = "", *, keep_newlines: bool = True) -> Span:
     """Untrusted text as a span: control characters made visible, never interpreted."""
     return escape_controls(value or "", keep_newlines=keep_newlines), style
+
+
+def safe_url(url: str | None, style: str = "") -> Span:
+    """A URL as every shell shows it: on one line, escaped, its password (`user:***@`) masked."""
+    return safe(mask_userinfo(url or ""), style, keep_newlines=False)
 
 
 # How an escape made by `escaped_spans` looks: a literal "\\x1b" typed in a payload stays plain text.

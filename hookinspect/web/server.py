@@ -30,7 +30,7 @@ from hookinspect.export import EXPORTERS, ExportItem, export
 from hookinspect.filters import parse_filter
 from hookinspect.forward import RequestEdits, validate_target
 from hookinspect.http_guard import HostRule, host_guard
-from hookinspect.model import MAX_NUMBER, parse_number
+from hookinspect.model import MAX_NUMBER, mask_userinfo, parse_number
 from hookinspect.replay import replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for
 from hookinspect.store.deliveries import DeliveryRow
@@ -254,7 +254,9 @@ async def delivery_detail(request: web.Request) -> web.Response:
         "seq": seq, "method": delivery.method, "target": delivery.target, "event_type": delivery.event_type,
         "headers": [[k, v] for k, v in delivery.headers], "body_text": delivery.text(),
         "attempts": len(attempts), "request": lines_json(view.request), "attempts_view": lines_json(view.attempts),
-        "signature": lines_json(view.signature), "default_target": settings.target or (attempts[-1].target_url if attempts else None),
+        "signature": lines_json(view.signature),
+        # Shown with its password masked; a replay that sends it back unchanged means the real one.
+        "default_target": mask_userinfo(default) if (default := settings.target or (attempts[-1].target_url if attempts else None)) else None,
     })
 
 
@@ -266,10 +268,11 @@ async def replay(request: web.Request) -> web.Response:
     workspace = request.app[WORKSPACE]
     settings = request.app[SETTINGS]
     delivery = await workspace.read(lambda store: store.get(seq))
-    to = data.get("to") or settings.target
-    if not to:
-        last = await workspace.read(lambda store: store.last_attempt(seq))
-        to = last.target_url if last else None
+    last = await workspace.read(lambda store: store.last_attempt(seq))
+    default = settings.target or (last.target_url if last else None)
+    to = data.get("to") or default
+    if default and to == mask_userinfo(default):
+        to = default  # the page showed it masked
     if not to:
         return problem(400, f"no target for #{seq}: never sent anywhere", "give a URL")
     to = validate_target(str(to))
@@ -285,7 +288,7 @@ async def replay(request: web.Request) -> web.Response:
     [attempt] = await replay_deliveries(workspace, {seq: to}, edits=edits,
                                         resigner_for=(lambda d: resigner_for(d, secrets_)) if secrets_ else None)
     return json_response({"outcome": attempt.outcome, "ok": attempt.is_success, "latency_ms": attempt.latency_ms,
-                          "error": attempt.error_message, "target": to})
+                          "error": attempt.error_message, "target": mask_userinfo(to)})
 
 
 async def diff(request: web.Request) -> web.Response:
