@@ -9,7 +9,7 @@ from typing import Any
 from hookinspect.admissible import why_not_capturable
 from hookinspect.errors import UsageError
 from hookinspect.har import load_har
-from hookinspect.model import Attempt, Delivery, ExportItem
+from hookinspect.model import IMPORTED_KIND, Attempt, Delivery, ExportItem
 from hookinspect.recorder import Recorder
 from hookinspect.store.fixtures import load_fixture_document
 
@@ -51,6 +51,10 @@ def parse_import(data: bytes, name: str = "input") -> list[ExportItem]:
         problem = why_not_capturable(item)
         if problem is not None:
             raise UsageError(f"{name}: entry {number} {problem}; nothing was imported")
+        for attempt in item.attempts:
+            # A file says where it was sent; that is a stranger's claim, never a target of ours
+            # (replay passes over these: see send targets in replay.default_targets).
+            attempt.kind = IMPORTED_KIND
     return items
 
 

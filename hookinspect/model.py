@@ -17,6 +17,10 @@ from typing import Any
 
 from hookinspect import body as bodyview
 
+# The kind of every attempt an import brought: where a file says a delivery went is recorded
+# and shown, but never chosen as a target by anything that sends (replay, the TUI, the web page).
+IMPORTED_KIND = "import"
+
 
 class Headers:
     """Ordered header pairs with duplicates kept and case-insensitive lookup.

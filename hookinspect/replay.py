@@ -12,23 +12,41 @@ from hookinspect.store.sqlite import Store
 from hookinspect.workspace import Workspace
 
 
+def last_own_target(store: Store, seq: int) -> str | None:
+    """Where a delivery was last sent from here: never a target only an imported file named."""
+    last = store.last_attempt(seq, own=True)
+    return last.target_url if last else None
+
+
 def default_targets(store: Store, seqs: list[int], configured: str | None) -> dict[int, str]:
-    """Where each delivery goes without --to: the configured target, else where it last went."""
+    """Where each delivery goes without --to: the configured target, else where it last went
+    from here. A target that only an imported file names is refused in one line: the file's
+    author chose it, and a replay re-signs with your secrets."""
     targets: dict[int, str] = {}
     missing: list[int] = []
+    imported: list[int] = []
     for seq in seqs:
         if configured:
             targets[seq] = configured
             continue
-        last = store.last_attempt(seq)
-        if last is None:
-            missing.append(seq)
+        target = last_own_target(store, seq)
+        if target is not None:
+            targets[seq] = target
+        elif store.last_attempt(seq) is not None:
+            imported.append(seq)
         else:
-            targets[seq] = last.target_url
+            missing.append(seq)
+    if imported:
+        raise UsageError(f"no target for {_numbers(imported)}: the only one recorded came from an imported file, "
+                         "which is not trusted to choose where a delivery (re-signed with your secrets) goes",
+                         "pass --to URL if you mean it")
     if missing:
-        shown = ", ".join(f"#{s}" for s in missing[:5]) + (" …" if len(missing) > 5 else "")
-        raise UsageError(f"no target for {shown}: never sent anywhere", "pass --to URL or set forward_to in hookinspect.toml")
+        raise UsageError(f"no target for {_numbers(missing)}: never sent anywhere", "pass --to URL or set forward_to in hookinspect.toml")
     return targets
+
+
+def _numbers(seqs: list[int]) -> str:
+    return ", ".join(f"#{s}" for s in seqs[:5]) + (" …" if len(seqs) > 5 else "")
 
 
 async def replay_deliveries(

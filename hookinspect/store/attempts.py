@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from hookinspect.model import Attempt, Headers, Response, SentRequest
+from hookinspect.model import IMPORTED_KIND, Attempt, Headers, Response, SentRequest
 
 # The one definition of "latest": the newest start, and of two that started in the same
 # microsecond, the one stored last. Listings, filters and `last_attempt` all use it.
@@ -74,9 +74,11 @@ class AttemptTable:
         rows = self.execute(f"{_SELECT} WHERE delivery_seq = ? ORDER BY started_us, rowid", (seq,)).fetchall()
         return [_attempt_from_row(row, number) for number, row in enumerate(rows, start=1)]
 
-    def last_attempt(self, seq: int) -> Attempt | None:
-        """The latest attempt of a delivery (numbered like in `attempts`), or None."""
-        row = self.execute(f"{_SELECT} WHERE delivery_seq = ? ORDER BY {LATEST_FIRST} LIMIT 1", (seq,)).fetchone()
+    def last_attempt(self, seq: int, *, own: bool = False) -> Attempt | None:
+        """The latest attempt of a delivery (numbered like in `attempts`), or None; `own`: the
+        latest one made here, not brought by an import."""
+        mine = f" AND kind != '{IMPORTED_KIND}'" if own else ""
+        row = self.execute(f"{_SELECT} WHERE delivery_seq = ?{mine} ORDER BY {LATEST_FIRST} LIMIT 1", (seq,)).fetchone()
         if row is None:
             return None
         count = self.execute("SELECT count(*) FROM attempts WHERE delivery_seq = ?", (seq,)).fetchone()[0]

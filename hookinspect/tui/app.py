@@ -31,7 +31,7 @@ from hookinspect.forward import RequestEdits, validate_target
 from hookinspect.model import Delivery
 from hookinspect.private_files import write_private
 from hookinspect.receiver import ReceiverEvent
-from hookinspect.replay import replay_deliveries
+from hookinspect.replay import last_own_target, replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for
 from hookinspect.store.sqlite import Store
 from hookinspect.tui.screens.prompt import ConfirmPrompt, EditRequest, HelpScreen, TextPrompt
@@ -704,8 +704,7 @@ class HookinspectApp(App[None]):
         self.send(delivery.seq, target)  # type: ignore[arg-type]
 
     def _last_target(self, delivery: Delivery) -> str | None:
-        last = self.store.last_attempt(delivery.seq)  # type: ignore[arg-type]
-        return last.target_url if last else None
+        return last_own_target(self.store, delivery.seq)  # type: ignore[arg-type]
 
     def action_replay_to(self) -> None:
         delivery = self.current()

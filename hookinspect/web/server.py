@@ -31,7 +31,7 @@ from hookinspect.filters import parse_filter
 from hookinspect.forward import RequestEdits, validate_target
 from hookinspect.http_guard import HostRule, host_guard
 from hookinspect.model import MAX_NUMBER, mask_userinfo, parse_number
-from hookinspect.replay import replay_deliveries
+from hookinspect.replay import last_own_target, replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for
 from hookinspect.store.deliveries import DeliveryRow
 from hookinspect.views.delivery import change_lines, row_cells
@@ -247,6 +247,7 @@ async def delivery_detail(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
 
     read = await workspace.read(lambda store: read_detail(store, seq))
+    own_target = await workspace.read(lambda store: last_own_target(store, seq))
     show_all = request.query.get("all") in ("1", "true")  # long arrays unfolded, the 256 KiB cut lifted
     view = await asyncio.to_thread(draw_detail, read, settings.secrets, show_all=show_all)
     delivery, attempts = read.delivery, read.attempts
@@ -256,7 +257,7 @@ async def delivery_detail(request: web.Request) -> web.Response:
         "attempts": len(attempts), "request": lines_json(view.request), "attempts_view": lines_json(view.attempts),
         "signature": lines_json(view.signature),
         # Shown with its password masked; a replay that sends it back unchanged means the real one.
-        "default_target": mask_userinfo(default) if (default := settings.target or (attempts[-1].target_url if attempts else None)) else None,
+        "default_target": mask_userinfo(default) if (default := settings.target or own_target) else None,
     })
 
 
@@ -268,13 +269,12 @@ async def replay(request: web.Request) -> web.Response:
     workspace = request.app[WORKSPACE]
     settings = request.app[SETTINGS]
     delivery = await workspace.read(lambda store: store.get(seq))
-    last = await workspace.read(lambda store: store.last_attempt(seq))
-    default = settings.target or (last.target_url if last else None)
+    default = settings.target or await workspace.read(lambda store: last_own_target(store, seq))
     to = data.get("to") or default
     if default and to == mask_userinfo(default):
         to = default  # the page showed it masked
     if not to:
-        return problem(400, f"no target for #{seq}: never sent anywhere", "give a URL")
+        return problem(400, f"no target for #{seq}: never sent anywhere from here (a target only an imported file names is not used)", "give a URL")
     to = validate_target(str(to))
     edits = None
     if "headers" in data or "body" in data:
