@@ -33,6 +33,13 @@ def _send_headers(delivery: Delivery, drop_host: bool) -> list[tuple[str, str]]:
     return [(k, v) for k, v in delivery.headers if k.lower() not in skip]
 
 
+# A body larger than this goes through a here-document: one command-line argument is limited
+# to 128 KiB on Linux ("Argument list too long"), and a long one is unreadable anyway.
+MAX_INLINE_BODY = 64 * 1024
+# Ends a body's here-document; base64 never writes an underscore, so no body line can equal it.
+BODY_DELIMITER = "HOOKINSPECT_BODY"
+
+
 def render_curl(items: list[ExportItem], to: str | None = None) -> str:
     """One curl command per delivery that sends the same method, headers and body bytes.
 
@@ -49,13 +56,16 @@ def render_curl(items: list[ExportItem], to: str | None = None) -> str:
             args += ["-H", f"{name}: {value}" if value else f"{name};"]
         added_by_curl = ("User-Agent", "Accept", "Content-Type") if d.body else ("User-Agent", "Accept")
         args += [arg for default in added_by_curl if default.lower() not in present for arg in ("-H", f"{default}:")]
-        if d.body and _is_inline_text(d.body):
+        if d.body and _is_inline_text(d.body) and len(d.body) <= MAX_INLINE_BODY:
             args += ["--data-binary", d.body.decode()]
             commands.append(" ".join(shell_quote(a) for a in args))
         elif d.body:
-            encoded = base64.b64encode(d.body).decode()
+            # Through a here-document in base64: any size (no argument-length limit), byte-exact
+            # (a here-document's own last newline is not part of the body), nothing a terminal acts on.
+            encoded = base64.encodebytes(d.body).decode()
             args += ["--data-binary", "@-"]
-            commands.append(f"printf '%s' {encoded} | base64 -d | " + " ".join(shell_quote(a) for a in args))
+            commands.append(f"base64 -d <<'{BODY_DELIMITER}' | " + " ".join(shell_quote(a) for a in args)
+                            + f"\n{encoded}{BODY_DELIMITER}")
         else:
             commands.append(" ".join(shell_quote(a) for a in args))
     return "\n".join(commands) + "\n"
