@@ -21,7 +21,7 @@ from hookinspect.signing import (
     stripe,
     twilio,
 )
-from hookinspect.signing.base import NO_SECRET, UNSIGNED, Detection, SignedMessage, Verdict
+from hookinspect.signing.base import NO_SECRET, UNSIGNED, VALID, Detection, SignedMessage, Verdict
 from hookinspect.signing.providers import SCHEMES
 from hookinspect.signing.scheme import Detect, Scheme, scheme_from_table
 
@@ -288,12 +288,44 @@ def check_delivery(delivery: Delivery, secrets: Secrets, now: float | None = Non
         if found is None:
             return Check(None, None, None)
         chosen, detection = found
+        result = _judge(chosen, detection, message, delivery.path, secrets, now)
+        if result.verdict is not None and result.verdict.status == VALID:
+            return result
+        # The shape said one provider; a signature that verifies under another's configured
+        # secret says more (Svix signs for Resend-shaped events too).
+        return _judged_elsewhere(chosen, message, delivery.path, secrets, now,
+                                 has_secret=result.verdict is None or result.verdict.status != NO_SECRET) or result
+    return _judge(chosen, detection, message, delivery.path, secrets, now)
+
+
+def _judged_elsewhere(shaped: Provider, message: SignedMessage, path: str, secrets: Secrets,
+                      now: float, *, has_secret: bool) -> Check | None:
+    """Another provider with a configured secret that also claims the message: the first whose
+    check says valid; when the shaped one had no secret to judge with, the first at all."""
+    fallback = None
+    for name in secrets.entries:
+        other = PROVIDERS.get(name)
+        if other is None or other is shaped or not other.has_signature:
+            continue
+        detection = other.detect(message)
+        if detection is None:
+            continue
+        result = _judge(other, detection, message, path, secrets, now)
+        if result.verdict is not None and result.verdict.status == VALID:
+            return result
+        fallback = fallback or result
+    return None if has_secret else fallback
+
+
+def _judge(chosen: Provider, detection: Detection, message: SignedMessage, path: str, secrets: Secrets,
+           now: float) -> Check:
+    """The verdict of `chosen` on the message: unsigned, no secret, or what its check says."""
     if not chosen.has_signature:
         return Check(chosen.name, detection.event_type, None)
     if chosen.signature_headers and not any(header in message.headers for header in chosen.signature_headers):
         return Check(chosen.name, detection.event_type,
                      Verdict(UNSIGNED, f"no {chosen.signature_headers[0]} header: the sender did not sign it"))
-    named = secrets.named_for(chosen.name, delivery.path)
+    named = secrets.named_for(chosen.name, path)
     if named is None:
         return Check(chosen.name, detection.event_type,
                      Verdict(NO_SECRET, f"no secret for {chosen.name}; pass --secret {chosen.name}=... "

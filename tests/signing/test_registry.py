@@ -248,3 +248,32 @@ def test_a_secret_that_cannot_sign_is_one_line_that_does_not_show_it(provider):
         signed(provider_named(provider), message, secret, time.time())
     assert f"cannot sign as {provider}" in caught.value.message and "!@#" not in caught.value.message
     assert "\n" not in caught.value.message
+
+
+def _svix_signed(body: bytes, secret: str, now: float) -> object:
+    """A delivery signed by the svix library itself, as Svix sends it (for a Resend-shaped event too)."""
+    from datetime import UTC, datetime
+
+    from svix.webhooks import Webhook
+
+    message_id = "msg_2LJQ6mH1QKSj3cYm0gkDXkI5qqo"
+    signature = Webhook(secret).sign(message_id, datetime.fromtimestamp(now, UTC), body.decode())
+    return make_delivery(body, path="/hooks", headers=[("svix-id", message_id), ("svix-timestamp", str(int(now))),
+                                                       ("svix-signature", signature)])
+
+
+def test_a_signature_that_verifies_outranks_the_payload_shape():
+    now = time.time()
+    body = b'{"type":"contact.created","created_at":"2026-12-07T12:00:00Z","data":{"id":"c1"}}'
+    secrets = Secrets()
+    secrets.add("svix", SECRETS["svix"])
+    signed = _svix_signed(body, SECRETS["svix"], now)
+    result = check_delivery(signed, secrets, now)
+    assert (result.provider, result.verdict.status) == ("svix", "valid")
+    # Tampered, it is Svix's to judge (the secret given is Svix's), not "no secret for resend".
+    tampered = _svix_signed(body, SECRETS["svix"], now)
+    tampered.body = body.replace(b"c1", b"c2")
+    result = check_delivery(tampered, secrets, now)
+    assert (result.provider, result.verdict.status) == ("svix", "invalid")
+    # With no secret at all, the shape still names it.
+    assert check_delivery(signed, Secrets(), now).provider == "resend"
