@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from hookinspect.errors import SigningError, UsageError
 from hookinspect.httpclient import HTTPClient, HTTPClientError
-from hookinspect.model import Attempt, Delivery, Headers, Response, SentRequest
+from hookinspect.model import Attempt, Delivery, Headers, Response, SentRequest, origin_path
 
 # Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus the ones the
 # client recomputes; they are never copied from the captured request.
@@ -54,6 +54,7 @@ def validate_target(url: str) -> str:
 def target_url(target: str, path: str, query: str) -> str:
     """Where a delivery goes on a target (see the module docstring for the rule)."""
     parts = urlsplit(target)
+    path = origin_path(path)  # a request sent in absolute form goes to the target's host all the same
     base_path = parts.path
     if not base_path or base_path.endswith("/"):
         full_path = base_path.rstrip("/") + (path if path.startswith("/") else "/" + path)

@@ -9,7 +9,14 @@
   connections from a stranger cannot keep a real sender out, and the process never runs
   into `Too many open files`.
 
-Both hook into aiohttp's request handler, which has no public extension point for them.
+- Any method that is an HTTP token (`FOO`, `Foo`, `post`), as the sender wrote it. aiohttp's
+  C parser (llhttp) knows a fixed list of upper-case methods and answers 400 to the rest, so a
+  connection whose first request line starts with anything else is read by aiohttp's own
+  pure-Python parser, which accepts every token, with the method kept as sent (it would
+  upper-case it). The usual methods keep the C parser's speed; a later request on the same
+  connection with an unusual method is still refused by llhttp (and kept as a rejection).
+
+They hook into aiohttp's request handler, which has no public extension point for them.
 """
 
 from __future__ import annotations
@@ -19,14 +26,15 @@ import errno
 import resource
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.client_exceptions import ClientPayloadError
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.http_parser import HttpRequestParserPy, RawRequestMessage
 from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
@@ -109,6 +117,47 @@ def default_max_connections() -> int:
     return max(MIN_CONNECTIONS, soft - RESERVED_DESCRIPTORS) if soft > 2 * RESERVED_DESCRIPTORS else max(MIN_CONNECTIONS, soft // 2)
 
 
+# Request lines llhttp reads, and reads fast; any other start goes to the lenient parser.
+FAST_METHODS = (b"POST ", b"GET ", b"PUT ", b"PATCH ", b"DELETE ", b"HEAD ", b"OPTIONS ")
+
+
+def needs_lenient_parser(first_bytes: bytes) -> bool:
+    """The connection's first bytes do not start with a method llhttp knows (or a prefix of one)."""
+    head = first_bytes[:8]
+    return not any(method.startswith(head) if len(head) < len(method) else head.startswith(method)
+                   for method in FAST_METHODS)
+
+
+class LenientRequestParser(HttpRequestParserPy):
+    """aiohttp's pure-Python request parser, keeping the method as the sender wrote it."""
+
+    def parse_message(self, lines: list[bytes]) -> RawRequestMessage:
+        message = super().parse_message(lines)
+        method = lines[0].split(b" ", 1)[0].decode("latin-1")
+        return message if method == message.method else message._replace(method=method)
+
+
+Refusal = Callable[[web.Request], "web.StreamResponse | None"]
+
+
+def continue_unless(refusal: Refusal) -> Callable[[web.Request], Awaitable[web.StreamResponse | None]]:
+    """An `expect_handler` for a route: `Expect: 100-continue` gets `100 Continue` only when
+    `refusal(request)` has nothing against the request (a declared body over the limit); the
+    refusal is the answer otherwise, and the sender never sends the body it would refuse. An
+    Expect value we do not know is not refused: the request is still captured."""
+
+    async def handle(request: web.Request) -> web.StreamResponse | None:
+        refused = refusal(request)
+        if refused is not None:
+            return refused
+        if request.version == HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the answer proper has not started
+        return None
+
+    return handle
+
+
 class Connection(RequestHandler):
     """One client connection: answers half-closed clients and tells the server when it was last active."""
 
@@ -116,11 +165,17 @@ class Connection(RequestHandler):
         super().__init__(*args, **kwargs)
         self._answered = 0  # requests answered; aiohttp counts those parsed (`_request_count`)
         self._last_payload: StreamReader | None = None  # the body of the newest request parsed
+        self._parser_chosen = False
+        self._parser_options = kwargs
 
     def data_received(self, data: bytes) -> None:
         manager = self._manager
         if isinstance(manager, BoundedServer):
             manager.touch(self)
+        if not self._parser_chosen:
+            self._parser_chosen = True
+            if needs_lenient_parser(data):
+                self._parser = self._lenient_parser()
         super().data_received(data)
         if self._messages:
             self._last_payload = self._messages[-1][1]
@@ -131,6 +186,14 @@ class Connection(RequestHandler):
             return await super().finish_response(request, resp, start_time)
         finally:
             self._answered += 1
+
+    def _lenient_parser(self) -> LenientRequestParser:
+        options = self._parser_options
+        return LenientRequestParser(
+            self, options["loop"], options.get("read_bufsize", 2**16), max_line_size=self.max_line_size,
+            max_field_size=self.max_field_size, max_headers=self.max_headers,
+            payload_exception=RequestPayloadError, auto_decompress=options.get("auto_decompress", True),
+            max_msg_queue_size=self._max_msg_queue_size)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         # The body of a refused request may still be unread, and aiohttp lingers up to 10 s

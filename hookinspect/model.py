@@ -22,6 +22,20 @@ from hookinspect import body as bodyview
 IMPORTED_KIND = "import"
 
 
+def is_absolute_form(path: str) -> bool:
+    """A request target that is a whole URL (as sent to a proxy), not a path."""
+    return path.startswith(("http://", "https://")) or path.startswith(("HTTP://", "HTTPS://"))
+
+
+def origin_path(path: str) -> str:
+    """The path part of a request target: itself, or the path of an absolute-form URL."""
+    if not is_absolute_form(path):
+        return path
+    rest = path.split("://", 1)[1]
+    slash = rest.find("/")
+    return rest[slash:] if slash >= 0 else "/"
+
+
 class Headers:
     """Ordered header pairs with duplicates kept and case-insensitive lookup.
 
@@ -225,7 +239,10 @@ class Delivery(Message):
         return format_time_us(self.received_us)
 
     def original_url(self) -> str:
-        """The URL the sender called, as far as the request tells (a proxy or tunnel in front sets X-Forwarded-*)."""
+        """The URL the sender called, as far as the request tells (a proxy or tunnel in front sets
+        X-Forwarded-*); a request in absolute form (`POST http://h/x HTTP/1.1`) named it itself."""
+        if is_absolute_form(self.path):
+            return self.target
         scheme = (self.headers.get("x-forwarded-proto") or "http").split(",")[0].strip()
         host = self.headers.get("x-forwarded-host") or self.headers.get("host") or "localhost"
         return f"{scheme}://{host}{self.target}"

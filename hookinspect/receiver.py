@@ -26,7 +26,7 @@ from hookinspect.body import escape_controls
 from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
 from hookinspect.errors import NetworkError, StoreError, StoreFullError, one_line
 from hookinspect.forward import HOP_BY_HOP, Forwarder
-from hookinspect.http_server import BoundedRunner, raise_file_limit
+from hookinspect.http_server import BoundedRunner, continue_unless, raise_file_limit
 from hookinspect.model import (
     REJECTED_BODY_LIMIT,
     REJECTED_HEAD_LIMIT,
@@ -186,7 +186,7 @@ def create_app(workspace: Workspace, settings: ReceiverSettings | None = None) -
         app.cleanup_ctx.append(_forwarding_lifecycle(forward))
     if settings.sources:
         app.cleanup_ctx.append(_source_lifecycle)
-    app.router.add_route("*", "/{tail:.*}", capture_request)
+    app.router.add_route("*", "/{tail:.*}", capture_request, expect_handler=continue_unless(refuse_declared_body))
     return app
 
 
@@ -308,6 +308,15 @@ def reject(request: web.Request, status: int, why: str, text: str, *, received: 
     request.app[RECORDER_KEY].reject(Rejection(status, why, request.remote, request.method, request.raw_path,
                                                request_head(request), bytes(body)))
     return web.Response(status=status, text=f"hookinspect: {text}\n", headers={"Connection": "close", **(headers or {})})
+
+
+def refuse_declared_body(request: web.Request) -> web.StreamResponse | None:
+    """The 413 a body announced over the limit gets before it is sent (no `100 Continue`)."""
+    settings = request.app[SETTINGS_KEY]
+    if request.content_length is not None and request.content_length > settings.max_body:
+        return reject(request, 413, f"body over {settings.max_body} bytes",
+                      f"request body exceeds the limit of {settings.max_body} bytes (listen --max-body)")
+    return None
 
 
 async def capture_request(request: web.Request) -> web.StreamResponse:

@@ -24,6 +24,7 @@ from aiohttp import web
 from hookinspect.body import NOT_JSON, parse_content_type, parse_json
 from hookinspect.errors import StoreError, UsageError
 from hookinspect.http_guard import HostRule, host_guard
+from hookinspect.http_server import continue_unless
 from hookinspect.model import MAX_NUMBER, now_us, parse_number
 from hookinspect.receiver import (
     DEFAULT_MAX_BODIES_IN_FLIGHT,
@@ -323,8 +324,9 @@ def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = Non
     app.router.add_get("/api/channels/{channel}/claims", list_claims)
     app.router.add_delete("/api/channels/{channel}/claims/{subscriber}", release_claim)
     app.router.add_get("/_static/{name}", channel_page_file)
-    app.router.add_route("*", "/{channel}", channel_endpoint)
-    app.router.add_route("*", "/{channel}/{tail:.*}", channel_endpoint)
+    expect = continue_unless(refuse_declared_body)
+    app.router.add_route("*", "/{channel}", channel_endpoint, expect_handler=expect)
+    app.router.add_route("*", "/{channel}/{tail:.*}", channel_endpoint, expect_handler=expect)
     return app
 
 
@@ -379,6 +381,19 @@ async def _retention(app: web.Application) -> AsyncIterator[None]:
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+def body_too_large(settings: RelaySettings) -> web.Response:
+    return web.json_response({"error": f"body over the relay's limit of {settings.max_body} bytes"},
+                             status=413, headers={"Connection": "close"})
+
+
+def refuse_declared_body(request: web.Request) -> web.Response | None:
+    """A body announced over the limit is refused before `100 Continue` invites it."""
+    settings = request.app[SETTINGS_KEY]
+    if request.content_length is not None and request.content_length > settings.max_body:
+        return body_too_large(settings)
+    return None
 
 
 def _base_url(request: web.Request) -> str:
@@ -581,8 +596,7 @@ async def ingest(request: web.Request, channel: Channel) -> web.Response:
             return web.json_response({"error": f"the body did not arrive within {settings.read_timeout:g} s"},
                                      status=408, headers={"Connection": "close"})
         except BodyTooLarge:
-            return web.json_response({"error": f"body over the relay's limit of {settings.max_body} bytes"},
-                                     status=413, headers={"Connection": "close"})
+            return body_too_large(settings)
         except OverBudget:
             return web.json_response({"error": "the relay is busy receiving other bodies; retry shortly"}, status=503,
                                      headers={"Retry-After": str(RETRY_AFTER_BUSY), "Connection": "close"})
