@@ -2,7 +2,11 @@
 soon a capture shows in a following page after its sender got the answer (100 deliveries at
 20/s), and the server's memory with five following tabs against one.
 
-    python bench/web.py [--deliveries 100000]
+    python bench/web.py [--deliveries 100000] [--checkout DIR]
+
+With --checkout (another checkout's directory, an earlier release), that checkout's `web`
+serves the same store too, and first paint and a page of the JSON list are measured on both
+in turn, in the same run: what the Host and cross-site guard costs.
 
 Needs Debian's chromium and the test extra (playwright). Everything runs on loopback.
 """
@@ -10,6 +14,7 @@ Needs Debian's chromium and the test extra (playwright). Everything runs on loop
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -60,6 +65,7 @@ def hookinspect(*args: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--deliveries", type=int, default=100_000)
+    parser.add_argument("--checkout", help="also serve the store with another checkout's `web`, measured in turn")
     args = parser.parse_args()
     chromium = shutil.which("chromium")
     if chromium is None:
@@ -72,13 +78,19 @@ def main() -> None:
     web_port = free_port()
     web = subprocess.Popen(hookinspect("web", "--port", str(web_port), "--store", str(big)), cwd=ROOT,
                            stderr=subprocess.DEVNULL)
+    other_port = free_port()
+    other = subprocess.Popen(hookinspect("web", "--port", str(other_port), "--store", str(big)), cwd=args.checkout,
+                             env={**os.environ, "PYTHONPATH": args.checkout}, stderr=subprocess.DEVNULL) \
+        if args.checkout else None
     live_store = workdir / "live.db"
     listen_port, live_web_port = free_port(), free_port()
     listen = subprocess.Popen(hookinspect("listen", "--port", str(listen_port), "--store", str(live_store), "--quiet",
                                           "--web", "--web-port", str(live_web_port)), cwd=ROOT, stderr=subprocess.DEVNULL)
     try:
-        for port in (web_port, listen_port, live_web_port):
+        for port in (web_port, listen_port, live_web_port, *([other_port] if other else [])):
             wait_port(port)
+        if other is not None:
+            compare_first_paint(chromium, {"this checkout": web_port, "--checkout": other_port}, args.deliveries)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             # 1. First list paint from navigation, on the big store (a fresh page each time).
@@ -135,6 +147,35 @@ def main() -> None:
     finally:
         stop(web)
         stop(listen)
+        if other is not None:
+            stop(other)
+
+
+def compare_first_paint(chromium: str, ports: dict[str, int], deliveries: int, rounds: int = 7) -> None:
+    """First list paint and one JSON page, the servers taken in turn (A B A B …) on the same store."""
+    from playwright.sync_api import sync_playwright
+
+    paints: dict[str, list[float]] = {name: [] for name in ports}
+    pages: dict[str, list[float]] = {name: [] for name in ports}
+    with sync_playwright() as p, httpx.Client() as client:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        for _ in range(rounds):
+            for name, port in ports.items():
+                page = browser.new_page()
+                began = time.perf_counter()
+                page.goto(f"http://127.0.0.1:{port}/")
+                page.wait_for_selector("#list tbody tr")
+                paints[name].append(time.perf_counter() - began)
+                page.close()
+                began = time.perf_counter()
+                for _ in range(20):
+                    client.get(f"http://127.0.0.1:{port}/api/deliveries?limit=100").raise_for_status()
+                pages[name].append((time.perf_counter() - began) / 20)
+        browser.close()
+    for name in ports:
+        print(f"{name}: first list paint on {deliveries:,} deliveries median {statistics.median(paints[name]) * 1000:.0f} ms "
+              f"(min {min(paints[name]) * 1000:.0f}, max {max(paints[name]) * 1000:.0f}); a page of 100 rows as JSON "
+              f"median {statistics.median(pages[name]) * 1000:.1f} ms")
 
 
 if __name__ == "__main__":
