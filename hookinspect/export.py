@@ -98,19 +98,22 @@ def render_httpie(items: list[ExportItem], to: str | None = None) -> str:
 
 
 def render_raw(items: list[ExportItem], to: str | None = None) -> bytes:
-    """The HTTP/1.1 request as it arrived (a de-chunked body gets a Content-Length)."""
+    """The HTTP/1.1 request as it arrived: a chunked body as one chunk, with its trailer fields
+    after it (the chunk boundaries the sender chose are not kept)."""
     out = bytearray()
     for item in items:
         d = item.delivery
         out += f"{d.method} {d.target} HTTP/{d.http_version}\r\n".encode("utf-8", "surrogateescape")
-        chunked = any(k.lower() == "transfer-encoding" for k, _ in d.headers)
+        chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in d.headers)
         for name, value in d.headers.raw():
-            if chunked and name.lower() == b"transfer-encoding":
-                continue
             out += name + b": " + value + b"\r\n"
-        if chunked:
-            out += f"Content-Length: {len(d.body)}\r\n".encode()
-        out += b"\r\n" + d.body
+        out += b"\r\n"
+        if not chunked:
+            out += d.body
+            continue
+        if d.body:
+            out += b"%x\r\n" % len(d.body) + d.body + b"\r\n"
+        out += b"0\r\n" + b"".join(name + b": " + value + b"\r\n" for name, value in d.trailers.raw()) + b"\r\n"
     return bytes(out)
 
 

@@ -72,6 +72,8 @@ def render_har(items: list[ExportItem], to: str | None = None) -> str:
             "cache": {}, "timings": {"send": 0, "wait": wait, "receive": 0},
             "_hookinspect": {"seq": d.seq, "id": d.id, "remote_addr": d.remote_addr, "provider": d.provider,
                              "event_type": d.event_type, "verdict": d.verdict, "verdict_reason": d.verdict_reason,
+                             # HAR has no place for trailer fields; ours keeps them here.
+                             **({"trailers": [[k, v] for k, v in d.trailers]} if d.trailers else {}),
                              "attempts": [a.to_dict() for a in item.attempts]},
         })
     doc = {"log": {"version": "1.2", "creator": {"name": "hookinspect", "version": __version__}, "entries": entries}}
@@ -114,12 +116,13 @@ def load_har(document: dict[str, Any]) -> list[ExportItem]:
                 headers = Headers([("Host", parts.netloc), *headers])
             version = str(req.get("httpVersion") or "HTTP/1.1").upper().removeprefix("HTTP/")
             delivery = Delivery(
-                method=req["method"].upper(), path=parts.path or "/", query=parts.query,
+                method=req["method"], path=parts.path or "/", query=parts.query,
                 http_version=version if version in ("1.0", "1.1", "2", "2.0", "3") else "1.1",
                 headers=headers, body=_har_body(req.get("postData")), received_us=_parse_har_time(entry.get("startedDateTime")),
                 source="import", remote_addr=ours.get("remote_addr") or entry.get("serverIPAddress"),
                 provider=ours.get("provider"), event_type=ours.get("event_type"), verdict=ours.get("verdict"),
                 verdict_reason=ours.get("verdict_reason"),
+                trailers=Headers((str(k), str(v)) for k, v in ours.get("trailers") or []),
             )
             if ours.get("id"):
                 delivery.id = str(ours["id"])

@@ -15,6 +15,10 @@
   pure-Python parser, which accepts every token, with the method kept as sent (it would
   upper-case it). The usual methods keep the C parser's speed; a later request on the same
   connection with an unusual method is still refused by llhttp (and kept as a rejection).
+- Trailer fields after a chunked body, which both of aiohttp's parsers read and drop: a
+  connection whose first request is chunked is read by the same Python parser, which notes
+  each body's trailers for the receiver (`trailers_of`). A chunked request later on a
+  connection that began otherwise loses its trailers, as before.
 
 They hook into aiohttp's request handler, which has no public extension point for them.
 """
@@ -32,7 +36,7 @@ from typing import Any
 from aiohttp import HttpVersion11, web
 from aiohttp.client_exceptions import ClientPayloadError
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
-from aiohttp.http_parser import HttpRequestParserPy, RawRequestMessage
+from aiohttp.http_parser import HeadersParser, HttpRequestParserPy, RawRequestMessage
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError
 from aiohttp.web_request import BaseRequest
@@ -122,19 +126,59 @@ FAST_METHODS = (b"POST ", b"GET ", b"PUT ", b"PATCH ", b"DELETE ", b"HEAD ", b"O
 
 
 def needs_lenient_parser(first_bytes: bytes) -> bool:
-    """The connection's first bytes do not start with a method llhttp knows (or a prefix of one)."""
-    head = first_bytes[:8]
-    return not any(method.startswith(head) if len(head) < len(method) else head.startswith(method)
-                   for method in FAST_METHODS)
+    """The connection's first bytes do not start with a method llhttp knows (or a prefix of
+    one), or its first request's body is chunked (and may end with trailer fields)."""
+    start = first_bytes[:8]
+    if not any(method.startswith(start) if len(start) < len(method) else start.startswith(method)
+               for method in FAST_METHODS):
+        return True
+    head = first_bytes.split(b"\r\n\r\n", 1)[0].lower()
+    return b"chunked" in head and b"transfer-encoding" in head
+
+
+class _TrailerNotingHeaders(HeadersParser):
+    """The parser's header reader, which also reads trailers: those it keeps, by body."""
+
+    def __init__(self, owner: LenientRequestParser, template: HeadersParser) -> None:
+        super().__init__(template.max_line_size, template.max_headers, template.max_field_size,
+                         template._lax)  # noqa: SLF001
+        self.owner = owner
+
+    def parse_headers(self, lines: list[bytes]):  # noqa: ANN201 (aiohttp's own pair)
+        parsed = super().parse_headers(lines)
+        payload_parser = self.owner._payload_parser  # noqa: SLF001
+        if not self.owner.reading_head and payload_parser is not None and parsed[1]:
+            self.owner.trailers[id(payload_parser.payload)] = list(parsed[1])
+        return parsed
 
 
 class LenientRequestParser(HttpRequestParserPy):
-    """aiohttp's pure-Python request parser, keeping the method as the sender wrote it."""
+    """aiohttp's pure-Python request parser, keeping the method as the sender wrote it and the
+    trailer fields of each chunked body (by the body's identity, until the receiver takes them)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reading_head = False
+        self.trailers: dict[int, list[tuple[bytes, bytes]]] = {}
+        self._headers_parser = _TrailerNotingHeaders(self, self._headers_parser)
 
     def parse_message(self, lines: list[bytes]) -> RawRequestMessage:
-        message = super().parse_message(lines)
+        self.reading_head = True
+        try:
+            message = super().parse_message(lines)
+        finally:
+            self.reading_head = False
         method = lines[0].split(b" ", 1)[0].decode("latin-1")
         return message if method == message.method else message._replace(method=method)
+
+
+def trailers_of(request: web.BaseRequest) -> list[tuple[bytes, bytes]]:
+    """The trailer fields that followed the request's chunked body (read it first), or []."""
+    protocol = request.protocol
+    parser = getattr(protocol, "_parser", None)
+    if not isinstance(parser, LenientRequestParser):
+        return []
+    return parser.trailers.pop(id(request.content), [])
 
 
 Refusal = Callable[[web.Request], "web.StreamResponse | None"]

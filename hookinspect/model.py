@@ -228,6 +228,8 @@ class Delivery(Message):
     verdict_reason: str | None = None
     origin: str | None = None  # for deliveries that came through a relay: `<channel url>#<event id>`
     note: str | None = None  # what a user should know about how it arrived
+    # Trailer fields after a chunked body, in order (a signature sent after the body, say).
+    trailers: Headers = field(default_factory=Headers)
 
     @property
     def target(self) -> str:
@@ -273,6 +275,8 @@ class Delivery(Message):
         out["origin"] = self.origin
         out["note"] = self.note
         out["headers"] = [[k, v] for k, v in self.headers]
+        if self.trailers:
+            out["trailers"] = [[k, v] for k, v in self.trailers]
         out.update(bodyview.encode_body_fields(self.body))
         return out
 
@@ -295,6 +299,7 @@ class Delivery(Message):
             verdict=obj.get("verdict"),
             verdict_reason=obj.get("verdict_reason"),
             headers=Headers((k, v) for k, v in obj.get("headers") or []),
+            trailers=Headers((k, v) for k, v in obj.get("trailers") or []),
             body=bodyview.decode_body_fields(obj),
         )
 

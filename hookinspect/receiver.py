@@ -26,7 +26,7 @@ from hookinspect.body import escape_controls
 from hookinspect.config import DEFAULT_HOST, DEFAULT_MAX_BODY, DEFAULT_PORT
 from hookinspect.errors import NetworkError, StoreError, StoreFullError, one_line
 from hookinspect.forward import HOP_BY_HOP, Forwarder
-from hookinspect.http_server import BoundedRunner, continue_unless, raise_file_limit
+from hookinspect.http_server import BoundedRunner, continue_unless, raise_file_limit, trailers_of
 from hookinspect.model import (
     REJECTED_BODY_LIMIT,
     REJECTED_HEAD_LIMIT,
@@ -257,6 +257,7 @@ async def read_body(request: web.BaseRequest, limit: int, hold: _Hold | None = N
 
 
 def delivery_from_request(request: web.BaseRequest, body: bytes) -> Delivery:
+    """What arrived, as a Delivery (after its body was read: trailers come after it)."""
     raw_path = request.raw_path
     path, _, query = raw_path.partition("?")
     return Delivery(
@@ -266,6 +267,7 @@ def delivery_from_request(request: web.BaseRequest, body: bytes) -> Delivery:
         http_version=f"{request.version.major}.{request.version.minor}",
         remote_addr=request.remote,
         headers=Headers.from_raw(request.raw_headers),
+        trailers=Headers.from_raw(trailers_of(request)),
         body=body,
         received_us=now_us(),
     )

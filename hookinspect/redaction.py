@@ -133,9 +133,12 @@ def redact(delivery: Delivery, rules: Redaction = DEFAULT_REDACTION) -> tuple[De
     """A copy with secret headers, query values and configured JSON paths masked, and what was masked."""
     headers, body, masked = _redact_message_parts(delivery.headers, delivery.body, rules)
     query, in_query = redact_query(delivery.query, rules)
+    trailers, _, in_trailers = _redact_message_parts(delivery.trailers, b"", rules)  # a signature may come last
     in_headers = [what for what in masked if what.startswith("header ")]
     in_body = [what for what in masked if not what.startswith("header ")]
-    return replace(delivery, headers=headers, query=query, body=body), in_headers + in_query + in_body
+    in_trailers = [what.replace("header ", "trailer ", 1) for what in in_trailers]
+    return (replace(delivery, headers=headers, query=query, body=body, trailers=trailers),
+            in_headers + in_trailers + in_query + in_body)
 
 
 def redact_attempt(attempt: Attempt, rules: Redaction = DEFAULT_REDACTION) -> tuple[Attempt, list[str]]:

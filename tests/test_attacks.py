@@ -378,3 +378,25 @@ def test_the_files_a_test_made_here_are_private_to_the_file_helper(tmp_path):
     target = tmp_path / "x" / "y.txt"
     write_private(target, b"1")
     assert is_private(target) and is_private(target.parent) and stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_trailer_fields_are_stored_shown_and_exported(store_path):
+    proc, url = start_listen(store_path)
+    try:
+        request = (b"POST /t HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTrailer: X-Signature\r\n\r\n"
+                   b"5\r\nhello\r\n6\r\n world\r\n0\r\nX-Signature: sha256=abc\r\nx-sig: second\r\n\r\n")
+        assert raw_request(url, request).startswith(b"HTTP/1.1 200")
+    finally:
+        stop_process(proc)
+    with Store(store_path) as store:
+        delivery = store.get(1)
+    assert delivery.body == b"hello world"
+    assert delivery.trailers.pairs() == [("X-Signature", "sha256=abc"), ("x-sig", "second")]
+    assert "Trailers" in run("show", "1", "--store", str(store_path)).stdout
+    raw = subprocess.run(hookinspect_cmd("export", "1", "--format", "raw", "--store", str(store_path)),
+                         capture_output=True, timeout=30).stdout
+    assert raw.endswith(b"0\r\nX-Signature: sha256=abc\r\nx-sig: second\r\n\r\n")
+    exported = json.loads(run("export", "1", "--format", "json", "--no-redact", "--store", str(store_path)).stdout)
+    assert exported[0]["trailers"] == [["X-Signature", "sha256=abc"], ["x-sig", "second"]]
+    masked = run("export", "1", "--format", "har", "--store", str(store_path)).stdout
+    assert "sha256=abc" not in masked  # a signature sent as a trailer is masked like the header

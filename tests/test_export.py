@@ -7,6 +7,7 @@ import pytest
 from hookinspect.errors import UsageError
 from hookinspect.export import ExportItem, export, render_raw
 from hookinspect.importing import parse_import
+from hookinspect.model import Headers
 from hookinspect.redaction import Redaction, redact
 from hookinspect.store.sqlite import Store
 from tests.factories import import_into, make_attempt, make_delivery
@@ -137,9 +138,12 @@ def test_redaction_masks_secrets_and_says_what():
 
 def test_raw_is_the_request_as_it_arrived():
     delivery = make_delivery(b"hello", path="/p", query="q=1", headers=[("Host", "h"), ("Transfer-Encoding", "chunked")])
+    delivery.trailers = Headers([("X-Sig", "abc"), ("x-sig", "def")])
     raw = render_raw([ExportItem(delivery, [])])
     assert raw.startswith(b"POST /p?q=1 HTTP/1.1\r\n")
-    assert b"Transfer-Encoding" not in raw and raw.endswith(b"Content-Length: 5\r\n\r\nhello")
+    assert raw.endswith(b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Sig: abc\r\nx-sig: def\r\n\r\n")
+    plain = make_delivery(b"hello", headers=[("Content-Length", "5")])
+    assert render_raw([ExportItem(plain, [])]).endswith(b"Content-Length: 5\r\n\r\nhello")
 
 
 @pytest.mark.parametrize("name", ["binary", "invalid_utf8", "nul", "quotes_and_shell", "json", "empty"])

@@ -15,7 +15,14 @@ from typing import Any
 
 from hookinspect.errors import NotFoundError, ScanStopped
 from hookinspect.filters import DeliveryFilter
-from hookinspect.model import MAX_NUMBER, Delivery, format_time_us, parse_number, summary_fields
+from hookinspect.model import (
+    MAX_NUMBER,
+    Delivery,
+    Headers,
+    format_time_us,
+    parse_number,
+    summary_fields,
+)
 from hookinspect.store.attempts import headers_from_json, headers_to_json, latest_attempt
 from hookinspect.store.query import where_clause
 from hookinspect.store.schema import store_error
@@ -28,11 +35,11 @@ _ROW_COLUMNS = f"""
 """
 _DELIVERY_COLUMNS = (
     "seq", "id", "received_us", "remote_addr", "method", "path", "query", "http_version", "source",
-    "provider", "event_type", "verdict", "verdict_reason", "headers", "body", "origin", "note",
+    "provider", "event_type", "verdict", "verdict_reason", "headers", "body", "origin", "note", "trailers",
 )
 _INSERT_COLUMNS = ("id", "received_us", "remote_addr", "method", "path", "query", "http_version", "content_type",
                    "size", "source", "provider", "event_type", "verdict", "verdict_reason", "content_hash", "headers",
-                   "body", "origin", "note")
+                   "body", "origin", "note", "trailers")
 _INSERT_WIDTH = len(_INSERT_COLUMNS)
 # Rows per INSERT statement. Each batch size gets its own prepared statement, and a prepared
 # statement grows with its rows: 64 sizes cost ~5 MiB of memory, 256 would cost ~70 MiB.
@@ -101,6 +108,7 @@ def _delivery_from_row(row: Iterable[Any]) -> Delivery:
         verdict=rec["verdict"], verdict_reason=rec["verdict_reason"],
         headers=headers_from_json(rec["headers"]), body=bytes(rec["body"]),
         origin=rec["origin"], note=rec["note"],
+        trailers=headers_from_json(rec["trailers"]) if rec["trailers"] else Headers(),
     )
 
 
@@ -132,6 +140,7 @@ class DeliveryTable:
                 delivery.headers.get("content-type"), len(delivery.body), delivery.source,
                 delivery.provider, delivery.event_type, delivery.verdict, delivery.verdict_reason,
                 digest, headers_to_json(delivery.headers), delivery.body, delivery.origin, delivery.note,
+                headers_to_json(delivery.trailers) if delivery.trailers else None,
             )
         # Multi-row statements rather than executemany: SQLite runs each statement with the GIL
         # released, and the receiver's writer thread waits to get it back after every one.

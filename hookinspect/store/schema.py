@@ -104,6 +104,10 @@ MIGRATIONS: list[str] = [
         unrecorded_after INTEGER NOT NULL DEFAULT 0
     );
     """,
+    # 6: trailer fields sent after a chunked body (JSON pairs, like headers; NULL when none)
+    """
+    ALTER TABLE deliveries ADD COLUMN trailers TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 # SQLite's result codes (the low byte of an extended code) that say what a failure means to a user.

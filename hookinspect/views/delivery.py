@@ -114,6 +114,9 @@ def delivery_lines(delivery: Delivery, attempt: Attempt | None = None, body_limi
         lines.append([safe(delivery.note, "yellow")])
     lines += [[], [("Headers", "bold underline")], *headers_lines(delivery.headers.pairs()),
               [], [("Body", "bold underline")], *body_lines(delivery, body_limit, fold_arrays)]
+    if delivery.trailers:
+        lines += [[], [("Trailers", "bold underline"), ("  after the chunked body", "dim")],
+                  *headers_lines(delivery.trailers.pairs())]
     if attempt is not None:
         lines += [[], [("Latest attempt", "bold underline")], *attempt_lines(attempt)]
     return lines
