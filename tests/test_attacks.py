@@ -36,6 +36,7 @@ from tests.factories import (
     make_delivery,
     start_listen,
     stop_process,
+    wait_until,
 )
 
 # The (a+)+ family: each backtracks exponentially in Python's re on a run of a's not followed by a match.
@@ -400,3 +401,37 @@ def test_trailer_fields_are_stored_shown_and_exported(store_path):
     assert exported[0]["trailers"] == [["X-Signature", "sha256=abc"], ["x-sig", "second"]]
     masked = run("export", "1", "--format", "har", "--store", str(store_path)).stdout
     assert "sha256=abc" not in masked  # a signature sent as a trailer is masked like the header
+
+
+def test_sigterm_ends_the_web_inspector_while_it_scans(store_path):
+    import threading
+
+    with Store(store_path) as store, store.transaction():
+        store.insert_deliveries([make_delivery(HOSTILE_BODY) for _ in range(3000)])
+    port = free_port()
+    web = subprocess.Popen(hookinspect_cmd("web", "--port", str(port), "--store", str(store_path)),
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until(lambda: socket.socket().connect_ex(("127.0.0.1", port)) == 0, 15, "the web inspector answering")
+        answers: list[int] = []
+
+        def scan() -> None:
+            for pattern in ("nothing-like-this-anywhere", *BACKTRACKING):
+                try:
+                    answers.append(httpx.get(f"http://127.0.0.1:{port}/api/deliveries", params={"filter": pattern},
+                                             timeout=30).status_code)
+                except httpx.HTTPError:
+                    return
+
+        scanning = threading.Thread(target=scan, daemon=True)
+        scanning.start()
+        wait_until(lambda: answers, 15, "the first scan answered")  # the next ones are under way
+        web.terminate()
+        web.wait(timeout=5)  # the deadline: the bound is 2 s, a loaded machine gets more
+        assert all(status in (200, 400) for status in answers)
+        scanning.join(10)
+    finally:
+        if web.poll() is None:
+            web.kill()
+            web.wait()
+        web.stderr.close()
