@@ -79,9 +79,15 @@ def main() -> None:
     web = subprocess.Popen(hookinspect("web", "--port", str(web_port), "--store", str(big)), cwd=ROOT,
                            stderr=subprocess.DEVNULL)
     other_port = free_port()
-    other = subprocess.Popen(hookinspect("web", "--port", str(other_port), "--store", str(big)), cwd=args.checkout,
-                             env={**os.environ, "PYTHONPATH": args.checkout}, stderr=subprocess.DEVNULL) \
-        if args.checkout else None
+    other = None
+    if args.checkout:
+        # The same deliveries, stored by the other checkout's own code (an older one may not read a newer store).
+        older = workdir / "checkout.db"
+        subprocess.run([sys.executable, "-c", f"from bench.web import build; build(__import__('pathlib').Path({str(older)!r}), "
+                                              f"{args.deliveries})"], cwd=args.checkout, check=True,
+                       env={**os.environ, "PYTHONPATH": args.checkout})
+        other = subprocess.Popen(hookinspect("web", "--port", str(other_port), "--store", str(older)), cwd=args.checkout,
+                                 env={**os.environ, "PYTHONPATH": args.checkout}, stderr=subprocess.DEVNULL)
     live_store = workdir / "live.db"
     listen_port, live_web_port = free_port(), free_port()
     listen = subprocess.Popen(hookinspect("listen", "--port", str(listen_port), "--store", str(live_store), "--quiet",
