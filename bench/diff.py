@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hookinspect.diff import diff_json  # noqa: E402
+from hookinspect.formats.diff import diff_json  # noqa: E402
 
 
 def main() -> None:
@@ -22,7 +22,7 @@ def main() -> None:
     start = time.perf_counter()
     changes = diff_json(old, new)
     ours = time.perf_counter() - start
-    print(f"hookinspect.diff: {ours:.2f} s, {len(changes)} change(s): {[c.path for c in changes]}")
+    print(f"hookinspect.formats.diff: {ours:.2f} s, {len(changes)} change(s): {[c.path for c in changes]}")
     try:
         from deepdiff import DeepDiff
     except ImportError:

@@ -56,7 +56,7 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 async def send_events(url: str, count: int) -> None:
     import httpx
 
-    from hookinspect.samples import build_sample_request, find_sample
+    from hookinspect.formats.samples import build_sample_request, find_sample
 
     async with httpx.AsyncClient() as client:
         for i in range(count):

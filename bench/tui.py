@@ -109,8 +109,8 @@ MEASURE = textwrap.dedent("""
 # The UI side of `listen --ui`, headless: listens on argv[2] and keeps filtering and scrolling.
 BUSY_UI = textwrap.dedent("""
     import asyncio, sys
-    from hookinspect.background import ReceiverProcess
-    from hookinspect.receiver import ReceiverSettings
+    from hookinspect.intake.background import ReceiverProcess
+    from hookinspect.intake.receiver import ReceiverSettings
     from hookinspect.tui.app import HookinspectApp
     from hookinspect.workspace import Workspace
 

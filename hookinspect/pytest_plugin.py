@@ -24,11 +24,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from hookinspect.check import AppSender, evaluate
-from hookinspect.diff import Change
-from hookinspect.forward import Forwarder, validate_target
+from hookinspect.formats.diff import Change
+from hookinspect.formats.targets import validate_target
+from hookinspect.intake.receiver import ReceiverSettings, create_app, start_server
 from hookinspect.model import Attempt, Delivery, Response
-from hookinspect.receiver import ReceiverSettings, create_app, start_server
+from hookinspect.send.check import AppSender, evaluate
+from hookinspect.send.forward import Forwarder
 from hookinspect.signing.base import Verdict
 from hookinspect.signing.registry import Secrets, check_delivery, resigner_for
 from hookinspect.store.fixtures import FixtureRecord, load_fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from hookinspect.receiver import ReceiverSettings, create_app, start_server
+from hookinspect.intake.receiver import ReceiverSettings, create_app, start_server
 from hookinspect.store.sqlite import Store
 from hookinspect.workspace import Workspace
 from tests.factories import RecordingTarget

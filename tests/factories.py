@@ -195,7 +195,7 @@ async def post(url: str, **kwargs) -> httpx.Response:
 
 def import_into(store: Path, items: list[ExportItem], annotate: Callable[[Delivery], None] | None = None) -> tuple[int, int]:
     """`hookinspect import` of `items` into the store file, through the recorder."""
-    from hookinspect.importing import import_deliveries
+    from hookinspect.intake.importing import import_deliveries
     from hookinspect.recorder import Recorder
     from hookinspect.workspace import Workspace
 

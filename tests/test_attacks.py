@@ -22,8 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hookinspect.intake.receiver import start_server
 from hookinspect.model import ExportItem
-from hookinspect.receiver import start_server
 from hookinspect.relay.server import RelaySettings, create_relay_app
 from hookinspect.relay.storage import SqliteRelayStorage
 from hookinspect.store.sqlite import Store
@@ -203,7 +203,7 @@ async def test_an_imported_har_cannot_aim_a_signed_replay(tmp_path, store_path):
         body = b'{"id":"evt_1","type":"payment_intent.succeeded"}'
         delivery = make_delivery(body, headers=[("Stripe-Signature", "t=1,v1=00")])
         attempt = make_attempt(0, 500, target=stranger.url + "/collect")
-        from hookinspect.export import export
+        from hookinspect.formats.export import export
         har, _ = export([ExportItem(delivery, [attempt])], "har", redact_secrets=False)
         evil = tmp_path / "evil.har"
         evil.write_text(har if isinstance(har, str) else har.decode())

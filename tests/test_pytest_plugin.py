@@ -41,7 +41,7 @@ EXAMPLE = textwrap.dedent('''
 
 
     def test_verify_a_received_signature(webhook_receiver):
-        from hookinspect.samples import build_sample_request, find_sample
+        from hookinspect.formats.samples import build_sample_request, find_sample
         request = build_sample_request(find_sample("github/push"), webhook_receiver.url + "/", "s3cret")
         httpx.post(request.url, content=request.body, headers=request.headers.pairs())
         [delivery] = webhook_receiver.wait_for()
@@ -73,8 +73,8 @@ EXAMPLE = textwrap.dedent('''
 def test_plugin_fixtures_in_a_real_test_suite(pytester, tmp_path):
     from pathlib import Path
 
-    from hookinspect.export import ExportItem, export
-    from hookinspect.samples import build_sample_request, find_sample
+    from hookinspect.formats.export import ExportItem, export
+    from hookinspect.formats.samples import build_sample_request, find_sample
     from tests.factories import make_attempt, make_delivery
 
     request = build_sample_request(find_sample("stripe/payment_intent.succeeded"), "http://x/", "old", now=1_700_000_000)

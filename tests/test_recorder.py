@@ -7,16 +7,16 @@ import json
 import httpx
 import pytest
 
-from hookinspect.export import export
-from hookinspect.forward import Forwarder
-from hookinspect.importing import import_deliveries, parse_import
+from hookinspect.formats.export import export
+from hookinspect.formats.samples import build_sample_request, find_sample
+from hookinspect.intake.importing import import_deliveries, parse_import
+from hookinspect.intake.receiver import ForwardSettings, ReceiverSettings, create_app, start_server
+from hookinspect.intake.subscription import RelaySubscriber
 from hookinspect.model import Delivery, ExportItem
-from hookinspect.receiver import ForwardSettings, ReceiverSettings, create_app, start_server
 from hookinspect.recorder import Recorder
-from hookinspect.relay.client import RelaySubscriber
 from hookinspect.relay.server import RelaySettings, create_relay_app
 from hookinspect.relay.storage import SqliteRelayStorage
-from hookinspect.samples import build_sample_request, find_sample
+from hookinspect.send.forward import Forwarder
 from hookinspect.signing.registry import Secrets, annotate_delivery
 from hookinspect.workspace import StoreChange, Workspace
 from tests.factories import await_until

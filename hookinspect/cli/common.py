@@ -8,7 +8,7 @@ import typer
 
 from hookinspect.config import parse_size  # noqa: F401 (the commands take it from here)
 from hookinspect.errors import UsageError
-from hookinspect.filters import (
+from hookinspect.formats.filters import (
     DeliveryFilter,
     checked_provider,
     checked_verdict,

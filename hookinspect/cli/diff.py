@@ -11,7 +11,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from hookinspect.answers import AnswerDiff, diff_answers
 from hookinspect.cli.common import (
     FILTER_OPTION,
     INSECURE_OPTION,
@@ -26,8 +25,9 @@ from hookinspect.cli.common import (
 )
 from hookinspect.cli.output import Output, add_columns, rich_lines, safe_text
 from hookinspect.config import Settings
-from hookinspect.diff import Change, DiffOptions, diff_deliveries
 from hookinspect.errors import EXIT_FAILED, UsageError
+from hookinspect.formats.diff import Change, DiffOptions, diff_deliveries
+from hookinspect.send.answers import AnswerDiff, diff_answers
 from hookinspect.signing.registry import resigner_for
 from hookinspect.views.delivery import change_lines, shown_value
 from hookinspect.views.text import status_style

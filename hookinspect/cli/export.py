@@ -16,9 +16,9 @@ from hookinspect.cli.common import (
 from hookinspect.cli.output import Output
 from hookinspect.config import Settings
 from hookinspect.errors import UsageError
-from hookinspect.export import EXPORTERS, ExportItem, export, write_export
-from hookinspect.forward import validate_target
-from hookinspect.redaction import Redaction
+from hookinspect.formats.export import EXPORTERS, ExportItem, export, write_export
+from hookinspect.formats.redaction import Redaction
+from hookinspect.formats.targets import validate_target
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
 

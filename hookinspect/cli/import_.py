@@ -17,7 +17,7 @@ from hookinspect.cli.common import (
 )
 from hookinspect.cli.output import Output
 from hookinspect.errors import UsageError
-from hookinspect.importing import import_deliveries, parse_import
+from hookinspect.intake.importing import import_deliveries, parse_import
 from hookinspect.recorder import Recorder
 from hookinspect.signing.registry import annotate_delivery
 

@@ -42,9 +42,14 @@ from hookinspect.views.delivery import attempt_line, delivery_line
 from hookinspect.workspace import StoreChange, Workspace
 
 if TYPE_CHECKING:
-    from hookinspect.receiver import ForwardSettings, MockResponse, ReceiverEvent, ReceiverSettings
+    from hookinspect.intake.receiver import (
+        ForwardSettings,
+        MockResponse,
+        ReceiverEvent,
+        ReceiverSettings,
+    )
     from hookinspect.relay.storage import Claim
-    from hookinspect.retry_queue import QueuePolicy
+    from hookinspect.send.queue import QueuePolicy
     from hookinspect.signing.registry import Secrets
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
@@ -148,7 +153,7 @@ def render_event(event: ReceiverEvent | StoreChange) -> Text:
 
 
 def build_mock_response(status: int, body: str | None, headers: list[str], delay: float) -> MockResponse:
-    from hookinspect.receiver import MockResponse
+    from hookinspect.intake.receiver import MockResponse
 
     if not 100 <= status <= 599:
         raise UsageError(f"--status {status} is not an HTTP status")
@@ -169,9 +174,10 @@ def build_mock_response(status: int, body: str | None, headers: list[str], delay
 def build_forwarding(settings: Settings, forward_to: list[str], ack: bool, policy: QueuePolicy,
                      timeout: float, verify_tls: bool = True) -> ForwardSettings | None:
     """Forwarding from flags and config (forward_to, [[route]]); None when nothing is forwarded."""
-    from hookinspect.forward import Forwarder, validate_target
-    from hookinspect.receiver import ForwardSettings
-    from hookinspect.routing import parse_routes, targets_for
+    from hookinspect.formats.targets import validate_target
+    from hookinspect.intake.receiver import ForwardSettings
+    from hookinspect.send.forward import Forwarder
+    from hookinspect.send.routing import parse_routes, targets_for
 
     defaults = [validate_target(url) for url in forward_to or settings.get_urls("forward_to")]
     routes = parse_routes(settings.table("route"))
@@ -229,17 +235,17 @@ def listen(
     allowed_host: list[str] = ALLOWED_HOST_OPTION,
 ) -> None:
     """Receive webhooks: store every request durably, then answer it."""
-    from hookinspect.forward import validate_target
-    from hookinspect.receiver import (
+    from hookinspect.formats.targets import validate_target
+    from hookinspect.intake.receiver import (
         DEFAULT_MAX_BODIES_IN_FLIGHT,
         DEFAULT_MAX_HEADER_BYTES,
         DEFAULT_READ_TIMEOUT,
         ReceiverSettings,
     )
-    from hookinspect.relay.client import checked_sources
-    from hookinspect.responses import parse_respond, rules_from_config
-    from hookinspect.retry_queue import QueuePolicy
-    from hookinspect.serve import check_store, check_workers_fit
+    from hookinspect.intake.responses import parse_respond, rules_from_config
+    from hookinspect.intake.serve import check_store, check_workers_fit
+    from hookinspect.intake.subscription import checked_sources
+    from hookinspect.send.queue import QueuePolicy
     from hookinspect.signing.registry import annotate_delivery, read_secret_file, resigner_for
 
     out = Output()
@@ -329,7 +335,7 @@ def channel_key(given: Path | None, store: Path, source: str) -> tuple[bytes | N
     """A sealed channel's private key: the file given, or the one `channel new --sealed` made
     beside the store (None when there is none: the channel is not sealed, or a message says
     where it was looked for once a sealed event arrives)."""
-    from hookinspect.relay.client import channel_url
+    from hookinspect.intake.subscription import channel_url
     from hookinspect.relay.sealing import key_path, load_private_key
     path = given or key_path(store, channel_url(source).rsplit("/", 1)[-1])
     if given is None and not path.exists():
@@ -340,7 +346,7 @@ def channel_key(given: Path | None, store: Path, source: str) -> tuple[bytes | N
 def run_with_ui(path: Path, receiver_settings: ReceiverSettings, host: str, port: int, durability: str,
                 secrets: Secrets, target: str | None) -> None:
     """`listen --ui`: the receiver in its own process, the terminal UI in this one."""
-    from hookinspect.background import ReceiverProcess
+    from hookinspect.intake.background import ReceiverProcess
     from hookinspect.store.owner import owning
     from hookinspect.tui.app import run_ui
 
@@ -379,7 +385,7 @@ def web_inspector(path: Path, host: str, port: int, secret: list[str], allowed_h
 
 def run_receiver(out: Output, path: Path, receiver_settings: ReceiverSettings, host: str, port: int | None, workers: int,
                  durability: str, quiet: bool, as_json: bool, shows: Callable[[Delivery], bool]) -> None:
-    from hookinspect.serve import ServeReport, serve
+    from hookinspect.intake.serve import ServeReport, serve
 
     printer = LivePrinter(out.stdout, as_json=as_json, shows=shows) if not quiet or as_json else None
     if printer is not None:
@@ -395,7 +401,7 @@ def run_receiver(out: Output, path: Path, receiver_settings: ReceiverSettings, h
 
 def delivery_selector(events: str | None, provider: str | None) -> Callable[[Delivery], bool]:
     """Which deliveries `listen --events/--provider` prints and forwards (all are stored)."""
-    from hookinspect.filters import checked_provider
+    from hookinspect.formats.filters import checked_provider
 
     globs = [g.strip() for g in (events or "").split(",") if g.strip()]
     wanted = checked_provider(provider) if provider else None

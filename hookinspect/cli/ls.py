@@ -17,7 +17,7 @@ from hookinspect.cli.common import (
 )
 from hookinspect.cli.output import Output, add_columns, rich_line
 from hookinspect.errors import UsageError
-from hookinspect.filters import parse_refs
+from hookinspect.formats.filters import parse_refs
 from hookinspect.store.deliveries import DeliveryRow
 from hookinspect.views.delivery import (
     ATTEMPT_COLUMNS,

@@ -16,8 +16,8 @@ from hookinspect.cli.common import ALLOWED_HOST_OPTION, JSON_OPTION, STORE_OPTIO
 from hookinspect.cli.output import Output
 from hookinspect.config import checked_port
 from hookinspect.errors import NetworkError, UsageError
-from hookinspect.forward import validate_target
-from hookinspect.redaction import redact_url
+from hookinspect.formats.redaction import redact_url
+from hookinspect.formats.targets import validate_target
 from hookinspect.store.schema import SYNCHRONOUS
 
 if TYPE_CHECKING:
@@ -50,9 +50,9 @@ def run_relay(
 ) -> None:
     """Run the relay: senders POST to /<channel>, subscribers stream it (smee-compatible)."""
     # Imported here: the server pulls in aiohttp, which other commands need not load at start-up.
-    from hookinspect.http_guard import ANY_HOST, HostRule
-    from hookinspect.http_server import OutOfFilesReporter
-    from hookinspect.receiver import is_loopback, start_server
+    from hookinspect.intake.receiver import is_loopback, start_server
+    from hookinspect.net.guard import ANY_HOST, HostRule
+    from hookinspect.net.server import OutOfFilesReporter
     from hookinspect.relay.server import RelaySettings, create_relay_app
     out = Output()
     # Every option is checked before the storage opens: a mistyped command leaves nothing behind.
@@ -156,7 +156,7 @@ TOKEN_OPTION = typer.Option(None, "--token", envvar=["HOOKINSPECT_TOKEN", "HOOKI
 
 def _channel_call(method: str, channel: str, tail: str, token: str | None, keys: tuple[str, ...] = ()) -> dict:
     """One call to a relay's channel API, or a one-line error saying what the relay said."""
-    from hookinspect.relay.client import channel_url
+    from hookinspect.intake.subscription import channel_url
     url = channel_url(validate_target(channel))
     base, _, channel_id = url.rpartition("/")
     if not channel_id or "://" not in base:
@@ -168,7 +168,7 @@ def _channel_call(method: str, channel: str, tail: str, token: str | None, keys:
 def _relay_call(method: str, base: str, url: str, keys: tuple[str, ...], **kwargs: Any) -> dict:
     """A relay API call's JSON answer (with `keys` in it), or one line: unreachable, refused
     (with the relay's reason), or not a relay of ours at all (a `listen`'s port, say)."""
-    from hookinspect.relay.client import relay_error
+    from hookinspect.intake.subscription import relay_error
     try:
         response = httpx.request(method, url, timeout=10, **kwargs)
     except httpx.HTTPError as exc:

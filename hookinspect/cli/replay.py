@@ -30,10 +30,11 @@ from hookinspect.cli.common import (
 from hookinspect.cli.output import Output, safe_text
 from hookinspect.config import Settings
 from hookinspect.errors import EXIT_FAILED, UsageError
-from hookinspect.filters import DeliveryFilter
-from hookinspect.forward import RequestEdits, Resigner, validate_target
+from hookinspect.formats.filters import DeliveryFilter
+from hookinspect.formats.targets import validate_target
 from hookinspect.model import Attempt, Delivery
-from hookinspect.replay import default_targets, replay_deliveries
+from hookinspect.send.forward import RequestEdits, Resigner
+from hookinspect.send.replay import default_targets, replay_deliveries
 from hookinspect.signing.registry import resigner_for
 from hookinspect.views.text import safe_url, status_style
 from hookinspect.workspace import Workspace

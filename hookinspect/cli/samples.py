@@ -8,7 +8,7 @@ from rich.text import Text
 
 from hookinspect.cli.common import JSON_OPTION
 from hookinspect.cli.output import Output, add_columns
-from hookinspect.samples import list_samples
+from hookinspect.formats.samples import list_samples
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
 

@@ -11,8 +11,9 @@ from rich.text import Text
 from hookinspect.cli.common import JSON_OPTION, gather_secrets
 from hookinspect.cli.output import Output, safe_text
 from hookinspect.errors import EXIT_FAILED, EXIT_NETWORK
-from hookinspect.forward import Forwarder, validate_target
-from hookinspect.samples import build_sample_request, find_sample
+from hookinspect.formats.samples import build_sample_request, find_sample
+from hookinspect.formats.targets import validate_target
+from hookinspect.send.forward import Forwarder
 from hookinspect.signing.registry import PROVIDERS
 from hookinspect.views.text import status_style
 

@@ -20,7 +20,7 @@ def open_ui(
     store_path: Path | None = STORE_OPTION,
 ) -> None:
     """Open the terminal UI over the store (it follows what `listen` captures)."""
-    from hookinspect.forward import validate_target
+    from hookinspect.formats.targets import validate_target
     from hookinspect.tui.app import run_ui
     from hookinspect.workspace import Workspace
 

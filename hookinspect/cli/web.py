@@ -39,9 +39,9 @@ def serve_web(path: Path, host: str, port: int, *, target: str | None = None, se
               open_browser: bool = False, allowed_hosts: list[str] | None = None) -> None:
     """Run the web inspector until Ctrl+C or SIGTERM (also what `listen --web` starts)."""
     # Imported here: the server pulls in aiohttp, which other commands need not load at start-up.
-    from hookinspect.forward import validate_target
-    from hookinspect.http_guard import HostRule
-    from hookinspect.receiver import is_loopback, start_server
+    from hookinspect.formats.targets import validate_target
+    from hookinspect.intake.receiver import is_loopback, start_server
+    from hookinspect.net.guard import HostRule
     from hookinspect.web.server import WebSettings, create_web_app
     from hookinspect.workspace import Workspace
 

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from hookinspect.errors import UsageError
-from hookinspect.filters import DeliveryFilter, parse_filter
+from hookinspect.formats.filters import DeliveryFilter, parse_filter
 from hookinspect.model import Delivery, Headers
 from hookinspect.relay.storage import Claim, RelayEvent, RelayStorage
 

@@ -27,7 +27,7 @@ import redis
 import redis.asyncio
 
 from hookinspect.errors import StoreError
-from hookinspect.redaction import redact_url
+from hookinspect.formats.redaction import redact_url
 from hookinspect.relay.storage import (
     Channel,
     ChannelLimitReached,

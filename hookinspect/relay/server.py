@@ -23,10 +23,8 @@ from aiohttp import web
 
 from hookinspect.body import NOT_JSON, parse_content_type, parse_json
 from hookinspect.errors import StoreError, UsageError
-from hookinspect.http_guard import HostRule, host_guard
-from hookinspect.http_server import continue_unless
 from hookinspect.model import MAX_NUMBER, now_us, parse_number
-from hookinspect.receiver import (
+from hookinspect.net.budgets import (
     DEFAULT_MAX_BODIES_IN_FLIGHT,
     DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_READ_TIMEOUT,
@@ -37,6 +35,8 @@ from hookinspect.receiver import (
     header_bytes,
     read_body,
 )
+from hookinspect.net.guard import HostRule, host_guard
+from hookinspect.net.server import continue_unless
 from hookinspect.relay.claims import (
     CLAIM_TTL_SECONDS,
     REFRESH_SECONDS,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hookinspect.errors import NotFoundError, ScanStopped
-from hookinspect.filters import DeliveryFilter
+from hookinspect.formats.filters import DeliveryFilter
 from hookinspect.model import (
     MAX_NUMBER,
     Delivery,

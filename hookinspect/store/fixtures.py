@@ -25,10 +25,10 @@ from typing import Any
 from tinydb import Query, TinyDB
 from tinydb.storages import MemoryStorage
 
-from hookinspect.admissible import why_not_capturable
 from hookinspect.body import NOT_JSON, decode_body_fields, encode_body_fields, json_text
 from hookinspect.errors import UsageError
-from hookinspect.filters import parse_json_path, walk_json
+from hookinspect.formats.admissible import why_not_capturable
+from hookinspect.formats.filters import parse_json_path, walk_json
 from hookinspect.model import Attempt, Delivery, ExportItem, Headers
 
 _STRING = r'"(?:[^"\\]|\\.)*"'

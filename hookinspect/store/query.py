@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hookinspect.filters import DeliveryFilter, content_type_globs
+from hookinspect.formats.filters import DeliveryFilter, content_type_globs
 from hookinspect.store.attempts import latest_attempt
 
 _LAST_STATUS = latest_attempt("status")

@@ -20,24 +20,25 @@ from textual.message import Message
 from textual.widgets import Footer, Input, Sparkline, Static
 from textual.worker import get_current_worker
 
-from hookinspect.background import ReceiverProcess, receiver_event
 from hookinspect.body import escape_controls
-from hookinspect.detail import draw_detail, read_detail
-from hookinspect.diff import diff_deliveries
 from hookinspect.errors import HookinspectError
-from hookinspect.export import ExportItem, export_path, render_curl, write_export
-from hookinspect.filters import DeliveryFilter, parse_filter
-from hookinspect.forward import RequestEdits, validate_target
+from hookinspect.formats.diff import diff_deliveries
+from hookinspect.formats.export import ExportItem, export_path, render_curl, write_export
+from hookinspect.formats.filters import DeliveryFilter, parse_filter
+from hookinspect.formats.targets import validate_target
+from hookinspect.intake.background import ReceiverProcess, receiver_event
+from hookinspect.intake.receiver import ReceiverEvent
 from hookinspect.model import Delivery
 from hookinspect.private_files import write_private
-from hookinspect.receiver import ReceiverEvent
-from hookinspect.replay import last_own_target, replay_deliveries
+from hookinspect.send.forward import RequestEdits
+from hookinspect.send.replay import last_own_target, replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for
 from hookinspect.store.sqlite import Store
 from hookinspect.tui.screens.prompt import ConfirmPrompt, EditRequest, HelpScreen, TextPrompt
 from hookinspect.tui.widgets.delivery_list import DeliveryList
 from hookinspect.tui.widgets.detail import DeliveryDetail
 from hookinspect.views.delivery import DetailLines, change_lines
+from hookinspect.views.detail import draw_detail, read_detail
 from hookinspect.views.seq_index import Run, SeqIndex, runs_of
 from hookinspect.views.text import safe, safe_url
 from hookinspect.workspace import StoreChange, Workspace

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hookinspect.body import escape_controls
-from hookinspect.diff import Change
+from hookinspect.formats.diff import Change
+from hookinspect.formats.redaction import redact_query
 from hookinspect.model import Attempt, Delivery, Rejection
-from hookinspect.redaction import redact_query
 from hookinspect.signing.registry import SignatureReport
 from hookinspect.store.deliveries import DeliveryRow
 from hookinspect.store.queue import QueueItem

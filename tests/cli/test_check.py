@@ -5,8 +5,8 @@ import xml.etree.ElementTree as ET
 from typer.testing import CliRunner
 
 from hookinspect.cli.app import app
-from hookinspect.export import ExportItem, export
-from hookinspect.samples import build_sample_request, find_sample
+from hookinspect.formats.export import ExportItem, export
+from hookinspect.formats.samples import build_sample_request, find_sample
 from tests.factories import make_attempt, make_delivery
 
 runner = CliRunner()

@@ -52,7 +52,7 @@ def test_no_command_prints_a_raw_control_byte(hostile_store, args):
 
 def test_live_lines_show_hostile_text_escaped():
     from hookinspect.cli.listen import render_event
-    from hookinspect.receiver import ReceiverEvent
+    from hookinspect.intake.receiver import ReceiverEvent
     from hookinspect.workspace import StoreChange
 
     delivery = make_delivery(b"{}", path="/" + EVIL, query="a=" + EVIL, headers=[("Content-Type", EVIL)])

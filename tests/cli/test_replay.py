@@ -178,7 +178,7 @@ async def test_ack_queue_survives_kill_9_and_delivers_in_order_after_restart(tmp
 
 
 def _stale_delivery(sample_name, secret, minutes=10):
-    from hookinspect.samples import build_sample_request, find_sample
+    from hookinspect.formats.samples import build_sample_request, find_sample
 
     request = build_sample_request(find_sample(sample_name), "http://127.0.0.1:8787/", secret, now=time.time() - minutes * 60)
     return make_delivery(request.body, path=request.url.split("8787", 1)[1], content_type=None, headers=request.headers.pairs())

@@ -76,7 +76,7 @@ def test_mistyped_commands_are_one_line_usage_errors_that_leave_nothing_behind(t
 async def test_every_signed_sample_is_sent_captured_and_verified_as_its_provider(receiver, store_path, tmp_path):
     """Each provider's sample goes out signed with the user's secret, reaches a real receiver, and
     `verify` with that secret calls the stored delivery valid, as its own provider."""
-    from hookinspect.samples import list_samples
+    from hookinspect.formats.samples import list_samples
     from tests.signing.test_registry import secret_pair
 
     url, _ = receiver

@@ -5,7 +5,7 @@ import json
 from typer.testing import CliRunner
 
 from hookinspect.cli.app import app
-from hookinspect.samples import build_sample_request, find_sample
+from hookinspect.formats.samples import build_sample_request, find_sample
 from hookinspect.store.sqlite import Store
 from tests.factories import make_delivery
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hookinspect.relay.client import REENCODED_NOTE, delivery_from_event
+from hookinspect.intake.subscription import REENCODED_NOTE, delivery_from_event
 from hookinspect.store.sqlite import Store
 from tests.factories import (
     RecordingTarget,
@@ -254,8 +254,8 @@ async def test_channel_commands_aimed_at_something_else_than_a_relay_are_one_lin
 
 
 async def test_an_event_over_the_laptops_body_limit_is_one_line_and_the_next_ones_arrive(workspace, tmp_path):
+    from hookinspect.intake.subscription import RelaySubscriber
     from hookinspect.recorder import Recorder
-    from hookinspect.relay.client import RelaySubscriber
 
     relay, relay_url = await asyncio.to_thread(start_relay, tmp_path / "relay")
     said: list[str] = []
@@ -282,9 +282,9 @@ async def test_an_event_over_the_laptops_body_limit_is_one_line_and_the_next_one
 
 async def test_a_full_disk_at_the_laptop_lets_the_stream_go_and_every_event_comes_once_there_is_room(
         workspace, tmp_path, monkeypatch):
-    import hookinspect.relay.client as client_module
+    import hookinspect.intake.subscription as client_module
+    from hookinspect.intake.subscription import RelaySubscriber
     from hookinspect.recorder import Recorder
-    from hookinspect.relay.client import RelaySubscriber
 
     monkeypatch.setattr(client_module, "BACKOFF", (0.05, 0.1, 0.2))
     relay, relay_url = await asyncio.to_thread(start_relay, tmp_path / "relay")
@@ -319,8 +319,8 @@ async def subscribed_to_a_fake_relay(subscribe, workspace, said, done):
     (a relay not of ours); `done` is set when the block ends, to release its streams."""
     from aiohttp import web
 
+    from hookinspect.intake.subscription import RelaySubscriber
     from hookinspect.recorder import Recorder
-    from hookinspect.relay.client import RelaySubscriber
 
     app = web.Application()
     app.router.add_get("/{channel}", subscribe)
@@ -374,7 +374,7 @@ async def test_events_that_are_not_deliveries_are_skipped_in_one_line_and_the_st
 async def test_a_stream_that_falls_silent_is_dropped_and_subscribed_again(workspace, monkeypatch):
     from aiohttp import web
 
-    import hookinspect.relay.client as client_module
+    import hookinspect.intake.subscription as client_module
 
     monkeypatch.setattr(client_module, "SILENCE_SECONDS", 0.5)
     monkeypatch.setattr(client_module, "BACKOFF", (0.05,))
@@ -396,9 +396,9 @@ async def test_a_stream_that_falls_silent_is_dropped_and_subscribed_again(worksp
 
 
 async def test_a_relay_that_is_not_there_is_one_plain_line(workspace, monkeypatch):
-    import hookinspect.relay.client as client_module
+    import hookinspect.intake.subscription as client_module
+    from hookinspect.intake.subscription import RelaySubscriber
     from hookinspect.recorder import Recorder
-    from hookinspect.relay.client import RelaySubscriber
 
     monkeypatch.setattr(client_module, "BACKOFF", (30,))
     port = free_port()

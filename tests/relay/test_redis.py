@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from hookinspect.receiver import start_server
+from hookinspect.intake.receiver import start_server
 from hookinspect.relay.redis_storage import RedisRelayStorage, entry_to_id, id_to_entry
 from hookinspect.relay.server import RelaySettings, create_relay_app
 from hookinspect.relay.storage import ChannelLimitReached, Claim, RelayEvent

@@ -6,7 +6,7 @@ import weakref
 import httpx
 import pytest
 
-from hookinspect.receiver import start_server
+from hookinspect.intake.receiver import start_server
 from hookinspect.relay.server import (
     BUDGET_KEY,
     BatchingAppender,

@@ -4,8 +4,8 @@ import time
 import pytest
 
 from hookinspect.errors import UsageError
+from hookinspect.formats.samples import build_sample_request, list_samples
 from hookinspect.model import Headers, SentRequest
-from hookinspect.samples import build_sample_request, list_samples
 from hookinspect.signing.base import VERDICTS, SignedMessage
 from hookinspect.signing.registry import (
     PROVIDERS,
@@ -197,7 +197,7 @@ def test_a_known_sender_without_its_signature_header_is_unsigned(secrets):
 
 
 def test_a_verdict_names_the_secret_that_judged_it_never_its_value(tmp_path):
-    from hookinspect.samples import build_sample_request, find_sample
+    from hookinspect.formats.samples import build_sample_request, find_sample
     from hookinspect.signing.registry import Secrets, check_delivery
     from tests.factories import make_delivery
 

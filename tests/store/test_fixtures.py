@@ -4,7 +4,7 @@ import pytest
 from tinydb import Query, TinyDB
 
 from hookinspect.errors import UsageError
-from hookinspect.export import ExportItem, export
+from hookinspect.formats.export import ExportItem, export
 from hookinspect.store.fixtures import Expectation, load_fixture
 from tests.factories import make_attempt, make_delivery
 

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from hookinspect.errors import NotFoundError, StoreError
-from hookinspect.filters import parse_filter
+from hookinspect.formats.filters import parse_filter
 from hookinspect.store.sqlite import SCHEMA_VERSION, Store
 from tests.factories import make_attempt, make_delivery
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from textual.widgets import Input, TabbedContent
 
-from hookinspect.background import ReceiverProcess
+from hookinspect.intake.background import ReceiverProcess
 from hookinspect.store.sqlite import Store
 from hookinspect.tui.app import HookinspectApp
 from hookinspect.tui.widgets.delivery_list import DeliveryList
@@ -165,7 +165,7 @@ async def test_delete_and_help(store_path, workspace):
 async def test_listen_ui_captures_and_shows_refusals(tmp_path):
     import httpx
 
-    from hookinspect.receiver import ReceiverSettings
+    from hookinspect.intake.receiver import ReceiverSettings
     from tests.factories import free_port
 
     port = free_port()
@@ -189,7 +189,7 @@ def test_a_receiver_that_cannot_listen_says_why_in_one_line(tmp_path):
     import socket
 
     from hookinspect.errors import HookinspectError
-    from hookinspect.receiver import ReceiverSettings
+    from hookinspect.intake.receiver import ReceiverSettings
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

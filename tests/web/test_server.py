@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from hookinspect.receiver import start_server
+from hookinspect.intake.receiver import start_server
 from hookinspect.recorder import Recorder
 from hookinspect.store.sqlite import Store
 from hookinspect.web.server import WebSettings, create_web_app
