@@ -83,16 +83,6 @@ def select_seqs(store: Store, refs: list[str], last: int | None, flt: DeliveryFi
     raise UsageError("which deliveries? name them (42, 40-45), or use --last N, --failed or --filter")
 
 
-def parse_header(text: str) -> tuple[str, str]:
-    """`'X-Debug: 1'` -> ("X-Debug", "1")."""
-    name, colon, value = text.partition(":")
-    if not colon or not name.strip() or any(c in name for c in " \t\r\n"):
-        raise UsageError(f"bad header {text!r}", "write it as 'Name: value'")
-    if any(c in value for c in "\r\n"):
-        raise UsageError(f"header {name.strip()!r} contains a line break")
-    return name.strip(), value.strip()
-
-
 ALLOWED_HOST_OPTION = typer.Option(
     [], "--allowed-host",
     help="A name this server also answers to, besides its address and localhost (repeatable; '*' for any). "

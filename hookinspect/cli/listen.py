@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
-import os
 import queue
-import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,34 +19,21 @@ from hookinspect.cli.common import (
     INSECURE_OPTION,
     SECRET_OPTION,
     STORE_OPTION,
-    gather_secrets,
-    parse_header,
 )
 from hookinspect.cli.output import Output, rich_line, safe_text
 from hookinspect.config import (
     DEFAULT_HOST,
-    DEFAULT_MAX_BODY,
     DEFAULT_PORT,
     DEFAULT_WEB_PORT,
-    Settings,
-    checked_port,
 )
-from hookinspect.errors import UsageError
 from hookinspect.model import Delivery
-from hookinspect.store.sqlite import default_store_path
 from hookinspect.views.delivery import attempt_line, delivery_line
-from hookinspect.workspace import StoreChange, Workspace
+from hookinspect.workspace import StoreChange
 
 if TYPE_CHECKING:
-    from hookinspect.intake.receiver import (
-        ForwardSettings,
-        MockResponse,
-        ReceiverEvent,
-        ReceiverSettings,
-    )
-    from hookinspect.relay.storage import Claim
-    from hookinspect.send.queue import QueuePolicy
-    from hookinspect.signing.registry import Secrets
+    from hookinspect.intake.receiver import ReceiverEvent
+    from hookinspect.intake.serve import ServeReport
+    from hookinspect.session import SessionPlan
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
@@ -152,47 +135,6 @@ def render_event(event: ReceiverEvent | StoreChange) -> Text:
     return rich_line(attempt_line(event.attempt, event.message))
 
 
-def build_mock_response(status: int, body: str | None, headers: list[str], delay: float) -> MockResponse:
-    from hookinspect.intake.receiver import MockResponse
-
-    if not 100 <= status <= 599:
-        raise UsageError(f"--status {status} is not an HTTP status")
-    if delay < 0:
-        raise UsageError("--delay cannot be negative")
-    payload: bytes | None = None
-    if body is not None:
-        if body.startswith("@"):
-            try:
-                payload = Path(body[1:]).read_bytes()
-            except OSError as exc:
-                raise UsageError(f"cannot read response body file {body[1:]}: {exc.strerror}") from None
-        else:
-            payload = body.encode("utf-8")
-    return MockResponse(status=status, headers=[parse_header(h) for h in headers], body=payload, delay=delay)
-
-
-def build_forwarding(settings: Settings, forward_to: list[str], ack: bool, policy: QueuePolicy,
-                     timeout: float, verify_tls: bool = True) -> ForwardSettings | None:
-    """Forwarding from flags and config (forward_to, [[route]]); None when nothing is forwarded."""
-    from hookinspect.formats.targets import validate_target
-    from hookinspect.intake.receiver import ForwardSettings
-    from hookinspect.send.forward import Forwarder
-    from hookinspect.send.routing import parse_routes, targets_for
-
-    defaults = [validate_target(url) for url in forward_to or settings.get_urls("forward_to")]
-    routes = parse_routes(settings.table("route"))
-    if not defaults and not routes:
-        if ack:
-            raise UsageError("--ack needs somewhere to forward to", "add --forward-to URL")
-        return None
-    return ForwardSettings(
-        forwarder=Forwarder(timeout=timeout, verify_tls=verify_tls),
-        route=lambda delivery: targets_for(delivery, routes, defaults),
-        ack=ack,
-        queue=policy,
-    )
-
-
 @app.command("listen")
 def listen(
     host: str | None = typer.Option(None, "--host", help=f"Address to bind. Example: --host 0.0.0.0 (public!) [default: {DEFAULT_HOST}]"),
@@ -235,184 +177,39 @@ def listen(
     allowed_host: list[str] = ALLOWED_HOST_OPTION,
 ) -> None:
     """Receive webhooks: store every request durably, then answer it."""
-    from hookinspect.formats.targets import validate_target
-    from hookinspect.intake.receiver import (
-        DEFAULT_MAX_BODIES_IN_FLIGHT,
-        DEFAULT_MAX_HEADER_BYTES,
-        DEFAULT_READ_TIMEOUT,
-        ReceiverSettings,
-    )
-    from hookinspect.intake.responses import parse_respond, rules_from_config
-    from hookinspect.intake.serve import check_store, check_workers_fit
-    from hookinspect.intake.subscription import checked_sources
-    from hookinspect.send.queue import QueuePolicy
-    from hookinspect.signing.registry import annotate_delivery, read_secret_file, resigner_for
+    flags = dict(locals())  # by name, before anything else is named here: ListenOptions says what they mean
+    # Imported here: the session pulls in aiohttp and the signing schemes, which `ls` and the
+    # other commands need not load at start-up.
+    from hookinspect.session import ListenOptions, plan_session, run_session
 
     out = Output()
-    settings = Settings()
-    host = settings.get("host", host, DEFAULT_HOST)
-    port = settings.checked("port", port, DEFAULT_PORT)
-    workers = settings.checked("workers", workers, 1)
-    most_workers = 4 * (os.cpu_count() or 1)  # beyond it processes only compete for the cores
-    if workers > most_workers:
-        raise UsageError(f"--workers {workers} is more than this machine can use: it has {os.cpu_count()} cores",
-                         f"use at most {most_workers}; one per core is usually best")
-    limit = settings.checked("max_body", max_body, DEFAULT_MAX_BODY)
-    durability = settings.checked("durability", durability, "power")
-    path = Path(store_path or default_store_path())
-    rules = [parse_respond(spec) for spec in respond] + rules_from_config(settings.table("responses"))
-    receiver_settings = ReceiverSettings(
-        response=build_mock_response(status, response_body, response_header, delay),
-        path_responses=rules,
-        max_body=limit,
-        max_header_bytes=settings.checked("max_header_bytes", max_header_bytes, DEFAULT_MAX_HEADER_BYTES),
-        read_timeout=settings.checked("read_timeout", read_timeout, DEFAULT_READ_TIMEOUT),
-        max_bodies_in_flight=settings.checked("max_bodies_in_flight", None, DEFAULT_MAX_BODIES_IN_FLIGHT),
-        max_connections=settings.checked("max_connections", max_connections),
-        forward=build_forwarding(settings, forward_to, ack, QueuePolicy(max_attempts=max_attempts, concurrency=concurrency,
-                                                                         ordered=ordered),
-                                 timeout, verify_tls=not insecure),
-        sources=checked_sources([validate_target(url) for url in source]) if source else (),
-        source_token=read_secret_file(str(token_file)) if token_file is not None else token,
-    )
-    if source:
-        receiver_settings.source_seal_key, receiver_settings.source_seal_key_path = channel_key(seal_key, path, source[0])
-    if claim is not None or claim_default:
-        receiver_settings.source_claim = checked_claim(source, claim, claim_default, subscriber)
-    shows = delivery_selector(events, provider)
-    if receiver_settings.forward is not None and (events or provider):
-        everything = receiver_settings.forward.route
-        receiver_settings.forward.route = lambda delivery: everything(delivery) if shows(delivery) else []
-    if source and receiver_settings.forward is not None:
-        # Deliveries from a relay have no sender waiting for an answer: they go out from the queue.
-        receiver_settings.forward.ack = True
-    if workers > 1:
-        check_workers_fit(ui=ui, source=source or None)
-    secrets = gather_secrets(secret)
-    is_verifying = bool(secrets) if verify is None else verify
-    receiver_settings.inspect = lambda delivery: annotate_delivery(delivery, secrets, is_verifying)
-    if receiver_settings.forward is not None and secrets:
-        # Every try from the queue is signed anew: a delivery that waited out the target's
-        # tolerance window (Stripe's 5 minutes) must not go out with its old timestamp.
-        receiver_settings.forward.queue.resigner_for = lambda delivery: resigner_for(delivery, secrets)
-    # Fail now, before binding or forking, on a store that cannot be opened, written or
-    # trusted; only after every option is checked, so a mistyped command creates no store.
-    pending = check_store(path, is_explicit=store_path is not None)
-    forward = receiver_settings.forward
-    if rules and forward is not None and not forward.ack:
-        out.warn("--respond has no effect while --forward-to proxies: the target answers (add --ack to answer here)")
-    for rule in rules:
-        out.info(f"answers {rule.describe()}")
-    if pending:
-        sends = "they go out now" if forward is not None and forward.ack else "--ack with --forward-to sends them"
-        out.info(f"{pending} deliver{'y waits' if pending == 1 else 'ies wait'} in the forward queue; {sends}"
-                 " (`hookinspect queue` lists them)")
-    if ui:
-        with web_inspector(path, str(host), checked_port(web_port), secret, allowed_host) if web else contextlib.nullcontext():
-            run_with_ui(path, receiver_settings, str(host), int(port or 0), durability, secrets,
-                        (forward_to or settings.get_urls("forward_to") or [None])[0] if forward else None)
-        return
-    with web_inspector(path, str(host), checked_port(web_port), secret, allowed_host) if web else contextlib.nullcontext():
-        run_receiver(out, path, receiver_settings, host, port, workers, durability, quiet, as_json, shows)
+    plan = plan_session(ListenOptions(**flags))
+    for is_warning, line in plan.notes():
+        (out.warn if is_warning else out.info)(line)
+    run_session(plan, live_report(out, plan, show_lines=(not quiet or as_json) and not ui, as_json=as_json),
+                ui=run_ui_shell if ui else None)
+    if not ui:
+        out.info("stopped; every acknowledged delivery is in the store")
 
 
-def checked_claim(sources: list[str], claim: str | None, is_default: bool, subscriber: str | None) -> Claim:
-    """This laptop's claim on the channel, checked here so a mistake is one line before anything starts."""
-    import getpass
-    import socket
+def live_report(out: Output, plan: SessionPlan, *, show_lines: bool, as_json: bool) -> ServeReport:
+    """What the session tells this shell: when it started, what went wrong, and (unless
+    --quiet) a line per delivery, printed from its own thread by a LivePrinter."""
+    from hookinspect.intake.serve import ServeReport
 
-    from hookinspect.relay.claims import parse_claim
-    from hookinspect.relay.storage import Claim
-    if not sources:
-        raise UsageError("--claim and --claim-default choose deliveries of a relay channel: add --source URL")
-    if claim is not None:
-        parse_claim(claim)
-    name = subscriber or f"{getpass.getuser()}@{socket.gethostname()}"
-    return Claim(name, claim or "", is_default, 0.0)
+    printer = LivePrinter(out.stdout, as_json=as_json, shows=plan.shows) if show_lines else None
+    if printer is not None:
+        plan.receiver.on_event = printer
+    return ServeReport(started=lambda urls, count: out.stderr.print(started_line(urls, plan.path, count)),
+                       warn=out.warn, error=out.error, on_change=printer.on_change if printer else None,
+                       begin=printer.start if printer else (lambda: None), end=printer.stop if printer else (lambda: None))
 
 
-def channel_key(given: Path | None, store: Path, source: str) -> tuple[bytes | None, str]:
-    """A sealed channel's private key: the file given, or the one `channel new --sealed` made
-    beside the store (None when there is none: the channel is not sealed, or a message says
-    where it was looked for once a sealed event arrives)."""
-    from hookinspect.intake.subscription import channel_url
-    from hookinspect.relay.sealing import key_path, load_private_key
-    path = given or key_path(store, channel_url(source).rsplit("/", 1)[-1])
-    if given is None and not path.exists():
-        return None, f"no key at {path}; pass --seal-key FILE"
-    return load_private_key(path), f"key {path}"
-
-
-def run_with_ui(path: Path, receiver_settings: ReceiverSettings, host: str, port: int, durability: str,
-                secrets: Secrets, target: str | None) -> None:
-    """`listen --ui`: the receiver in its own process, the terminal UI in this one."""
-    from hookinspect.intake.background import ReceiverProcess
-    from hookinspect.store.owner import owning
+def run_ui_shell(workspace, receiver, secrets, target) -> None:  # noqa: ANN001 (session.UI)
+    """`listen --ui`: the terminal UI, beside the receiver's own process."""
     from hookinspect.tui.app import run_ui
 
-    with owning(path):
-        # Forked before the UI opens the store or starts a thread: its own process, so a
-        # sender's wait never depends on what the UI renders or filters.
-        receiver = ReceiverProcess(path, receiver_settings, host, port, durability=durability)
-        receiver.start()
-        try:
-            with Workspace(path, create=True, durability=durability) as workspace:
-                run_ui(workspace, receiver=receiver, secrets=secrets, target=target)
-        finally:
-            receiver.stop()
-
-
-@contextlib.contextmanager
-def web_inspector(path: Path, host: str, port: int, secret: list[str], allowed_hosts: list[str]) -> Iterator[None]:
-    """`listen --web`: the web inspector in a process of its own over the same store, so what a
-    browser asks for never slows capture; its banner goes to our stderr. Stopped with us."""
-    args = [sys.executable, "-m", "hookinspect", "web", "--host", host, "--port", str(port), "--store", str(path)]
-    for item in secret:
-        args += ["--secret", item]
-    for name in allowed_hosts:
-        args += ["--allowed-host", name]
-    child = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-    try:
-        yield
-    finally:
-        child.terminate()
-        try:
-            child.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
-def run_receiver(out: Output, path: Path, receiver_settings: ReceiverSettings, host: str, port: int | None, workers: int,
-                 durability: str, quiet: bool, as_json: bool, shows: Callable[[Delivery], bool]) -> None:
-    from hookinspect.intake.serve import ServeReport, serve
-
-    printer = LivePrinter(out.stdout, as_json=as_json, shows=shows) if not quiet or as_json else None
-    if printer is not None:
-        receiver_settings.on_event = printer
-    report = ServeReport(started=lambda urls, count: out.stderr.print(started_line(urls, path, count)),
-                         warn=out.warn, error=out.error,
-                         on_change=printer.on_change if printer is not None else None,
-                         begin=printer.start if printer is not None else (lambda: None),
-                         end=printer.stop if printer is not None else (lambda: None))
-    serve(path, receiver_settings, str(host), int(port or 0), report, workers=workers, durability=durability)
-    out.info("stopped; every acknowledged delivery is in the store")
-
-
-def delivery_selector(events: str | None, provider: str | None) -> Callable[[Delivery], bool]:
-    """Which deliveries `listen --events/--provider` prints and forwards (all are stored)."""
-    from hookinspect.formats.filters import checked_provider
-
-    globs = [g.strip() for g in (events or "").split(",") if g.strip()]
-    wanted = checked_provider(provider) if provider else None
-
-    def shows(delivery: Delivery) -> bool:
-        if wanted is not None and delivery.provider != wanted:
-            return False
-        return not globs or (delivery.event_type is not None
-                             and any(fnmatch.fnmatchcase(delivery.event_type, g) for g in globs))
-
-    return shows
+    run_ui(workspace, receiver=receiver, secrets=secrets, target=target)
 
 
 def started_line(urls: list[str], path: Path, workers: int) -> Text:

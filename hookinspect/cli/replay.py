@@ -24,7 +24,6 @@ from hookinspect.cli.common import (
     build_filter,
     gather_secrets,
     open_workspace,
-    parse_header,
     select_seqs,
 )
 from hookinspect.cli.output import Output, safe_text
@@ -32,6 +31,7 @@ from hookinspect.config import Settings
 from hookinspect.errors import EXIT_FAILED, UsageError
 from hookinspect.formats.filters import DeliveryFilter
 from hookinspect.formats.targets import validate_target
+from hookinspect.intake.responses import parse_header
 from hookinspect.model import Attempt, Delivery
 from hookinspect.send.forward import RequestEdits, Resigner
 from hookinspect.send.replay import default_targets, replay_deliveries

@@ -136,6 +136,16 @@ def rules_from_config(tables: Any) -> list[ResponseRule]:
     return rules
 
 
+def parse_header(text: str) -> tuple[str, str]:
+    """`'X-Debug: 1'` -> ("X-Debug", "1")."""
+    name, colon, value = text.partition(":")
+    if not colon or not name.strip() or any(c in name for c in " \t\r\n"):
+        raise UsageError(f"bad header {text!r}", "write it as 'Name: value'")
+    if any(c in value for c in "\r\n"):
+        raise UsageError(f"header {name.strip()!r} contains a line break")
+    return name.strip(), value.strip()
+
+
 def read_body(text: str, where: str) -> bytes:
     """Response body text, or the bytes of the file after `@`."""
     if not text.startswith("@"):
