@@ -39,6 +39,7 @@ from hookinspect.tui.widgets.delivery_list import DeliveryList
 from hookinspect.tui.widgets.detail import DeliveryDetail
 from hookinspect.views.delivery import DetailLines, change_lines
 from hookinspect.views.detail import draw_detail, read_detail
+from hookinspect.views.inbox import Trash
 from hookinspect.views.seq_index import Run, SeqIndex, runs_of
 from hookinspect.views.text import safe, safe_url
 from hookinspect.workspace import StoreChange, Workspace
@@ -62,7 +63,6 @@ DETAIL_CACHE = 8
 # A detail that takes longer than this to compute says "rendering…" meanwhile.
 RENDERING_NOTE_AFTER = 0.1
 # Deleted deliveries stay restorable (u) this long before they leave the store.
-UNDO_SECONDS = 10.0
 # What `x` writes, by the file name's extension.
 EXPORT_FORMATS = {".har": "har", ".json": "fixture", ".sh": "curl", ".http": "raw"}
 
@@ -152,7 +152,9 @@ class HookinspectApp(App[None]):
         self._detail_wanted: tuple[int, bool] | None = None
         self._rendering = False
         self._rendering_note = None
-        self._trash: list[tuple[list[int], object]] = []  # (numbers, timer) deleted but restorable
+        # Deleted but restorable (`u`); a delete for good that fails is said, and the rows come back.
+        self.trash = Trash(workspace, on_error=lambda line: self.say(line, severity="error", title="delete"),
+                           on_restored=self._restore_rows)
         self._worker_store: Store | None = None
         self._worker_store_lock = threading.Lock()
         self._unsubscribe = workspace.changes.subscribe(lambda change: self.post_message(StoreChanged(change)))
@@ -213,7 +215,7 @@ class HookinspectApp(App[None]):
             yield self._worker_store
 
     async def on_unmount(self) -> None:
-        self._empty_trash()
+        await self.trash.empty()
         with self._worker_store_lock:
             if self._worker_store is not None:
                 self._worker_store.close()
@@ -582,7 +584,7 @@ class HookinspectApp(App[None]):
 
     def action_delete(self) -> None:
         """Delete the marked deliveries (or the current one) after a yes; `u` brings them back for
-        UNDO_SECONDS, after which (or on quit) they leave the store."""
+        the trash's undo window, after which (or on quit) they leave the store."""
         table = self.main_query(DeliveryList)
         seqs = sorted(table.marked, reverse=True) or ([table.current_seq] if table.current_seq is not None else [])
         if not seqs:
@@ -593,34 +595,25 @@ class HookinspectApp(App[None]):
             if not yes or not self._has_main_screen():
                 return
             self.main_query(DeliveryList).remove(seqs)
-            timer = self.set_timer(UNDO_SECONDS, lambda: self._delete_for_good(seqs))
-            self._trash.append((seqs, timer))
+            self.trash.put(seqs)
             self.say(f"deleted {what}: u brings {'it' if len(seqs) == 1 else 'them'} back "
-                     f"(for {UNDO_SECONDS:.0f} s)", title="deleted")
+                     f"(for {self.trash.seconds:.0f} s)", title="deleted")
 
         self.push_screen(ConfirmPrompt(f"Delete {what} and {'its' if len(seqs) == 1 else 'their'} attempts?"), answered)
 
     def _trashed(self) -> set[int]:
-        return {seq for seqs, _timer in self._trash for seq in seqs}
+        return self.trash.hidden()
 
-    def _delete_for_good(self, seqs: list[int]) -> None:
-        self._trash = [(s, t) for s, t in self._trash if s is not seqs]
-        self.workspace.delete(seqs)
-
-    def _empty_trash(self) -> None:
-        for seqs, timer in self._trash:
-            timer.stop()  # type: ignore[attr-defined]
-            self.workspace.delete(seqs)
-        self._trash = []
+    def _restore_rows(self, seqs: list[int]) -> None:
+        if self._has_main_screen():
+            self.main_query(DeliveryList).restore(seqs)
 
     def action_undo_delete(self) -> None:
-        if not self._trash:
+        seqs = self.trash.undo()
+        if seqs is None:
             self.say("nothing to undo", severity="warning")
             return
-        seqs, timer = self._trash.pop()
-        timer.stop()  # type: ignore[attr-defined]
-        table = self.main_query(DeliveryList)
-        table.restore(seqs)
+        self._restore_rows(seqs)
         self.say(f"restored {', '.join(f'#{s}' for s in seqs[:5])}{'…' if len(seqs) > 5 else ''}", title="undone")
 
     def action_copy_curl(self) -> None:

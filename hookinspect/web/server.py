@@ -36,12 +36,11 @@ from hookinspect.signing.registry import Secrets, resigner_for
 from hookinspect.store.deliveries import DeliveryRow
 from hookinspect.views.delivery import change_lines, row_cells
 from hookinspect.views.detail import draw_detail, read_detail
+from hookinspect.views.inbox import UNDO_SECONDS, Trash
 from hookinspect.views.text import Line
 from hookinspect.workspace import StoreChange, Workspace
 
 PAGE_SIZE = 100
-# Deleted deliveries stay restorable this long (the page's Undo) before they leave the store.
-UNDO_SECONDS = 10.0
 # How often the server looks for deliveries stored by another process (listen).
 POLL_SECONDS = 0.1
 # How long one list request may read bodies for a filter before it stops and says so.
@@ -65,6 +64,7 @@ class WebSettings:
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     # The Host names this inspector answers (the bound address, loopback, --allowed-host).
     hosts: HostRule = field(default_factory=lambda: HostRule.for_bind("127.0.0.1"))
+    undo_seconds: float = UNDO_SECONDS  # how long a deleted delivery can be brought back
     # Says, in one line, what failed where no request is waiting for it (a delete for good).
     on_error: Callable[[str], None] = field(default=lambda _line: None)
 
@@ -75,12 +75,11 @@ STATE = web.AppKey("state", "WebState")
 
 
 class WebState:
-    """What the app keeps between requests: live subscribers and deleted-but-restorable deliveries."""
+    """What the app keeps between requests: live subscribers and the trash (views/inbox.py)."""
 
-    def __init__(self) -> None:
+    def __init__(self, trash: Trash) -> None:
         self.subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
-        self.trash: dict[str, tuple[list[int], asyncio.TimerHandle]] = {}
-        self.deleting: set[asyncio.Task[None]] = set()
+        self.trash = trash
         self.poller: asyncio.Task[None] | None = None
         # Set at shutdown: every scan of bodies still running stops at its next delivery.
         self.closing = threading.Event()
@@ -233,7 +232,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
     else:
         rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=before, stop=stop))
         more = len(rows) == limit
-    hidden_seqs = {s for seqs, _ in request.app[STATE].trash.values() for s in seqs}
+    hidden_seqs = request.app[STATE].trash.hidden()
     rows = [row for row in rows if row.seq not in hidden_seqs]  # deleted, still restorable
     # The total only with the first page: a following page adds what `after` brings (a count per
     # capture per tab would cost a table scan each on a big store).
@@ -331,49 +330,26 @@ async def download(request: web.Request) -> web.Response:
 
 
 async def delete(request: web.Request) -> web.Response:
-    """POST {"seqs": [...]}: hidden at once, deleted for good after UNDO_SECONDS unless undone."""
+    """POST {"seqs": [...]}: hidden at once, deleted for good after the undo window unless undone."""
     data = await body_json(request)
     seqs = data.get("seqs")
     if not isinstance(seqs, list) or not seqs or not all(type(s) is int and 0 <= s <= MAX_NUMBER for s in seqs):
         return problem(400, "seqs must be a non-empty list of delivery numbers")
-    workspace = request.app[WORKSPACE]
-    state = request.app[STATE]
-    await workspace.read(lambda store: [store.get(s) for s in seqs])  # every one must exist
-    token = secrets.token_urlsafe(8)
-    timer = asyncio.get_running_loop().call_later(UNDO_SECONDS, lambda: _delete_for_good(request.app, token))
-    state.trash[token] = (seqs, timer)
-    return json_response({"undo": token, "seqs": seqs, "seconds": UNDO_SECONDS})
-
-
-def _delete_for_good(app: web.Application, token: str) -> None:
-    found = app[STATE].trash.pop(token, None)
-    if found is not None:
-        task = asyncio.ensure_future(_delete(app, found[0]))
-        app[STATE].deleting.add(task)
-        task.add_done_callback(app[STATE].deleting.discard)
-
-
-async def _delete(app: web.Application, seqs: list[int]) -> None:
-    """Delete for good, in a thread; a failure (a full disk) is one line, and the pages show the
-    deliveries again, since the store still has them."""
-    try:
-        await asyncio.to_thread(app[WORKSPACE].delete, seqs)
-    except HookinspectError as exc:
-        app[SETTINGS].on_error(f"deleting #{', #'.join(map(str, seqs[:5]))} failed: {exc.message}; they stay in the store")
-        _publish(app, StoreChange("store"))
+    trash = request.app[STATE].trash
+    await request.app[WORKSPACE].read(lambda store: [store.get(s) for s in seqs])  # every one must exist
+    return json_response({"undo": trash.put(seqs), "seqs": seqs, "seconds": trash.seconds})
 
 
 async def undo(request: web.Request) -> web.Response:
-    found = request.app[STATE].trash.pop(request.match_info["token"], None)
-    if found is None:
+    restored = request.app[STATE].trash.undo(request.match_info["token"])
+    if restored is None:
         return problem(404, "nothing to undo: the deliveries were deleted for good (or never were)")
-    found[1].cancel()
-    return json_response({"restored": found[0]})
+    return json_response({"restored": restored})
 
 
 async def hidden(request: web.Request) -> web.Response:
     """Deliveries deleted but restorable: the page leaves them out of the list."""
-    return json_response({"seqs": sorted({s for seqs, _ in request.app[STATE].trash.values() for s in seqs})})
+    return json_response({"seqs": sorted(request.app[STATE].trash.hidden())})
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -439,11 +415,7 @@ async def _stop(app: web.Application) -> None:
         state.poller.cancel()
     for queue in list(state.subscribers):
         queue.put_nowait(None)
-    for token in list(state.trash):  # what was deleted leaves the store now
-        seqs, timer = state.trash.pop(token)
-        timer.cancel()
-        await _delete(app, seqs)
-    await asyncio.gather(*state.deleting, return_exceptions=True)
+    await state.trash.empty()  # what was deleted leaves the store now
 
 
 def create_web_app(workspace: Workspace, settings: WebSettings | None = None) -> web.Application:
@@ -453,7 +425,9 @@ def create_web_app(workspace: Workspace, settings: WebSettings | None = None) ->
     app = web.Application(middlewares=[sites, guard], client_max_size=16 * 1024 * 1024)
     app[WORKSPACE] = workspace
     app[SETTINGS] = settings
-    app[STATE] = WebState()
+    # A delete that fails is said once, and open pages list the deliveries again.
+    app[STATE] = WebState(Trash(workspace, seconds=settings.undo_seconds, on_error=lambda line: settings.on_error(line),
+                                on_restored=lambda _seqs: _publish(app, StoreChange("store"))))
     app.router.add_get("/", index)
     app.router.add_get("/deliveries/{seq}", index)
     app.router.add_get("/static/{name}", static)

@@ -187,13 +187,11 @@ async def test_a_non_loopback_bind_needs_the_access_token(workspace):
 
 
 async def test_a_delete_for_good_on_a_full_disk_is_one_line_and_the_delivery_stays(small_filesystem, monkeypatch):
-    import hookinspect.web.server as web_server
     from hookinspect.workspace import Workspace
 
-    monkeypatch.setattr(web_server, "UNDO_SECONDS", 0.05)
     store_path = small_filesystem / "store.db"
     said: list[str] = []
-    settings = WebSettings(on_error=said.append)
+    settings = WebSettings(on_error=said.append, undo_seconds=0.05)
     with Workspace(store_path, create=True) as workspace:
         seed(store_path, make_delivery(path="/a"), make_delivery(path="/b"))
         runner, urls = await start_server(create_web_app(workspace, settings), "127.0.0.1", 0)
