@@ -7,16 +7,11 @@ import httpx
 import pytest
 
 from hookinspect.intake.receiver import start_server
-from hookinspect.relay.server import (
-    BUDGET_KEY,
-    BatchingAppender,
-    ChannelHub,
-    RelaySettings,
-    create_relay_app,
-    retention_limits,
-    smee_payload,
-)
+from hookinspect.relay.hub import BatchingAppender, ChannelHub
+from hookinspect.relay.server import create_relay_app, retention_limits
+from hookinspect.relay.state import BUDGET_KEY, RelaySettings
 from hookinspect.relay.storage import RelayEvent, SqliteRelayStorage
+from hookinspect.relay.stream import smee_payload
 from tests.factories import await_until
 
 
