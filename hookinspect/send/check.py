@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from hookinspect.body import xml_safe
 from hookinspect.errors import NetworkError, UsageError
 from hookinspect.formats.diff import Change
@@ -104,6 +102,11 @@ class AppSender:
     """Sends into an ASGI or WSGI application through httpx's transports, no server needed."""
 
     def __init__(self, app: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
+        # Imported here: httpx loads its own command line (click, rich) when click is installed,
+        # and only `check --app` needs it.
+        import httpx
+
+        self._httpx = httpx
         self.asgi = is_asgi(app)
         if self.asgi:
             self._async = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=timeout)
@@ -121,7 +124,7 @@ class AppSender:
         if resign is not None:
             request = resign(request)
         attempt = Attempt(delivery_seq=delivery.seq or 0, kind=kind, target_url=APP_BASE_URL, request=request)
-        outgoing = httpx.Request(request.method, request.url, headers=request.headers.raw(), content=request.body)
+        outgoing = self._httpx.Request(request.method, request.url, headers=request.headers.raw(), content=request.body)
         started = time.perf_counter()
         try:
             if self.asgi:
