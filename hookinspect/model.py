@@ -7,33 +7,23 @@ A Delivery is a request exactly as it arrived; an Attempt is one send of it afte
 from __future__ import annotations
 
 import hashlib
-import os
-import random
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from hookinspect import body as bodyview
+from hookinspect.values import (
+    format_time_us,
+    is_absolute_form,
+    mask_userinfo,
+    new_id,
+    now_us,
+    parse_time_us,
+)
 
 # The kind of every attempt an import brought: where a file says a delivery went is recorded
 # and shown, but never chosen as a target by anything that sends (replay, the TUI, the web page).
 IMPORTED_KIND = "import"
-
-
-def is_absolute_form(path: str) -> bool:
-    """A request target that is a whole URL (as sent to a proxy), not a path."""
-    return path.startswith(("http://", "https://")) or path.startswith(("HTTP://", "HTTPS://"))
-
-
-def origin_path(path: str) -> str:
-    """The path part of a request target: itself, or the path of an absolute-form URL."""
-    if not is_absolute_form(path):
-        return path
-    rest = path.split("://", 1)[1]
-    slash = rest.find("/")
-    return rest[slash:] if slash >= 0 else "/"
 
 
 class Headers:
@@ -160,49 +150,6 @@ def summary_fields(delivery: Any, content_type: str | None) -> dict[str, Any]:
     out = {name: getattr(delivery, name) for name in SUMMARY_FIELDS if name != "content_type"}
     out["content_type"] = content_type
     return {name: out[name] for name in SUMMARY_FIELDS}
-
-
-# SQLite's INTEGER is 64 bits: a bigger number, from a user or a stranger, raises OverflowError.
-MAX_NUMBER = 2**63 - 1
-
-
-def parse_number(text: str) -> int | None:
-    """`text` as a delivery or event number (ASCII digits, within SQLite's INTEGER), else None."""
-    if not (text.isascii() and text.isdigit()) or len(text) > len(str(MAX_NUMBER)):
-        return None
-    number = int(text)
-    return number if number <= MAX_NUMBER else None
-
-
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def format_time_us(us: int) -> str:
-    """ISO 8601 UTC with microseconds: `2026-11-28T15:58:43.123456Z`."""
-    return datetime.fromtimestamp(us / 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_time_us(text: str) -> int:
-    """ISO 8601 (UTC unless it says otherwise, `Z` allowed) -> epoch µs; ValueError if it is not one."""
-    parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1_000_000)
-
-
-def new_id() -> str:
-    """32 hex digits, time-ordered like UUIDv7: 48 bits of milliseconds, then 80 random bits.
-
-    Time order keeps the store's unique index append-only, so inserts stay cheap as it grows.
-    Ids are identifiers, not secrets: a seeded PRNG avoids a system call per capture.
-    """
-    return f"{time.time_ns() // 1_000_000:012x}{_ids.getrandbits(80):020x}"
-
-
-_ids = random.Random(os.urandom(16))
-# A forked child would otherwise repeat its parent's ids from the fork on.
-os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(16)))
 
 
 # Set on a delivery whose bytes a relay rebuilt (smee sends parsed JSON): no signature over them can be judged.
@@ -442,19 +389,3 @@ class Rejection:
             **{key.replace("body", "head"): value for key, value in head.items()}, **body,
             "unrecorded_after": self.unrecorded_after,
         }
-
-
-def mask_userinfo(url: str) -> str:
-    """A URL as it may be shown: `http://user:***@host/` (a lone user name, often a token, is
-    `***@host`); a URL without user info is returned as it is."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        return url
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    authority, tail = rest[:end], rest[end:]
-    if "@" not in authority:
-        return url
-    userinfo, _, host = authority.rpartition("@")
-    user, colon, _password = userinfo.partition(":")
-    shown = f"{user}:***" if colon else "***"
-    return f"{scheme}://{shown}@{host}{tail}"

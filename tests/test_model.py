@@ -2,7 +2,8 @@ import gzip
 import os
 
 from hookinspect.body import NOT_JSON
-from hookinspect.model import Delivery, Headers, new_id
+from hookinspect.model import Delivery, Headers
+from hookinspect.values import new_id
 from tests.factories import make_delivery
 
 

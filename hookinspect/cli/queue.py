@@ -11,8 +11,8 @@ from rich.text import Text
 from hookinspect.cli.common import JSON_OPTION, STORE_OPTION, open_workspace, resolve_seqs
 from hookinspect.cli.output import Output, add_columns
 from hookinspect.errors import UsageError
-from hookinspect.model import now_us
 from hookinspect.store.queue import QueueItem
+from hookinspect.values import now_us
 from hookinspect.views.text import local_time, safe_url, status_style
 from hookinspect.workspace import StoreChange
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import re
 
-from hookinspect.model import ERROR_KINDS, MAX_NUMBER, ExportItem
+from hookinspect.model import ERROR_KINDS, ExportItem
 from hookinspect.signing.base import VERDICTS
+from hookinspect.values import MAX_NUMBER
 
 # RFC 9110's token, which is what a method is (with a sane length).
 _METHOD = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}")

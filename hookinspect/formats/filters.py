@@ -19,7 +19,8 @@ from typing import Any
 from hookinspect.body import NOT_JSON
 from hookinspect.errors import UsageError, did_you_mean
 from hookinspect.formats.patterns import compile_pattern
-from hookinspect.model import Delivery, parse_number, parse_time_us
+from hookinspect.model import Delivery
+from hookinspect.values import parse_number, parse_time_us
 
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -11,18 +11,8 @@ from hookinspect import __version__
 from hookinspect.body import is_valid_utf8, json_text
 from hookinspect.errors import UsageError, one_line
 from hookinspect.formats.targets import target_url
-from hookinspect.model import (
-    Attempt,
-    Delivery,
-    ExportItem,
-    Headers,
-    Response,
-    SentRequest,
-    format_time_us,
-    new_id,
-    now_us,
-    parse_time_us,
-)
+from hookinspect.model import Attempt, Delivery, ExportItem, Headers, Response, SentRequest
+from hookinspect.values import format_time_us, new_id, now_us, parse_time_us
 
 
 def _har_content(headers: Headers, body: bytes) -> dict[str, Any]:

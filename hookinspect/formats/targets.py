@@ -9,7 +9,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 from hookinspect.errors import UsageError
-from hookinspect.model import origin_path
+from hookinspect.values import origin_path
 
 # Headers that describe one hop, not the message (RFC 9110 §7.6.1), plus the ones the
 # client recomputes; they are never copied from the captured request.

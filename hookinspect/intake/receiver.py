@@ -33,7 +33,6 @@ from hookinspect.model import (
     Delivery,
     Headers,
     Rejection,
-    now_us,
 )
 from hookinspect.net.budgets import (  # noqa: F401 (the receiver's settings name these)
     DEFAULT_MAX_BODIES_IN_FLIGHT,
@@ -55,6 +54,7 @@ from hookinspect.relay.storage import Claim
 from hookinspect.send.forward import Forwarder
 from hookinspect.send.queue import ForwardQueueWorker, QueuePolicy
 from hookinspect.store.queue import QueueItem
+from hookinspect.values import now_us
 from hookinspect.workspace import Workspace
 
 # Seconds a sender is asked to wait when a delivery could not be stored: a full disk takes a

@@ -26,11 +26,12 @@ import aiohttp
 
 from hookinspect.config import DEFAULT_MAX_BODY
 from hookinspect.errors import StoreError, UsageError, one_line
-from hookinspect.model import MAX_NUMBER, REENCODED_NOTE, Delivery, Headers, now_us, parse_number
+from hookinspect.model import REENCODED_NOTE, Delivery, Headers
 from hookinspect.recorder import Recorder
 from hookinspect.relay.sealing import SealError, open_sealed
 from hookinspect.relay.sse import TOO_LARGE, ServerSentEvent, read_events
 from hookinspect.relay.storage import Claim
+from hookinspect.values import MAX_NUMBER, now_us, parse_number
 
 # Deliveries handed to the writer but not yet confirmed, at most.
 MAX_IN_FLIGHT = 256

@@ -9,7 +9,6 @@ import json
 from aiohttp import web
 
 from hookinspect.errors import StoreError
-from hookinspect.model import now_us
 from hookinspect.net.budgets import (
     RETRY_AFTER_BUSY,
     BodyTooLarge,
@@ -29,6 +28,7 @@ from hookinspect.relay.state import (
 )
 from hookinspect.relay.storage import Channel, RelayEvent
 from hookinspect.relay.stream import raw_fields
+from hookinspect.values import now_us
 
 
 def body_too_large(settings: RelaySettings) -> web.Response:

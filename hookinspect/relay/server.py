@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from hookinspect.errors import StoreError
-from hookinspect.model import MAX_NUMBER
 from hookinspect.net.budgets import (
     BodyBudget,
 )
@@ -50,6 +49,7 @@ from hookinspect.relay.state import (
 )
 from hookinspect.relay.storage import RelayStorage
 from hookinspect.relay.stream import subscribe
+from hookinspect.values import MAX_NUMBER
 
 
 def create_relay_app(storage: RelayStorage, settings: RelaySettings | None = None) -> web.Application:

@@ -13,7 +13,6 @@ from aiohttp import web
 
 from hookinspect.body import NOT_JSON, parse_content_type, parse_json
 from hookinspect.errors import StoreError, UsageError
-from hookinspect.model import parse_number
 from hookinspect.relay.claims import (
     RENEW_SECONDS,
     Subscription,
@@ -30,6 +29,7 @@ from hookinspect.relay.state import (
     token_of,
 )
 from hookinspect.relay.storage import Channel, RelayEvent
+from hookinspect.values import parse_number
 
 
 def _subscription(request: web.Request, channel: Channel) -> Subscription | web.Response:

@@ -24,11 +24,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hookinspect.errors import StoreError, one_line
-from hookinspect.model import Attempt, Delivery, SentRequest, now_us
+from hookinspect.model import Attempt, Delivery, SentRequest
 from hookinspect.send.forward import Forwarder, Resigner
 from hookinspect.store.queue import QueueItem
 from hookinspect.store.sqlite import Store
 from hookinspect.store.writer import Insert
+from hookinspect.values import now_us
 from hookinspect.workspace import StoreChange, Workspace
 
 # Seconds to wait before each retry: Standard Webhooks' recommended schedule

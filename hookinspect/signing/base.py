@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hookinspect.body import NOT_JSON, parse_json
-from hookinspect.model import Headers, parse_number
+from hookinspect.model import Headers
+from hookinspect.values import parse_number
 
 # Verdicts, a documented vocabulary (`ls --json`, `show --json`, the filter `verdict:`).
 VALID = "valid"

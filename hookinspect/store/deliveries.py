@@ -15,17 +15,11 @@ from typing import Any
 
 from hookinspect.errors import NotFoundError, ScanStopped
 from hookinspect.formats.filters import DeliveryFilter
-from hookinspect.model import (
-    MAX_NUMBER,
-    Delivery,
-    Headers,
-    format_time_us,
-    parse_number,
-    summary_fields,
-)
+from hookinspect.model import Delivery, Headers, summary_fields
 from hookinspect.store.attempts import headers_from_json, headers_to_json, latest_attempt
 from hookinspect.store.query import where_clause
 from hookinspect.store.schema import store_error
+from hookinspect.values import MAX_NUMBER, format_time_us, parse_number
 
 # Columns of a listing row: everything but the body, plus the latest attempt's outcome.
 _ROW_COLUMNS = f"""

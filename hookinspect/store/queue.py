@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from hookinspect.model import format_time_us, mask_userinfo
+from hookinspect.values import format_time_us, mask_userinfo
 
 _COLUMNS = "q.id, q.delivery_seq, q.target, q.tries, q.next_at_us, q.last_outcome, q.state"
 

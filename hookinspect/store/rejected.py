@@ -9,7 +9,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from hookinspect.model import MAX_NUMBER, REJECTED_BODY_LIMIT, REJECTED_HEAD_LIMIT, Rejection
+from hookinspect.model import REJECTED_BODY_LIMIT, REJECTED_HEAD_LIMIT, Rejection
+from hookinspect.values import MAX_NUMBER
 
 KEEP_REJECTED = 1000
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from hookinspect.body import escape_controls
-from hookinspect.model import mask_userinfo
+from hookinspect.values import mask_userinfo
 
 Span = tuple[str, str]
 Line = list[Span]

@@ -28,12 +28,12 @@ from hookinspect.formats.diff import diff_deliveries
 from hookinspect.formats.export import EXPORTERS, ExportItem, export
 from hookinspect.formats.filters import parse_filter
 from hookinspect.formats.targets import validate_target
-from hookinspect.model import MAX_NUMBER, mask_userinfo, parse_number
 from hookinspect.net.guard import HostRule, host_guard
 from hookinspect.send.forward import RequestEdits
 from hookinspect.send.replay import last_own_target, replay_deliveries
 from hookinspect.signing.registry import Secrets, resigner_for
 from hookinspect.store.deliveries import DeliveryRow
+from hookinspect.values import MAX_NUMBER, mask_userinfo, parse_number
 from hookinspect.views.delivery import change_lines, row_cells
 from hookinspect.views.detail import draw_detail, read_detail
 from hookinspect.views.inbox import UNDO_SECONDS, Trash

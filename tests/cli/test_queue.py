@@ -5,8 +5,8 @@ import json
 from typer.testing import CliRunner
 
 from hookinspect.cli.app import app
-from hookinspect.model import now_us
 from hookinspect.store.sqlite import Store
+from hookinspect.values import now_us
 from tests.factories import make_delivery
 
 runner = CliRunner()

@@ -344,7 +344,7 @@ async def test_events_that_are_not_deliveries_are_skipped_in_one_line_and_the_st
 
     from aiohttp import web
 
-    from hookinspect.model import now_us
+    from hookinspect.values import now_us
 
     good = {"method": "POST", "path": "/p", "query": "", "headers": [["A", "1"]],
             "body_base64": base64.b64encode(b"ok").decode(), "received_us": 10**30}  # a time no store holds

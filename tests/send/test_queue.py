@@ -9,7 +9,7 @@ from aiohttp import web
 
 from hookinspect.formats.samples import build_sample_request, find_sample
 from hookinspect.intake.receiver import ForwardSettings, ReceiverSettings, create_app, start_server
-from hookinspect.model import Attempt, Headers, Response, SentRequest, now_us
+from hookinspect.model import Attempt, Headers, Response, SentRequest
 from hookinspect.recorder import Recorder
 from hookinspect.send.forward import Forwarder
 from hookinspect.send.queue import (
@@ -21,6 +21,7 @@ from hookinspect.send.queue import (
 )
 from hookinspect.signing.registry import Secrets, annotate_delivery, resigner_for
 from hookinspect.store.sqlite import Store
+from hookinspect.values import now_us
 from hookinspect.workspace import StoreChange
 from tests.factories import RecordingTarget, await_until, fill_disk, free_port, make_delivery
 
