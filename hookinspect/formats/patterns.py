@@ -54,10 +54,10 @@ class Pattern:
 
     def search(self, value: str) -> bool:
         """True when the pattern occurs anywhere in `value`."""
-        return self._compiled.search(value) is not None
+        return self._compiled.search(_matchable(value)) is not None
 
     def fullmatch(self, value: str) -> bool:
-        return self._compiled.fullmatch(value) is not None
+        return self._compiled.fullmatch(_matchable(value)) is not None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Pattern) and other.text == self.text
@@ -70,6 +70,21 @@ class Pattern:
 
     def __repr__(self) -> str:
         return f"Pattern({self.text!r})"
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _matchable(value: str) -> str:
+    """RE2 reads UTF-8: a byte kept by surrogateescape (an undecodable header, say) is shown to
+    it as U+FFFD, which `.` matches and no literal does."""
+    if value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+    return value
 
 
 def compile_pattern(text: str) -> Pattern:

@@ -60,3 +60,11 @@ def test_json_path_syntax():
 def test_a_filter_with_undecodable_bytes_is_a_usage_error():
     with pytest.raises(UsageError, match="not UTF-8 text"):
         parse_filter("caf\udce9")
+
+
+def test_a_pattern_meets_undecodable_bytes_without_an_error():
+    from hookinspect.formats.patterns import compile_pattern
+
+    pattern = compile_pattern("x.y")
+    assert pattern.search("x\udcffy") and not pattern.search("x\udcffz")  # a byte kept by surrogateescape
+    assert compile_pattern("é$").search("café")
