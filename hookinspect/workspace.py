@@ -90,7 +90,7 @@ class Workspace:
         # What the last poll() saw, so a poll announces only what nobody announced yet.
         self._data_version = self.store.data_version()
         self._known_seq = self.store.max_seq()
-        self._known_attempt = self._max_attempt_rowid()
+        self._known_attempt = self.store.last_attempt_mark()
 
     def __enter__(self) -> Workspace:
         return self
@@ -187,9 +187,9 @@ class Workspace:
                 return False
             self._data_version = version
             newest = self.store.max_seq()
-            newest_attempt = self._max_attempt_rowid()
-            attempt_seqs = [] if newest_attempt <= self._known_attempt else [row[0] for row in self.store.execute(
-                "SELECT DISTINCT delivery_seq FROM attempts WHERE rowid > ? LIMIT 1000", (self._known_attempt,))]
+            newest_attempt = self.store.last_attempt_mark()
+            attempt_seqs = [] if newest_attempt <= self._known_attempt else \
+                self.store.seqs_with_attempts_after(self._known_attempt)
         changed = False
         if newest > self._known_seq:
             self._known_seq = newest
@@ -204,5 +204,3 @@ class Workspace:
             self.changes.announce(StoreChange("store"))
         return True
 
-    def _max_attempt_rowid(self) -> int:
-        return self.store.execute("SELECT coalesce(max(rowid), 0) FROM attempts").fetchone()[0]

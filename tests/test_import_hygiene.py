@@ -16,7 +16,7 @@ import pytest
 import hookinspect
 
 PACKAGE = Path(hookinspect.__file__).parent
-SHELLS = ("hookinspect.cli", "hookinspect.tui", "hookinspect.pytest_plugin", "hookinspect.__main__")
+SHELLS = ("hookinspect.cli", "hookinspect.tui", "hookinspect.web", "hookinspect.pytest_plugin", "hookinspect.__main__")
 SHELL_LIBRARIES = ("typer", "rich", "textual")
 
 
@@ -102,3 +102,14 @@ def test_importing_a_core_module_loads_no_shell_library(module):
             "print(','.join(bad)); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, f"{module} imports {result.stdout.strip() or result.stderr.strip()}"
+
+
+def test_all_sql_lives_in_the_stores():
+    """SQL is written in store/ (and the relay's own storages), nowhere else."""
+    import re
+
+    sql = re.compile(r"""execute(?:many)?\(\s*f?["'](?:SELECT|INSERT|UPDATE|DELETE|CREATE|PRAGMA)""")
+    found = [name for name, path in MODULES.items()
+             if not name.startswith(("hookinspect.store", "hookinspect.relay.storage", "hookinspect.relay.redis_storage"))
+             and sql.search(path.read_text())]
+    assert found == []

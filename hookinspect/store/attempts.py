@@ -83,3 +83,12 @@ class AttemptTable:
             return None
         count = self.execute("SELECT count(*) FROM attempts WHERE delivery_seq = ?", (seq,)).fetchone()[0]
         return _attempt_from_row(row, count)
+
+    def last_attempt_mark(self) -> int:
+        """A number that grows with every attempt stored (0 for none): compare two to see new ones."""
+        return self.execute("SELECT coalesce(max(rowid), 0) FROM attempts").fetchone()[0]
+
+    def seqs_with_attempts_after(self, mark: int, limit: int = 1000) -> list[int]:
+        """Deliveries that got an attempt since `mark` (a `last_attempt_mark`), at most `limit`."""
+        return [row[0] for row in self.execute("SELECT DISTINCT delivery_seq FROM attempts WHERE rowid > ? LIMIT ?",
+                                               (mark, limit))]
