@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -97,8 +98,8 @@ SENDER = textwrap.dedent("""
 """)
 
 
-def start(argv: list[str], port: int | None = None) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def start(argv: list[str], port: int | None = None, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     if port is not None:
         try:
             wait_port(port)
@@ -128,8 +129,11 @@ def pct(values: list[float], p: int) -> float:
 class Pipeline:
     """The processes of one run; `relays` is empty for the bare reference."""
 
-    def __init__(self, kind: str, work: Path, redis_url: str | None = None, smee_client: Path | None = None) -> None:
+    def __init__(self, kind: str, work: Path, redis_url: str | None = None, smee_client: Path | None = None,
+                 checkout: Path | None = None) -> None:
         self.kind = kind
+        # Another checkout's relay and listen (an earlier release), for a comparison in the same run.
+        self.env = {**os.environ, "PYTHONPATH": str(checkout)} if checkout is not None else None
         self.relays: list[subprocess.Popen[bytes]] = []
         self.listen: subprocess.Popen[bytes] | None = None
         self.target: subprocess.Popen[bytes] | None = None
@@ -153,11 +157,11 @@ class Pipeline:
             storage = ["--storage", redis_url] if redis_url else ["--data", str(work / "relay")]
             if kind == "sqlite process":
                 storage += ["--durability", "process"]
-            self.relays.append(start(hookinspect("relay", "--port", str(port), *storage), port))
+            self.relays.append(start(hookinspect("relay", "--port", str(port), *storage), port, self.env))
             relay_urls.append(f"http://127.0.0.1:{port}")
         public = ["--public"] if kind == "sqlite, smee-client" else []  # smee-client sends no token
         made = subprocess.run(hookinspect("channel", "new", "--relay", relay_urls[0], "--json", *public),
-                              capture_output=True, text=True, check=True)
+                              capture_output=True, text=True, check=True, env=self.env)
         channel = json.loads(made.stdout)
         if kind == "sqlite, smee-client":
             assert smee_client is not None
@@ -168,7 +172,7 @@ class Pipeline:
             port = free_port()
             self.listen = start(hookinspect("listen", "--port", str(port), "--store", str(work / "laptop.db"),
                                             "--quiet", *sources, "--token", channel["token"],
-                                            "--forward-to", f"http://127.0.0.1:{self.target_port}/"), port)
+                                            "--forward-to", f"http://127.0.0.1:{self.target_port}/"), port, self.env)
         self.urls = [f"{url}/{channel['id']}" for url in relay_urls]
         # A warm-up delivery through the whole pipeline: once it is at the target, all is connected.
         # Sent again each second: smee-client, which says nothing when it has subscribed, gets only
@@ -251,15 +255,19 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--steady-seconds", type=int, default=20)
     parser.add_argument("--no-redis", action="store_true", help="only the bare target and the SQLite relay")
-    parser.add_argument("--only", choices=("bare", "sqlite", "sqlite process", "sqlite, smee-client", "redis", "redis x2"),
+    parser.add_argument("--only", choices=("bare", "sqlite", "sqlite process", "sqlite, smee-client", "redis", "redis x2",
+                                           "sqlite of --checkout"),
                         help="one pipeline")
     parser.add_argument("--smee-client", type=Path, metavar="DIR",
                         help="a directory where `npm install smee-client@5` ran: adds our relay with smee-client "
                              "in place of listen --source (it stores nothing; forwards each event once)")
     parser.add_argument("--steady-only", action="store_true", help="leave the burst out")
     parser.add_argument("--burst-only", action="store_true", help="leave the steady rate out")
+    parser.add_argument("--checkout", type=Path, metavar="DIR",
+                        help="also run the SQLite pipeline of another checkout (an earlier release), in the same run")
     args = parser.parse_args()
-    kinds = ["bare", "sqlite", "sqlite process"] + (["sqlite, smee-client"] if args.smee_client else [])
+    kinds = ["bare", "sqlite", "sqlite process"] + (["sqlite, smee-client"] if args.smee_client else []) + \
+        (["sqlite of --checkout"] if args.checkout else [])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis = None if args.no_redis else start_redis(work)
@@ -279,7 +287,7 @@ def main() -> None:
                         import redis as redis_client
                         redis_client.Redis.from_url(redis[1]).flushall()
                     pipeline = Pipeline(kind, run_dir, redis[1] if kind.startswith("redis") and redis else None,
-                                        args.smee_client)
+                                        args.smee_client, args.checkout if kind == "sqlite of --checkout" else None)
                     forks = redis_forks(redis[1]) if redis is not None else 0
                     try:
                         result = run(pipeline, count, args.connections, rate, redis[0].pid if redis else None)
