@@ -33,7 +33,7 @@ from hookinspect.send.forward import Forwarder
 from hookinspect.signing.base import Verdict
 from hookinspect.signing.registry import Secrets, check_delivery, resigner_for
 from hookinspect.store.fixtures import FixtureRecord, load_fixture
-from hookinspect.workspace import StoreChange, Workspace
+from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
 T = TypeVar("T")
 
@@ -169,7 +169,7 @@ def assert_expectation(record: FixtureRecord, answer: Attempt | Response) -> Non
 
 
 def _describe(change: Change) -> str:
-    if change.kind == "removed":
+    if change.kind == ChangeKind.REMOVED:
         return f"{change.path}: expected {change.old!r}, missing"
     return f"{change.path}: expected {change.old!r}, got {change.new!r}"
 

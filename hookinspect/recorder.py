@@ -16,7 +16,7 @@ from hookinspect.errors import StoreError, one_line
 from hookinspect.model import REENCODED_NOTE, Attempt, Delivery, Rejection
 from hookinspect.store.sqlite import Store
 from hookinspect.store.writer import Insert
-from hookinspect.workspace import StoreChange, Workspace
+from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
 # Bodies up to this size are annotated (JSON parsed for the event type) in the event loop;
 # bigger ones in a thread, since parsing them would stall every other request.
@@ -76,12 +76,12 @@ class Recorder:
             await written
         except StoreError as exc:
             if self.failing is None or type(self.failing) is not type(exc):  # said once, not per request
-                self.workspace.changes.announce(StoreChange("failing", message=exc.message))
+                self.workspace.changes.announce(StoreChange(ChangeKind.FAILING, message=exc.message))
             self.failing = exc
             raise
         if self.failing is not None:
             self.failing = None
-            self.workspace.changes.announce(StoreChange("recovered", message="capture resumed: deliveries are stored again"))
+            self.workspace.changes.announce(StoreChange(ChangeKind.RECOVERED, message="capture resumed: deliveries are stored again"))
         self.workspace.announce_recorded(delivery, queued=bool(queued))
         return Recorded(delivery, targets, bool(queued))
 

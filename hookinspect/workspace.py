@@ -14,6 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,18 +26,23 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+class ChangeKind(StrEnum):
+    """What a StoreChange says happened (a str, so it travels as JSON to another process)."""
+
+    DELIVERIES = "deliveries"  # deliveries up to #seq exist; `delivery` is set when this process recorded it
+    ATTEMPT = "attempt"  # an attempt was added to #seq
+    QUEUED = "queued"  # #seq waits in the forward queue
+    REMOVED = "removed"  # deliveries were deleted
+    STORE = "store"  # something else changed, seen from another process: re-read what you show
+    FAILING = "failing"  # nothing can be stored: `message` says why
+    RECOVERED = "recovered"  # storing works again
+
+
 @dataclass(slots=True)
 class StoreChange:
-    """What changed in the store.
+    """What changed in the store (see ChangeKind)."""
 
-    kind: `deliveries` (deliveries up to #seq exist; `delivery` is set when this process
-    recorded it), `attempt` (an attempt was added to #seq), `queued` (#seq waits in the
-    forward queue), `removed` (deliveries were deleted), `store` (something else changed,
-    seen from another process: re-read what you show), `failing` (nothing can be stored:
-    `message` says why), `recovered` (storing works again).
-    """
-
-    kind: str
+    kind: ChangeKind
     seq: int | None = None
     delivery: Delivery | None = None
     attempt: Attempt | None = None
@@ -132,7 +138,7 @@ class Workspace:
                 store.queue_settle(attempt.delivery_seq, attempt.target_url, f"{attempt.kind}: {attempt.outcome}")
 
         await self.writer.call(record, is_durable=False)  # lost to a power cut: a send to make again, at worst
-        self.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
+        self.changes.announce(StoreChange(ChangeKind.ATTEMPT, attempt.delivery_seq, attempt=attempt))
 
     def write(self, operation: Callable[[Store], T], change: StoreChange | None = None) -> T:
         """Run a write from code outside an event loop (a CLI command); announces `change` after."""
@@ -145,12 +151,12 @@ class Workspace:
         """Delete deliveries (their attempts and queue items go with them)."""
         seqs = list(seqs)
         deleted = self.write(lambda store: store.delete(seqs))
-        self.changes.announce(StoreChange("removed"))
+        self.changes.announce(StoreChange(ChangeKind.REMOVED))
         return deleted
 
     def clear(self) -> int:
         deleted = self.write(lambda store: store.clear())
-        self.changes.announce(StoreChange("removed"))
+        self.changes.announce(StoreChange(ChangeKind.REMOVED))
         return deleted
 
     # -- reading ---------------------------------------------------------------------------
@@ -172,9 +178,9 @@ class Workspace:
             self._known_seq = seq
         if not self.changes.has_subscribers:  # the common case under load with --quiet: no news to build
             return
-        self.changes.announce(StoreChange("deliveries", seq, delivery=delivery))
+        self.changes.announce(StoreChange(ChangeKind.DELIVERIES, seq, delivery=delivery))
         if queued:
-            self.changes.announce(StoreChange("queued", seq, delivery=delivery))
+            self.changes.announce(StoreChange(ChangeKind.QUEUED, seq, delivery=delivery))
 
     def poll(self) -> bool:
         """Look for changes made by another process (or thread's connection); announce them.
@@ -193,14 +199,14 @@ class Workspace:
         changed = False
         if newest > self._known_seq:
             self._known_seq = newest
-            self.changes.announce(StoreChange("deliveries", newest))
+            self.changes.announce(StoreChange(ChangeKind.DELIVERIES, newest))
             changed = True
         if newest_attempt > self._known_attempt:
             self._known_attempt = newest_attempt
             for seq in attempt_seqs:
-                self.changes.announce(StoreChange("attempt", seq))
+                self.changes.announce(StoreChange(ChangeKind.ATTEMPT, seq))
             changed = True
         if not changed:  # a delete, a verdict, a queue update: whoever shows the store re-reads it
-            self.changes.announce(StoreChange("store"))
+            self.changes.announce(StoreChange(ChangeKind.STORE))
         return True
 

@@ -28,7 +28,7 @@ from hookinspect.config import (
 )
 from hookinspect.model import Delivery
 from hookinspect.views.delivery import attempt_line, delivery_line
-from hookinspect.workspace import StoreChange
+from hookinspect.workspace import ChangeKind, StoreChange
 
 if TYPE_CHECKING:
     from hookinspect.intake.receiver import ReceiverEvent
@@ -74,10 +74,10 @@ class LivePrinter:
 
     def on_change(self, change: StoreChange) -> None:
         """A delivery this process stored gets its line; so does storing failing or working again."""
-        if change.kind == "deliveries" and change.delivery is not None:
+        if change.kind == ChangeKind.DELIVERIES and change.delivery is not None:
             if self.shows(change.delivery):
                 self(change)
-        elif change.kind in ("failing", "recovered"):
+        elif change.kind in (ChangeKind.FAILING, ChangeKind.RECOVERED):
             self(change)
 
     def _run(self) -> None:
@@ -109,7 +109,7 @@ def event_dict(event: ReceiverEvent | StoreChange) -> dict:
     """The `listen --json` line of an event: a delivery as `show --json` gives it, an attempt,
     a refusal, a relay state or the store failing and recovering, each with a "type"."""
     if isinstance(event, StoreChange):
-        if event.kind in ("failing", "recovered"):
+        if event.kind in (ChangeKind.FAILING, ChangeKind.RECOVERED):
             return {"type": "store", "state": event.kind, "message": event.message}
         assert event.delivery is not None
         return {"type": "delivery", **event.delivery.to_dict()}
@@ -120,10 +120,10 @@ def event_dict(event: ReceiverEvent | StoreChange) -> dict:
 
 def render_event(event: ReceiverEvent | StoreChange) -> Text:
     if isinstance(event, StoreChange):
-        if event.kind == "failing":
+        if event.kind == ChangeKind.FAILING:
             return Text("NOT STORING ", style="bold red") + safe_text(event.message) + Text(
                 " (senders get 507/503 with Retry-After; capture resumes by itself)", style="dim")
-        if event.kind == "recovered":
+        if event.kind == ChangeKind.RECOVERED:
             return Text("STORING ", style="bold green") + safe_text(event.message)
         assert event.delivery is not None
         return rich_line(delivery_line(event.delivery))

@@ -14,7 +14,7 @@ from hookinspect.errors import UsageError
 from hookinspect.store.queue import QueueItem
 from hookinspect.values import now_us
 from hookinspect.views.text import local_time, safe_url, status_style
-from hookinspect.workspace import StoreChange
+from hookinspect.workspace import ChangeKind, StoreChange
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
 queue_app = typer.Typer(help="The forward queue of `listen --ack`: list, retry, cancel, pause, resume.",
@@ -74,7 +74,7 @@ def retry_queue(refs: list[str] = REFS_ARGUMENT, every: bool = ALL_OPTION, as_js
     out = Output()
     with open_workspace(store_path) as workspace:
         seqs = _selected(workspace, refs, every)
-        count = workspace.write(lambda store: store.queue_retry(now_us(), seqs), StoreChange("store"))
+        count = workspace.write(lambda store: store.queue_retry(now_us(), seqs), StoreChange(ChangeKind.STORE))
     if seqs is not None and count == 0:
         raise UsageError(f"nothing to retry among {' '.join(refs)}: no forward of theirs waits or was given up",
                          "`hookinspect queue --dead` lists the queue; `hookinspect replay` sends any delivery again")
@@ -91,7 +91,7 @@ def cancel_queue(refs: list[str] = REFS_ARGUMENT, every: bool = ALL_OPTION, as_j
     out = Output()
     with open_workspace(store_path) as workspace:
         seqs = _selected(workspace, refs, every)
-        count = workspace.write(lambda store: store.queue_cancel(seqs), StoreChange("store"))
+        count = workspace.write(lambda store: store.queue_cancel(seqs), StoreChange(ChangeKind.STORE))
     if seqs is not None and count == 0:
         raise UsageError(f"nothing to cancel among {' '.join(refs)}: no forward of theirs waits",
                          "`hookinspect queue` lists what waits")
@@ -107,7 +107,7 @@ def pause_target(target: str = typer.Argument(..., help="A target as given to --
     """Hold every send to a target until `queue resume` (deliveries keep queueing)."""
     out = Output()
     with open_workspace(store_path) as workspace:
-        workspace.write(lambda store: store.queue_pause(target, now_us()), StoreChange("store"))
+        workspace.write(lambda store: store.queue_pause(target, now_us()), StoreChange(ChangeKind.STORE))
     if as_json:
         out.json({"paused": target})
     else:
@@ -120,7 +120,7 @@ def resume_target(target: str = typer.Argument(..., help="A paused target. Examp
     """Send to a paused target again."""
     out = Output()
     with open_workspace(store_path) as workspace:
-        was_paused = workspace.write(lambda store: store.queue_resume(target), StoreChange("store"))
+        was_paused = workspace.write(lambda store: store.queue_resume(target), StoreChange(ChangeKind.STORE))
     if not was_paused:
         raise UsageError(f"{target} is not paused", "`hookinspect queue` lists the paused targets")
     if as_json:

@@ -20,7 +20,7 @@ from hookinspect.errors import EXIT_FAILED
 from hookinspect.signing.base import NO_SECRET
 from hookinspect.signing.registry import check_delivery
 from hookinspect.views.text import VERDICT_STYLES, safe
-from hookinspect.workspace import StoreChange
+from hookinspect.workspace import ChangeKind, StoreChange
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
@@ -45,7 +45,7 @@ def verify_delivery(
         # Without the secret there is nothing new to say: a stored verdict (say `invalid`) stays.
         if verdict is not None and verdict.status != NO_SECRET:
             workspace.write(lambda store: store.set_verdict(seq, result.provider, result.event_type, verdict.status,
-                                                            verdict.reason), StoreChange("store"))
+                                                            verdict.reason), StoreChange(ChangeKind.STORE))
     data = {"seq": seq, "provider": result.provider, "event_type": result.event_type,
             "verdict": verdict.status if verdict else None,
             "verdict_reason": verdict.reason if verdict else None}

@@ -23,11 +23,11 @@ from typing import Any
 from hookinspect.errors import HookinspectError, NetworkError
 from hookinspect.intake.receiver import ReceiverEvent, ReceiverSettings
 from hookinspect.intake.workers import fork_workers, stop_workers
-from hookinspect.workspace import StoreChange
+from hookinspect.workspace import ChangeKind, StoreChange
 
 START_TIMEOUT = 30.0
 # Changes worth a line to the UI (others it finds on its own look at the store).
-TOLD_CHANGES = frozenset({"deliveries", "attempt", "failing", "recovered"})
+TOLD_CHANGES = frozenset({ChangeKind.DELIVERIES, ChangeKind.ATTEMPT, ChangeKind.FAILING, ChangeKind.RECOVERED})
 
 
 class ReceiverProcess:

@@ -30,7 +30,7 @@ from hookinspect.store.queue import QueueItem
 from hookinspect.store.sqlite import Store
 from hookinspect.store.writer import Insert
 from hookinspect.values import now_us
-from hookinspect.workspace import StoreChange, Workspace
+from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
 # Seconds to wait before each retry: Standard Webhooks' recommended schedule
 # (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h).
@@ -143,8 +143,8 @@ class ForwardQueueWorker:
         self._wake.set()
 
     def _on_change(self, change: StoreChange) -> None:
-        if change.kind in ("queued", "recovered"):
-            if change.kind == "queued" and change.delivery is not None and change.seq is not None \
+        if change.kind in (ChangeKind.QUEUED, ChangeKind.RECOVERED):
+            if change.kind == ChangeKind.QUEUED and change.delivery is not None and change.seq is not None \
                     and not self._is_sending_first(change.seq):
                 self._fresh[change.seq] = change.delivery
                 self._fresh_bytes += len(change.delivery.body)
@@ -353,7 +353,7 @@ class ForwardQueueWorker:
             if waiting:
                 self.unwritten -= 1
         if is_news:
-            self.workspace.changes.announce(StoreChange("attempt", attempt.delivery_seq, attempt=attempt))
+            self.workspace.changes.announce(StoreChange(ChangeKind.ATTEMPT, attempt.delivery_seq, attempt=attempt))
             if self.on_attempt is not None:
                 self.on_attempt(attempt, item, state)
 

@@ -31,7 +31,7 @@ from hookinspect.tui.widgets.detail import DeliveryDetail
 from hookinspect.views.delivery import DetailLines
 from hookinspect.views.inbox import Trash
 from hookinspect.views.text import safe, safe_url
-from hookinspect.workspace import StoreChange, Workspace
+from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
 # How often the workspace looks for deliveries stored by another process; this process's own
 # captures (listen --ui) and replays are announced at once.
@@ -139,7 +139,7 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
     def on_receiver_message(self, message: dict) -> None:
         """A line from the receiver's process (listen --ui): a change to show, a refusal, a relay state."""
         if message["t"] == "changed":
-            self.post_message(StoreChanged(StoreChange(message["kind"], message.get("seq"),
+            self.post_message(StoreChanged(StoreChange(ChangeKind(message["kind"]), message.get("seq"),
                                                        message=message.get("message") or "")))
         elif message["t"] == "event":
             self.post_message(ReceiverEventPosted(receiver_event(message)))
@@ -230,17 +230,17 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
         if not self._has_main_screen():
             return  # the app is closing: nothing left to show it on
         change = message.change
-        if change.kind == "deliveries":
+        if change.kind == ChangeKind.DELIVERIES:
             if not self._refresh_pending:  # a burst of captures costs one look at the store, not one each
                 self._refresh_pending = True
                 self.set_timer(REFRESH_SECONDS, self._refresh_new)
-        elif change.kind == "attempt" and change.seq is not None:
+        elif change.kind == ChangeKind.ATTEMPT and change.seq is not None:
             self.refresh_delivery(change.seq)
-        elif change.kind == "failing":
+        elif change.kind == ChangeKind.FAILING:
             self.say(change.message, severity="error", title="not storing")
-        elif change.kind == "recovered":
+        elif change.kind == ChangeKind.RECOVERED:
             self.say(change.message, title="storing")
-        elif change.kind in ("removed", "store"):
+        elif change.kind in (ChangeKind.REMOVED, ChangeKind.STORE):
             self.total = self.store.count()
             self.update_status()
 

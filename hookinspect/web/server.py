@@ -38,7 +38,7 @@ from hookinspect.views.delivery import change_lines, row_cells
 from hookinspect.views.detail import draw_detail, read_detail
 from hookinspect.views.inbox import UNDO_SECONDS, Trash
 from hookinspect.views.text import Line
-from hookinspect.workspace import StoreChange, Workspace
+from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
 PAGE_SIZE = 100
 # How often the server looks for deliveries stored by another process (listen).
@@ -381,7 +381,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
 def _publish(app: web.Application, change: StoreChange) -> None:
     """A workspace change, to every open page (called in whichever thread announced it)."""
-    if change.kind not in ("deliveries", "attempt", "removed", "store"):
+    if change.kind not in (ChangeKind.DELIVERIES, ChangeKind.ATTEMPT, ChangeKind.REMOVED, ChangeKind.STORE):
         return
     event = {"kind": change.kind, "seq": change.seq}
     loop = app["loop"]
@@ -427,7 +427,7 @@ def create_web_app(workspace: Workspace, settings: WebSettings | None = None) ->
     app[SETTINGS] = settings
     # A delete that fails is said once, and open pages list the deliveries again.
     app[STATE] = WebState(Trash(workspace, seconds=settings.undo_seconds, on_error=lambda line: settings.on_error(line),
-                                on_restored=lambda _seqs: _publish(app, StoreChange("store"))))
+                                on_restored=lambda _seqs: _publish(app, StoreChange(ChangeKind.STORE))))
     app.router.add_get("/", index)
     app.router.add_get("/deliveries/{seq}", index)
     app.router.add_get("/static/{name}", static)
