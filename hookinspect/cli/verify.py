@@ -31,24 +31,31 @@ def verify_delivery(
     secret: list[str] = SECRET_OPTION,
     url: str | None = typer.Option(None, "--url", help="The public URL the sender called (Twilio signs it). Example: --url https://abc.example/sms"),
     provider: str | None = typer.Option(None, "--provider", help="Check as this provider instead of detecting it."),
+    save: bool = typer.Option(False, "--save", help="Store this verdict on the delivery (ls, the UIs show it); without it, verify only answers."),
     as_json: bool = JSON_OPTION,
     store_path: Path | None = STORE_OPTION,
 ) -> None:
-    """Re-check the signature of a stored delivery (and store the new verdict, when a secret was given)."""
+    """Re-check the signature of a stored delivery and say why; --save stores the new verdict.
+
+    A secret typed here is a question: a mistyped one must not turn a delivery the configured
+    secret found valid into an invalid one in every view. A bare --secret whsec_… is taken as
+    the secret of the delivery's own provider."""
     out = Output()
-    secrets = gather_secrets(secret)
     with open_workspace(store_path) as workspace:
         [seq] = resolve_seqs(workspace.store, [ref])[:1]
         delivery = workspace.store.get(seq)
+        secrets = gather_secrets(with_provider(secret, provider or detected_provider(delivery)))
         result = check_delivery(delivery, secrets, url=url, provider=provider)
         verdict = result.verdict
         # Without the secret there is nothing new to say: a stored verdict (say `invalid`) stays.
-        if verdict is not None and verdict.status != NO_SECRET:
+        is_news = verdict is not None and verdict.status != NO_SECRET
+        if save and is_news:
             workspace.write(lambda store: store.set_verdict(seq, result.provider, result.event_type, verdict.status,
                                                             verdict.reason), StoreChange(ChangeKind.STORE))
     data = {"seq": seq, "provider": result.provider, "event_type": result.event_type,
             "verdict": verdict.status if verdict else None,
-            "verdict_reason": verdict.reason if verdict else None}
+            "verdict_reason": verdict.reason if verdict else None, "saved": save and is_news,
+            "stored_verdict": verdict.status if save and is_news else delivery.verdict}
     if as_json:
         out.json(data)
     elif result.provider is None:
@@ -59,5 +66,29 @@ def verify_delivery(
     else:
         out.print(rich_line([(f"#{seq} ", ""), safe(result.provider), (" ", ""), safe(result.event_type or ""), ("  ", ""),
                              (verdict.status, VERDICT_STYLES.get(verdict.status, "")), (": ", ""), safe(verdict.reason)]))
+    if not as_json and is_news and not save and delivery.verdict and delivery.verdict != verdict.status:
+        out.info(f"#{seq} stays {delivery.verdict} in the store (checked when it arrived); --save stores this verdict")
     if verdict is None or not verdict.is_valid:
         raise typer.Exit(EXIT_FAILED)
+
+
+def detected_provider(delivery) -> str | None:  # noqa: ANN001 (a Delivery)
+    """The provider the delivery was recorded as, or the one its headers and payload say."""
+    if delivery.provider:
+        return delivery.provider
+    from hookinspect.signing.registry import Secrets
+
+    return check_delivery(delivery, Secrets()).provider
+
+
+def with_provider(flags: list[str], provider: str | None) -> list[str]:
+    """`--secret whsec_…` without a provider means the delivery's own provider's secret."""
+    from hookinspect.signing.registry import PROVIDERS
+
+    def names_one(flag: str) -> bool:
+        name = flag.partition("=")[0].partition(":")[0].lower()
+        return "=" in flag and name in PROVIDERS
+
+    if provider is None:
+        return flags
+    return [flag if names_one(flag) else f"{provider}={flag}" for flag in flags]
