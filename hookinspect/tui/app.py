@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.css.query import NoMatches
@@ -44,6 +44,12 @@ REFRESH_SECONDS = 0.05
 
 # Deliveries-per-second history shown in the header sparkline.
 RATE_WINDOW = 60
+
+
+# Keys that open a text prompt (replay to, export, save body, filter), and how long keys typed
+# after one wait for its prompt.
+PROMPT_KEYS = frozenset({"R", "x", "s", "slash"})
+TYPEAHEAD_SECONDS = 1.0
 
 
 class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
@@ -81,6 +87,8 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
     def __init__(self, workspace: Workspace, *, target: str | None = None, secrets: Secrets | None = None,
                  receiver: ReceiverProcess | None = None) -> None:
         super().__init__()
+        # Keys typed right after a key that opens a prompt, held for that prompt (see on_event).
+        self._typeahead: list[events.Key] | None = None
         self.workspace = workspace
         self.store = workspace.store
         self.target = target
@@ -113,6 +121,33 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
         self._unsubscribe = workspace.changes.subscribe(lambda change: self.post_message(StoreChanged(change)))
 
     # -- layout --------------------------------------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        """Type-ahead for prompts. A terminal delivers fast typing at once: the URL typed right
+        after `R` reached the list (and its keys' bindings) before the prompt existed, and the
+        prompt got only Enter, submitting nothing. Keys that follow a prompt key are held until
+        the prompt takes them (`take_typeahead`), or for TYPEAHEAD_SECONDS at most."""
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._typeahead is not None:
+                self._typeahead.append(event)
+                return
+            if event.key in PROMPT_KEYS and len(self.screen_stack) == 1:
+                held: list[events.Key] = []
+                self._typeahead = held
+                self.set_timer(TYPEAHEAD_SECONDS, lambda: self._release_typeahead(held))
+        await super().on_event(event)
+
+    def take_typeahead(self) -> list[events.Key]:
+        """The keys held since a prompt key; holding stops."""
+        keys, self._typeahead = self._typeahead or [], None
+        return keys
+
+    def _release_typeahead(self, held: list[events.Key]) -> None:
+        """No prompt took these held keys (the key opened none): they go where they would have.
+        A later hold is not this one's to release."""
+        if self._typeahead is held:
+            for key in self.take_typeahead():
+                self.post_message(events.Key(key.key, key.character))
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
@@ -352,6 +387,16 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
         filter_input = self.main_query("#filter", Input)
         filter_input.add_class("visible")
         filter_input.focus()
+        self.call_after_refresh(self._type_into_filter, filter_input)
+
+    async def _type_into_filter(self, filter_input: Input) -> None:
+        """What was typed right after `/` (held: see on_event) goes into the filter box."""
+        for event in self.take_typeahead():
+            if event.key == "enter":
+                await filter_input.action_submit()
+                return
+            if event.is_printable and event.character:
+                filter_input.insert_text_at_cursor(event.character)
 
     @on(Input.Submitted, "#filter")
     def apply_filter(self, event: Input.Submitted) -> None:

@@ -3,6 +3,9 @@
 import asyncio
 import json
 
+from textual import events
+from textual.keys import _character_to_key
+
 import pytest
 from textual.widgets import Input, TabbedContent
 
@@ -388,3 +391,33 @@ async def test_a_json_filter_over_a_big_store_fills_in_while_the_list_answers(st
         assert table.seqs == list(range(3000, 2990, -1))
         await wait_until(pilot, lambda: "filter $.n>=2990 10 match" in rendered(app, "#status"))
         assert table.border_subtitle == "#1 of 10"
+
+
+async def test_r_then_a_url_typed_without_pause_replays_every_time(store_path, workspace, target):
+    seed(store_path, make_delivery())
+    app = HookinspectApp(workspace)
+    url = target.url + "/in"
+    async with app.run_test(size=(140, 40), notifications=True) as pilot:
+        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1])
+        for n in range(20):
+            # All at once, as a terminal delivers fast typing: no key waits for the one before.
+            for char in ["R", *url, "\r"]:
+                key = "enter" if char == "\r" else _character_to_key(char)
+                event = events.Key(key, None if char == "\r" else char)
+                event.set_sender(app)
+                app._driver.send_message(event)  # as Pilot sends keys, without waiting in between
+            await wait_until(pilot, lambda n=n: len(target.received) == n + 1, timeout=15)
+    assert len(target.received) == 20 and {r["path_qs"] for r in target.received} == {"/in"}
+
+
+async def test_a_filter_typed_right_after_slash_is_applied(store_path, workspace):
+    seed(store_path, make_delivery(method="PUT", path="/a"), make_delivery(path="/b"))
+    app = HookinspectApp(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [2, 1])
+        for char in ["/", *"method:PUT", "\r"]:
+            key = "enter" if char == "\r" else _character_to_key(char)
+            event = events.Key(key, None if char == "\r" else char)
+            event.set_sender(app)
+            app._driver.send_message(event)
+        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1], timeout=10)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -22,11 +22,42 @@ class TextPrompt(ModalScreen[str | None]):
         self.title_text = title
         self.value = value
         self.placeholder = placeholder
+        self._typed_early = False  # keys came before the input had focus: they replace the offered value
 
     def compose(self) -> ComposeResult:
         with Vertical(id="prompt"):
             yield Label(Text(self.title_text))
             yield Input(value=self.value, placeholder=self.placeholder, id="url")
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self._type_ahead)
+
+    def _type_ahead(self) -> None:
+        """What was typed after the key that opened this prompt, before it was there: printable
+        keys replace the offered value, Enter submits (the app held them: see its on_event)."""
+        take = getattr(self.app, "take_typeahead", None)
+        for event in take() if take is not None else []:
+            if self._apply(event):
+                return
+
+    def on_key(self, event: events.Key) -> None:
+        """A key that reaches the screen, not the input (typed before the input had focus)."""
+        if not self.query_one("#url", Input).has_focus and (event.key == "enter" or event.is_printable):
+            event.stop()
+            self._apply(event)
+
+    def _apply(self, event: events.Key) -> bool:
+        """A key typed ahead: a character goes into the input (replacing the offered value),
+        Enter submits it. True once the prompt is answered."""
+        box = self.query_one("#url", Input)
+        if event.key in ("enter", "escape"):
+            self.dismiss(box.value.strip() or None if event.key == "enter" else None)
+            return True
+        if event.is_printable and event.character:
+            box.value = (box.value if self._typed_early else "") + event.character
+            box.cursor_position = len(box.value)
+            self._typed_early = True
+        return False
 
     @on(Input.Submitted, "#url")
     def submit(self, event: Input.Submitted) -> None:
