@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ from hookinspect.config import (
     DEFAULT_WEB_PORT,
     Settings,
 )
-from hookinspect.errors import UsageError
+from hookinspect.errors import NetworkError, UsageError
 from hookinspect.formats.filters import checked_provider
 from hookinspect.formats.targets import validate_target
 from hookinspect.intake.receiver import (
@@ -38,6 +39,7 @@ from hookinspect.intake.receiver import (
     ForwardSettings,
     MockResponse,
     ReceiverSettings,
+    listen_error,
 )
 from hookinspect.intake.responses import (
     ResponseRule,
@@ -190,6 +192,8 @@ def plan_session(options: ListenOptions, settings: Settings | None = None) -> Se
         # tolerance window (Stripe's 5 minutes) must not go out with its old timestamp.
         forward.queue.resigner_for = lambda delivery: resigner_for(delivery, secrets)
     settings.checked("port", options.web_port)
+    if options.web:
+        checked_web_port(host, options.web_port)  # taken: an error now, before a store is made
     # Last, once every option is checked: a store that cannot be opened, written or trusted
     # fails now, before binding or forking, and a mistyped command creates no store.
     pending = check_store(path, is_explicit=options.store_path is not None)
@@ -226,9 +230,13 @@ def run_session(plan: SessionPlan, report: ServeReport, ui: UI | None = None) ->
 @contextlib.contextmanager
 def web_inspector(plan: SessionPlan) -> Iterator[None]:
     """`listen --web`: the web inspector in a process of its own over the same store, so what a
-    browser asks for never slows capture; its banner goes to our stderr. Stopped with us."""
+    browser asks for never slows capture; its banner goes to our stderr. Stopped with us.
+
+    A part the user asked for: if its port is taken, or it does not come up, the session does
+    not start (it ran on without it, and the hint named --port)."""
     options = plan.options
-    args = [sys.executable, "-m", "hookinspect", "web", "--host", plan.host, "--port", str(options.web_port),
+    port = checked_web_port(plan.host, options.web_port)
+    args = [sys.executable, "-m", "hookinspect", "web", "--host", plan.host, "--port", str(port),
             "--store", str(plan.path)]
     for item in options.secret:
         args += ["--secret", item]
@@ -236,6 +244,7 @@ def web_inspector(plan: SessionPlan) -> Iterator[None]:
         args += ["--allowed-host", name]
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     try:
+        wait_for_web(child, plan.host, port)
         yield
     finally:
         child.terminate()
@@ -244,6 +253,35 @@ def web_inspector(plan: SessionPlan) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
+
+
+# How long the web inspector's process may take to answer before the session gives up on it.
+WEB_START_SECONDS = 20.0
+
+
+def wait_for_web(child: subprocess.Popen[bytes], host: str, port: int) -> None:
+    """Until the web inspector accepts connections; NetworkError if its process ends first or
+    does not answer in time (what it said is on stderr already)."""
+    deadline = time.monotonic() + WEB_START_SECONDS
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise NetworkError(f"the web inspector did not start (it exited with {child.returncode})",
+                               "its error is above; --web-port chooses another port")
+        with contextlib.suppress(OSError), socket.create_connection((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise NetworkError(f"the web inspector did not answer on port {port} within {WEB_START_SECONDS:g} s")
+
+
+def checked_web_port(host: str, port: int) -> int:
+    """The web inspector's port, free now (0: any free one); the error names --web-port."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will: TIME_WAIT is free
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise listen_error(host, port, exc, "--web-port") from None
+        return sock.getsockname()[1]
 
 
 def mock_response(options: ListenOptions) -> MockResponse:

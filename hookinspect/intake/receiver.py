@@ -401,10 +401,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def listen_error(host: str, port: int, exc: OSError) -> NetworkError:
-    """The one-line error for an address that cannot be bound, with the hint that fits its cause."""
+def listen_error(host: str, port: int, exc: OSError, port_flag: str = "--port") -> NetworkError:
+    """The one-line error for an address that cannot be bound, with the hint that fits its cause
+    (`port_flag` names the option that chose this port)."""
     if exc.errno in (errno.EADDRINUSE, errno.EACCES):  # the port is taken, or below 1024
-        hint = "pick another --port"
+        hint = f"pick another {port_flag} (0 picks a free one)"
     else:  # a name that does not resolve, an address this machine does not have
         hint = "check --host: an address of this machine, e.g. 127.0.0.1 or 0.0.0.0"
     return NetworkError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint)

@@ -529,3 +529,15 @@ def _answers(port):
             return True
     except OSError:
         return False
+
+
+def test_listen_web_with_its_port_taken_is_an_error_at_start(tmp_path):
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result = subprocess.run(hookinspect_cmd("listen", "--web", "--web-port", str(port), "--port", str(free_port()),
+                                                "--store", str(tmp_path / "s.db")), capture_output=True, text=True,
+                                timeout=30)
+    assert result.returncode == 4 and "--web-port" in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert not (tmp_path / "s.db").exists()
