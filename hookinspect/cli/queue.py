@@ -36,16 +36,20 @@ def items_table(items: list[QueueItem]) -> Table:
     return table
 
 
+DEAD_OPTION = typer.Option(False, "--dead", help="Also the deliveries it gave up on.")
+
+
 @queue_app.callback()
-def list_queue(
-    ctx: typer.Context,
-    dead: bool = typer.Option(False, "--dead", help="Also the deliveries it gave up on."),
-    as_json: bool = JSON_OPTION,
-    store_path: Path | None = STORE_OPTION,
-) -> None:
+def queue(ctx: typer.Context, dead: bool = DEAD_OPTION, as_json: bool = JSON_OPTION,
+          store_path: Path | None = STORE_OPTION) -> None:
+    """The forward queue: `queue` alone lists it, as `queue ls` does."""
+    if ctx.invoked_subcommand is None:
+        list_queue(dead, as_json, store_path)
+
+
+@queue_app.command("ls")
+def list_queue(dead: bool = DEAD_OPTION, as_json: bool = JSON_OPTION, store_path: Path | None = STORE_OPTION) -> None:
     """List the deliveries waiting to be forwarded, the next due first."""
-    if ctx.invoked_subcommand is not None:
-        return
     out = Output()
     with open_workspace(store_path) as workspace:
         items = workspace.store.queue_items(("pending", "dead") if dead else ("pending",))

@@ -43,12 +43,9 @@ def checked_verdict(value: str) -> str:
 
 def checked_provider(value: str) -> str:
     # Imported here: the registry pulls in every signature scheme, which most filters never need.
-    from hookinspect.signing.registry import PROVIDERS
+    from hookinspect.signing.registry import provider_named
 
-    provider = value.lower()
-    if provider not in PROVIDERS:
-        raise UsageError(f"unknown provider {value!r}{did_you_mean(value, PROVIDERS)}", "one of " + ", ".join(PROVIDERS))
-    return provider
+    return provider_named(value).name
 
 
 @dataclass(frozen=True)
@@ -228,6 +225,9 @@ def parse_filter(expression: str | None) -> DeliveryFilter:
     except ValueError as exc:
         raise UsageError(f"cannot parse filter: {exc}") from None
     for term in terms:
+        if term in ("OR", "AND", "NOT", "||", "&&"):
+            raise UsageError(f"the filter language has no {term}: terms combine with AND, and a repeated key means "
+                             "either value", "method:POST method:PUT is POST or PUT; for text, write text:" + term)
         if term.startswith("$"):
             match = _JSON_TEST.match(term)
             assert match is not None  # the pattern accepts any string starting with $

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from hookinspect.errors import SigningError, UsageError, one_line
+from hookinspect.errors import SigningError, UsageError, did_you_mean, one_line
 from hookinspect.model import Delivery, Headers, SentRequest
 from hookinspect.signing import (
     asymmetric,
@@ -145,7 +145,8 @@ def provider_named(name: str) -> Provider:
     try:
         return PROVIDERS[name.lower()]
     except KeyError:
-        raise UsageError(f"unknown provider {name!r}", "one of " + ", ".join(PROVIDERS)) from None
+        raise UsageError(f"unknown provider {name!r}{did_you_mean(name, PROVIDERS)}",
+                         "`hookinspect providers` lists them") from None
 
 
 def message_of(delivery: Delivery, url: str | None = None) -> SignedMessage:
@@ -234,7 +235,8 @@ class Secrets:
         for flag in flags:  # stripe=whsec_..., stripe:/shop/*=whsec_..., or stripe=@file (off the command line)
             name, eq, secret = flag.partition("=")
             if not eq or not secret:
-                raise UsageError("--secret takes PROVIDER=SECRET, PROVIDER=@FILE or PROVIDER:/path/glob=SECRET")
+                raise UsageError("--secret needs the provider it is for: PROVIDER=SECRET (stripe=whsec_…), "
+                                 "PROVIDER=@FILE or PROVIDER:/path/glob=SECRET", "`hookinspect providers` lists them")
             provider, _, glob = name.partition(":")
             found.add(provider, read_secret_file(secret[1:]) if secret.startswith("@") else secret, glob or None,
                       where=f"--secret {name}")

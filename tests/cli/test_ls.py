@@ -215,7 +215,7 @@ def test_filters_that_mean_nothing_are_usage_errors_naming_what_is_accepted(stor
     one_line_usage_error(invoke("ls", "--filter", "$.a>>1", store_path=store_path), "bad JSON test")
     one_line_usage_error(invoke("ls", "--verdict", "bogus", store_path=store_path), "unknown verdict 'bogus'", "no-secret")
     one_line_usage_error(invoke("ls", "--filter", "verdict:vaild", store_path=store_path), "did you mean 'valid'?")
-    one_line_usage_error(invoke("ls", "--provider", "nosuch", store_path=store_path), "unknown provider 'nosuch'", "stripe")
+    one_line_usage_error(invoke("ls", "--provider", "nosuch", store_path=store_path), "unknown provider 'nosuch'", "hookinspect providers")
     one_line_usage_error(invoke("ls", "--provider", "strpe", store_path=store_path), "did you mean 'stripe'?")
     # The way to look for text with a colon in it still works.
     rows = json.loads(invoke("ls", "--json", "--filter", "text:'foo:bar'", store_path=store_path).stdout)

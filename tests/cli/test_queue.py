@@ -84,3 +84,20 @@ def test_show_and_attempts_say_a_delivery_is_queued(store_path):
     assert "gave up on " + TARGET in attempts.stdout and "queue retry 1" in attempts.stdout
     as_json = json.loads(runner.invoke(app, ["show", "2", "--json", "--store", str(store_path)]).stdout)
     assert as_json["queue"][0]["state"] == "pending"
+
+
+def test_queue_ls_is_the_list_and_queue_alone_its_alias(tmp_path):
+    from typer.testing import CliRunner
+
+    from hookinspect.cli.app import app
+    from hookinspect.store.sqlite import Store
+    from tests.factories import make_delivery
+
+    store_path = tmp_path / "s.db"
+    with Store(store_path) as store:
+        store.insert_delivery(make_delivery())
+        store.enqueue(1, "http://127.0.0.1:9/in", 0)
+    runner = CliRunner()
+    listed = [runner.invoke(app, [*args, "--json", "--store", str(store_path)]) for args in (["queue"], ["queue", "ls"])]
+    assert all(r.exit_code == 0 for r in listed) and listed[0].stdout == listed[1].stdout
+    assert '"seq": 1' in listed[0].stdout

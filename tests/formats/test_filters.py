@@ -68,3 +68,15 @@ def test_a_pattern_meets_undecodable_bytes_without_an_error():
     pattern = compile_pattern("x.y")
     assert pattern.search("x\udcffy") and not pattern.search("x\udcffz")  # a byte kept by surrogateescape
     assert compile_pattern("é$").search("café")
+
+
+def test_or_and_not_are_refused_in_one_line_not_searched_for():
+    import pytest
+
+    from hookinspect.errors import UsageError
+    from hookinspect.formats.filters import parse_filter
+
+    for expression in ("method:POST OR method:PUT", "a AND b", "NOT refund"):
+        with pytest.raises(UsageError, match="has no"):
+            parse_filter(expression)
+    assert parse_filter("text:OR").texts == ["OR"]  # the word itself, asked for plainly

@@ -3,10 +3,9 @@
 import asyncio
 import json
 
+import pytest
 from textual import events
 from textual.keys import _character_to_key
-
-import pytest
 from textual.widgets import Input, TabbedContent
 
 from hookinspect.intake.background import ReceiverProcess
