@@ -60,17 +60,14 @@ def deliveries_table(rows: list[DeliveryRow], width: int = 200) -> Table:
             break
         if name in columns:
             columns.remove(name)
-    # Path and event share what is left (path the larger part), each at most as wide as its
-    # longest value: the widths are set here, so rich never has to squeeze (and crop) a column.
-    fixed = sum(needs[c] for c in columns if c not in ("path", "event")) + 2 * (len(columns) - 1)
-    room = max(width - fixed, 24)
-    names = [c for c in columns if c in ("path", "event")]
-    if len(names) == 2:
-        event = min(widest("event"), max(12, room * 2 // 5))
-        path = min(widest("path"), max(12, room - event))
-        shares = {"path": path, "event": min(widest("event"), max(event, room - path))}  # slack back to event
-    else:
-        shares = {"path": min(widest("path"), room)}
+    shares = _name_widths(columns, needs, widest, width)
+    # A cut event name costs more than a low-value column: drop those while it does not fit.
+    for name in ("type", "size"):
+        if "event" not in shares or shares["event"] >= widest("event"):
+            break
+        if name in columns:
+            columns.remove(name)
+            shares = _name_widths(columns, needs, widest, width)
     table = Table(box=None, header_style="bold", pad_edge=False, expand=False)
     for name in columns:
         if name in ("path", "event"):
@@ -81,6 +78,18 @@ def deliveries_table(rows: list[DeliveryRow], width: int = 200) -> Table:
     for cells in all_cells:
         table.add_row(*(rich_line(cells[name]) for name in columns))
     return table
+
+
+def _name_widths(columns: list[str], needs: dict[str, int], widest, width: int) -> dict[str, int]:  # noqa: ANN001
+    """Path and event share what the other columns leave (path the larger part), each at most as
+    wide as its longest value: the widths are set here, so rich never squeezes (and crops) one."""
+    fixed = sum(needs[c] for c in columns if c not in ("path", "event")) + 2 * (len(columns) - 1)
+    room = max(width - fixed, 24)
+    if "event" in columns:
+        event = min(widest("event"), max(12, room * 2 // 5))
+        path = min(widest("path"), max(12, room - event))
+        return {"path": path, "event": min(widest("event"), max(event, room - path))}  # slack back to event
+    return {"path": min(widest("path"), room)}
 
 
 def attempts_table(attempts) -> Table:  # noqa: ANN001 - list[Attempt]

@@ -42,6 +42,10 @@ def rich_lines(lines: list[Line]) -> Text:
     return Text("\n").join(rich_line(line) for line in lines)
 
 
+# Below this width a table with prose columns folds words apart: records are stacked instead.
+NARROW_COLUMNS = 100
+
+
 class TerminalConsole(Console):
     """The one terminal door: every text segment any command prints has its control characters
     made visible, whatever the command built it from (a fixture's name, a target's answer, a
@@ -70,6 +74,23 @@ class Output:
 
     def print(self, renderable: RenderableType = "") -> None:
         self.stdout.print(renderable)
+
+    @property
+    def is_narrow(self) -> bool:
+        """Too narrow for a table of prose columns (an 80-column terminal): use `stacked`."""
+        return self.stdout.width < NARROW_COLUMNS
+
+    def stacked(self, records: list[tuple[Text, list[Text]]]) -> None:
+        """Records for a narrow terminal: the name on its line, the rest below it, indented and
+        joined by ` · `, wrapped at spaces by the terminal (a table's cells broke mid-word)."""
+        for name, details in records:
+            self.stdout.print(name, soft_wrap=True)
+            self.stdout.print(Text("  ") + Text(" · ", style="dim").join(details), soft_wrap=True)
+
+    def line(self, text: Text) -> None:
+        """One line of a result, kept whole: a narrow terminal wraps it, no newline is put inside
+        it (a status and its latency were broken across lines at 80 columns)."""
+        self.stdout.print(text, soft_wrap=True)
 
     def lines(self, lines: list[Line]) -> None:
         """A view's lines as they are: long ones are wrapped by the terminal, not cut mid-word by us."""

@@ -27,10 +27,16 @@ def list_providers(as_json: bool = JSON_OPTION) -> None:
     table = Table(box=None, header_style="bold", pad_edge=False)
     add_columns(table, ("provider", "detected by", "secret", "tolerance", "signature"),
                 prose=("detected by", "secret", "signature"))
+    records = []
     for provider in providers:
         tolerance = f"{provider['tolerance_seconds']} s" if provider["tolerance_seconds"] is not None else "-"
         name = Text(provider["name"], style="bold") + (Text(" (yours)", style="cyan") if provider["defined_in"] != "hookinspect" else Text())
         table.add_row(name, provider["detected_by"], provider["secret"], tolerance, Text(provider["signature"], style="dim"))
-    out.print(table)
+        records.append((name, [Text(f"detected by {provider['detected_by']}"), Text(f"secret: {provider['secret']}"),
+                               Text(f"tolerance {tolerance}"), Text(f"signature {provider['signature']}", style="dim")]))
+    if out.is_narrow:
+        out.stacked(records)
+    else:
+        out.print(table)
     out.info(f"{len(providers)} providers; give a secret with --secret NAME=… or HOOKINSPECT_SECRET_NAME; "
              "define your own as [providers.NAME] in hookinspect.toml")

@@ -25,4 +25,8 @@ def show_samples(as_json: bool = JSON_OPTION) -> None:
     add_columns(table, ("sample", "path", "what it is"), prose=("what it is",))
     for sample in samples:
         table.add_row(Text(sample.name, style="bold"), sample.path, sample.description)
-    out.print(table)
+    if out.is_narrow:
+        out.stacked([(Text(sample.name, style="bold") + Text(f"  {sample.path}", style="dim"), [Text(sample.description)])
+                     for sample in samples])
+    else:
+        out.print(table)

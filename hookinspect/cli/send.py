@@ -15,7 +15,7 @@ from hookinspect.formats.samples import build_sample_request, find_sample
 from hookinspect.formats.targets import validate_target
 from hookinspect.send.forward import Forwarder
 from hookinspect.signing.registry import PROVIDERS
-from hookinspect.views.text import status_style
+from hookinspect.views.text import safe_url, status_style
 
 app = typer.Typer()  # this module's commands; cli/app.py gathers them
 
@@ -46,16 +46,16 @@ def send_sample(
 
     attempt = asyncio.run(go())
     if as_json:
-        data = attempt.to_dict()
+        data = attempt.to_dict(shown=True)
         data.pop("delivery_seq")
         out.json(data)
     else:
         signed = "signed" if secret and sample.provider else "unsigned"
-        line = Text(f"{sample.name} ({signed}) → ") + safe_text(request.url) + Text("  ") + Text(
+        line = Text(f"{sample.name} ({signed}) → ") + Text(*safe_url(request.url)) + Text("  ") + Text(
             attempt.outcome, style=status_style(attempt.outcome))
         if attempt.latency_ms is not None:
             line += Text(f"  {attempt.latency_ms:.0f} ms", style="dim")
-        out.print(line)
+        out.line(line)
         if attempt.error_message:
             out.error(attempt.error_message)
         elif attempt.response is not None and not attempt.is_success:
