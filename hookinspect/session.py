@@ -136,8 +136,8 @@ class SessionPlan:
         notes = [(True, "--respond has no effect while --forward-to proxies: the target answers (add --ack to answer here)")] \
             if self.rules and forward is not None and not forward.ack else []
         notes += [(False, f"answers {rule.describe()}") for rule in self.rules]
-        if self.pending:
-            sends = "they go out now" if forward is not None and forward.ack else "--ack with --forward-to sends them"
+        if self.pending and forward is not None:  # without forwarding, `hookinspect queue` lists them when asked
+            sends = "they go out now" if forward.ack else "--ack sends them"
             notes.append((False, f"{self.pending} deliver{'y waits' if self.pending == 1 else 'ies wait'} in the "
                                  f"forward queue; {sends} (`hookinspect queue` lists them)"))
         return notes

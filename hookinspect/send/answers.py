@@ -47,10 +47,12 @@ def recorded_answer(attempts: list[Attempt]) -> Attempt | None:
 
 
 def diff_attempts(seq: int, a: Attempt | None, b: Attempt | None, options: DiffOptions) -> AnswerDiff:
-    for side, attempt in (("a", a), ("b", b)):
+    for attempt in (a, b):
         if attempt is None or attempt.response is None:
-            reason = attempt.error_message if attempt is not None else "no recorded answer"
-            return AnswerDiff(seq, a, b, error=f"{side}: {reason}")
+            # Say which side in words: the target that did not answer, by its URL.
+            error = f"{attempt.target_url} did not answer: {attempt.error_message or attempt.outcome}" \
+                if attempt is not None else "there is no recorded answer to compare with"
+            return AnswerDiff(seq, a, b, error=error)
     assert a is not None and b is not None and a.response is not None and b.response is not None
     changes = diff_messages(a.response, b.response, options, status=(a.response.status, b.response.status))
     return AnswerDiff(seq, a, b, changes)

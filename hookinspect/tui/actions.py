@@ -20,7 +20,7 @@ from hookinspect.tui.screens.prompt import ConfirmPrompt, EditRequest, TextPromp
 from hookinspect.tui.widgets.delivery_list import DeliveryList
 from hookinspect.tui.widgets.detail import DeliveryDetail
 from hookinspect.views.delivery import change_lines
-from hookinspect.views.text import safe
+from hookinspect.views.text import counted, safe
 
 # What `x` writes, by the file name's extension.
 EXPORT_FORMATS = {".har": "har", ".json": "fixture", ".sh": "curl", ".http": "raw"}
@@ -43,6 +43,7 @@ class DeliveryActions:
                 return
             self.main_query(DeliveryList).remove(seqs)
             self.trash.put(seqs)
+            self.update_status()
             self.say(f"deleted {what}: u brings {'it' if len(seqs) == 1 else 'them'} back "
                      f"(for {self.trash.seconds:.0f} s)", title="deleted")
 
@@ -61,6 +62,7 @@ class DeliveryActions:
             self.say("nothing to undo", severity="warning")
             return
         self._restore_rows(seqs)
+        self.update_status()
         self.say(f"restored {', '.join(f'#{s}' for s in seqs[:5])}{'…' if len(seqs) > 5 else ''}", title="undone")
 
     def action_copy_curl(self) -> None:
@@ -221,7 +223,7 @@ class DeliveryActions:
                 lines = [[("nothing to compare with: mark a delivery (space) first", "yellow")]]
             else:
                 changes = diff_deliveries(other, delivery)
-                lines = [[(f"#{other.seq} → #{delivery.seq}   ({len(changes)} changes)", "bold")], [],
+                lines = [[(f"#{other.seq} → #{delivery.seq}   ({counted(len(changes), 'change')})", "bold")], [],
                          *change_lines(changes)]
         except HookinspectError as exc:
             lines = [[safe(exc.message, "red")]]

@@ -12,8 +12,9 @@ from rich.text import Text
 from textual import events, on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.css.query import NoMatches
-from textual.widgets import Footer, Input, Sparkline, Static
+from textual.widgets import Footer, Input, Label, Sparkline, Static
 
 from hookinspect.body import escape_controls
 from hookinspect.errors import HookinspectError
@@ -30,7 +31,7 @@ from hookinspect.tui.widgets.delivery_list import DeliveryList
 from hookinspect.tui.widgets.detail import DeliveryDetail
 from hookinspect.views.delivery import DetailLines
 from hookinspect.views.inbox import Trash
-from hookinspect.views.text import safe, safe_url
+from hookinspect.views.text import counted, safe, safe_url
 from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
 # How often the workspace looks for deliveries stored by another process; this process's own
@@ -151,7 +152,9 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
-        yield Sparkline(self.rates, id="rate")
+        with Horizontal(id="rate-row"):
+            yield Label("captures/s, last 60 s", id="rate-label")
+            yield Sparkline(self.rates, id="rate")
         yield DeliveryList(self.store.rows, id="list")
         yield DeliveryDetail(id="detail")
         yield Input(placeholder="filter: method:POST provider:stripe event:invoice.* status:5xx $.amount>1000 text",
@@ -289,7 +292,8 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
             parts.append((2, Text(*safe(f"relay {self.relay_state}", "blue"))))
         parts.append((4, Text(*safe(f"store {self.workspace.path}", "dim"))))
         parts.append((3, Text("→ ", "cyan") + Text(*safe_url(self.target, "cyan")) if self.target else Text("no target (R asks)", style="dim")))
-        parts.append((1, Text(f"{self.total:,} deliveries")))
+        shown = self.total - len(self.trash.hidden())  # deleted ones stay in the store until the undo window ends
+        parts.append((1, Text(counted(shown, "delivery", "deliveries"))))
         parts.append((3, Text(f"{self.rates[-1]:.0f}/s, {sum(self.rates):.0f} in the last minute", style="dim")))
         table = self.main_query(DeliveryList)
         listed = len(table.index)
@@ -310,11 +314,12 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
         self.show_position()
 
     def show_position(self) -> None:
-        """`#1,234 of 1,000,000` under the list (`+` while the scan is still counting)."""
+        """`row 1,234 of 1,000,000` under the list (`+` while the scan is still counting): the row's
+        place, said so, since `#9` is how a delivery's own number reads."""
         table = self.main_query(DeliveryList)
         listed = len(table.index)
         more = "" if table.index.complete else "+"
-        table.border_subtitle = f"#{table.cursor + 1:,} of {listed:,}{more}" if listed else f"0 of 0{more}"
+        table.border_subtitle = f"row {table.cursor + 1:,} of {listed:,}{more}" if listed else f"0 of 0{more}"
 
     # -- detail --------------------------------------------------------------------------
 

@@ -118,3 +118,8 @@ def cut_long_lines(lines: list[Line], width: int) -> list[Line]:
         if piece:
             out.append(piece)
     return out
+
+
+def counted(number: int, noun: str, plural: str | None = None) -> str:
+    """`1 change`, `2 changes`: a count with its noun in the right number."""
+    return f"{number:,} {noun if number == 1 else plural or noun + 's'}"

@@ -37,7 +37,7 @@ from hookinspect.values import MAX_NUMBER, mask_userinfo, parse_number
 from hookinspect.views.delivery import change_lines, row_cells
 from hookinspect.views.detail import draw_detail, read_detail
 from hookinspect.views.inbox import UNDO_SECONDS, Trash
-from hookinspect.views.text import Line
+from hookinspect.views.text import Line, counted
 from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
 PAGE_SIZE = 100
@@ -307,7 +307,7 @@ async def diff(request: web.Request) -> web.Response:
             return json_response({"lines": [[["nothing to compare with: mark a delivery first", "yellow"]]]})
         before = await workspace.read(lambda store: store.get(previous.seq))
     changes = await asyncio.to_thread(diff_deliveries, before, after)
-    header: Line = [(f"#{before.seq} → #{after.seq}   ({len(changes)} changes)", "bold")]
+    header: Line = [(f"#{before.seq} → #{after.seq}   ({counted(len(changes), 'change')})", "bold")]
     return json_response({"a": before.seq, "b": after.seq, "lines": lines_json([header, [], *change_lines(changes)])})
 
 

@@ -13,7 +13,7 @@ def test_the_recorded_answer_is_the_first_forward_else_the_first_reply():
 
 def test_a_side_without_a_response_is_an_error_not_a_difference_list():
     result = diff_attempts(1, make_attempt(1, 200), make_attempt(1, None, error_kind="connect"), DiffOptions())
-    assert result.error == "b: connection refused" and result.differs and result.changes == []
+    assert result.error == "http://127.0.0.1:9/hooks did not answer: connection refused" and result.differs and result.changes == []
     same = diff_attempts(1, make_attempt(1, 200), make_attempt(1, 200), DiffOptions())
     assert not same.differs
     status = diff_attempts(1, make_attempt(1, 200), make_attempt(1, 201), DiffOptions())

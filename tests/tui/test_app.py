@@ -283,9 +283,9 @@ async def test_a_big_store_pages_to_the_oldest_and_back_without_loading_everythi
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one(DeliveryList)
         await wait_until(pilot, lambda: table.index.complete and len(table.index) == 5000)
-        assert table.border_subtitle == "#1 of 5,000"
+        assert table.border_subtitle == "row 1 of 5,000"
         await pilot.press("G")
-        assert table.current_seq == 1 and table.border_subtitle == "#5,000 of 5,000"
+        assert table.current_seq == 1 and table.border_subtitle == "row 5,000 of 5,000"
         await shows(pilot, app, "#request", "/bulk/0")
         await pilot.press("pageup")
         assert table.current_seq == 1 + table.page
@@ -389,7 +389,7 @@ async def test_a_json_filter_over_a_big_store_fills_in_while_the_list_answers(st
         await wait_until(pilot, lambda: table.index.complete, timeout=20)
         assert table.seqs == list(range(3000, 2990, -1))
         await wait_until(pilot, lambda: "filter $.n>=2990 10 match" in rendered(app, "#status"))
-        assert table.border_subtitle == "#1 of 10"
+        assert table.border_subtitle == "row 1 of 10"
 
 
 async def test_r_then_a_url_typed_without_pause_replays_every_time(store_path, workspace, target):
@@ -420,3 +420,17 @@ async def test_a_filter_typed_right_after_slash_is_applied(store_path, workspace
             event.set_sender(app)
             app._driver.send_message(event)
         await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1], timeout=10)
+
+
+async def test_the_marker_names_the_row_and_the_count_follows_a_delete(store_path, workspace):
+    seed(store_path, make_delivery(path="/a"), make_delivery(path="/b"), make_delivery(path="/c"))
+    app = HookinspectApp(workspace)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [3, 2, 1])
+        await pilot.press("down", "down")
+        await wait_until(pilot, lambda: str(app.query_one(DeliveryList).border_subtitle) == "row 3 of 3")
+        assert "3 deliveries" in rendered(app, "#status")
+        await pilot.press("delete", "y")
+        await wait_until(pilot, lambda: "2 deliveries" in rendered(app, "#status"))
+        await pilot.press("u")
+        await wait_until(pilot, lambda: "3 deliveries" in rendered(app, "#status"))
