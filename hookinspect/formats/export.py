@@ -131,8 +131,7 @@ def render_fixture(items: list[ExportItem], to: str | None = None, with_json: bo
     """A fixture file (store/fixtures.py): requests plus expectations from the latest success."""
     records = []
     for item in items:
-        successes = [a for a in item.attempts if a.is_success]
-        records.append((item.delivery, expectation_from(successes[-1] if successes else None, with_json)))
+        records.append((item.delivery, expectation_from(item.attempts, with_json)))
     return fixture_document(records)
 
 

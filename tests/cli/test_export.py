@@ -51,3 +51,42 @@ def test_export_errors(tmp_path):
     garbage.write_bytes(b"\x00garbage")
     result = runner.invoke(app, ["import", str(garbage), "--store", str(source)])
     assert result.exit_code == 2 and "not JSON" in result.stderr and "Traceback" not in result.output
+
+
+async def test_a_fixture_expects_only_what_every_answer_agreed_on_so_check_passes_against_the_same_backend(
+        tmp_path, target):
+    import asyncio
+    import json
+    import subprocess
+    import uuid
+
+    from aiohttp import web
+
+    from hookinspect.store.sqlite import Store
+    from tests.factories import hookinspect_cmd, make_delivery
+
+    answered = []
+
+    def answer(request, body):  # a backend whose answers carry a new id, a time and a flag that flips
+        answered.append(body)
+        return web.json_response({"ok": True, "order": "1042", "amended": len(answered) > 1,
+                                  "id": str(uuid.uuid4()), "at": f"2026-12-07T12:00:{len(answered):02d}Z"})
+
+    target.handler = answer
+    store = tmp_path / "s.db"
+    with Store(store) as opened:
+        opened.insert_delivery(make_delivery())
+
+    def run(*args):
+        return subprocess.run(hookinspect_cmd(*args), capture_output=True, text=True, timeout=60)
+
+    for _ in range(2):  # two answers to learn from
+        assert (await asyncio.to_thread(run, "replay", "1", "--to", target.url + "/", "--store", str(store))).returncode == 0
+    fixture = tmp_path / "f.json"
+    assert (await asyncio.to_thread(run, "export", "1", "--format", "fixture", "--expect-json", "-o", str(fixture),
+                                    "--store", str(store))).returncode == 0
+    expected = next(iter(json.loads(fixture.read_text())["deliveries"].values()))["expect"]["json"]
+    assert expected == {"$.ok": True, "$.order": "1042"}  # the id, the time and the flag changed between answers
+    for _ in range(3):
+        checked = await asyncio.to_thread(run, "check", str(fixture), "--target", target.url + "/")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
