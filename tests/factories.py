@@ -35,6 +35,15 @@ def make_delivery(
                     remote_addr="127.0.0.1", **fields)
 
 
+def seed(store_path: Path, *deliveries: Delivery) -> None:
+    """Store these deliveries in the store file (made if need be), in order."""
+    from hookinspect.store.sqlite import Store
+
+    with Store(store_path) as store:
+        for delivery in deliveries:
+            store.insert_delivery(delivery)
+
+
 def make_attempt(delivery_seq: int, status: int | None = 200, *, error_kind: str | None = None,
                  body: bytes = b'{"ok":true}', target: str = "http://127.0.0.1:9/hooks") -> Attempt:
     response = None if status is None else Response(status=status, headers=Headers([("Content-Type", "application/json")]), body=body)

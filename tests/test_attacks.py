@@ -34,6 +34,7 @@ from tests.factories import (
     hookinspect_cmd,
     make_attempt,
     make_delivery,
+    seed,
     start_listen,
     stop_process,
     wait_until,
@@ -54,12 +55,6 @@ def run(*args: str, cwd: Path | None = None, timeout: float = 30) -> subprocess.
     """A hookinspect command as a user runs it; the deadline fails the test instead of hanging it."""
     return subprocess.run(hookinspect_cmd(*args), capture_output=True, text=True, cwd=cwd, timeout=timeout,
                           env={**os.environ, "COLUMNS": "200"})
-
-
-def seed(path: Path, *deliveries) -> None:
-    with Store(path) as store:
-        for delivery in deliveries:
-            store.insert_delivery(delivery)
 
 
 @pytest.fixture
@@ -154,8 +149,7 @@ async def test_the_tui_filter_runs_a_backtracking_pattern(store_path):
 
     from hookinspect.tui.app import HookinspectApp
     from hookinspect.workspace import Workspace
-    from tests.tui.test_app import rendered
-    from tests.tui.test_app import wait_until as wait_in_ui
+    from tests.tui.test_app import rendered, ui_until
 
     seed(store_path, *(make_delivery(HOSTILE_BODY) for _ in range(20)))
     with Workspace(store_path) as workspace:
@@ -166,7 +160,7 @@ async def test_the_tui_filter_runs_a_backtracking_pattern(store_path):
             box.value = BACKTRACKING[0]
             await pilot.press("enter")
             try:
-                await wait_in_ui(pilot, lambda: "0 match" in rendered(app, "#status"), timeout=20)
+                await ui_until(pilot, lambda: "0 match" in rendered(app, "#status"), timeout=20)
             except AssertionError:
                 raise AssertionError(rendered(app, "#status")) from None
 

@@ -51,7 +51,7 @@ def stripe_event(order: str, amount: int, event_type: str = "payment_intent.succ
     return json.dumps({"type": event_type, "data": {"object": {"amount": amount, "metadata": {"order_id": order}}}}).encode()
 
 
-def seed(store_path, *deliveries):
+def seed_stripe_events(store_path, *deliveries):
     with Store(store_path) as store:
         for delivery in deliveries:
             delivery.provider, delivery.event_type = "stripe", json.loads(delivery.body)["type"]
@@ -63,7 +63,7 @@ async def invoke(*args):
 
 
 async def test_two_deliveries_json_matches_the_golden_file(store_path):
-    seed(store_path, make_delivery(stripe_event("1042", 1200), headers=[("Date", "Mon")]),
+    seed_stripe_events(store_path, make_delivery(stripe_event("1042", 1200), headers=[("Date", "Mon")]),
          make_delivery(stripe_event("1042", 2500), path="/stripe/v2", headers=[("Date", "Tue"), ("X-New", "1")]))
     result = await invoke("diff", "1", "2", "--json", "--store", str(store_path))
     assert result.exit_code == 1
@@ -71,14 +71,14 @@ async def test_two_deliveries_json_matches_the_golden_file(store_path):
 
 
 async def test_identical_deliveries_exit_0(store_path):
-    seed(store_path, make_delivery(stripe_event("1", 1)), make_delivery(stripe_event("1", 1)))
+    seed_stripe_events(store_path, make_delivery(stripe_event("1", 1)), make_delivery(stripe_event("1", 1)))
     result = await invoke("diff", "1", "2", "--store", str(store_path))
     assert result.exit_code == 0 and "no differences" in result.stdout
 
 
 async def test_old_versus_new_backend_with_ignore_rules(store_path, versions):
     old, new = versions
-    seed(store_path, make_delivery(stripe_event("1042", 4990)))
+    seed_stripe_events(store_path, make_delivery(stripe_event("1042", 4990)))
     result = await invoke("diff", "1", "--to", old, "--against", new, "--json", "--store", str(store_path))
     assert result.exit_code == 1
     changes = {(c["path"], c["kind"]) for c in json.loads(result.stdout)}
@@ -93,7 +93,7 @@ async def test_old_versus_new_backend_with_ignore_rules(store_path, versions):
 
 async def test_new_answer_against_the_recorded_one(store_path, versions):
     old, new = versions
-    seed(store_path, make_delivery(stripe_event("7", 100)))
+    seed_stripe_events(store_path, make_delivery(stripe_event("7", 100)))
     first = await invoke("replay", "1", "--to", old, "--store", str(store_path))
     assert first.exit_code == 0
     result = await invoke("diff", "1", "--to", new, "-i", "body.request_id", "-i", "headers.x-version", "--store", str(store_path))
@@ -105,7 +105,7 @@ async def test_new_answer_against_the_recorded_one(store_path, versions):
 
 async def test_a_set_prints_a_summary_table(store_path, versions):
     old, new = versions
-    seed(store_path, *(make_delivery(stripe_event(str(i), i * 100)) for i in range(5)),
+    seed_stripe_events(store_path, *(make_delivery(stripe_event(str(i), i * 100)) for i in range(5)),
          make_delivery(stripe_event("x", 1, "charge.refunded")))
     result = await invoke("diff", "--event", "payment_intent.*", "--to", old, "--against", new, "-c", "4",
                           "--store", str(store_path))
@@ -116,13 +116,13 @@ async def test_a_set_prints_a_summary_table(store_path, versions):
 
 async def test_one_side_down_is_a_clear_error(store_path, versions):
     old, _ = versions
-    seed(store_path, make_delivery(stripe_event("1", 1)))
+    seed_stripe_events(store_path, make_delivery(stripe_event("1", 1)))
     result = await invoke("diff", "1", "--to", old, "--against", "http://127.0.0.1:1/", "--store", str(store_path))
     assert result.exit_code == 2 and "connection refused" in result.stderr and "Traceback" not in result.output
 
 
 async def test_usage_errors(store_path):
-    seed(store_path, make_delivery(stripe_event("1", 1)))
+    seed_stripe_events(store_path, make_delivery(stripe_event("1", 1)))
     assert (await invoke("diff", "1", "--store", str(store_path))).exit_code == 2
     no_record = await invoke("diff", "1", "--to", "http://127.0.0.1:1/", "--store", str(store_path))
     assert no_record.exit_code == 2 and "no recorded answer" in no_record.stderr

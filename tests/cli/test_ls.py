@@ -4,15 +4,9 @@ from typer.testing import CliRunner
 
 from hookinspect.cli.app import app
 from hookinspect.store.sqlite import Store
-from tests.factories import make_attempt, make_delivery
+from tests.factories import make_attempt, make_delivery, seed
 
 runner = CliRunner()
-
-
-def seed(store_path, *deliveries):
-    with Store(store_path) as store:
-        for delivery in deliveries:
-            store.insert_delivery(delivery)
 
 
 def invoke(*args, store_path=None):

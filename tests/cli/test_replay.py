@@ -15,18 +15,13 @@ from tests.factories import (
     await_until,
     free_port,
     make_delivery,
+    seed,
     start_listen,
     stop_process,
     store_count,
 )
 
 runner = CliRunner()
-
-
-def seed(store_path, *deliveries):
-    with Store(store_path) as store:
-        for delivery in deliveries:
-            store.insert_delivery(delivery)
 
 
 async def wait_for_attempts(store_path, count, timeout=15.0):

@@ -14,13 +14,7 @@ from hookinspect.tui.app import HookinspectApp
 from hookinspect.tui.widgets.delivery_list import DeliveryList
 from hookinspect.tui.widgets.lines_view import LinesView
 from hookinspect.workspace import Workspace
-from tests.factories import make_delivery
-
-
-def seed(store_path, *deliveries):
-    with Store(store_path) as store:
-        for delivery in deliveries:
-            store.insert_delivery(delivery)
+from tests.factories import make_delivery, seed
 
 
 def rendered(app, selector):
@@ -33,7 +27,7 @@ def rendered(app, selector):
     return "".join(segment.text for segment in console.render(content, console.options.update_width(200)))
 
 
-async def wait_until(pilot, predicate, timeout=5.0):
+async def ui_until(pilot, predicate, timeout=5.0):
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
@@ -43,7 +37,7 @@ async def wait_until(pilot, predicate, timeout=5.0):
 
 async def shows(pilot, app, selector, *texts, timeout=5.0):
     """Wait until the view shows every one of `texts` (details are computed in a worker)."""
-    await wait_until(pilot, lambda: all(t in rendered(app, selector) for t in texts), timeout)
+    await ui_until(pilot, lambda: all(t in rendered(app, selector) for t in texts), timeout)
     return rendered(app, selector)
 
 
@@ -63,7 +57,7 @@ async def test_a_delivery_stored_by_another_writer_appears(store_path, workspace
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
         await asyncio.to_thread(seed, store_path, make_delivery(path="/from-elsewhere"))
-        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs[:1] == [2], timeout=2)
+        await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs[:1] == [2], timeout=2)
 
 
 async def test_filter_narrows_the_list_and_a_bad_filter_is_a_notification(store_path, workspace):
@@ -74,9 +68,9 @@ async def test_filter_narrows_the_list_and_a_bad_filter_is_a_notification(store_
         filter_input = app.query_one("#filter", Input)
         filter_input.value = "$.amount>1000"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [3])
+        await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs == [3])
         assert not filter_input.has_class("visible")  # the box closes; the status bar says what applies
-        await wait_until(pilot, lambda: "filter $.amount>1000 1 match" in rendered(app, "#status"))
+        await ui_until(pilot, lambda: "filter $.amount>1000 1 match" in rendered(app, "#status"))
         await pilot.press("slash")
         filter_input.value = "status:9xx"
         await pilot.press("enter")
@@ -146,7 +140,7 @@ async def test_mark_and_export_write_a_har(store_path, workspace, tmp_path, monk
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("space", "j", "j", "space", "x")
         await pilot.press("enter")  # the default name
-        await wait_until(pilot, lambda: list(tmp_path.glob("hookinspect-*.har")))
+        await ui_until(pilot, lambda: list(tmp_path.glob("hookinspect-*.har")))
     [har] = list(tmp_path.glob("hookinspect-*.har"))
     assert [e["request"]["url"].rsplit("/", 1)[1] for e in json.loads(har.read_text())["log"]["entries"]] == ["x", "z"]
 
@@ -180,8 +174,8 @@ async def test_listen_ui_captures_and_shows_refusals(tmp_path):
             async with httpx.AsyncClient() as client:
                 await client.post(app.listening_on + "/in", content=b"{}")
                 assert (await client.post(app.listening_on + "/big", content=b"x" * 100)).status_code == 413
-            await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1])
-            await wait_until(pilot, lambda: any("body over 10 bytes" in n.message for n in app._notifications))
+            await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1])
+            await ui_until(pilot, lambda: any("body over 10 bytes" in n.message for n in app._notifications))
         app.workspace.close()
     finally:
         receiver.stop()
@@ -208,7 +202,7 @@ async def test_long_arrays_fold_and_A_shows_everything(store_path, workspace):
     async with app.run_test(size=(140, 40)) as pilot:
         await shows(pilot, app, "#request", "290 more items (folded)")
         await pilot.press("A")
-        await wait_until(pilot, lambda: "folded" not in rendered(app, "#request") and "299" in rendered(app, "#request"))
+        await ui_until(pilot, lambda: "folded" not in rendered(app, "#request") and "299" in rendered(app, "#request"))
 
 
 async def test_replays_from_the_ui_share_its_writer(store_path, workspace, target, monkeypatch):
@@ -218,14 +212,14 @@ async def test_replays_from_the_ui_share_its_writer(store_path, workspace, targe
     app = HookinspectApp(workspace, target=target.url + "/in")
     async with app.run_test(size=(140, 40)) as pilot:
         await pilot.press("r")
-        await wait_until(pilot, lambda: len(target.received) == 1)
+        await ui_until(pilot, lambda: len(target.received) == 1)
         writer = workspace.writer
         opened = count_connections(monkeypatch, store_path)
         await pilot.press("j", "r")
-        await wait_until(pilot, lambda: len(target.received) == 2)
+        await ui_until(pilot, lambda: len(target.received) == 2)
         await app.workers.wait_for_complete()
         assert workspace.writer is writer and opened == []  # no store opened for a replay
-        await wait_until(pilot, lambda: "200" in rendered(app, "#attempts"))
+        await ui_until(pilot, lambda: "200" in rendered(app, "#attempts"))
 
 
 async def test_deliveries_arriving_while_help_is_open_do_not_break_the_ui(store_path, workspace):
@@ -239,7 +233,7 @@ async def test_deliveries_arriving_while_help_is_open_do_not_break_the_ui(store_
         await Recorder(workspace).record(make_delivery(path="/announced-during-help"))
         await pilot.pause()
         await pilot.press("escape")
-        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs[:1] == [3])
+        await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs[:1] == [3])
 
 
 async def test_enter_focuses_the_detail_and_paused_follow_counts_what_is_new(store_path, workspace):
@@ -252,10 +246,10 @@ async def test_enter_focuses_the_detail_and_paused_follow_counts_what_is_new(sto
         assert isinstance(app.focused, TabbedContent) or app.focused in app.query_one(TabbedContent).query("*")
         await pilot.press("escape", "f")
         seed(store_path, make_delivery(path="/b"), make_delivery(path="/c"))
-        await wait_until(pilot, lambda: "paused (f) · 2 new" in rendered(app, "#status"))
+        await ui_until(pilot, lambda: "paused (f) · 2 new" in rendered(app, "#status"))
         assert app.query_one(DeliveryList).seqs == [1]  # paused: the list stays as it was
         await pilot.press("f")
-        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [3, 2, 1])
+        await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs == [3, 2, 1])
         assert "new" not in rendered(app, "#status")
 
 
@@ -282,7 +276,7 @@ async def test_a_big_store_pages_to_the_oldest_and_back_without_loading_everythi
     app = HookinspectApp(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
         table = app.query_one(DeliveryList)
-        await wait_until(pilot, lambda: table.index.complete and len(table.index) == 5000)
+        await ui_until(pilot, lambda: table.index.complete and len(table.index) == 5000)
         assert table.border_subtitle == "row 1 of 5,000"
         await pilot.press("G")
         assert table.current_seq == 1 and table.border_subtitle == "row 5,000 of 5,000"
@@ -304,7 +298,7 @@ async def test_a_burst_of_any_size_appears_whole(store_path, workspace):
     async with app.run_test(size=(120, 40)) as pilot:
         await asyncio.to_thread(seed_many, store_path, 3000)
         table = app.query_one(DeliveryList)
-        await wait_until(pilot, lambda: len(table.index) == 3001, timeout=10)
+        await ui_until(pilot, lambda: len(table.index) == 3001, timeout=10)
         assert table.seqs == list(range(3001, 0, -1))
         assert table.current_seq == 3001  # following: the newest is shown
 
@@ -339,7 +333,7 @@ async def test_export_asks_for_a_file_and_its_extension_picks_the_format(store_p
         assert prompt.value.startswith("hookinspect-") and prompt.value.endswith(".har")  # the default is shown
         prompt.value = "case.json"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: (tmp_path / "case.json").exists())
+        await ui_until(pilot, lambda: (tmp_path / "case.json").exists())
         await pilot.press("x")
         app.screen.query_one(Input).value = "case.docx"
         await pilot.press("enter")
@@ -358,7 +352,7 @@ async def test_s_saves_the_decoded_body_and_y_copies_it(store_path, workspace, t
         await pilot.press("s")
         assert app.screen.query_one(Input).value == "hookinspect-1-body.json"
         await pilot.press("enter")
-        await wait_until(pilot, lambda: (tmp_path / "hookinspect-1-body.json").exists())
+        await ui_until(pilot, lambda: (tmp_path / "hookinspect-1-body.json").exists())
         copied = []
         monkeypatch.setattr(app, "copy_to_clipboard", copied.append)
         await pilot.press("y")
@@ -386,9 +380,9 @@ async def test_a_json_filter_over_a_big_store_fills_in_while_the_list_answers(st
         app.query_one("#filter", Input).value = "$.n>=2990"
         await pilot.press("enter", "j", "k")  # the list takes keys while the scan reads bodies
         table = app.query_one(DeliveryList)
-        await wait_until(pilot, lambda: table.index.complete, timeout=20)
+        await ui_until(pilot, lambda: table.index.complete, timeout=20)
         assert table.seqs == list(range(3000, 2990, -1))
-        await wait_until(pilot, lambda: "filter $.n>=2990 10 match" in rendered(app, "#status"))
+        await ui_until(pilot, lambda: "filter $.n>=2990 10 match" in rendered(app, "#status"))
         assert table.border_subtitle == "row 1 of 10"
 
 
@@ -397,7 +391,7 @@ async def test_r_then_a_url_typed_without_pause_replays_every_time(store_path, w
     app = HookinspectApp(workspace)
     url = target.url + "/in"
     async with app.run_test(size=(140, 40), notifications=True) as pilot:
-        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1])
+        await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1])
         for n in range(20):
             # All at once, as a terminal delivers fast typing: no key waits for the one before.
             for char in ["R", *url, "\r"]:
@@ -405,7 +399,7 @@ async def test_r_then_a_url_typed_without_pause_replays_every_time(store_path, w
                 event = events.Key(key, None if char == "\r" else char)
                 event.set_sender(app)
                 app._driver.send_message(event)  # as Pilot sends keys, without waiting in between
-            await wait_until(pilot, lambda n=n: len(target.received) == n + 1, timeout=15)
+            await ui_until(pilot, lambda n=n: len(target.received) == n + 1, timeout=15)
     assert len(target.received) == 20 and {r["path_qs"] for r in target.received} == {"/in"}
 
 
@@ -413,24 +407,24 @@ async def test_a_filter_typed_right_after_slash_is_applied(store_path, workspace
     seed(store_path, make_delivery(method="PUT", path="/a"), make_delivery(path="/b"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [2, 1])
+        await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs == [2, 1])
         for char in ["/", *"method:PUT", "\r"]:
             key = "enter" if char == "\r" else _character_to_key(char)
             event = events.Key(key, None if char == "\r" else char)
             event.set_sender(app)
             app._driver.send_message(event)
-        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1], timeout=10)
+        await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1], timeout=10)
 
 
 async def test_the_marker_names_the_row_and_the_count_follows_a_delete(store_path, workspace):
     seed(store_path, make_delivery(path="/a"), make_delivery(path="/b"), make_delivery(path="/c"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
-        await wait_until(pilot, lambda: app.query_one(DeliveryList).seqs == [3, 2, 1])
+        await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs == [3, 2, 1])
         await pilot.press("down", "down")
-        await wait_until(pilot, lambda: str(app.query_one(DeliveryList).border_subtitle) == "row 3 of 3")
+        await ui_until(pilot, lambda: str(app.query_one(DeliveryList).border_subtitle) == "row 3 of 3")
         assert "3 deliveries" in rendered(app, "#status")
         await pilot.press("delete", "y")
-        await wait_until(pilot, lambda: "2 deliveries" in rendered(app, "#status"))
+        await ui_until(pilot, lambda: "2 deliveries" in rendered(app, "#status"))
         await pilot.press("u")
-        await wait_until(pilot, lambda: "3 deliveries" in rendered(app, "#status"))
+        await ui_until(pilot, lambda: "3 deliveries" in rendered(app, "#status"))

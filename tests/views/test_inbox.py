@@ -3,20 +3,17 @@ delete that fails (a full disk) is one line with the deliveries back."""
 
 from __future__ import annotations
 
-from hookinspect.store.sqlite import Store
 from hookinspect.views.inbox import Trash
 from hookinspect.workspace import Workspace
-from tests.factories import await_until, fill_disk, make_delivery
+from tests.factories import await_until, fill_disk, make_delivery, seed
 
 
-def seed(path, count):
-    with Store(path) as store:
-        for n in range(count):
-            store.insert_delivery(make_delivery(path=f"/{n}"))
+def seed_numbered(path, count):
+    seed(path, *(make_delivery(path=f"/{n}") for n in range(count)))
 
 
 async def test_deleted_deliveries_are_hidden_restorable_and_then_gone(store_path):
-    seed(store_path, 3)
+    seed_numbered(store_path, 3)
     with Workspace(store_path) as workspace:
         trash = Trash(workspace, seconds=0.05)
         first = trash.put([1])
@@ -30,7 +27,7 @@ async def test_deleted_deliveries_are_hidden_restorable_and_then_gone(store_path
 
 
 async def test_emptying_deletes_now(store_path):
-    seed(store_path, 2)
+    seed_numbered(store_path, 2)
     with Workspace(store_path) as workspace:
         trash = Trash(workspace, seconds=60)
         trash.put([1, 2])
@@ -41,7 +38,7 @@ async def test_emptying_deletes_now(store_path):
 async def test_a_delete_that_fails_is_one_line_and_the_deliveries_come_back(small_filesystem):
     store_path = small_filesystem / "store.db"
     with Workspace(store_path, create=True) as workspace:
-        seed(store_path, 2)
+        seed_numbered(store_path, 2)
         said: list[str] = []
         restored: list[list[int]] = []
         trash = Trash(workspace, seconds=0.05, on_error=said.append, on_restored=restored.append)

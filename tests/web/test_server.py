@@ -12,13 +12,7 @@ from hookinspect.intake.receiver import start_server
 from hookinspect.recorder import Recorder
 from hookinspect.store.sqlite import Store
 from hookinspect.web.server import WebSettings, create_web_app
-from tests.factories import await_until, fill_disk, make_delivery
-
-
-def seed(store_path, *deliveries):
-    with Store(store_path) as store:
-        for delivery in deliveries:
-            store.insert_delivery(delivery)
+from tests.factories import await_until, fill_disk, make_delivery, seed
 
 
 @pytest.fixture
