@@ -189,3 +189,47 @@ def test_a_relay_channel_page_shows_its_events_live_and_inert(tmp_path, page):
         assert page.errors == [] and page.dialogs == []
     finally:
         stop_process(relay)
+
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"  # kept: what the page looks like at each size
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (1920, 1080)])
+def test_the_page_reads_well_at_laptop_and_desktop_sizes(inspector, page, width, height):
+    listen_url, web_url, _target = inspector
+    httpx.post(listen_url + "/a/much/longer/path/than/the/column/has/room/for/" + "x" * 80,
+               content=b'{"type":"customer.subscription.trial_will_end"}', headers={"Content-Type": "application/json"})
+    page.set_viewport_size({"width": width, "height": height})
+    # A deep link shows that it is loading (its answer held back a moment here), then the delivery.
+    page.route("**/api/deliveries/1", lambda route: (page.wait_for_timeout(600), route.continue_()))
+    page.goto(web_url + "/deliveries/1")
+    expect(page.locator("#view.loading")).to_contain_text("Loading #1")
+    expect(page.locator("#view")).to_contain_text("#1  POST")
+    expect(page.locator("#view.loading")).to_have_count(0)
+    expect(rows(page)).to_have_count(4)
+    # No sideways scroll in the list: long paths and events are cut with "…".
+    pane = page.locator("#list-pane")
+    assert pane.evaluate("el => el.scrollWidth <= el.clientWidth"), "the list scrolls sideways"
+    right = pane.bounding_box()["x"] + pane.bounding_box()["width"]
+    for name in ("size", "last"):  # the last columns were behind a horizontal scrollbar
+        header = page.locator("#list th").filter(has_text=name).first.bounding_box()
+        assert header["x"] + header["width"] <= right + 1, name
+    # Every action is on screen, and the three downloads stand together, apart from Delete.
+    for button in page.locator("#actions button").all():
+        box = button.bounding_box()
+        assert box is not None and box["x"] + box["width"] <= width and box["y"] + box["height"] <= height
+    assert page.locator("#actions .group button").count() == 3
+    # The received line of the detail is whole (it wraps instead of being cut).
+    view = page.locator("#view")
+    assert view.evaluate("el => el.scrollWidth <= el.clientWidth + 1")
+    SNAPSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SNAPSHOTS / f"inspector-{width}x{height}.png"))
+    # The split can be dragged, and the list follows.
+    before = pane.bounding_box()["width"]
+    bar = page.locator("#splitter").bounding_box()
+    page.mouse.move(bar["x"] + 2, bar["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(bar["x"] - width * 0.15, bar["y"] + 100, steps=5)
+    page.mouse.up()
+    assert pane.bounding_box()["width"] < before - width * 0.1
+    assert page.errors == [] and page.dialogs == []

@@ -65,8 +65,9 @@ function drawList() {
 
 function drawDetail() {
   const view = $("#view");
+  view.classList.toggle("loading", Boolean(!state.detail && state.current !== null));
   if (!state.detail) {
-    view.textContent = state.current === null ? "Select a delivery." : "Loading…";
+    view.textContent = state.current === null ? "Select a delivery." : `Loading #${state.current}…`;
     return;
   }
   const lines = {request: state.detail.request, attempts: state.detail.attempts_view,
@@ -383,3 +384,35 @@ live.addEventListener("error", () => document.body.classList.add("offline"));
 const linked = location.pathname.match(/^\/deliveries\/(\d+)$/);
 if (linked) state.current = Number(linked[1]);
 loadList().then(() => { if (linked) select(Number(linked[1]), {push: false}); });
+
+// The split between the list and the detail: dragged with the pointer (or arrow keys on the
+// splitter), kept for the next visit.
+(function splitter() {
+  const main = document.querySelector("main");
+  const bar = document.querySelector("#splitter");
+  const set = (percent) => {
+    const clamped = Math.min(80, Math.max(25, percent));
+    main.style.setProperty("--split", `${clamped}%`);
+    localStorage.setItem("hookinspect.split", String(clamped));
+  };
+  const saved = Number(localStorage.getItem("hookinspect.split"));
+  if (saved) set(saved);
+  bar.addEventListener("pointerdown", (event) => {
+    bar.setPointerCapture(event.pointerId);
+    document.body.classList.add("dragging");
+  });
+  bar.addEventListener("pointermove", (event) => {
+    if (!bar.hasPointerCapture(event.pointerId)) return;
+    const box = main.getBoundingClientRect();
+    set(((event.clientX - box.left) / box.width) * 100);
+  });
+  bar.addEventListener("pointerup", (event) => {
+    bar.releasePointerCapture(event.pointerId);
+    document.body.classList.remove("dragging");
+  });
+  bar.addEventListener("keydown", (event) => {
+    const now = Number(localStorage.getItem("hookinspect.split")) || 55;
+    if (event.key === "ArrowLeft") set(now - 5);
+    if (event.key === "ArrowRight") set(now + 5);
+  });
+})();
