@@ -79,6 +79,10 @@ class OutOfFilesReporter:
 
     def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
+        if isinstance(exc, ValueError) and "_start_serving" in repr(context.get("handle")):
+            # asyncio retries accepting a second after running out of descriptors; when the
+            # server stopped meanwhile, that retry meets a closed socket: nothing is wrong.
+            return
         if not (isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE)):
             loop.default_exception_handler(context)
             return

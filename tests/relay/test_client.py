@@ -301,7 +301,8 @@ async def test_a_full_disk_at_the_laptop_lets_the_stream_go_and_every_event_come
         async with httpx.AsyncClient() as client:
             for body in bodies:
                 assert (await client.post(channel["url"], content=body)).status_code == 200  # the relay keeps them
-        await await_until(lambda: any("storing failed" in line and "is full" in line for line in said))
+        await await_until(lambda: any("storing failed" in line and "is full" in line for line in said), timeout=30,
+                          what="the full disk said")
         assert not subscription.done()  # it used to end here for good, at the next ping
         workspace.writer.run(lambda store: store.execute("PRAGMA max_page_count = 1073741823"))  # room again
         await await_until(lambda: workspace.store.count() == 3, timeout=30, what="every event once there is room")
