@@ -16,11 +16,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import free_port, start_bare, stop  # noqa: E402
+from hookinspect.formats.fixtures import Expectation, FixtureRecord  # noqa: E402
 from hookinspect.formats.samples import build_sample_request, find_sample  # noqa: E402
 from hookinspect.model import Delivery, Headers  # noqa: E402
 from hookinspect.send.check import run_checks  # noqa: E402
 from hookinspect.signing.registry import Secrets, resigner_for  # noqa: E402
-from hookinspect.store.fixtures import Expectation, FixtureRecord  # noqa: E402
 
 
 def records(count: int) -> list[FixtureRecord]:

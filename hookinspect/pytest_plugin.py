@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import pytest
 
 from hookinspect.formats.diff import Change
+from hookinspect.formats.fixtures import FixtureRecord, load_fixture
 from hookinspect.formats.targets import validate_target
 from hookinspect.intake.receiver import ReceiverSettings, create_app, start_server
 from hookinspect.model import Attempt, Delivery, Response
@@ -32,7 +33,6 @@ from hookinspect.send.check import AppSender, evaluate
 from hookinspect.send.forward import Forwarder
 from hookinspect.signing.base import Verdict
 from hookinspect.signing.registry import Secrets, check_delivery, resigner_for
-from hookinspect.store.fixtures import FixtureRecord, load_fixture
 from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
 T = TypeVar("T")

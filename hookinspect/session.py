@@ -33,9 +33,6 @@ from hookinspect.errors import NetworkError, UsageError
 from hookinspect.formats.filters import checked_provider
 from hookinspect.formats.targets import validate_target
 from hookinspect.intake.receiver import (
-    DEFAULT_MAX_BODIES_IN_FLIGHT,
-    DEFAULT_MAX_HEADER_BYTES,
-    DEFAULT_READ_TIMEOUT,
     ForwardSettings,
     MockResponse,
     ReceiverSettings,
@@ -51,6 +48,11 @@ from hookinspect.intake.responses import (
 from hookinspect.intake.serve import ServeReport, check_store, check_workers_fit, serve
 from hookinspect.intake.subscription import channel_url, checked_sources
 from hookinspect.model import Delivery
+from hookinspect.net.budgets import (
+    DEFAULT_MAX_BODIES_IN_FLIGHT,
+    DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_READ_TIMEOUT,
+)
 from hookinspect.relay.claims import parse_claim
 from hookinspect.relay.sealing import key_path, load_private_key
 from hookinspect.relay.storage import Claim
@@ -129,6 +131,7 @@ class SessionPlan:
     rules: list[ResponseRule]
     pending: int  # deliveries already waiting in the forward queue
     target: str | None  # where a UI's replay sends by default
+    web_port: int  # the web inspector's, free when checked (0 given: one picked then)
 
     def notes(self) -> list[tuple[bool, str]]:
         """What a shell says before the session starts: (is a warning, line), warnings first."""
@@ -192,13 +195,14 @@ def plan_session(options: ListenOptions, settings: Settings | None = None) -> Se
         # tolerance window (Stripe's 5 minutes) must not go out with its old timestamp.
         forward.queue.resigner_for = lambda delivery: resigner_for(delivery, secrets)
     settings.checked("port", options.web_port)
-    if options.web:
-        checked_web_port(host, options.web_port)  # taken: an error now, before a store is made
+    # Taken: an error now, before a store is made.
+    web_port = checked_web_port(host, options.web_port) if options.web else options.web_port
     # Last, once every option is checked: a store that cannot be opened, written or trusted
     # fails now, before binding or forking, and a mistyped command creates no store.
     pending = check_store(path, is_explicit=options.store_path is not None)
     target = (options.forward_to or settings.get_urls("forward_to") or [None])[0] if forward else None
-    return SessionPlan(options, path, host, port, workers, durability, receiver, secrets, shows, rules, pending, target)
+    return SessionPlan(options, path, host, port, workers, durability, receiver, secrets, shows, rules, pending, target,
+                       web_port)
 
 
 UI = Callable[[Workspace, object, Secrets, str | None], None]  # (workspace, receiver process, secrets, target)
@@ -235,7 +239,7 @@ def web_inspector(plan: SessionPlan) -> Iterator[None]:
     A part the user asked for: if its port is taken, or it does not come up, the session does
     not start (it ran on without it, and the hint named --port)."""
     options = plan.options
-    port = checked_web_port(plan.host, options.web_port)
+    port = plan.web_port
     args = [sys.executable, "-m", "hookinspect", "web", "--host", plan.host, "--port", str(port),
             "--store", str(plan.path)]
     for item in options.secret:

@@ -13,10 +13,10 @@ from rich.text import Text
 from hookinspect.cli.common import INSECURE_OPTION, JSON_OPTION, SECRET_OPTION, gather_secrets
 from hookinspect.cli.output import Output, add_columns, safe_text
 from hookinspect.errors import EXIT_FAILED, UsageError
+from hookinspect.formats.fixtures import FixtureRecord, load_fixture
 from hookinspect.private_files import write_private
 from hookinspect.send.check import junit_xml, load_app, run_checks
 from hookinspect.signing.registry import missing_secrets, resigner_for
-from hookinspect.store.fixtures import FixtureRecord, load_fixture
 from hookinspect.views.delivery import change_lines
 from hookinspect.views.text import status_style
 

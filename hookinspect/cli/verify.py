@@ -76,9 +76,10 @@ def detected_provider(delivery) -> str | None:  # noqa: ANN001 (a Delivery)
     """The provider the delivery was recorded as, or the one its headers and payload say."""
     if delivery.provider:
         return delivery.provider
-    from hookinspect.signing.registry import Secrets
+    from hookinspect.signing.registry import detect, message_of
 
-    return check_delivery(delivery, Secrets()).provider
+    found = detect(message_of(delivery))
+    return found[0].name if found else None
 
 
 def with_provider(flags: list[str], provider: str | None) -> list[str]:

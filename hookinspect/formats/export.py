@@ -17,13 +17,13 @@ from typing import Any
 
 from hookinspect.body import is_valid_utf8, json_text
 from hookinspect.errors import UsageError
+from hookinspect.formats.fixtures import expectation_from, fixture_document
 from hookinspect.formats.har import render_har
 from hookinspect.formats.redaction import DEFAULT_REDACTION, Redaction, redact_item
 from hookinspect.formats.shell import shell_quote
 from hookinspect.formats.targets import HOP_BY_HOP, target_url
 from hookinspect.model import Delivery, ExportItem
 from hookinspect.private_files import write_private
-from hookinspect.store.fixtures import expectation_from, fixture_document
 
 __all__ = ["EXPORTERS", "ExportItem", "export"]
 
@@ -128,7 +128,7 @@ def render_json(items: list[ExportItem], to: str | None = None) -> str:
 
 
 def render_fixture(items: list[ExportItem], to: str | None = None, with_json: bool = False) -> str:
-    """A fixture file (store/fixtures.py): requests plus expectations from the latest success."""
+    """A fixture file (formats/fixtures.py): requests plus expectations the answers agreed on."""
     records = []
     for item in items:
         records.append((item.delivery, expectation_from(item.attempts, with_json)))

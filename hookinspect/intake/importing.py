@@ -8,10 +8,10 @@ from typing import Any
 
 from hookinspect.errors import UsageError
 from hookinspect.formats.admissible import why_not_capturable
+from hookinspect.formats.fixtures import load_fixture_document
 from hookinspect.formats.har import load_har
 from hookinspect.model import IMPORTED_KIND, Attempt, Delivery, ExportItem
 from hookinspect.recorder import Recorder
-from hookinspect.store.fixtures import load_fixture_document
 
 
 def load_json(document: Any) -> list[ExportItem]:

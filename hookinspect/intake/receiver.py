@@ -34,7 +34,7 @@ from hookinspect.model import (
     Headers,
     Rejection,
 )
-from hookinspect.net.budgets import (  # noqa: F401 (the receiver's settings name these)
+from hookinspect.net.budgets import (
     DEFAULT_MAX_BODIES_IN_FLIGHT,
     DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_READ_TIMEOUT,
@@ -44,7 +44,6 @@ from hookinspect.net.budgets import (  # noqa: F401 (the receiver's settings nam
     BodyBudget,
     BodyTooLarge,
     OverBudget,
-    _Hold,
     header_bytes,
     read_body,
 )

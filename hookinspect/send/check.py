@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 from hookinspect.body import xml_safe
 from hookinspect.errors import NetworkError, UsageError
 from hookinspect.formats.diff import Change
+from hookinspect.formats.fixtures import Expectation, FixtureRecord, json_value_at
 from hookinspect.formats.targets import validate_target
 from hookinspect.model import Attempt, Delivery, Headers, Response
 from hookinspect.send.forward import DEFAULT_TIMEOUT, Forwarder, Resigner, build_request
-from hookinspect.store.fixtures import Expectation, FixtureRecord, json_value_at
 
 APP_BASE_URL = "http://testserver/"
 

@@ -4,10 +4,10 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from hookinspect.errors import NetworkError, UsageError
+from hookinspect.formats.fixtures import Expectation, FixtureRecord
 from hookinspect.formats.samples import build_sample_request, find_sample
 from hookinspect.send.check import evaluate, junit_xml, load_app, run_checks
 from hookinspect.signing.registry import Secrets, resigner_for
-from hookinspect.store.fixtures import Expectation, FixtureRecord
 from tests.apps import asgi_app, wsgi_app
 from tests.factories import make_attempt, make_delivery
 

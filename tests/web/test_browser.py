@@ -4,6 +4,7 @@
 import json
 import shutil
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -200,10 +201,21 @@ def test_the_page_reads_well_at_laptop_and_desktop_sizes(inspector, page, width,
     httpx.post(listen_url + "/a/much/longer/path/than/the/column/has/room/for/" + "x" * 80,
                content=b'{"type":"customer.subscription.trial_will_end"}', headers={"Content-Type": "application/json"})
     page.set_viewport_size({"width": width, "height": height})
-    # A deep link shows that it is loading (its answer held back a moment here), then the delivery.
-    page.route("**/api/deliveries/1", lambda route: (page.wait_for_timeout(600), route.continue_()))
+    # A deep link shows that it is loading (its answer held back until that is seen), then the delivery.
+    held = []
+
+    def hold(route):  # noqa: ANN001 - playwright's Route
+        held.append(route)
+
+    page.route("**/api/deliveries/1", hold)
     page.goto(web_url + "/deliveries/1")
     expect(page.locator("#view.loading")).to_contain_text("Loading #1")
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:  # each call lets playwright run the route handler
+        page.evaluate("1")
+    assert len(held) == 1
+    held[0].continue_()
+    page.unroute("**/api/deliveries/1")
     expect(page.locator("#view")).to_contain_text("#1  POST")
     expect(page.locator("#view.loading")).to_have_count(0)
     expect(rows(page)).to_have_count(4)

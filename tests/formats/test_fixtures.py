@@ -5,7 +5,7 @@ from tinydb import Query, TinyDB
 
 from hookinspect.errors import UsageError
 from hookinspect.formats.export import ExportItem, export
-from hookinspect.store.fixtures import Expectation, load_fixture
+from hookinspect.formats.fixtures import Expectation, load_fixture
 from tests.factories import make_attempt, make_delivery
 
 
