@@ -119,7 +119,7 @@ class Recorder:
 
     async def _write_quietly(self, write: Callable[[Store], None]) -> None:
         try:
-            await self.workspace.writer.call(write, is_durable=False)
+            await self.workspace.writer.submit(write, is_durable=False)
         except StoreError:
             pass  # a store that cannot take a rejection cannot take deliveries either: record() says so
 

@@ -137,12 +137,12 @@ class Workspace:
             if settles_queue and attempt.is_success:
                 store.queue_settle(attempt.delivery_seq, attempt.target_url, f"{attempt.kind}: {attempt.outcome}")
 
-        await self.writer.call(record, is_durable=False)  # lost to a power cut: a send to make again, at worst
+        await self.writer.submit(record, is_durable=False)  # lost to a power cut: a send to make again, at worst
         self.changes.announce(StoreChange(ChangeKind.ATTEMPT, attempt.delivery_seq, attempt=attempt))
 
     def write(self, operation: Callable[[Store], T], change: StoreChange | None = None) -> T:
         """Run a write from code outside an event loop (a CLI command); announces `change` after."""
-        result = self.writer.run(operation)
+        result = self.writer.submit(operation).result()
         if change is not None:
             self.changes.announce(change)
         return result

@@ -65,7 +65,7 @@ async def import_deliveries(recorder: Recorder, items: list[ExportItem]) -> tupl
     without an id (a browser's HAR, a fixture) when it has the same content and arrival time,
     so two distinct deliveries with the same body are both kept.
     """
-    known_ids, known_contents = await recorder.workspace.writer.call(lambda store: store.identities())
+    known_ids, known_contents = await recorder.workspace.writer.submit(lambda store: store.identities())
     added = skipped = 0
     for item in items:
         digest = item.delivery.content_hash()

@@ -339,7 +339,7 @@ class ForwardQueueWorker:
         try:
             while True:
                 try:
-                    await self.workspace.writer.call(record, is_durable=False)  # lost to a power cut: sent again
+                    await self.workspace.writer.submit(record, is_durable=False)  # lost to a power cut: sent again
                     break
                 except StoreError:
                     # Sent, but the outcome cannot be written (a full disk): it is written again

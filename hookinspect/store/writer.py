@@ -15,7 +15,7 @@ import contextlib
 import queue
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,42 +99,27 @@ class GroupCommitWriter:
             self._queue.put(_STOP)
             self._thread.join()
 
-    async def call(self, operation: Callable[[Store], T], *, is_durable: bool = True) -> T:
-        """Run `operation(store)` inside the next group transaction; returns after COMMIT.
+    def submit(self, work: Insert | Callable[[Store], T], *, is_durable: bool = True) -> asyncio.Future[T] | concurrent.futures.Future[T]:
+        """The one way in: `work` runs inside the next group transaction, and the future it returns
+        settles after COMMIT with its result (an Insert's: the new sequence number).
+
+        Called in an event loop it returns an asyncio future to await; elsewhere (a CLI command,
+        a thread) a concurrent future whose `.result()` blocks until COMMIT. An Insert rather than
+        a callable lets a batch of them become one multi-row INSERT (see _apply).
 
         `is_durable=False` is for records whose loss to a power cut costs at most a repeated
-        send (an attempt, a queue item's new state): a batch of only those commits without
-        an fsync; the next durable commit syncs them too (the WAL is written in order).
+        send (an attempt, a queue item's new state, a delivery another store keeps until it is
+        here): a batch of only those commits without an fsync; the next durable commit syncs them
+        too (the WAL is written in order).
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        self._queue.put(_Job(operation, future, loop, is_durable))
-        return await future
-
-    def run(self, operation: Callable[[Store], T]) -> T:
-        """`call` for code outside an event loop (a CLI command): blocks until COMMIT."""
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put(_Job(operation, future))
-        return future.result()
-
-    async def insert(self, insert: Insert, *, is_durable: bool = True) -> int:
-        """Store a delivery (see Insert); returns its sequence number after COMMIT (`is_durable`
-        as for `call`: only for deliveries another store keeps until they are here)."""
-        return await self.submit(insert, is_durable=is_durable)
-
-    def submit(self, insert: Insert, *, is_durable: bool = True) -> asyncio.Future[int]:
-        """`insert` without waiting: the future settles after COMMIT (with the sequence number)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[int] = loop.create_future()
-        # An Insert, not a callable, so a batch of them becomes one multi-row INSERT (see _apply).
-        self._queue.put(_Job(insert, future, loop, is_durable))
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        future: asyncio.Future[Any] | concurrent.futures.Future[Any] = \
+            loop.create_future() if loop is not None else concurrent.futures.Future()
+        self._queue.put(_Job(work, future, loop, is_durable))
         return future
-
-    async def insert_delivery(self, delivery: Delivery, enqueue_to: Sequence[str] = ()) -> int:
-        return await self.insert(Insert(delivery, tuple(enqueue_to)))
-
-    async def add_attempt(self, attempt: Attempt) -> None:
-        await self.call(lambda store: store.add_attempt(attempt), is_durable=False)
 
     def _run(self) -> None:
         try:

@@ -384,7 +384,7 @@ def test_durability_chooses_fsync_at_commit(tmp_path, flag, expected):
 
     durability = flag[1] if flag else "power"
     with Workspace(tmp_path / "s.db", create=True, durability=durability) as workspace:
-        assert workspace.writer.run(lambda store: store.execute("PRAGMA synchronous").fetchone()[0]) == expected
+        assert workspace.writer.submit(lambda store: store.execute("PRAGMA synchronous").fetchone()[0]).result() == expected
     bad = subprocess.run(hookinspect_cmd("listen", "--durability", "sometimes", "--store", str(tmp_path / "s.db")),
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "durability must be one of power, process" in bad.stderr

@@ -295,8 +295,8 @@ async def test_a_full_disk_at_the_laptop_lets_the_stream_go_and_every_event_come
         subscriber = RelaySubscriber(channel["url"], Recorder(workspace), token=channel["token"], on_state=said.append)
         subscription = asyncio.create_task(subscriber.run())
         await await_until(lambda: any(line.startswith("caught up") for line in said))
-        pages = workspace.writer.run(lambda store: store.execute("PRAGMA page_count").fetchone()[0])
-        workspace.writer.run(lambda store: store.execute(f"PRAGMA max_page_count = {pages}"))  # as full as a disk gets
+        pages = workspace.writer.submit(lambda store: store.execute("PRAGMA page_count").fetchone()[0]).result()
+        workspace.writer.submit(lambda store: store.execute(f"PRAGMA max_page_count = {pages}")).result()  # as full as a disk gets
         bodies = [b"%d" % n + b"x" * 50_000 for n in range(3)]
         async with httpx.AsyncClient() as client:
             for body in bodies:
@@ -304,7 +304,7 @@ async def test_a_full_disk_at_the_laptop_lets_the_stream_go_and_every_event_come
         await await_until(lambda: any("storing failed" in line and "is full" in line for line in said), timeout=30,
                           what="the full disk said")
         assert not subscription.done()  # it used to end here for good, at the next ping
-        workspace.writer.run(lambda store: store.execute("PRAGMA max_page_count = 1073741823"))  # room again
+        workspace.writer.submit(lambda store: store.execute("PRAGMA max_page_count = 1073741823")).result()  # room again
         await await_until(lambda: workspace.store.count() == 3, timeout=30, what="every event once there is room")
     finally:
         if subscription is not None:

@@ -214,7 +214,7 @@ def test_opening_the_store_again_in_the_writers_process_keeps_other_readers_in_s
     script = textwrap.dedent(f"""
         import asyncio, sys
         from hookinspect.store.sqlite import Store
-        from hookinspect.store.writer import GroupCommitWriter
+        from hookinspect.store.writer import GroupCommitWriter, Insert
         from tests.factories import make_delivery
 
         async def main():
@@ -224,7 +224,7 @@ def test_opening_the_store_again_in_the_writers_process_keeps_other_readers_in_s
                 again.count()
             print("ready", flush=True)
             sys.stdin.readline()
-            await writer.insert_delivery(make_delivery())
+            await writer.submit(Insert(make_delivery()))
             print("inserted", flush=True)
             sys.stdin.readline()
             await asyncio.to_thread(writer.close)

@@ -5,7 +5,7 @@ import pytest
 
 from hookinspect.errors import StoreError
 from hookinspect.store.sqlite import Store
-from hookinspect.store.writer import GroupCommitWriter
+from hookinspect.store.writer import GroupCommitWriter, Insert
 from tests.factories import make_delivery
 
 
@@ -13,7 +13,7 @@ async def test_concurrent_inserts_share_transactions_and_all_commit(store_path):
     writer = GroupCommitWriter(store_path)
     await asyncio.to_thread(writer.start)
     try:
-        seqs = await asyncio.gather(*(writer.insert_delivery(make_delivery()) for _ in range(300)))
+        seqs = await asyncio.gather(*(writer.submit(Insert(make_delivery())) for _ in range(300)))
     finally:
         await asyncio.to_thread(writer.close)
     assert sorted(seqs) == list(range(1, 301))
@@ -31,7 +31,7 @@ async def test_one_failing_operation_does_not_fail_its_batch(store_path):
 
     try:
         results = await asyncio.gather(
-            writer.insert_delivery(make_delivery()), writer.call(broken), writer.insert_delivery(make_delivery()),
+            writer.submit(Insert(make_delivery())), writer.submit(broken), writer.submit(Insert(make_delivery())),
             return_exceptions=True,
         )
     finally:
@@ -56,12 +56,12 @@ async def test_a_duplicate_in_a_batch_of_captures_fails_alone(store_path):
     try:
         first = make_delivery(b"first")
         first.origin = "https://relay.example/c/x#1"
-        assert await writer.insert_delivery(first) == 1
+        assert await writer.submit(Insert(first)) == 1
         again = make_delivery(b"again")
         again.origin = first.origin
         results = await asyncio.gather(
-            writer.insert_delivery(make_delivery(b"a")), writer.insert_delivery(again),
-            writer.insert_delivery(make_delivery(b"b")), return_exceptions=True,
+            writer.submit(Insert(make_delivery(b"a"))), writer.submit(Insert(again)),
+            writer.submit(Insert(make_delivery(b"b"))), return_exceptions=True,
         )
     finally:
         await asyncio.to_thread(writer.close)
@@ -73,33 +73,32 @@ async def test_a_duplicate_in_a_batch_of_captures_fails_alone(store_path):
 
 def fill_up(writer: GroupCommitWriter) -> int:
     """Cap the store at its current size, as a full disk would: the next page it needs fails."""
-    return writer.run(lambda store: store.execute(
-        "PRAGMA max_page_count = " + str(store.execute("PRAGMA page_count").fetchone()[0])).fetchone()[0])
+    return writer.submit(lambda store: store.execute(
+        "PRAGMA max_page_count = " + str(store.execute("PRAGMA page_count").fetchone()[0])).fetchone()[0]).result()
 
 
 def free_space(writer: GroupCommitWriter) -> None:
-    writer.run(lambda store: store.execute("PRAGMA max_page_count = 1073741823"))
+    writer.submit(lambda store: store.execute("PRAGMA max_page_count = 1073741823")).result()
 
 
 @pytest.mark.parametrize("with_queue", [False, True])
 async def test_a_full_store_fails_each_caller_and_the_writer_lives_on(store_path, with_queue):
     from hookinspect.errors import StoreFullError
-    from hookinspect.store.writer import Insert
 
     writer = GroupCommitWriter(store_path)
     await asyncio.to_thread(writer.start)
     try:
-        await writer.insert_delivery(make_delivery())
+        await writer.submit(Insert(make_delivery()))
         await asyncio.to_thread(fill_up, writer)
         # A batch of captures (queued ones need a transaction: its COMMIT path is tested too).
         targets = ("http://127.0.0.1:9/",) if with_queue else ()
         results = await asyncio.wait_for(asyncio.gather(
-            *(writer.insert(Insert(make_delivery(b"x" * 5000), targets)) for _ in range(40)),
+            *(writer.submit(Insert(make_delivery(b"x" * 5000), targets)) for _ in range(40)),
             return_exceptions=True), timeout=10)
         assert results and all(isinstance(r, StoreFullError) for r in results), results[:3]
         assert "disk holding" in results[0].message and "full" in results[0].message
         await asyncio.to_thread(free_space, writer)
-        seqs = await asyncio.wait_for(asyncio.gather(*(writer.insert(Insert(make_delivery(), targets))
+        seqs = await asyncio.wait_for(asyncio.gather(*(writer.submit(Insert(make_delivery(), targets))
                                                        for _ in range(5))), timeout=10)
     finally:
         await asyncio.to_thread(writer.close)
@@ -120,3 +119,14 @@ def test_a_failed_commit_is_rolled_back(store_path):
         store.execute("PRAGMA max_page_count = 1073741823")
         store.insert_delivery(make_delivery())  # the connection still writes
         assert store.count() == 2
+
+
+def test_outside_an_event_loop_submit_blocks_on_its_future(store_path):
+    # A CLI command has no event loop: the same one way in, waited on with .result().
+    writer = GroupCommitWriter(store_path)
+    writer.start()
+    try:
+        assert writer.submit(Insert(make_delivery())).result(timeout=10) == 1
+        assert writer.submit(lambda store: store.count()).result(timeout=10) == 1
+    finally:
+        writer.close()
