@@ -3,8 +3,13 @@
 Everything that reads or writes deliveries is handed a workspace, never a path: the
 receiver, the relay subscription, import, replay, diff, the forward queue, the TUI and the
 pytest plugin. One process opens a store once and shares the writer; readers follow changes
-through `changes` instead of polling the store on timers of their own. Changes made by
-another process are found by `poll()`, one cheap look (`PRAGMA data_version`) in one place.
+through `changes` instead of polling the store on timers of their own.
+
+Changes made by another process travel one way: through the store itself. `follow()` runs one
+thread per workspace that looks (`PRAGMA data_version`, one cheap query) every FOLLOW_SECONDS
+and announces what it finds on `changes`, so a shell subscribes once and hears about its own
+process's writes and every other process's alike. What is not in the store (a receiver's
+refusals, a disk that filled up) is the receiver's news, told on its own channel.
 """
 
 from __future__ import annotations
@@ -18,12 +23,17 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TypeVar
 
+from hookinspect.errors import HookinspectError
 from hookinspect.model import Attempt, Delivery
 from hookinspect.store.sqlite import Store
 from hookinspect.store.writer import GroupCommitWriter
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+# How often a followed workspace looks for another process's changes: a delivery captured by
+# `listen` shows in a UI of another process within this, for one query when nothing changed.
+FOLLOW_SECONDS = 0.1
 
 
 class ChangeKind(StrEnum):
@@ -97,6 +107,9 @@ class Workspace:
         self._data_version = self.store.data_version()
         self._known_seq = self.store.max_seq()
         self._known_attempt = self.store.last_attempt_mark()
+        self._followers = 0
+        self._follow_stop: threading.Event | None = None
+        self._follow_lock = threading.Lock()
 
     def __enter__(self) -> Workspace:
         return self
@@ -106,11 +119,13 @@ class Workspace:
 
     def close(self) -> None:
         """Finish queued writes, then close the writer and the reader."""
+        self._stop_following()
         with self._writer_lock:
             writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
-        self.store.close()
+        with self._read_lock:  # not under a follower's look
+            self.store.close()
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -209,4 +224,49 @@ class Workspace:
         if not changed:  # a delete, a verdict, a queue update: whoever shows the store re-reads it
             self.changes.announce(StoreChange(ChangeKind.STORE))
         return True
+
+    def follow(self, interval: float = FOLLOW_SECONDS) -> Callable[[], None]:
+        """Announce other processes' changes from now on (see the module's docstring); returns the
+        function that stops this follower. Followers share one thread; it ends with the last."""
+        with self._follow_lock:
+            self._followers += 1
+            if self._follow_stop is None:
+                stop = self._follow_stop = threading.Event()
+                threading.Thread(target=self._follow, args=(stop, interval), name="hookinspect-follow",
+                                 daemon=True).start()
+        released = False
+
+        def unfollow() -> None:
+            nonlocal released
+            with self._follow_lock:
+                if released:
+                    return
+                released = True
+                self._followers -= 1
+                if self._followers:
+                    return
+            self._stop_following()
+
+        return unfollow
+
+    def _stop_following(self) -> None:
+        with self._follow_lock:
+            stop, self._follow_stop = self._follow_stop, None
+            self._followers = 0
+        if stop is not None:
+            stop.set()
+
+    def _follow(self, stop: threading.Event, interval: float) -> None:
+        said = False
+        while not stop.wait(interval):
+            try:
+                self.poll()
+            except HookinspectError:  # the store is briefly unreadable (a full disk, a lock): next look
+                continue
+            except Exception:  # noqa: BLE001 - the store closed at exit; anything else is said once
+                if stop.is_set():
+                    return
+                if not said:
+                    said = True
+                    log.exception("following the store failed")
 

@@ -3,9 +3,10 @@
 In one process with the terminal UI, a sender waited whenever the UI rendered a large body or
 ran a filter over a big store: one event loop (and, with a thread, one GIL) served both. Here
 the receiver is forked before the UI starts, serves with its own workspace on the same store
-file (SQLite serialises the two writers), and tells the UI what happened through a pipe of
-JSON lines. The pipe never makes capture wait: a line that does not fit is dropped, and the
-UI's own look at the store (Workspace.poll) catches up.
+file (SQLite serialises the two writers), and tells the UI through a pipe of JSON lines what
+the store cannot: that it listens, what it refused, the relay's state, a store that cannot
+take more. What it stored the UI finds in the store itself (Workspace.follow). The pipe never
+makes capture wait: a line that does not fit is dropped.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from hookinspect.intake.workers import fork_workers, stop_workers
 from hookinspect.workspace import ChangeKind, StoreChange
 
 START_TIMEOUT = 30.0
-# Changes worth a line to the UI (others it finds on its own look at the store).
-TOLD_CHANGES = frozenset({ChangeKind.DELIVERIES, ChangeKind.ATTEMPT, ChangeKind.FAILING, ChangeKind.RECOVERED})
+# The receiver's own news about its store (the rest the UI finds in the store).
+TOLD_CHANGES = frozenset({ChangeKind.FAILING, ChangeKind.RECOVERED})
 
 
 class ReceiverProcess:
@@ -138,7 +139,7 @@ class ReceiverProcess:
 
         def on_change(change: StoreChange) -> None:
             if change.kind in TOLD_CHANGES:
-                tell({"t": "changed", "kind": change.kind, "seq": change.seq, "message": change.message})
+                tell({"t": "event", "kind": change.kind, "message": change.message})
 
         self.settings.on_event = lambda event: tell({"t": "event", "kind": event.kind, "message": event.message})
         report = ServeReport(started=lambda urls, _workers: tell({"t": "started", "urls": urls}),

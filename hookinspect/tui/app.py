@@ -36,7 +36,7 @@ from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
 # How often the workspace looks for deliveries stored by another process; this process's own
 # captures (listen --ui) and replays are announced at once.
-POLL_SECONDS = 0.25
+TICK_SECONDS = 0.25
 
 
 # Captures announced within this many seconds are shown together.
@@ -171,15 +171,14 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
             self.receiver.attach(self.on_receiver_message)
         self.screen.set_class(self.size.height < 30, "-short")
         self.load_list()
-        self.set_interval(POLL_SECONDS, self.tick)
+        self._unfollow = self.workspace.follow()  # another process's captures (listen) reach us as changes
+        self.set_interval(TICK_SECONDS, self.tick)
         self.main_query(DeliveryList).focus()
 
     def on_receiver_message(self, message: dict) -> None:
-        """A line from the receiver's process (listen --ui): a change to show, a refusal, a relay state."""
-        if message["t"] == "changed":
-            self.post_message(StoreChanged(StoreChange(ChangeKind(message["kind"]), message.get("seq"),
-                                                       message=message.get("message") or "")))
-        elif message["t"] == "event":
+        """A line from the receiver's process (listen --ui): a refusal, a relay state, a store that
+        cannot take more. What it stored arrives through the store (Workspace.follow)."""
+        if message["t"] == "event":
             self.post_message(ReceiverEventPosted(receiver_event(message)))
         elif message["t"] in ("error", "ended"):
             said = message.get("message") or "the receiver stopped: nothing new is captured (restart listen --ui)"
@@ -196,6 +195,8 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
             self.update_status()
         elif event.kind in ("rejected", "warning"):
             self.say(event.message, severity="error" if event.kind == "rejected" else "warning", title=event.kind)
+        elif event.kind in (ChangeKind.FAILING, ChangeKind.RECOVERED):  # the receiver's store, as in-process
+            self.post_message(StoreChanged(StoreChange(ChangeKind(event.kind), message=event.message)))
 
     @contextmanager
     def worker_store(self) -> Iterator[Store]:
@@ -211,6 +212,7 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
             if self._worker_store is not None:
                 self._worker_store.close()
                 self._worker_store = None
+        self._unfollow()
         self._unsubscribe()
         if self.receiver is not None:
             self.receiver.detach()
@@ -252,12 +254,11 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
         return True
 
     def tick(self) -> None:
-        """Changes made by another process, and the arrivals sparkline."""
+        """The arrivals sparkline, a point a second."""
         if not self._has_main_screen():
             return
-        self.workspace.poll()
         self._tick_count += 1
-        if self._tick_count % int(1 / POLL_SECONDS) == 0:
+        if self._tick_count % int(1 / TICK_SECONDS) == 0:
             self.rates = [*self.rates[1:], float(self._arrivals)]
             self._arrivals = 0
             self.main_query("#rate", Sparkline).data = self.rates

@@ -41,8 +41,6 @@ from hookinspect.views.text import Line, counted
 from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
 PAGE_SIZE = 100
-# How often the server looks for deliveries stored by another process (listen).
-POLL_SECONDS = 0.1
 # How long one list request may read bodies for a filter before it stops and says so.
 SCAN_SECONDS = 5.0
 # Events a slow browser tab may have waiting before it is told to reload instead.
@@ -80,7 +78,6 @@ class WebState:
     def __init__(self, trash: Trash) -> None:
         self.subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.trash = trash
-        self.poller: asyncio.Task[None] | None = None
         # Set at shutdown: every scan of bodies still running stops at its next delivery.
         self.closing = threading.Event()
 
@@ -392,27 +389,18 @@ def _publish(app: web.Application, change: StoreChange) -> None:
         loop.call_soon_threadsafe(put)
 
 
-async def _poll(app: web.Application) -> None:
-    """Deliveries stored by another process (listen) become events within POLL_SECONDS."""
-    workspace = app[WORKSPACE]
-    while True:
-        await asyncio.sleep(POLL_SECONDS)
-        with contextlib.suppress(HookinspectError):
-            await asyncio.to_thread(workspace.poll)
-
-
 async def _start(app: web.Application) -> None:
     app["loop"] = asyncio.get_running_loop()
-    app["unsubscribe"] = app[WORKSPACE].changes.subscribe(lambda change: _publish(app, change))
-    app[STATE].poller = asyncio.create_task(_poll(app))
+    workspace = app[WORKSPACE]
+    app["unsubscribe"] = workspace.changes.subscribe(lambda change: _publish(app, change))
+    app["unfollow"] = workspace.follow()  # deliveries another process (listen) stores become events
 
 
 async def _stop(app: web.Application) -> None:
+    app["unfollow"]()
     app["unsubscribe"]()
     state = app[STATE]
     state.closing.set()
-    if state.poller is not None:
-        state.poller.cancel()
     for queue in list(state.subscribers):
         queue.put_nowait(None)
     await state.trash.empty()  # what was deleted leaves the store now
