@@ -149,12 +149,13 @@ async def test_the_tui_filter_runs_a_backtracking_pattern(store_path):
 
     from hookinspect.tui.app import HookinspectApp
     from hookinspect.workspace import Workspace
-    from tests.tui.test_app import rendered, ui_until
+    from tests.tui.test_app import listed, rendered, ui_until
 
     seed(store_path, *(make_delivery(HOSTILE_BODY) for _ in range(20)))
     with Workspace(store_path) as workspace:
         app = HookinspectApp(workspace)
         async with app.run_test(size=(140, 40)) as pilot:
+            await listed(pilot)
             await pilot.press("slash")
             box = app.query_one("#filter", Input)
             box.value = BACKTRACKING[0]

@@ -3,6 +3,7 @@ replay, edit and replay, diff; each is a core function first. A mixin of Hookins
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from textual import work
@@ -20,6 +21,7 @@ from hookinspect.tui.screens.prompt import ConfirmPrompt, EditRequest, TextPromp
 from hookinspect.tui.widgets.delivery_list import DeliveryList
 from hookinspect.tui.widgets.detail import DeliveryDetail
 from hookinspect.views.delivery import change_lines
+from hookinspect.views.inbox import acted_on
 from hookinspect.views.text import counted, safe
 
 # What `x` writes, by the file name's extension.
@@ -33,7 +35,7 @@ class DeliveryActions:
         """Delete the marked deliveries (or the current one) after a yes; `u` brings them back for
         the trash's undo window, after which (or on quit) they leave the store."""
         table = self.main_query(DeliveryList)
-        seqs = sorted(table.marked, reverse=True) or ([table.current_seq] if table.current_seq is not None else [])
+        seqs = acted_on(table.marked, table.current_seq)[::-1]
         if not seqs:
             return
         what = f"#{seqs[0]}" if len(seqs) == 1 else f"the {len(seqs)} marked deliveries"
@@ -49,9 +51,6 @@ class DeliveryActions:
 
         self.push_screen(ConfirmPrompt(f"Delete {what} and {'its' if len(seqs) == 1 else 'their'} attempts?"), answered)
 
-    def _trashed(self) -> set[int]:
-        return self.trash.hidden()
-
     def _restore_rows(self, seqs: list[int]) -> None:
         if self._has_main_screen():
             self.main_query(DeliveryList).restore(seqs)
@@ -65,8 +64,8 @@ class DeliveryActions:
         self.update_status()
         self.say(f"restored {', '.join(f'#{s}' for s in seqs[:5])}{'…' if len(seqs) > 5 else ''}", title="undone")
 
-    def action_copy_curl(self) -> None:
-        delivery = self.current()
+    async def action_copy_curl(self) -> None:
+        delivery = await self.current()
         if delivery is None:
             return
         command = render_curl([ExportItem(delivery, [])], to=self.target)
@@ -77,12 +76,12 @@ class DeliveryActions:
         """Export the marked deliveries (or the current one) to a file the user names; the
         extension says the format: .har, .json (a fixture for `check`), .sh (curl), .http (raw)."""
         table = self.main_query(DeliveryList)
-        seqs = sorted(table.marked) or ([table.current_seq] if table.current_seq is not None else [])
+        seqs = acted_on(table.marked, table.current_seq)
         if not seqs:
             return
         default = export_path(Path.cwd(), "har")
 
-        def chosen(name: str | None) -> None:
+        async def chosen(name: str | None) -> None:
             if not name:
                 return
             path = Path(name).expanduser()
@@ -92,8 +91,9 @@ class DeliveryActions:
                          severity="error", title="export")
                 return
             try:
-                items = [ExportItem(self.store.get(seq), self.store.attempts(seq)) for seq in seqs]
-                written, masked = write_export(items, fmt, path)
+                items = await self.workspace.read(
+                    lambda store: [ExportItem(store.get(seq), store.attempts(seq)) for seq in seqs])
+                written, masked = await asyncio.to_thread(write_export, items, fmt, path)
             except HookinspectError as exc:
                 self.say(exc.message, severity="error", title="export")
                 return
@@ -104,17 +104,17 @@ class DeliveryActions:
                                     f"(.har, .json fixture, .sh curl, .http raw):", str(default.name), "file name"),
                          chosen)
 
-    def action_copy_body(self) -> None:
-        delivery = self.current()
+    async def action_copy_body(self) -> None:
+        delivery = await self.current()
         if delivery is None:
             return
         text = delivery.decoded().data.decode("utf-8", "replace")
         self.copy_to_clipboard(text)
         self.say(f"body of #{delivery.seq} copied to the clipboard ({len(text)} characters)")
 
-    def action_save_body(self) -> None:
+    async def action_save_body(self) -> None:
         """Write the body (decoded from gzip/br when it was) to a file the user names."""
-        delivery = self.current()
+        delivery = await self.current()
         if delivery is None:
             return
         extension = {"json": "json", "x-www-form-urlencoded": "txt", "xml": "xml"}.get(
@@ -136,21 +136,21 @@ class DeliveryActions:
 
         self.push_screen(TextPrompt(f"Save the body of #{delivery.seq} to:", default, "file name"), chosen)
 
-    def action_replay(self) -> None:
-        delivery = self.current()
+    async def action_replay(self) -> None:
+        delivery = await self.current()
         if delivery is None:
             return
-        target = self.target or self._last_target(delivery)
+        target = self.target or await self._last_target(delivery)
         if target is None:
-            self.action_replay_to()
+            await self.action_replay_to()
             return
         self.send(delivery.seq, target)  # type: ignore[arg-type]
 
-    def _last_target(self, delivery: Delivery) -> str | None:
-        return last_own_target(self.store, delivery.seq)  # type: ignore[arg-type]
+    async def _last_target(self, delivery: Delivery) -> str | None:
+        return await self.workspace.read(lambda store: last_own_target(store, delivery.seq))  # type: ignore[arg-type]
 
-    def action_replay_to(self) -> None:
-        delivery = self.current()
+    async def action_replay_to(self) -> None:
+        delivery = await self.current()
         if delivery is None:
             return
 
@@ -160,13 +160,14 @@ class DeliveryActions:
                 self.update_status()
                 self.send(delivery.seq, url)  # type: ignore[arg-type]
 
-        self.push_screen(TextPrompt(f"Replay #{delivery.seq} to:", self.target or self._last_target(delivery) or ""), chosen)
+        suggested = self.target or await self._last_target(delivery) or ""
+        self.push_screen(TextPrompt(f"Replay #{delivery.seq} to:", suggested), chosen)
 
-    def action_edit_replay(self) -> None:
-        delivery = self.current()
+    async def action_edit_replay(self) -> None:
+        delivery = await self.current()
         if delivery is None:
             return
-        target = self.target or self._last_target(delivery)
+        target = self.target or await self._last_target(delivery)
 
         def edited(result: tuple[list[tuple[str, str]], bytes] | None) -> None:
             if result is None:

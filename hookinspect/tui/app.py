@@ -30,7 +30,7 @@ from hookinspect.tui.screens.prompt import HelpScreen
 from hookinspect.tui.widgets.delivery_list import DeliveryList
 from hookinspect.tui.widgets.detail import DeliveryDetail
 from hookinspect.views.delivery import DetailLines
-from hookinspect.views.inbox import Trash
+from hookinspect.views.inbox import Inbox, Trash
 from hookinspect.views.text import counted, safe, safe_url
 from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
@@ -91,7 +91,6 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
         # Keys typed right after a key that opens a prompt, held for that prompt (see on_event).
         self._typeahead: list[events.Key] | None = None
         self.workspace = workspace
-        self.store = workspace.store
         self.target = target
         self.secrets = secrets or Secrets()
         self.receiver = receiver  # listen --ui: the receiver's own process, started by the caller
@@ -110,6 +109,9 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
         self.show_all_body = False
         self.diff_base: int | None = None
         self._refresh_pending = False
+        self._listing = True  # the first numbers for the filter are being read (from mount on)
+        self._reading_arrivals = False
+        self._arrivals_wanted = False  # captures announced while a read was under way: read again after
         self._details: OrderedDict[tuple[int, bool], DetailLines] = OrderedDict()
         self._detail_wanted: tuple[int, bool] | None = None
         self._rendering = False
@@ -117,6 +119,7 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
         # Deleted but restorable (`u`); a delete for good that fails is said, and the rows come back.
         self.trash = Trash(workspace, on_error=lambda line: self.say(line, severity="error", title="delete"),
                            on_restored=self._restore_rows)
+        self.inbox = Inbox(workspace, self.trash)
         self._worker_store: Store | None = None
         self._worker_store_lock = threading.Lock()
         self._unsubscribe = workspace.changes.subscribe(lambda change: self.post_message(StoreChanged(change)))
@@ -155,7 +158,7 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
         with Horizontal(id="rate-row"):
             yield Label("captures/s, last 60 s", id="rate-label")
             yield Sparkline(self.rates, id="rate")
-        yield DeliveryList(self.store.rows, id="list")
+        yield DeliveryList(self.read_rows, id="list")
         yield DeliveryDetail(id="detail")
         yield Input(placeholder="filter: method:POST provider:stripe event:invoice.* status:5xx $.amount>1000 text",
                     id="filter")
@@ -232,12 +235,8 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
             return
         table = self.main_query(DeliveryList)
         was_empty = not len(table.index)
-        trashed = self._trashed()
         before = len(table.index)
-        if trashed:
-            table.index.extend_older([s for high, low in message.runs for s in range(high, low - 1, -1) if s not in trashed])
-        else:
-            table.index.extend_runs(message.runs)
+        table.index.extend_runs(message.runs)  # the inbox left deleted ones out
         complete = table.index.complete = message.complete
         table.grew_older(len(table.index) - before)
         if was_empty and len(table.index):
@@ -245,6 +244,11 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
         elif complete and not len(table.index):
             self.main_query(DeliveryDetail).show_nothing("nothing matches the filter")
         self.update_status()
+
+    @property
+    def is_listed(self) -> bool:
+        """Whether the list shows the filter's first numbers (they are read in a worker)."""
+        return not self._listing
 
     def _has_main_screen(self) -> bool:
         try:
@@ -280,8 +284,7 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
         elif change.kind == ChangeKind.RECOVERED:
             self.say(change.message, title="storing")
         elif change.kind in (ChangeKind.REMOVED, ChangeKind.STORE):
-            self.total = self.store.count()
-            self.update_status()
+            self.read_total()
 
     def update_status(self) -> None:
         """The top line; on a narrow terminal the least useful parts go first (the count, the

@@ -21,12 +21,13 @@ RENDERING_NOTE_AFTER = 0.1
 class DetailLoading:
     """Renders the highlighted delivery's detail for the app; see the module's docstring."""
 
-    def current(self) -> Delivery | None:
+    async def current(self) -> Delivery | None:
+        """The delivery under the cursor, read in a thread (an action's one read)."""
         seq = self.main_query(DeliveryList).current_seq
         if seq is None:
             return None
         try:
-            return self.store.get(seq)
+            return await self.workspace.read(lambda store: store.get(seq))
         except HookinspectError:
             return None
 

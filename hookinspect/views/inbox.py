@@ -1,22 +1,142 @@
-"""What a list of deliveries is for any UI, once: the TUI and the web page render it.
+"""What a list of deliveries is, once, for any UI: the TUI and the web page both render it.
 
-Today it holds the trash: deleted deliveries are hidden at once and restorable for
-UNDO_SECONDS (the UIs' `u` / Undo), then leave the store, in a thread, so a slow or full disk
-never stalls a UI's event loop. A delete that fails (a full disk) is one line through
-`on_error`, and the deliveries come back (`on_restored`): the store still has them.
+- **Reading** (`Inbox`): the newest numbers a filter matches at once, older ones from a scan
+  on a connection of its own, arrivals in pages so a burst of any size is shown whole, a page
+  of rows for a page that pages by numbers. Every method here reads the store, so a UI calls
+  it from a worker thread (the TUI) or through `Workspace.read` (the web), never on its own
+  event loop: a JSON filter over a big store reads every body.
+- **Trash** (`Trash`): deleted deliveries are hidden at once and restorable for UNDO_SECONDS
+  (the UIs' `u` / Undo), then leave the store in a thread, so a slow or full disk never stalls
+  a UI's event loop. A delete that fails (a full disk) is one line through `on_error`, and the
+  deliveries come back (`on_restored`): the store still has them.
+- **Changes**: a UI subscribes to `workspace.changes` and calls `workspace.follow()`; that is
+  how its own and every other process's captures reach it (see hookinspect.workspace).
+- **Marks**: what an action works on is the marked deliveries, or else the current one
+  (`acted_on`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Iterable
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 
 from hookinspect.errors import HookinspectError
+from hookinspect.formats.filters import DeliveryFilter
+from hookinspect.store.deliveries import DeliveryRow
+from hookinspect.store.sqlite import Store
 from hookinspect.workspace import Workspace
 
 # Deleted deliveries stay restorable this long before they leave the store.
 UNDO_SECONDS = 10.0
+# The numbers a list shows at once, before any scan: one indexed page, as fast as SQLite.
+FIRST_NUMBERS = 2000
+# Numbers a scan reads at once.
+SCAN_CHUNK = 20_000
+# Arrivals read per query when a burst is shown.
+ARRIVALS_PAGE = 500
+
+
+@dataclass(slots=True)
+class ListStart:
+    """What a list shows first: the newest matching numbers (newest first), and where the scan
+    for the older ones starts (None: `numbers` is the whole list)."""
+
+    newest: int  # the store's newest number when it was read: arrivals are what comes after
+    total: int  # deliveries in the store, matching or not
+    numbers: list[int] = field(default_factory=list)
+    scan_from: int | None = None
+    rows: dict[int, DeliveryRow] = field(default_factory=dict)  # the first screenful's rows, read with them
+
+    @property
+    def complete(self) -> bool:
+        return self.scan_from is None
+
+
+@dataclass(slots=True)
+class Arrivals:
+    """Deliveries stored after a list's newest, oldest first, that its filter matches."""
+
+    newest: int
+    total: int
+    rows: list[DeliveryRow] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ListPage:
+    """A page of rows, newest first; `more`: there is another page; `total` with the first page."""
+
+    rows: list[DeliveryRow]
+    more: bool
+    total: int | None = None
+
+
+class Inbox:
+    """Reads what a list of deliveries shows (see the module's docstring); it keeps nothing of a
+    UI's own, so a TUI and any number of browser tabs share one."""
+
+    def __init__(self, workspace: Workspace, trash: Trash) -> None:
+        self.workspace = workspace
+        self.trash = trash
+
+    def start(self, store: Store, flt: DeliveryFilter, *, rows: int = 0) -> ListStart:
+        """The newest numbers `flt` matches, with the first `rows` of them read. A filter that
+        reads bodies lists nothing at once: the scan finds its matches."""
+        newest = store.max_seq()
+        start = ListStart(newest=newest, total=store.count(), scan_from=newest)
+        if flt.reads_bodies:
+            return start
+        first = list(next(store.scan_seqs(flt, upto=newest, chunk=FIRST_NUMBERS), []))
+        hidden = self.trash.hidden()
+        start.numbers = [seq for seq in first if seq not in hidden]
+        start.scan_from = first[-1] - 1 if len(first) >= FIRST_NUMBERS else None
+        if rows:
+            start.rows = store.rows(start.numbers[:rows])
+        return start
+
+    def scan(self, flt: DeliveryFilter, upto: int, *, cancelled: Callable[[], bool]) -> Iterator[array]:
+        """Older matching numbers, newest first, in chunks, on a connection of its own (a long
+        scan never holds the workspace's reader). Stops when `cancelled()` says so."""
+        with Store(self.workspace.path, create=False) as store:
+            for chunk in store.scan_seqs(flt, upto=upto, chunk=SCAN_CHUNK):
+                if cancelled():
+                    return
+                hidden = self.trash.hidden()
+                yield array("q", (seq for seq in chunk if seq not in hidden) if hidden else chunk)
+
+    def arrivals(self, store: Store, flt: DeliveryFilter, after: int) -> Arrivals:
+        """Everything stored after #after that `flt` matches, read in pages."""
+        found = Arrivals(newest=store.max_seq(), total=store.count())
+        while found.newest > after:
+            rows = store.list(flt, limit=ARRIVALS_PAGE, before_seq=after, oldest_first=True)
+            found.rows.extend(rows)
+            if len(rows) < ARRIVALS_PAGE:
+                break
+            after = rows[-1].seq
+        return found
+
+    def page(self, store: Store, flt: DeliveryFilter, *, before: int | None = None, after: int | None = None,
+             limit: int = 100, stop: Callable[[], bool] | None = None) -> ListPage:
+        """A page, newest first: older than #before, or newer than #after (up to `limit`; `more`
+        says there is still more). The total only with the first page: a count per page would
+        cost a table scan each on a big store."""
+        if after is not None:
+            # Oldest first from the store, newest first here: a following page asks only for what it has not seen.
+            rows = store.list(flt, limit=limit, before_seq=after, oldest_first=True, stop=stop)
+            rows.reverse()
+        else:
+            rows = store.list(flt, limit=limit, before_seq=before, stop=stop)
+        more = len(rows) == limit
+        hidden = self.trash.hidden()
+        total = store.count() if before is None and after is None else None
+        return ListPage([row for row in rows if row.seq not in hidden], more, total)
+
+
+def acted_on(marked: Iterable[int], current: int | None) -> list[int]:
+    """What an action works on: the marked deliveries (oldest first), or else the current one."""
+    return sorted(marked) or ([current] if current is not None else [])
 
 
 class Trash:
@@ -52,8 +172,9 @@ class Trash:
         return found[0]
 
     def hidden(self) -> set[int]:
-        """Numbers deleted but restorable: lists leave them out."""
-        return {seq for seqs, _ in self._entries.values() for seq in seqs}
+        """Numbers deleted but restorable: lists leave them out. Safe from a reading thread: it
+        copies the entries at once (one C call under the GIL) before walking them."""
+        return {seq for seqs, _ in list(self._entries.values()) for seq in seqs}
 
     def __bool__(self) -> bool:
         return bool(self._entries)

@@ -36,7 +36,7 @@ from hookinspect.store.deliveries import DeliveryRow
 from hookinspect.values import MAX_NUMBER, mask_userinfo, parse_number
 from hookinspect.views.delivery import change_lines, row_cells
 from hookinspect.views.detail import draw_detail, read_detail
-from hookinspect.views.inbox import UNDO_SECONDS, Trash
+from hookinspect.views.inbox import UNDO_SECONDS, Inbox, Trash
 from hookinspect.views.text import Line, counted
 from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
@@ -73,11 +73,12 @@ STATE = web.AppKey("state", "WebState")
 
 
 class WebState:
-    """What the app keeps between requests: live subscribers and the trash (views/inbox.py)."""
+    """What the app keeps between requests: live subscribers and the list model (views/inbox.py)."""
 
-    def __init__(self, trash: Trash) -> None:
+    def __init__(self, inbox: Inbox) -> None:
         self.subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
-        self.trash = trash
+        self.inbox = inbox
+        self.trash = inbox.trash
         # Set at shutdown: every scan of bodies still running stops at its next delivery.
         self.closing = threading.Event()
 
@@ -218,24 +219,12 @@ async def list_deliveries(request: web.Request) -> web.Response:
         return problem(400, "before, after and limit are numbers")
     before, after = numbers.get("before"), numbers.get("after")
     limit = max(1, min(numbers.get("limit", PAGE_SIZE), 1000))
-    stop = request.app[STATE].scan_stop(request)
-    if after is not None:
-        # What is newer than the page's newest row, oldest first from the store, newest first here:
-        # a following page asks only for what it has not seen.
-        rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=after, oldest_first=True,
-                                                             stop=stop))
-        more = len(rows) == limit
-        rows.reverse()
-    else:
-        rows = await workspace.read(lambda store: store.list(flt, limit=limit, before_seq=before, stop=stop))
-        more = len(rows) == limit
-    hidden_seqs = request.app[STATE].trash.hidden()
-    rows = [row for row in rows if row.seq not in hidden_seqs]  # deleted, still restorable
-    # The total only with the first page: a following page adds what `after` brings (a count per
-    # capture per tab would cost a table scan each on a big store).
-    total = await workspace.read(lambda store: store.count()) if before is None and after is None else None
-    return json_response({"rows": [row_json(r) for r in rows], "total": total, "more": more,
-                          "oldest": rows[-1].seq if rows else None})
+    state = request.app[STATE]
+    stop = state.scan_stop(request)
+    page = await workspace.read(lambda store: state.inbox.page(store, flt, before=before, after=after, limit=limit,
+                                                               stop=stop))
+    return json_response({"rows": [row_json(r) for r in page.rows], "total": page.total, "more": page.more,
+                          "oldest": page.rows[-1].seq if page.rows else None})
 
 
 async def delivery_detail(request: web.Request) -> web.Response:
@@ -414,8 +403,9 @@ def create_web_app(workspace: Workspace, settings: WebSettings | None = None) ->
     app[WORKSPACE] = workspace
     app[SETTINGS] = settings
     # A delete that fails is said once, and open pages list the deliveries again.
-    app[STATE] = WebState(Trash(workspace, seconds=settings.undo_seconds, on_error=lambda line: settings.on_error(line),
-                                on_restored=lambda _seqs: _publish(app, StoreChange(ChangeKind.STORE))))
+    trash = Trash(workspace, seconds=settings.undo_seconds, on_error=lambda line: settings.on_error(line),
+                  on_restored=lambda _seqs: _publish(app, StoreChange(ChangeKind.STORE)))
+    app[STATE] = WebState(Inbox(workspace, trash))
     app.router.add_get("/", index)
     app.router.add_get("/deliveries/{seq}", index)
     app.router.add_get("/static/{name}", static)

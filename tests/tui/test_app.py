@@ -35,6 +35,11 @@ async def ui_until(pilot, predicate, timeout=5.0):
         await pilot.pause(0.05)
 
 
+async def listed(pilot, timeout=10.0):
+    """Until the app shows its first numbers (read in a worker, never on the UI thread)."""
+    await ui_until(pilot, lambda: pilot.app.is_listed, timeout)
+
+
 async def shows(pilot, app, selector, *texts, timeout=5.0):
     """Wait until the view shows every one of `texts` (details are computed in a worker)."""
     await ui_until(pilot, lambda: all(t in rendered(app, selector) for t in texts), timeout)
@@ -45,6 +50,7 @@ async def test_the_list_fills_newest_first_and_shows_the_detail(store_path, work
     seed(store_path, *(make_delivery(f'{{"n":{i}}}'.encode(), path=f"/hook/{i}") for i in range(5)))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         table = app.query_one(DeliveryList)
         assert table.seqs == [5, 4, 3, 2, 1]
         await shows(pilot, app, "#request", "/hook/4")
@@ -56,6 +62,7 @@ async def test_a_delivery_stored_by_another_writer_appears(store_path, workspace
     seed(store_path, make_delivery(path="/first"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await asyncio.to_thread(seed, store_path, make_delivery(path="/from-elsewhere"))
         await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs[:1] == [2], timeout=2)
 
@@ -64,6 +71,7 @@ async def test_filter_narrows_the_list_and_a_bad_filter_is_a_notification(store_
     seed(store_path, make_delivery(method="PUT", path="/a"), make_delivery(path="/b"), make_delivery(b'{"amount":5000}', path="/c"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40), notifications=True) as pilot:
+        await listed(pilot)
         await pilot.press("slash")
         filter_input = app.query_one("#filter", Input)
         filter_input.value = "$.amount>1000"
@@ -82,6 +90,7 @@ async def test_r_replays_to_a_real_target_and_shows_the_attempt(store_path, work
     seed(store_path, make_delivery(b'{"replay":"me"}'))
     app = HookinspectApp(workspace, target=target.url + "/in")
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await pilot.press("r")
         await app.workers.wait_for_complete()
         assert target.received[0]["body"] == b'{"replay":"me"}'
@@ -94,6 +103,7 @@ async def test_e_edits_and_replays_without_changing_the_delivery(store_path, wor
     seed(store_path, make_delivery(b'{"a":1}', headers=[("X-Old", "1")]))
     app = HookinspectApp(workspace, target=target.url + "/")
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await pilot.press("e")
         await pilot.pause()
         editor = app.screen
@@ -117,6 +127,7 @@ async def test_d_shows_a_diff_with_the_previous_delivery_of_the_same_event(store
     seed(store_path, first, second)
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await pilot.press("d")
         assert app.query_one("#detail TabbedContent", TabbedContent).active == "tab-diff"
         await shows(pilot, app, "#diff", "#1 → #2", "body.amount", "100 → 250")
@@ -127,6 +138,7 @@ async def test_a_hostile_body_renders_as_literal_text(store_path, workspace):
     seed(store_path, make_delivery(hostile, content_type="text/plain", path="/\x1b[31mred", headers=[("X-T", "\x1b]0;title\x07")]))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(160, 40)) as pilot:
+        await listed(pilot)
         text = await shows(pilot, app, "#request", "Body")
         assert "\x1b" not in text and "\x07" not in text
         assert "\\x1b[2J" in text and "[bold red]markup[/]" in text and "[link=x]y[/link]" in text
@@ -138,6 +150,7 @@ async def test_mark_and_export_write_a_har(store_path, workspace, tmp_path, monk
     seed(store_path, make_delivery(path="/x"), make_delivery(path="/y"), make_delivery(path="/z"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await pilot.press("space", "j", "j", "space", "x")
         await pilot.press("enter")  # the default name
         await ui_until(pilot, lambda: list(tmp_path.glob("hookinspect-*.har")))
@@ -149,6 +162,7 @@ async def test_delete_and_help(store_path, workspace):
     seed(store_path, make_delivery(path="/keep"), make_delivery(path="/drop"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await pilot.press("delete", "y")
         assert app.query_one(DeliveryList).seqs == [1]
         await pilot.press("question_mark")
@@ -170,6 +184,7 @@ async def test_listen_ui_captures_and_shows_refusals(tmp_path):
     try:
         app = HookinspectApp(Workspace(tmp_path / "s.db", create=True), receiver=receiver)
         async with app.run_test(size=(140, 40), notifications=True) as pilot:
+            await listed(pilot)
             assert app.listening_on == f"http://127.0.0.1:{port}"
             async with httpx.AsyncClient() as client:
                 await client.post(app.listening_on + "/in", content=b"{}")
@@ -200,6 +215,7 @@ async def test_long_arrays_fold_and_A_shows_everything(store_path, workspace):
     seed(store_path, make_delivery(json.dumps({"items": list(range(300))}).encode()))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await shows(pilot, app, "#request", "290 more items (folded)")
         await pilot.press("A")
         await ui_until(pilot, lambda: "folded" not in rendered(app, "#request") and "299" in rendered(app, "#request"))
@@ -211,6 +227,7 @@ async def test_replays_from_the_ui_share_its_writer(store_path, workspace, targe
     seed(store_path, make_delivery(b'{"n":1}'), make_delivery(b'{"n":2}'))
     app = HookinspectApp(workspace, target=target.url + "/in")
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await pilot.press("r")
         await ui_until(pilot, lambda: len(target.received) == 1)
         writer = workspace.writer
@@ -226,6 +243,7 @@ async def test_deliveries_arriving_while_help_is_open_do_not_break_the_ui(store_
     seed(store_path, make_delivery(path="/before"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await pilot.press("question_mark")
         assert app.screen.__class__.__name__ == "HelpScreen"
         await asyncio.to_thread(seed, store_path, make_delivery(path="/during-help"))
@@ -242,6 +260,7 @@ async def test_enter_focuses_the_detail_and_paused_follow_counts_what_is_new(sto
     seed(store_path, make_delivery(path="/a"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await pilot.press("enter")
         assert isinstance(app.focused, TabbedContent) or app.focused in app.query_one(TabbedContent).query("*")
         await pilot.press("escape", "f")
@@ -257,6 +276,7 @@ async def test_g_goes_to_the_newest_and_the_status_says_the_rate(store_path, wor
     seed(store_path, *(make_delivery(path=f"/{n}") for n in range(5)))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await pilot.press("j", "j", "j")
         assert app.query_one(DeliveryList).current_seq == 2
         await pilot.press("g")
@@ -275,6 +295,7 @@ async def test_a_big_store_pages_to_the_oldest_and_back_without_loading_everythi
     seed_many(store_path, 5000)
     app = HookinspectApp(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
+        await listed(pilot)
         table = app.query_one(DeliveryList)
         await ui_until(pilot, lambda: table.index.complete and len(table.index) == 5000)
         assert table.border_subtitle == "row 1 of 5,000"
@@ -296,6 +317,7 @@ async def test_a_burst_of_any_size_appears_whole(store_path, workspace):
     seed(store_path, make_delivery(path="/first"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
+        await listed(pilot)
         await asyncio.to_thread(seed_many, store_path, 3000)
         table = app.query_one(DeliveryList)
         await ui_until(pilot, lambda: len(table.index) == 3001, timeout=10)
@@ -307,6 +329,7 @@ async def test_delete_asks_first_and_u_brings_it_back(store_path, workspace):
     seed(store_path, make_delivery(path="/a"), make_delivery(path="/b"), make_delivery(path="/c"))
     app = HookinspectApp(workspace, )
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await listed(pilot)
         table = app.query_one(DeliveryList)
         await pilot.press("delete", "n")
         assert table.seqs == [3, 2, 1]
@@ -328,6 +351,7 @@ async def test_export_asks_for_a_file_and_its_extension_picks_the_format(store_p
     seed(store_path, make_delivery(b'{"a":1}', path="/x"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await listed(pilot)
         await pilot.press("x")
         prompt = app.screen.query_one(Input)
         assert prompt.value.startswith("hookinspect-") and prompt.value.endswith(".har")  # the default is shown
@@ -349,6 +373,7 @@ async def test_s_saves_the_decoded_body_and_y_copies_it(store_path, workspace, t
     seed(store_path, make_delivery(gzip.compress(b'{"big":"report"}'), headers=[("Content-Encoding", "gzip")]))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await listed(pilot)
         await pilot.press("s")
         assert app.screen.query_one(Input).value == "hookinspect-1-body.json"
         await pilot.press("enter")
@@ -365,6 +390,7 @@ async def test_number_keys_switch_tabs_and_a_successful_answer_is_shown_whole(st
     seed(store_path, make_delivery(b'{"a":1}'))
     app = HookinspectApp(workspace, target=target.url + "/in")
     async with app.run_test(size=(120, 40)) as pilot:
+        await listed(pilot)
         await pilot.press("3")
         assert app.query_one("#detail TabbedContent", TabbedContent).active == "tab-signature"
         await pilot.press("r", "2")
@@ -376,6 +402,7 @@ async def test_a_json_filter_over_a_big_store_fills_in_while_the_list_answers(st
     seed_many(store_path, 3000)
     app = HookinspectApp(workspace)
     async with app.run_test(size=(120, 40)) as pilot:
+        await listed(pilot)
         await pilot.press("slash")
         app.query_one("#filter", Input).value = "$.n>=2990"
         await pilot.press("enter", "j", "k")  # the list takes keys while the scan reads bodies
@@ -391,6 +418,7 @@ async def test_r_then_a_url_typed_without_pause_replays_every_time(store_path, w
     app = HookinspectApp(workspace)
     url = target.url + "/in"
     async with app.run_test(size=(140, 40), notifications=True) as pilot:
+        await listed(pilot)
         await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs == [1])
         for n in range(20):
             # All at once, as a terminal delivers fast typing: no key waits for the one before.
@@ -407,6 +435,7 @@ async def test_a_filter_typed_right_after_slash_is_applied(store_path, workspace
     seed(store_path, make_delivery(method="PUT", path="/a"), make_delivery(path="/b"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs == [2, 1])
         for char in ["/", *"method:PUT", "\r"]:
             key = "enter" if char == "\r" else _character_to_key(char)
@@ -420,6 +449,7 @@ async def test_the_marker_names_the_row_and_the_count_follows_a_delete(store_pat
     seed(store_path, make_delivery(path="/a"), make_delivery(path="/b"), make_delivery(path="/c"))
     app = HookinspectApp(workspace)
     async with app.run_test(size=(140, 40)) as pilot:
+        await listed(pilot)
         await ui_until(pilot, lambda: app.query_one(DeliveryList).seqs == [3, 2, 1])
         await pilot.press("down", "down")
         await ui_until(pilot, lambda: str(app.query_one(DeliveryList).border_subtitle) == "row 3 of 3")
@@ -428,3 +458,47 @@ async def test_the_marker_names_the_row_and_the_count_follows_a_delete(store_pat
         await ui_until(pilot, lambda: "2 deliveries" in rendered(app, "#status"))
         await pilot.press("u")
         await ui_until(pilot, lambda: "3 deliveries" in rendered(app, "#status"))
+
+
+async def test_the_ui_thread_never_reads_the_store(store_path, workspace, target, tmp_path, monkeypatch):
+    # Every statement any connection runs is traced with the thread that ran it: listing,
+    # arrivals, rows scrolled into view, a filter, a replay, an export, a delete and its count
+    # all read in workers, so a slow store (a big body, a JSON filter, a busy disk) never
+    # freezes the keys.
+    import threading
+
+    monkeypatch.chdir(tmp_path)
+    seed(store_path, *(make_delivery(f'{{"n":{i}}}'.encode(), path=f"/hook/{i}") for i in range(300)))
+    on_ui_thread: list[str] = []
+
+    def trace(connection):
+        connection.set_trace_callback(
+            lambda sql: on_ui_thread.append(sql) if threading.current_thread() is threading.main_thread() else None)
+
+    opened = Store.__init__
+
+    def traced_open(self, *args, **kwargs):
+        opened(self, *args, **kwargs)
+        trace(self._conn)
+
+    monkeypatch.setattr(Store, "__init__", traced_open)
+    trace(workspace.store._conn)
+    app = HookinspectApp(workspace, target=target.url + "/in")
+    async with app.run_test(size=(140, 40), notifications=True) as pilot:
+        await listed(pilot)
+        table = app.query_one(DeliveryList)
+        await pilot.press("G")  # the oldest: rows read as they come into view
+        await ui_until(pilot, lambda: table.current_seq == 1 and "/hook/0" in rendered(app, "#request"))
+        await asyncio.to_thread(seed, store_path, make_delivery(path="/arrived"))  # another writer
+        await ui_until(pilot, lambda: 301 in table.seqs)
+        await pilot.press("g", "r")
+        await ui_until(pilot, lambda: len(target.received) == 1)
+        await pilot.press("x")
+        app.screen.query_one(Input).value = "one.har"
+        await pilot.press("enter")
+        await ui_until(pilot, lambda: (tmp_path / "one.har").exists())
+        await pilot.press("delete", "y")
+        await ui_until(pilot, lambda: 301 not in table.seqs)
+        await pilot.press("slash", *"/hook/1", "enter")
+        await ui_until(pilot, lambda: app.is_listed and table.seqs and all(s in range(2, 201) for s in table.seqs))
+    assert on_ui_thread == []

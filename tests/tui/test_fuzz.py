@@ -14,6 +14,7 @@ from hookinspect.store.sqlite import Store
 from hookinspect.tui.app import HookinspectApp
 from hookinspect.workspace import Workspace
 from tests.factories import RecordingTarget, make_delivery
+from tests.tui.test_app import listed
 
 # Pieces that broke terminal UIs before: Rich/Textual markup, actions in markup, ANSI and OSC
 # sequences, C1 controls, bidi overrides, lone surrogates' stand-ins, deep JSON.
@@ -62,6 +63,7 @@ async def run(case, directory: Path) -> None:
         with Workspace(store_path) as workspace:
             app = HookinspectApp(workspace, target=target.url + "/in")
             async with app.run_test(size=(100, 30), notifications=True) as pilot:
+                await listed(pilot)
                 await pilot.press(*case["keys"])
                 await pilot.press("escape", "slash")
                 app.query_one("#filter", Input).value = case["filter"]

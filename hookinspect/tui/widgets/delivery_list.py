@@ -112,9 +112,13 @@ class DeliveryList(ScrollView, can_focus=True):
     class Selected(_AboutDelivery):
         """`enter` (or a click on the current row): into the detail."""
 
-    def __init__(self, fetch_rows: Callable[[list[int]], dict[int, DeliveryRow]], **kwargs) -> None:  # noqa: ANN003
+    def __init__(self, ask_rows: Callable[[list[int]], None], **kwargs) -> None:  # noqa: ANN003
         super().__init__(**kwargs)
-        self.fetch_rows = fetch_rows
+        # Asks for rows it does not hold; they come back through rows_arrived (read in a worker:
+        # the list never reads the store on the UI thread).
+        self.ask_rows = ask_rows
+        self._asked: set[int] = set()
+        self._gone: set[int] = set()  # asked for and not in the store: deleted
         self.index = SeqIndex()
         self.cursor = 0
         self.marked: set[int] = set()
@@ -142,6 +146,7 @@ class DeliveryList(ScrollView, can_focus=True):
         self.want_oldest = False
         self._highlighted = None
         self._rows.clear()
+        self._gone.clear()
         self._strips.clear()
         self._sync_size()
         self.scroll_to(y=0, animate=False)
@@ -285,13 +290,27 @@ class DeliveryList(ScrollView, can_focus=True):
     def _visible_rows(self) -> list[DeliveryRow | None]:
         height = self.scrollable_content_region.height
         seqs = self.index.slice(int(self.scroll_y), int(self.scroll_y) + height)
-        missing = [seq for seq in seqs if seq not in self._rows]
+        missing = [seq for seq in seqs if seq not in self._rows and seq not in self._asked and seq not in self._gone]
         if missing:
-            found = self.fetch_rows(missing)
-            for seq in missing:
-                if seq in found:
-                    self._remember(found[seq])
+            self._asked.update(missing)
+            self.ask_rows(missing)
         return [self._rows.get(seq) for seq in seqs]
+
+    def rows_arrived(self, asked: list[int], rows: dict[int, DeliveryRow]) -> None:
+        """Rows it asked for; an asked number not among them was deleted."""
+        for seq in asked:
+            self._asked.discard(seq)
+            row = rows.get(seq)
+            if row is None:
+                self._gone.add(seq)
+            else:
+                self._remember(row)
+            self._strips.pop(seq, None)
+        self.refresh()
+
+    def rows_failed(self, asked: list[int]) -> None:
+        """The store could not be read: ask again when they are next drawn."""
+        self._asked.difference_update(asked)
 
     def render_lines(self, crop):  # noqa: ANN001, ANN201 - as Widget.render_lines
         # One read for every row on screen, columns sized for what they show, styles looked up once.
@@ -322,11 +341,9 @@ class DeliveryList(ScrollView, can_focus=True):
         strip = self._strips.get(seq)
         if strip is None:
             row = self._rows.get(seq)
-            if row is None:
-                row = self.fetch_rows([seq]).get(seq)
-                if row is None:
-                    return self._strip(Text(f"  #{seq} (deleted)", style="dim"), width, style)
-                self._remember(row)
+            if row is None:  # asked for (render_lines): drawn when it arrives
+                gone = seq in self._gone
+                return self._strip(Text(f"  #{seq} (deleted)" if gone else f"  #{seq} …", style="dim"), width, style)
             strip = Strip(list(self._row_text(row).render(self.app.console)))
             self._strips[seq] = strip
             while len(self._strips) > _STRIP_CACHE:
