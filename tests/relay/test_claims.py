@@ -10,7 +10,7 @@ from hookinspect.model import Delivery, Headers
 from hookinspect.relay.claims import parse_claim
 from hookinspect.store.sqlite import Store
 from tests.factories import read_until, start_listen, stop_process, store_count, wait_until
-from tests.relay.test_client import STARTED, new_channel, start_relay, stop_leftover_processes  # noqa: F401 - the fixture
+from tests.tunnel import STARTED, new_channel, start_relay, stop_leftover_processes  # noqa: F401 - the fixture
 
 
 def laptop(tmp_path, name, channel, *claim_args):

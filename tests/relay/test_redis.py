@@ -22,8 +22,8 @@ from tests.factories import (
     wait_until,
     wait_until_up,
 )
-from tests.relay.test_client import STARTED, new_channel, stop_leftover_processes  # noqa: F401 - the fixture
 from tests.relay.test_server import read_events
+from tests.tunnel import STARTED, new_channel, stop_leftover_processes  # noqa: F401 - the fixture
 
 
 def event(channel, body=b"{}"):

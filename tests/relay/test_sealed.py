@@ -19,8 +19,8 @@ from tests.factories import (
     store_count,
     wait_until,
 )
-from tests.relay.test_client import STARTED, start_relay, stop_leftover_processes  # noqa: F401 - the fixture
 from tests.relay.test_redis import start_redis_relay
+from tests.tunnel import STARTED, start_relay, stop_leftover_processes  # noqa: F401 - the fixture
 
 MARKER = b"PLANTED-MARKER-7f3a9c"
 

@@ -1,4 +1,5 @@
-"""The tunnel end to end with real processes: relay, `listen --source`, senders, on loopback."""
+"""The relay subscription (intake/subscription.py), end to end with real processes: relay,
+`listen --source`, senders, on loopback."""
 
 import asyncio
 import contextlib
@@ -22,64 +23,18 @@ from tests.factories import (
     free_port,
     hookinspect_cmd,
     read_until,
-    start_listen,
     stop_process,
-    store_count,
-    wait_until,
-    wait_until_up,
 )
-
-STARTED: list[subprocess.Popen] = []
-
-
-@pytest.fixture(autouse=True)
-def stop_leftover_processes():
-    yield
-    while STARTED:
-        proc = STARTED.pop()
-        if proc.poll() is None:
-            stop_process(proc)
-
-
-def start_listen_tracked(*args, **kwargs) -> tuple[subprocess.Popen, str]:
-    proc, url = start_listen(*args, **kwargs)
-    STARTED.append(proc)
-    return proc, url
-
-
-def start_relay(data: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
-    port = port or free_port()
-    proc = subprocess.Popen(hookinspect_cmd("relay", "--port", str(port), "--data", str(data), "--rate", "10000"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    STARTED.append(proc)
-    url = f"http://127.0.0.1:{port}"
-    wait_until_up(url, proc)
-    return proc, url
-
-
-def new_channel(relay_url: str, public: bool = False) -> dict:
-    result = subprocess.run(hookinspect_cmd("channel", "new", "--relay", relay_url, "--json", *(["--public"] if public else [])),
-                            capture_output=True, text=True, check=True)
-    return json.loads(result.stdout)
-
-
-def stored_bodies(store_path: Path) -> list[bytes]:
-    with Store(store_path) as store:
-        return [store.get(seq).body for seq in store.seqs()]
-
-
-def wait_for_count(store_path: Path, count: int, timeout: float = 20.0, proc=None) -> None:
-    try:
-        wait_until(lambda: store_count(store_path) >= count, timeout, f"{count} deliveries in {store_path}")
-    except AssertionError as exc:
-        said = stop_process(proc) if proc is not None else ""
-        raise AssertionError(f"{exc}; listen said {said}") from None
-
-
-def send_many(url: str, bodies: list[bytes]) -> None:
-    with httpx.Client() as client:
-        for body in bodies:
-            assert client.post(url, content=body, headers={"Content-Type": "application/json"}).status_code == 200
+from tests.tunnel import (  # noqa: F401 - stop_leftover_processes is the fixture
+    STARTED,
+    new_channel,
+    send_many,
+    start_listen_tracked,
+    start_relay,
+    stop_leftover_processes,
+    stored_bodies,
+    wait_for_count,
+)
 
 
 def test_offline_client_gets_exactly_what_it_missed_in_order(tmp_path):
@@ -295,8 +250,8 @@ async def test_a_full_disk_at_the_laptop_lets_the_stream_go_and_every_event_come
         subscriber = RelaySubscriber(channel["url"], Recorder(workspace), token=channel["token"], on_state=said.append)
         subscription = asyncio.create_task(subscriber.run())
         await await_until(lambda: any(line.startswith("caught up") for line in said))
-        pages = workspace.writer.submit(lambda store: store.execute("PRAGMA page_count").fetchone()[0]).result()
-        workspace.writer.submit(lambda store: store.execute(f"PRAGMA max_page_count = {pages}")).result()  # as full as a disk gets
+        pages = await workspace.writer.submit(lambda store: store.execute("PRAGMA page_count").fetchone()[0])
+        await workspace.writer.submit(lambda store: store.execute(f"PRAGMA max_page_count = {pages}"))  # as full as a disk gets
         bodies = [b"%d" % n + b"x" * 50_000 for n in range(3)]
         async with httpx.AsyncClient() as client:
             for body in bodies:
@@ -304,7 +259,7 @@ async def test_a_full_disk_at_the_laptop_lets_the_stream_go_and_every_event_come
         await await_until(lambda: any("storing failed" in line and "is full" in line for line in said), timeout=30,
                           what="the full disk said")
         assert not subscription.done()  # it used to end here for good, at the next ping
-        workspace.writer.submit(lambda store: store.execute("PRAGMA max_page_count = 1073741823")).result()  # room again
+        await workspace.writer.submit(lambda store: store.execute("PRAGMA max_page_count = 1073741823"))  # room again
         await await_until(lambda: workspace.store.count() == 3, timeout=30, what="every event once there is room")
     finally:
         if subscription is not None:
