@@ -169,13 +169,17 @@ def start_script(script: str, port: int, *args: str) -> subprocess.Popen[bytes]:
     return proc
 
 
-def start_listen(port: int, store: Path, *extra: str, checkout: str | None = None) -> subprocess.Popen[bytes]:
-    """`hookinspect listen` of this install, or of another checkout's directory (an earlier release)."""
+def start_listen(port: int, store: Path, *extra: str, checkout: str | None = None,
+                 quiet: bool = True) -> subprocess.Popen[bytes]:
+    """`hookinspect listen` of this install, or of another checkout's directory (an earlier release).
+    Not `quiet`: its live lines are rendered as for a 120-column colour terminal, then discarded."""
     env = {**os.environ, **({"PYTHONPATH": checkout} if checkout else {})}
+    if not quiet:
+        env.update(FORCE_COLOR="1", COLUMNS="120")
     # Started in the store's directory: `-m` imports from the current directory first.
     proc = subprocess.Popen([sys.executable, "-m", "hookinspect", "listen", "--port", str(port), "--store", str(store),
-                             "--quiet", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-                            cwd=store.parent)
+                             *(["--quiet"] if quiet else []), *extra], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=env, cwd=store.parent)
     wait_port(port)
     return proc
 

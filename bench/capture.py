@@ -1,6 +1,6 @@
 """Capture throughput, insert cost, listing speed and memory, against a bare aiohttp server.
 
-    python bench/capture.py [--seconds 8] [--rounds 2] [--throughput-only]
+    python bench/capture.py [--seconds 8] [--rounds 2] [--throughput-only] [--checkout DIR] [--only SERVER]
 
 Needs `wrk` (apt-get install wrk). Everything runs on loopback and stops by itself.
 """
@@ -44,7 +44,7 @@ def measure(start_server, body: Path, connections: int, seconds: int) -> dict[st
         stop(server)
 
 
-def throughput(seconds: int, rounds: int, checkout: str | None = None) -> None:
+def throughput(seconds: int, rounds: int, checkout: str | None = None, only: list[str] | None = None) -> None:
     body = body_file(2048)
     print("== durable capture vs bare aiohttp (2 KiB JSON POST, wrk -t1) ==")
     print("   minimal durable (ref): aiohttp + a group-commit SQLite thread, one table, nothing else")
@@ -52,22 +52,26 @@ def throughput(seconds: int, rounds: int, checkout: str | None = None) -> None:
     print(f"{'server':<30}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
     stores: list[Path] = []
 
-    def start_ours(*extra: str, checkout: str | None = None):
+    def start_ours(*extra: str, checkout: str | None = None, quiet: bool = True):
         def start(port: int) -> subprocess.Popen[bytes]:
             stores.append(fresh_dir() / "store.db")
-            return start_listen(port, stores[-1], *extra, checkout=checkout)
+            return start_listen(port, stores[-1], *extra, checkout=checkout, quiet=quiet)
         return start
 
     servers = [
         ("bare aiohttp", start_bare),
         ("minimal durable (ref)", lambda port: start_script(MINIMAL_CAPTURE_SERVER, port, str(fresh_dir() / "min.db"))),
         ("hookinspect listen", start_ours()),
+        ("listen (live lines)", start_ours(quiet=False)),
         ("listen --durability process", start_ours("--durability", "process")),
         ("listen --workers 2", start_ours("--workers", "2")),
     ]
     if checkout:
         servers.append(("listen of --checkout", start_ours(checkout=checkout)))
-    ours = [name for name, _ in servers[2:]]
+        servers.append(("live lines of --checkout", start_ours(checkout=checkout, quiet=False)))
+    if only:  # the bare run stays: every ratio is against it
+        servers = [(name, start) for name, start in servers if name == "bare aiohttp" or name in only]
+    ours = [name for name, _ in servers if name.startswith(("hookinspect", "listen", "live"))]
     for connections in (16, 64):
         ratios: dict[str, list[float]] = {name: [] for name, _ in servers}
         for _ in range(rounds):
@@ -168,8 +172,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="throughput rounds per connection count (runs vary)")
     parser.add_argument("--throughput-only", action="store_true", help="skip insert cost, listing and memory")
     parser.add_argument("--checkout", help="also run another checkout's listen (an earlier release) in each round")
+    parser.add_argument("--only", action="append", metavar="SERVER",
+                        help="only this row beside the bare run (repeatable), e.g. --only 'hookinspect listen' "
+                             "--only 'listen (live lines)'")
     args = parser.parse_args()
-    throughput(args.seconds, max(1, args.rounds), args.checkout)
+    throughput(args.seconds, max(1, args.rounds), args.checkout, args.only)
     if not args.throughput_only:
         insert_cost()
         memory(args.seconds)

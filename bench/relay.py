@@ -2,6 +2,7 @@
 
     python bench/relay.py [--burst 20000] [--connections 16] [--steady-seconds 20] [--no-redis]
                           [--only PIPELINE] [--steady-only | --burst-only] [--smee-client DIR]
+                          [--smee-server DIR]
 
 For a burst (2 KiB JSON, 16 connections) and for a steady 100/s it prints what the relay
 accepted and refused, what reached the target per second, the end-to-end latency (sent to
@@ -9,6 +10,9 @@ arrived at the target), and the CPU time per delivery of every process, for:
   - the sender straight to a bare aiohttp target (the reference, same run);
   - one relay on SQLite (--durability power, the default, and process);
   - with --smee-client: that relay with smee-client (Node) in place of `listen --source`;
+  - with --smee-server and --smee-client: the smee.io server (a prepared copy of
+    probot/smee.io, kept on 127.0.0.1 by a preload this script writes) with smee-client: the
+    pipeline users would pick instead, same sender, same target, same run;
   - one relay on Redis, and two relay instances on one Redis (the sender alternates between
     them; the laptop knows both) when Debian's redis-server is installed.
 Each process is its own: five or six share the machine's cores, so the CPU per delivery says
@@ -64,6 +68,7 @@ SENDER = textwrap.dedent("""
     import asyncio, json, sys, time
     import aiohttp
     urls, count, connections, rate = sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+    numbered = sys.argv[5] == "1"  # smee.io's channels are one path: the number is in the body only
     sent, statuses = {}, {}
     pad = "x" * 1950
     async def main():
@@ -83,7 +88,8 @@ SENDER = textwrap.dedent("""
                     body = json.dumps({"n": n, "type": "payment.succeeded", "pad": pad}).encode()
                     sent[n] = time.monotonic()
                     try:
-                        async with session.post(f"{urls[n % len(urls)]}/{n}", data=body,
+                        url = f"{urls[n % len(urls)]}/{n}" if numbered else urls[n % len(urls)]
+                        async with session.post(url, data=body,
                                                 headers={"Content-Type": "application/json"}) as response:
                             await response.read()
                             statuses[response.status] = statuses.get(response.status, 0) + 1
@@ -119,6 +125,25 @@ def get_json(url: str) -> object:
         return json.loads(answer.read())
 
 
+# smee.io's server listens on 0.0.0.0: this preload rewrites a wildcard (or missing) listen
+# address to 127.0.0.1, so the benchmark never opens a port beyond loopback.
+LOOPBACK_PRELOAD = textwrap.dedent("""
+    import net from 'node:net'
+    const listen = net.Server.prototype.listen
+    const WILDCARD = new Set(['0.0.0.0', '::', undefined, null, ''])
+    net.Server.prototype.listen = function (...args) {
+      const first = args[0]
+      if (first !== null && typeof first === 'object' && !('fd' in first) && !('path' in first)) {
+        if (WILDCARD.has(first.host)) args[0] = { ...first, host: '127.0.0.1' }
+      } else if (typeof first === 'number' || (typeof first === 'string' && /^[0-9]+$/.test(first))) {
+        if (typeof args[1] !== 'string') args.splice(1, 0, '127.0.0.1')
+        else if (WILDCARD.has(args[1])) args[1] = '127.0.0.1'
+      }
+      return listen.apply(this, args)
+    }
+""")
+SMEE = "smee.io, smee-client"
+
 WARM_UP = 999_999_999  # the number of the warm-up delivery, left out of every figure
 
 
@@ -130,8 +155,10 @@ class Pipeline:
     """The processes of one run; `relays` is empty for the bare reference."""
 
     def __init__(self, kind: str, work: Path, redis_url: str | None = None, smee_client: Path | None = None,
-                 checkout: Path | None = None) -> None:
+                 checkout: Path | None = None, smee_server: Path | None = None) -> None:
         self.kind = kind
+        self.numbered = kind != SMEE
+        self.smee_server = smee_server
         # Another checkout's relay and listen (an earlier release), for a comparison in the same run.
         self.env = {**os.environ, "PYTHONPATH": str(checkout)} if checkout is not None else None
         self.relays: list[subprocess.Popen[bytes]] = []
@@ -149,6 +176,10 @@ class Pipeline:
         self.target = start([sys.executable, "-c", TARGET, str(self.target_port)], self.target_port)
         self.urls = [f"http://127.0.0.1:{self.target_port}/in"]
         if kind == "bare":
+            return
+        if kind == SMEE:
+            self._start_smee(work, smee_client)
+            self._warm_up()
             return
         instances = 2 if kind == "redis x2" else 1
         relay_urls = []
@@ -174,6 +205,27 @@ class Pipeline:
                                             "--quiet", *sources, "--token", channel["token"],
                                             "--forward-to", f"http://127.0.0.1:{self.target_port}/"), port, self.env)
         self.urls = [f"{url}/{channel['id']}" for url in relay_urls]
+        self._warm_up()
+
+    def _start_smee(self, work: Path, smee_client: Path | None) -> None:
+        assert self.smee_server is not None and smee_client is not None
+        preload = work / "loopback.mjs"
+        preload.write_text(LOOPBACK_PRELOAD)
+        port = free_port()
+        env = {name: value for name, value in os.environ.items()
+               if name not in ("REDIS_URL", "SENTRY_DSN", "FORCE_HTTPS", "NODE_ENV")}
+        env["PORT"] = str(port)
+        server = subprocess.Popen(["node", "--import", str(preload), "index.js"], cwd=self.smee_server,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        self.relays.append(server)
+        wait_port(port)
+        channel = f"http://127.0.0.1:{port}/bench{port}"
+        self.listen = start([str(smee_client / "node_modules" / ".bin" / "smee"), "--url", channel,
+                             "--target", f"http://127.0.0.1:{self.target_port}/"])
+        self.urls = [channel]
+
+    def _warm_up(self) -> None:
+        kind = self.kind
         # A warm-up delivery through the whole pipeline: once it is at the target, all is connected.
         # Sent again each second: smee-client, which says nothing when it has subscribed, gets only
         # what is posted after that.
@@ -184,8 +236,9 @@ class Pipeline:
             if time.monotonic() > deadline:
                 raise SystemExit(f"{kind}: the warm-up delivery did not reach the target within 30 s")
             if time.monotonic() - posted >= 1:
-                urllib.request.urlopen(urllib.request.Request(f"{self.urls[0]}/{WARM_UP}", data=b"{}", method="POST"),
-                                       timeout=10)
+                url, body = (f"{self.urls[0]}/{WARM_UP}", b"{}") if self.numbered else (self.urls[0], b'{"n": %d}' % WARM_UP)
+                urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST",
+                                                              headers={"Content-Type": "application/json"}), timeout=10)
                 posted = time.monotonic()
             time.sleep(0.05)
 
@@ -193,9 +246,9 @@ class Pipeline:
         assert self.target is not None
         found = {"target": [self.target.pid]}
         if self.relays:
-            found["relay"] = [proc.pid for proc in self.relays]
+            found["smee.io" if self.kind == SMEE else "relay"] = [proc.pid for proc in self.relays]
         if self.listen is not None:
-            found["smee-client" if self.kind == "sqlite, smee-client" else "listen --source"] = [self.listen.pid]
+            found["smee-client" if "smee-client" in self.kind else "listen --source"] = [self.listen.pid]
         return found
 
     def stop(self) -> None:
@@ -210,7 +263,7 @@ def run(pipeline: Pipeline, count: int, connections: int, rate: float, redis_pid
         pids["redis-server"] = [redis_pid]
     before = {name: sum(cpu_seconds(pid) for pid in group) for name, group in pids.items()}
     sender = subprocess.Popen([sys.executable, "-c", SENDER, ",".join(pipeline.urls), str(count), str(connections),
-                               str(rate)], stdout=subprocess.PIPE, text=True)
+                               str(rate), "1" if pipeline.numbered else "0"], stdout=subprocess.PIPE, text=True)
     report, _ = sender.communicate(timeout=600)
     said = json.loads(report)
     accepted = said["statuses"].get("200", 0)
@@ -255,19 +308,26 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--steady-seconds", type=int, default=20)
     parser.add_argument("--no-redis", action="store_true", help="only the bare target and the SQLite relay")
-    parser.add_argument("--only", choices=("bare", "sqlite", "sqlite process", "sqlite, smee-client", "redis", "redis x2",
-                                           "sqlite of --checkout"),
+    parser.add_argument("--only", choices=("bare", "sqlite", "sqlite process", "sqlite, smee-client", SMEE, "redis",
+                                           "redis x2", "sqlite of --checkout"),
                         help="one pipeline")
     parser.add_argument("--smee-client", type=Path, metavar="DIR",
                         help="a directory where `npm install smee-client@5` ran: adds our relay with smee-client "
                              "in place of listen --source (it stores nothing; forwards each event once)")
+    parser.add_argument("--smee-server", type=Path, metavar="DIR",
+                        help="a prepared copy of probot/smee.io (npm install done): adds smee.io's server with "
+                             "smee-client (needs --smee-client) as the peer pipeline, in the same run")
     parser.add_argument("--steady-only", action="store_true", help="leave the burst out")
     parser.add_argument("--burst-only", action="store_true", help="leave the steady rate out")
     parser.add_argument("--checkout", type=Path, metavar="DIR",
                         help="also run the SQLite pipeline of another checkout (an earlier release), in the same run")
     args = parser.parse_args()
+    if args.smee_server and not args.smee_client:
+        parser.error("--smee-server needs --smee-client DIR (smee.io's own client reads its channel)")
+    if args.smee_server and shutil.which("node") is None:
+        parser.error("--smee-server needs node on PATH")
     kinds = ["bare", "sqlite", "sqlite process"] + (["sqlite, smee-client"] if args.smee_client else []) + \
-        (["sqlite of --checkout"] if args.checkout else [])
+        ([SMEE] if args.smee_server else []) + (["sqlite of --checkout"] if args.checkout else [])
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis = None if args.no_redis else start_redis(work)
@@ -287,7 +347,8 @@ def main() -> None:
                         import redis as redis_client
                         redis_client.Redis.from_url(redis[1]).flushall()
                     pipeline = Pipeline(kind, run_dir, redis[1] if kind.startswith("redis") and redis else None,
-                                        args.smee_client, args.checkout if kind == "sqlite of --checkout" else None)
+                                        args.smee_client, args.checkout if kind == "sqlite of --checkout" else None,
+                                        args.smee_server)
                     forks = redis_forks(redis[1]) if redis is not None else 0
                     try:
                         result = run(pipeline, count, args.connections, rate, redis[0].pid if redis else None)
@@ -297,14 +358,14 @@ def main() -> None:
                     # make it do); with appendfsync always, writes stall meanwhile: worth knowing.
                     forks = redis_forks(redis[1]) - forks if redis is not None and kind.startswith("redis") else 0
                     cpu = "  ".join(f"{name} {ms:.3f}" for name, ms in result["cpu_ms_per_delivery"].items())
-                    print(f"{kind:14} {scenario:12} accepted {result['accepted']:6} refused {result['refused']:5} "
+                    print(f"{kind:20} {scenario:12} accepted {result['accepted']:6} refused {result['refused']:5} "
                           f"delivered {result['delivered']:6}  {result['per_second']:7.0f}/s  "
                           f"p50 {result['p50']:8.1f} ms  p99 {result['p99']:8.1f} ms", flush=True)
-                    print(f"{'':27} CPU ms per delivery: {cpu}", flush=True)
+                    print(f"{'':33} CPU ms per delivery: {cpu}", flush=True)
                     if forks:
-                        print(f"{'':27} Redis forked {forks} time(s) during the run (append-only file rewrite)", flush=True)
+                        print(f"{'':33} Redis forked {forks} time(s) during the run (append-only file rewrite)", flush=True)
                     if result["answers"]:
-                        print(f"{'':27} other answers: {result['answers']}", flush=True)
+                        print(f"{'':33} other answers: {result['answers']}", flush=True)
         finally:
             if redis is not None:
                 stop(redis[0])

@@ -156,8 +156,8 @@ class Workspace:
         self.changes.announce(StoreChange(ChangeKind.ATTEMPT, attempt.delivery_seq, attempt=attempt))
 
     def write(self, operation: Callable[[Store], T], change: StoreChange | None = None) -> T:
-        """Run a write from code outside an event loop (a CLI command); announces `change` after."""
-        result = self.writer.submit(operation).result()
+        """Run a write and wait for its COMMIT (a CLI command, a thread); announces `change` after."""
+        result = self.writer.submit(operation, blocking=True)
         if change is not None:
             self.changes.announce(change)
         return result

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import queue
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -40,37 +40,44 @@ app = typer.Typer()  # this module's commands; cli/app.py gathers them
 # The receiver, forwarding and signing modules are imported inside the functions that use them:
 # they pull in aiohttp and friends, which `ls`, `show` and the other commands do not need at start-up.
 
-# Lines waiting for the terminal; past this the printer drops lines (and says how many)
-# rather than slow capture down: the store has every delivery anyway.
-PRINT_QUEUE_LIMIT = 10_000
+# The live lines are printed a frame at a time: the printer thread wakes every FRAME_SECONDS,
+# prints what came meanwhile, and under a burst says "… and 4,213 more" after LINES_PER_FRAME
+# lines instead of falling behind (nobody reads 2,000 lines a second; the store has them all).
+# Capture never waits for it and never wakes it: an arrival is one append to a deque.
+FRAME_SECONDS = 0.05
+LINES_PER_FRAME = 20
+# Events waiting for the next frame; past this they are counted, not kept (a stalled terminal).
+PENDING_LIMIT = 10_000
 
 
 class LivePrinter:
-    """Prints receiver events from its own thread, so a slow terminal never delays capture:
-    a line each for people, or (`as_json`) one JSON object per line for scripts. `shows`
-    decides which deliveries are printed (listen --events, --provider)."""
+    """Prints receiver events from its own thread, a frame at a time (see FRAME_SECONDS), so
+    neither a slow terminal nor a burst costs capture more than an append: a line each for
+    people, or (`as_json`) one JSON object per line for scripts, every one of them, written a
+    frame at a time. `shows` decides which deliveries are printed (listen --events, --provider)."""
 
     def __init__(self, console: Console, *, as_json: bool = False,
                  shows: Callable[[Delivery], bool] = lambda delivery: True) -> None:
         self.console = console
         self.as_json = as_json
         self.shows = shows
-        self._queue: queue.Queue[ReceiverEvent | StoreChange | None] = queue.Queue(PRINT_QUEUE_LIMIT)
-        self._dropped = 0
+        self._pending: deque[ReceiverEvent | StoreChange] = deque()
+        self._dropped = 0  # past PENDING_LIMIT
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hookinspect-printer", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
-        self._queue.put(None)
+        self._stopping.set()
         self._thread.join(timeout=5)
 
     def __call__(self, event: ReceiverEvent | StoreChange) -> None:
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
+        if len(self._pending) >= PENDING_LIMIT:
             self._dropped += 1
+        else:
+            self._pending.append(event)  # atomic: no lock, no wake-up
 
     def on_change(self, change: StoreChange) -> None:
         """A delivery this process stored gets its line; so does storing failing or working again."""
@@ -81,28 +88,46 @@ class LivePrinter:
             self(change)
 
     def _run(self) -> None:
-        while True:
-            event = self._queue.get()
-            if event is None:
-                return
-            if self._dropped:
-                dropped, self._dropped = self._dropped, 0
-                if self.as_json:
-                    self._write_json({"type": "dropped", "count": dropped})
-                else:
-                    self.console.print(Text(f"… {dropped} lines not shown (terminal too slow); `hookinspect ls` has them",
-                                            style="dim"))
-            if self.as_json:
-                self._write_json(event_dict(event))
-            else:
-                self.console.print(render_event(event), soft_wrap=True)
+        while not self._stopping.wait(FRAME_SECONDS):
+            self._frame()
+        self._frame()  # what came before the stop
 
-    def _write_json(self, data: dict) -> None:
+    def _frame(self) -> None:
+        events = []
+        while self._pending:
+            events.append(self._pending.popleft())
+        dropped, self._dropped = self._dropped, 0
+        if self.as_json:
+            lines = [json_text(event_dict(event), indent=None) for event in events]
+            if dropped:
+                lines.append(json_text({"type": "dropped", "count": dropped}, indent=None))
+            if lines:
+                self._write("\n".join(lines) + "\n")
+            return
+        shown, more = 0, dropped
+        for event in events:
+            # Lines past the frame's budget are counted; what went wrong is always shown.
+            if shown >= LINES_PER_FRAME and not _must_show(event):
+                more += 1
+                continue
+            shown += 1
+            self.console.print(render_event(event), soft_wrap=True)
+        if more:
+            self.console.print(Text(f"… and {more:,} more; `hookinspect ls` has them", style="dim"))
+
+    def _write(self, text: str) -> None:
         try:
-            sys.stdout.write(json_text(data, indent=None) + "\n")
+            sys.stdout.write(text)
             sys.stdout.flush()
         except BrokenPipeError:  # `listen --json | head`: the reader left; capture goes on
             pass
+
+
+def _must_show(event: ReceiverEvent | StoreChange) -> bool:
+    """Events a burst never hides in "… and N more": a refusal, the store failing or recovering."""
+    if isinstance(event, StoreChange):
+        return event.kind != ChangeKind.DELIVERIES
+    return event.kind != "forwarded"
 
 
 def event_dict(event: ReceiverEvent | StoreChange) -> dict:

@@ -99,27 +99,31 @@ class GroupCommitWriter:
             self._queue.put(_STOP)
             self._thread.join()
 
-    def submit(self, work: Insert | Callable[[Store], T], *, is_durable: bool = True) -> asyncio.Future[T] | concurrent.futures.Future[T]:
-        """The one way in: `work` runs inside the next group transaction, and the future it returns
-        settles after COMMIT with its result (an Insert's: the new sequence number).
+    def submit(self, work: Insert | Callable[[Store], T], *, is_durable: bool = True,
+               blocking: bool = False) -> Any:
+        """The one way in: `work` runs inside the next group transaction, and the answer settles
+        after COMMIT with its result (an Insert's: the new sequence number).
 
-        Called in an event loop it returns an asyncio future to await; elsewhere (a CLI command,
-        a thread) a concurrent future whose `.result()` blocks until COMMIT. An Insert rather than
-        a callable lets a batch of them become one multi-row INSERT (see _apply).
+        Called in an event loop it returns an asyncio future to await; elsewhere (a thread) a
+        concurrent future. `blocking=True` waits here and returns the result (or raises): for a
+        synchronous API, which must not depend on whether its caller runs a loop. An Insert
+        rather than a callable lets a batch of them become one multi-row INSERT (see _apply).
 
         `is_durable=False` is for records whose loss to a power cut costs at most a repeated
         send (an attempt, a queue item's new state, a delivery another store keeps until it is
         here): a batch of only those commits without an fsync; the next durable commit syncs them
         too (the WAL is written in order).
         """
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
+        loop: asyncio.AbstractEventLoop | None = None
+        if not blocking:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
         future: asyncio.Future[Any] | concurrent.futures.Future[Any] = \
             loop.create_future() if loop is not None else concurrent.futures.Future()
         self._queue.put(_Job(work, future, loop, is_durable))
-        return future
+        return future.result() if blocking else future
 
     def _run(self) -> None:
         try:

@@ -541,3 +541,52 @@ def test_listen_web_with_its_port_taken_is_an_error_at_start(tmp_path):
                                 timeout=30)
     assert result.returncode == 4 and "--web-port" in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert not (tmp_path / "s.db").exists()
+
+
+def test_a_burst_prints_a_frame_of_lines_and_how_many_more_and_never_hides_a_failure():
+    # The live lines are printed a frame at a time: a burst costs capture an append per
+    # delivery, and the terminal gets LINES_PER_FRAME lines and "… and N more" per frame.
+    import io
+
+    from rich.console import Console
+
+    from hookinspect.cli.listen import LINES_PER_FRAME, LivePrinter
+    from hookinspect.workspace import ChangeKind, StoreChange
+
+    written = io.StringIO()
+    printer = LivePrinter(Console(file=written, width=120, color_system=None))
+    for n in range(1, 501):
+        delivery = make_delivery(path=f"/burst/{n}")
+        delivery.seq = n
+        printer.on_change(StoreChange(ChangeKind.DELIVERIES, n, delivery=delivery))
+        if n == 400:
+            printer.on_change(StoreChange(ChangeKind.FAILING, message="the disk is full"))
+    printer.start()
+    wait_until(lambda: "more" in written.getvalue(), what="the frame's lines")
+    printer.stop()
+    lines = written.getvalue().splitlines()
+    shown = [line for line in lines if "/burst/" in line]
+    assert len(shown) == LINES_PER_FRAME and "/burst/1 " in shown[0] + " "
+    assert any(line.startswith("NOT STORING the disk is full") for line in lines)  # never among the "more"
+    assert lines[-1] == f"… and {500 - LINES_PER_FRAME:,} more; `hookinspect ls` has them"
+
+
+def test_listen_json_writes_every_event_of_a_burst(tmp_path):
+    # Scripts get every line (a frame at a time), however fast deliveries come.
+    out = tmp_path / "out.jsonl"
+    code = (
+        "import sys\n"
+        "from rich.console import Console\n"
+        "from hookinspect.cli.listen import LivePrinter\n"
+        "from hookinspect.workspace import ChangeKind, StoreChange\n"
+        "from tests.factories import make_delivery\n"
+        "printer = LivePrinter(Console(), as_json=True)\n"
+        "printer.start()\n"
+        "for n in range(1, 1001):\n"
+        "    delivery = make_delivery(path=f'/burst/{n}'); delivery.seq = n\n"
+        "    printer.on_change(StoreChange(ChangeKind.DELIVERIES, n, delivery=delivery))\n"
+        "printer.stop()\n")
+    with out.open("wb") as sink:
+        subprocess.run([sys.executable, "-c", code], stdout=sink, check=True, timeout=60)
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [event["seq"] for event in events] == list(range(1, 1001))

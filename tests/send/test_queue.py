@@ -193,13 +193,13 @@ async def test_a_paused_target_gets_nothing_until_resumed(workspace):
     target = await RecordingTarget().start()
     try:
         async with acking_receiver(workspace, target.url + "/", QueuePolicy(idle_poll=0.05)) as url:
-            workspace.write(lambda store: store.queue_pause(target.url + "/", now_us()))
+            await workspace.writer.submit(lambda store: store.queue_pause(target.url + "/", now_us()))
             async with httpx.AsyncClient() as client:
                 for _ in range(3):
                     await client.post(url + "/p", content=b"{}")
             await await_until(lambda: workspace.store.queue_counts() == {"pending": 3})
             assert target.received == []
-            workspace.write(lambda store: store.queue_resume(target.url + "/"))
+            await workspace.writer.submit(lambda store: store.queue_resume(target.url + "/"))
             await await_until(lambda: workspace.store.queue_counts() == {"done": 3})
     finally:
         await target.stop()
@@ -248,8 +248,8 @@ def writer_held(workspace):
     """The store's writer busy until the block ends: nothing commits meanwhile."""
     import threading
     gate = threading.Event()
-    workspace.writer.run(lambda store: None)  # started
-    held = asyncio.ensure_future(workspace.writer.call(lambda store: gate.wait(30)))
+    workspace.writer  # started
+    held = asyncio.ensure_future(workspace.writer.submit(lambda store: gate.wait(30)))
     try:
         yield
     finally:
@@ -300,13 +300,13 @@ async def test_a_first_send_whose_delivery_is_not_stored_leaves_the_queue_workin
 
 
 async def test_paused_or_ordered_targets_get_no_first_send(workspace, target):
-    workspace.write(lambda store: store.queue_pause(target.url + "/", now_us()))
+    await workspace.writer.submit(lambda store: store.queue_pause(target.url + "/", now_us()))
     async with working_queue(workspace, target.url + "/", QueuePolicy(idle_poll=0.05)) as (recorder, worker):
         await await_until(lambda: bool(worker._paused))  # its first look saw the pause
         await recorder.record(make_delivery(body=b"paused"), is_durable=False, send_at_once=True)
         await await_until(lambda: workspace.store.queue_counts() == {"pending": 1})
         assert target.received == []
-        workspace.write(lambda store: store.queue_resume(target.url + "/"))
+        await workspace.writer.submit(lambda store: store.queue_resume(target.url + "/"))
         await await_until(lambda: workspace.store.queue_counts() == {"done": 1})
     async with working_queue(workspace, target.url + "/", QueuePolicy(ordered=True)) as (recorder, worker):
         with writer_held(workspace):

@@ -126,7 +126,18 @@ def test_outside_an_event_loop_submit_blocks_on_its_future(store_path):
     writer = GroupCommitWriter(store_path)
     writer.start()
     try:
-        assert writer.submit(Insert(make_delivery())).result(timeout=10) == 1
-        assert writer.submit(lambda store: store.count()).result(timeout=10) == 1
+        assert writer.submit(Insert(make_delivery()), blocking=True) == 1
+        assert writer.submit(lambda store: store.count()).result(timeout=10) == 1  # a thread: a concurrent future
     finally:
         writer.close()
+
+
+async def test_a_blocking_submit_works_whether_or_not_its_caller_runs_a_loop(store_path):
+    # Workspace.write and the pytest plugin's clear() are synchronous APIs: called from an async
+    # test they still wait for their COMMIT instead of getting a future they cannot wait on.
+    writer = GroupCommitWriter(store_path)
+    await asyncio.to_thread(writer.start)
+    try:
+        assert writer.submit(Insert(make_delivery()), blocking=True) == 1
+    finally:
+        await asyncio.to_thread(writer.close)
