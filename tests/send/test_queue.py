@@ -248,7 +248,7 @@ def writer_held(workspace):
     """The store's writer busy until the block ends: nothing commits meanwhile."""
     import threading
     gate = threading.Event()
-    workspace.writer  # started
+    workspace.writer.submit(lambda store: None, blocking=True)  # started
     held = asyncio.ensure_future(workspace.writer.submit(lambda store: gate.wait(30)))
     try:
         yield
