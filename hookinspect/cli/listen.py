@@ -43,9 +43,11 @@ app = typer.Typer()  # this module's commands; cli/app.py gathers them
 # The live lines are printed a frame at a time: the printer thread wakes every FRAME_SECONDS,
 # prints what came meanwhile, and under a burst says "… and 4,213 more" after LINES_PER_FRAME
 # lines instead of falling behind (nobody reads 2,000 lines a second; the store has them all).
+# 100 lines a second at most: rendering them costs capture a few percent under any burst
+# (measured with bench/capture.py's live-lines row; 20 per 50 ms cost 17 %).
 # Capture never waits for it and never wakes it: an arrival is one append to a deque.
-FRAME_SECONDS = 0.05
-LINES_PER_FRAME = 20
+FRAME_SECONDS = 0.1
+LINES_PER_FRAME = 10
 # Events waiting for the next frame; past this they are counted, not kept (a stalled terminal).
 PENDING_LIMIT = 10_000
 
