@@ -170,12 +170,13 @@ def start_script(script: str, port: int, *args: str) -> subprocess.Popen[bytes]:
 
 
 def start_listen(port: int, store: Path, *extra: str, checkout: str | None = None,
-                 quiet: bool = True) -> subprocess.Popen[bytes]:
+                 quiet: bool = True, env_extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """`hookinspect listen` of this install, or of another checkout's directory (an earlier release).
     Not `quiet`: its live lines are rendered as for a 120-column colour terminal, then discarded."""
     env = {**os.environ, **({"PYTHONPATH": checkout} if checkout else {})}
     if not quiet:
         env.update(FORCE_COLOR="1", COLUMNS="120")
+    env.update(env_extra or {})
     # Started in the store's directory: `-m` imports from the current directory first.
     proc = subprocess.Popen([sys.executable, "-m", "hookinspect", "listen", "--port", str(port), "--store", str(store),
                              *(["--quiet"] if quiet else []), *extra], stdout=subprocess.DEVNULL,

@@ -52,10 +52,10 @@ def throughput(seconds: int, rounds: int, checkout: str | None = None, only: lis
     print(f"{'server':<30}{'conns':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'ratio':>8}")
     stores: list[Path] = []
 
-    def start_ours(*extra: str, checkout: str | None = None, quiet: bool = True):
+    def start_ours(*extra: str, checkout: str | None = None, quiet: bool = True, env: dict[str, str] | None = None):
         def start(port: int) -> subprocess.Popen[bytes]:
             stores.append(fresh_dir() / "store.db")
-            return start_listen(port, stores[-1], *extra, checkout=checkout, quiet=quiet)
+            return start_listen(port, stores[-1], *extra, checkout=checkout, quiet=quiet, env_extra=env)
         return start
 
     servers = [

@@ -310,7 +310,7 @@ def main() -> None:
     parser.add_argument("--no-redis", action="store_true", help="only the bare target and the SQLite relay")
     parser.add_argument("--only", choices=("bare", "sqlite", "sqlite process", "sqlite, smee-client", SMEE, "redis",
                                            "redis x2", "sqlite of --checkout"),
-                        help="one pipeline")
+                        action="append", help="only this pipeline (repeatable)")
     parser.add_argument("--smee-client", type=Path, metavar="DIR",
                         help="a directory where `npm install smee-client@5` ran: adds our relay with smee-client "
                              "in place of listen --source (it stores nothing; forwards each event once)")
@@ -336,7 +336,7 @@ def main() -> None:
         elif not args.no_redis:
             print("redis-server not installed: the Redis rows are left out")
         if args.only:
-            kinds = [kind for kind in kinds if kind == args.only]
+            kinds = [kind for kind in kinds if kind in args.only]
         try:
             for kind in kinds:
                 for scenario, count, rate in (("burst", args.burst, 0.0), ("steady 100/s", 100 * args.steady_seconds, 100.0))[
