@@ -129,6 +129,13 @@ class ForwardQueueWorker:
         # holds their target's slot until the item's id is known: (delivery, target).
         self._sending_first: dict[int, tuple[Delivery, str]] = {}
         self._first_slots = itertools.count(-1, -1)
+        # Deliveries (by id()) whose every queued send started first: their QUEUED announcement
+        # is no news to the queue, and a look at it for each of a burst's deliveries would cost
+        # a thread hop and a query apiece.
+        self._wholly_first: set[int] = set()
+        # Whether the last look left something due behind (no free slot, a paused or busy target,
+        # more than it read): only then does a finished send call for another look.
+        self._left_due = True
         # A look at the queue reads in a thread while sends finish; an item settled after the
         # look began may still show as due in it. Each settle is stamped with a generation, and
         # a look skips the items settled since it began (the next look sees them as they are).
@@ -143,6 +150,9 @@ class ForwardQueueWorker:
         self._wake.set()
 
     def _on_change(self, change: StoreChange) -> None:
+        if change.kind == ChangeKind.QUEUED and change.delivery is not None and id(change.delivery) in self._wholly_first:
+            self._wholly_first.discard(id(change.delivery))
+            return
         if change.kind in (ChangeKind.QUEUED, ChangeKind.RECOVERED):
             if change.kind == ChangeKind.QUEUED and change.delivery is not None and change.seq is not None \
                     and not self._is_sending_first(change.seq):
@@ -169,9 +179,12 @@ class ForwardQueueWorker:
                     snapshot = None  # the store is failing: the recorder has said why; look again soon
                 self._settled_at = {i: g for i, g in self._settled_at.items() if g > look}
                 sleep_for = self.policy.idle_poll
+                self._left_due = True  # until a look says otherwise
                 if snapshot is not None:
                     self._paused = snapshot.paused
                     starting = [item for item in snapshot.due if self._may_send(item, look, snapshot.paused)]
+                    self._left_due = bool(skip) or len(starting) < len(snapshot.due) or \
+                        len(snapshot.due) >= self._read_limit()
                     if starting:
                         # One read for all of them: a thread hop per delivery would cost more than its send.
                         deliveries = await self._read_deliveries(starting)
@@ -258,9 +271,11 @@ class ForwardQueueWorker:
         for the queue as usual."""
         if self.policy.ordered:
             return
+        wholly = True
         for index, url in enumerate(insert.enqueue_to):
             target = self._targets.setdefault(url, _Target())
             if url in self._paused or target.next_probe is not None or not self._has_room(target):
+                wholly = False
                 continue
             slot = next(self._first_slots)
             target.in_flight.add(slot)
@@ -268,6 +283,8 @@ class ForwardQueueWorker:
             task = asyncio.create_task(self._deliver_first(slot, index, insert, written))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+        if wholly and insert.enqueue_to:
+            self._wholly_first.add(id(insert.delivery))
 
     async def _deliver_first(self, slot: int, index: int, insert: Insert, written: asyncio.Future[int]) -> None:
         delivery, url = insert.delivery, insert.enqueue_to[index]
@@ -278,6 +295,7 @@ class ForwardQueueWorker:
             try:
                 await written
             except Exception:  # noqa: BLE001 - not stored (the recorder says why): no item to note the try on
+                self._wholly_first.discard(id(delivery))  # no QUEUED announcement will come for it
                 return
             assert delivery.seq is not None
             attempt.delivery_seq = delivery.seq  # unknown when the send began
@@ -312,7 +330,8 @@ class ForwardQueueWorker:
         # its outcome is committed (the writer groups those commits).
         target.in_flight.discard(slot)
         target.recording.add(item.id)
-        self._wake.set()
+        if self._left_due:
+            self._wake.set()
         if attempt.response is None and attempt.error_kind in UNREACHABLE:
             # Nothing answered: the target is down, not this delivery refused. It keeps its
             # tries and waits for the next probe; it is sent as soon as the target answers.
@@ -363,4 +382,5 @@ class ForwardQueueWorker:
             self._settled_at[item_id] = self._generation
             target.recording.discard(item_id)
         target.in_flight.discard(slot)
-        self.wake()
+        if self._left_due or target.next_probe is not None:
+            self.wake()
