@@ -245,11 +245,6 @@ class HookinspectApp(DeliveryActions, DetailLoading, ListLoading, App[None]):
             self.main_query(DeliveryDetail).show_nothing("nothing matches the filter")
         self.update_status()
 
-    @property
-    def is_listed(self) -> bool:
-        """Whether the list shows the filter's first numbers (they are read in a worker)."""
-        return not self._listing
-
     def _has_main_screen(self) -> bool:
         try:
             self.main_query(DeliveryList)

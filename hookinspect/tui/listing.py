@@ -29,6 +29,11 @@ class ListLoading:
     """Loads the list's numbers and rows for the app; see the module's docstring. Its message
     handlers are found by name (on_listed, …): `@on` is collected only on the app's own class."""
 
+    @property
+    def is_listed(self) -> bool:
+        """Whether the list shows the filter's first numbers (they are read in a worker)."""
+        return not self._listing
+
     def load_list(self) -> None:
         """List what the filter matches (a new filter, or the start): its first numbers come from
         a worker, older ones from a scan; the list stays usable meanwhile."""
