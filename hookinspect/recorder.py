@@ -82,7 +82,7 @@ class Recorder:
         if self.failing is not None:
             self.failing = None
             self.workspace.changes.announce(StoreChange(ChangeKind.RECOVERED, message="capture resumed: deliveries are stored again"))
-        self.workspace.announce_recorded(delivery, queued=bool(queued))
+        self.workspace.announce_recorded(delivery, tuple(zip(insert.queue_ids, queued, strict=True)))
         return Recorded(delivery, targets, bool(queued))
 
     def reject(self, rejection: Rejection) -> None:

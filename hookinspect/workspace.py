@@ -41,7 +41,7 @@ class ChangeKind(StrEnum):
 
     DELIVERIES = "deliveries"  # deliveries up to #seq exist; `delivery` is set when this process recorded it
     ATTEMPT = "attempt"  # an attempt was added to #seq
-    QUEUED = "queued"  # #seq waits in the forward queue
+    QUEUED = "queued"  # #seq waits in the forward queue: `queued` holds its items (id, target)
     REMOVED = "removed"  # deliveries were deleted
     STORE = "store"  # something else changed, seen from another process: re-read what you show
     FAILING = "failing"  # nothing can be stored: `message` says why
@@ -57,6 +57,7 @@ class StoreChange:
     delivery: Delivery | None = None
     attempt: Attempt | None = None
     message: str = ""
+    queued: tuple[tuple[int, str], ...] = ()
 
 
 Subscriber = Callable[[StoreChange], None]
@@ -185,7 +186,7 @@ class Workspace:
 
         return await asyncio.to_thread(locked)
 
-    def announce_recorded(self, delivery: Delivery, queued: bool) -> None:
+    def announce_recorded(self, delivery: Delivery, queued: tuple[tuple[int, str], ...] = ()) -> None:
         """Tell subscribers about a delivery this process stored (the recorder calls this)."""
         seq = delivery.seq
         assert seq is not None
@@ -195,7 +196,7 @@ class Workspace:
             return
         self.changes.announce(StoreChange(ChangeKind.DELIVERIES, seq, delivery=delivery))
         if queued:
-            self.changes.announce(StoreChange(ChangeKind.QUEUED, seq, delivery=delivery))
+            self.changes.announce(StoreChange(ChangeKind.QUEUED, seq, delivery=delivery, queued=queued))
 
     def poll(self) -> bool:
         """Look for changes made by another process (or thread's connection); announce them.

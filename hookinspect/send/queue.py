@@ -19,14 +19,14 @@ import asyncio
 import email.utils
 import itertools
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hookinspect.errors import StoreError, one_line
 from hookinspect.model import Attempt, Delivery, SentRequest
 from hookinspect.send.forward import Forwarder, Resigner
-from hookinspect.store.queue import QueueItem
+from hookinspect.store.queue import QueueItem, QueueSnapshot
 from hookinspect.store.sqlite import Store
 from hookinspect.store.writer import Insert
 from hookinspect.values import now_us
@@ -51,6 +51,12 @@ PROBE_SECONDS = 2.0
 UNREACHABLE = frozenset({"connect", "dns"})
 # Due items read per look at the queue.
 READ_LIMIT = 512
+# How long due items read from the store (and those this process queued since) are worked from
+# memory before the queue is read again: the longest a pause given by another process (or an
+# item it queued) waits to be seen while sends keep finishing.
+DUE_KEPT_SECONDS = 0.25
+# Due items kept in memory at most; past it they wait in the store for the next look.
+DUE_KEPT = 10_000
 # How often an outcome that could not be written (a full disk) is written again.
 STORE_RETRY_SECONDS = 2.0
 # The longest wait a target's Retry-After can impose on one delivery.
@@ -133,9 +139,17 @@ class ForwardQueueWorker:
         # is no news to the queue, and a look at it for each of a burst's deliveries would cost
         # a thread hop and a query apiece.
         self._wholly_first: set[int] = set()
-        # Whether the last look left something due behind (no free slot, a paused or busy target,
-        # more than it read): only then does a finished send call for another look.
-        self._left_due = True
+        # Due items waiting for a free slot: what the last look read and could not start, and what
+        # this process queued since (its QUEUED announcements carry the items). A finished send
+        # starts the next of them without reading the store; the store is read again when they
+        # run out or after DUE_KEPT_SECONDS. `_due_look`: the generation that look began at.
+        self._due: deque[QueueItem] = deque()
+        self._due_look = 0
+        self._due_until = 0.0
+        self._next_due_us: int | None = None  # the soonest item due later, as of the last look
+        # Whether the last look left something due in the store (a busy or down target it did not
+        # read, more than it read): then a finished send calls for another look.
+        self._look_left = True
         # A look at the queue reads in a thread while sends finish; an item settled after the
         # look began may still show as due in it. Each settle is stamped with a generation, and
         # a look skips the items settled since it began (the next look sees them as they are).
@@ -153,13 +167,19 @@ class ForwardQueueWorker:
         if change.kind == ChangeKind.QUEUED and change.delivery is not None and id(change.delivery) in self._wholly_first:
             self._wholly_first.discard(id(change.delivery))
             return
-        if change.kind in (ChangeKind.QUEUED, ChangeKind.RECOVERED):
-            if change.kind == ChangeKind.QUEUED and change.delivery is not None and change.seq is not None \
-                    and not self._is_sending_first(change.seq):
-                self._fresh[change.seq] = change.delivery
-                self._fresh_bytes += len(change.delivery.body)
-                while len(self._fresh) > FRESH_KEPT or (self._fresh_bytes > FRESH_BYTES and len(self._fresh) > 1):
-                    self._fresh_bytes -= len(self._fresh.popitem(last=False)[1].body)
+        if change.kind == ChangeKind.RECOVERED:
+            self._due_until = 0.0  # read the store again: what failed to be written may be due
+            self._wake.set()
+        elif change.kind == ChangeKind.QUEUED and change.delivery is not None and change.seq is not None:
+            delivery = change.delivery
+            self._fresh[change.seq] = delivery
+            self._fresh_bytes += len(delivery.body)
+            while len(self._fresh) > FRESH_KEPT or (self._fresh_bytes > FRESH_BYTES and len(self._fresh) > 1):
+                self._fresh_bytes -= len(self._fresh.popitem(last=False)[1].body)
+            for item_id, url in change.queued:  # the sends that did not start first wait here for a slot
+                # (not when the order must be kept: only a look knows each target's oldest item)
+                if not self.policy.ordered and not self._is_sending_first(change.seq, url) and len(self._due) < DUE_KEPT:
+                    self._due.append(QueueItem(item_id, change.seq, url, 0, delivery.received_us, None))
             self._wake.set()  # announced in the event loop's thread, by the recorder
 
     async def run(self) -> None:
@@ -167,33 +187,37 @@ class ForwardQueueWorker:
         unsubscribe = self.workspace.changes.subscribe(self._on_change)
         try:
             while True:
-                self.looks += 1
-                look = self._generation
                 self._wake.clear()
-                try:
-                    skip = frozenset(name for name, target in self._targets.items() if not self._has_room(target))
-                    snapshot = await self.workspace.read(
-                        lambda store, skip=skip: store.queue_snapshot(now_us(), self._read_limit(), self.policy.ordered,
-                                                                      skip))
-                except StoreError:
-                    snapshot = None  # the store is failing: the recorder has said why; look again soon
-                self._settled_at = {i: g for i, g in self._settled_at.items() if g > look}
                 sleep_for = self.policy.idle_poll
-                self._left_due = True  # until a look says otherwise
+                snapshot = None
+                if self._due and time.monotonic() < self._due_until:
+                    due, look, paused = list(self._due), self._due_look, self._paused  # no read of the store
+                    sleep_for = min(sleep_for, self._due_until - time.monotonic())
+                else:
+                    self._due.clear()  # what is queued during the look is kept beside what it reads
+                    snapshot = await self._look()
+                    if snapshot is None:  # the store is failing: the recorder has said why; look again soon
+                        due, look, paused = [], self._due_look, self._paused
+                    else:
+                        read = {item.id for item in snapshot.due}
+                        due = [*snapshot.due, *(item for item in self._due if item.id not in read)]
+                        look, paused = self._due_look, snapshot.paused
                 if snapshot is not None:
-                    self._paused = snapshot.paused
-                    starting = [item for item in snapshot.due if self._may_send(item, look, snapshot.paused)]
-                    self._left_due = bool(skip) or len(starting) < len(snapshot.due) or \
-                        len(snapshot.due) >= self._read_limit()
-                    if starting:
-                        # One read for all of them: a thread hop per delivery would cost more than its send.
-                        deliveries = await self._read_deliveries(starting)
-                        for item in starting:
-                            task = asyncio.create_task(self._deliver(item, deliveries.get(item.delivery_seq)))
-                            tasks.add(task)
-                            task.add_done_callback(tasks.discard)
-                    if snapshot.next_at_us is not None:
-                        sleep_for = min(sleep_for, (snapshot.next_at_us - now_us()) / 1e6)
+                    self._next_due_us = snapshot.next_at_us
+                if self._next_due_us is not None:
+                    sleep_for = min(sleep_for, (self._next_due_us - now_us()) / 1e6)
+                self._settled_at = {i: g for i, g in self._settled_at.items() if g > look}
+                starting = [item for item in due if self._may_send(item, look, paused)]
+                started = {item.id for item in starting}
+                self._due = deque() if self.policy.ordered else deque(  # ordered: only a look knows each oldest
+                    item for item in due if item.id not in started and self._waits_for_room(item, look, paused))
+                if starting:
+                    # One read for all of them: a thread hop per delivery would cost more than its send.
+                    deliveries = await self._read_deliveries(starting)
+                    for item in starting:
+                        task = asyncio.create_task(self._deliver(item, deliveries.get(item.delivery_seq)))
+                        tasks.add(task)
+                        task.add_done_callback(tasks.discard)
                 probes = [t.next_probe for t in self._targets.values() if t.next_probe is not None]
                 if probes:
                     sleep_for = min(sleep_for, min(probes) - time.monotonic())
@@ -209,6 +233,35 @@ class ForwardQueueWorker:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _look(self) -> QueueSnapshot | None:
+        """Read what is due from the store (leaving out targets that cannot take a send now)."""
+        self.looks += 1
+        self._due_look = self._generation
+        skip = frozenset(name for name, target in self._targets.items() if not self._has_room(target))
+        limit = self._read_limit()
+        try:
+            snapshot = await self.workspace.read(
+                lambda store: store.queue_snapshot(now_us(), limit, self.policy.ordered, skip))
+        except StoreError:
+            self._look_left = True
+            return None
+        self._paused = snapshot.paused
+        self._due_until = time.monotonic() + DUE_KEPT_SECONDS
+        self._look_left = bool(skip) or len(snapshot.due) >= limit
+        return snapshot
+
+    def _waits_for_room(self, item: QueueItem, look: int, paused: frozenset[str]) -> bool:
+        """Whether a due item that did not start now may start when its target has a free slot."""
+        target = self._targets.get(item.target)
+        return target is not None and item.target not in paused and item.id not in target.in_flight \
+            and item.id not in target.recording and self._settled_at.get(item.id, -1) <= look \
+            and not self._is_sending_first(item.delivery_seq, item.target)
+
+    @property
+    def _left_due(self) -> bool:
+        """Whether something due waits (in memory or in the store): a finished send calls for a look."""
+        return bool(self._due) or self._look_left
 
     def _read_limit(self) -> int:
         """Enough due items to fill every target's free slots twice over, not the whole backlog:
