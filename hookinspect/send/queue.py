@@ -57,6 +57,10 @@ READ_LIMIT = 512
 DUE_KEPT_SECONDS = 0.25
 # Due items kept in memory at most; past it they wait in the store for the next look.
 DUE_KEPT = 10_000
+# Deliveries of items waiting in memory read along with those a send needs now.
+READ_AHEAD = 64
+# A look reads this many items per free slot of each target.
+LOOK_SLOTS = 16
 # How often an outcome that could not be written (a full disk) is written again.
 STORE_RETRY_SECONDS = 2.0
 # The longest wait a target's Retry-After can impose on one delivery.
@@ -172,10 +176,7 @@ class ForwardQueueWorker:
             self._wake.set()
         elif change.kind == ChangeKind.QUEUED and change.delivery is not None and change.seq is not None:
             delivery = change.delivery
-            self._fresh[change.seq] = delivery
-            self._fresh_bytes += len(delivery.body)
-            while len(self._fresh) > FRESH_KEPT or (self._fresh_bytes > FRESH_BYTES and len(self._fresh) > 1):
-                self._fresh_bytes -= len(self._fresh.popitem(last=False)[1].body)
+            self._keep_fresh(change.seq, delivery)
             for item_id, url in change.queued:  # the sends that did not start first wait here for a slot
                 # (not when the order must be kept: only a look knows each target's oldest item)
                 if not self.policy.ordered and not self._is_sending_first(change.seq, url) and len(self._due) < DUE_KEPT:
@@ -264,10 +265,10 @@ class ForwardQueueWorker:
         return bool(self._due) or self._look_left
 
     def _read_limit(self) -> int:
-        """Enough due items to fill every target's free slots twice over, not the whole backlog:
-        each look at the queue costs in proportion to what it reads."""
+        """Enough due items to fill every target's free slots many times over (what cannot start
+        waits in memory for a slot), not the whole backlog: a look costs in proportion to what it reads."""
         busy = sum(len(t.in_flight) + len(t.recording) for t in self._targets.values())
-        return min(READ_LIMIT, busy + 4 * max(1, self.policy.concurrency) * max(1, len(self._targets)))
+        return min(READ_LIMIT, busy + LOOK_SLOTS * max(1, self.policy.concurrency) * max(1, len(self._targets)))
 
     async def _read_deliveries(self, items: list[QueueItem]) -> dict[int, Delivery]:
         found: dict[int, Delivery] = {}
@@ -281,11 +282,34 @@ class ForwardQueueWorker:
                 missing.append(seq)
         if not missing:
             return found
+        # The deliveries of the next items waiting in memory come in the same read: draining a
+        # backlog then costs one thread hop per READ_AHEAD sends, not one per send.
+        wanted = set(missing)
+        ahead = []
+        for item in self._due:
+            if len(ahead) >= READ_AHEAD:
+                break
+            if item.delivery_seq not in wanted and item.delivery_seq not in self._fresh:
+                wanted.add(item.delivery_seq)
+                ahead.append(item.delivery_seq)
         try:
-            found.update(await self.workspace.read(lambda store: {d.seq: d for d in store.get_many(missing)}))  # type: ignore[misc]
+            read = await self.workspace.read(lambda store: {d.seq: d for d in store.get_many([*missing, *ahead])})
         except StoreError:
-            pass  # each send then finds nothing to send, and the items stay due
+            return found  # each send then finds nothing to send, and the items stay due
+        for seq in missing:
+            if seq in read:
+                found[seq] = read[seq]
+        for seq in ahead:
+            if seq in read:
+                self._keep_fresh(seq, read[seq])
         return found
+
+    def _keep_fresh(self, seq: int, delivery: Delivery) -> None:
+        """Keep a delivery for its coming sends (bounded by count and bytes, oldest out first)."""
+        self._fresh[seq] = delivery
+        self._fresh_bytes += len(delivery.body)
+        while len(self._fresh) > FRESH_KEPT or (self._fresh_bytes > FRESH_BYTES and len(self._fresh) > 1):
+            self._fresh_bytes -= len(self._fresh.popitem(last=False)[1].body)
 
     def _has_room(self, target: _Target) -> bool:
         """Whether a send to this target could start now: a free slot, and, if it is down, a probe due."""
