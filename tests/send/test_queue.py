@@ -8,7 +8,13 @@ import pytest
 from aiohttp import web
 
 from hookinspect.formats.samples import build_sample_request, find_sample
-from hookinspect.intake.receiver import ForwardSettings, ReceiverSettings, create_app, start_server
+from hookinspect.intake.receiver import (
+    RECORDER_KEY,
+    ForwardSettings,
+    ReceiverSettings,
+    create_app,
+    start_server,
+)
 from hookinspect.model import Attempt, Headers, Response, SentRequest
 from hookinspect.recorder import Recorder
 from hookinspect.send.forward import Forwarder
@@ -70,8 +76,9 @@ async def test_a_busy_queue_sends_each_delivery_once(store_path, workspace, targ
 
 
 @contextlib.asynccontextmanager
-async def acking_receiver(workspace, target_url, policy=None):
-    """`listen --ack --forward-to target_url --secret stripe=...` in this test's event loop."""
+async def acking_receiver(workspace, target_url, policy=None, workers=None):
+    """`listen --ack --forward-to target_url --secret stripe=...` in this test's event loop; its
+    queue worker is appended to `workers` when given."""
     secrets = Secrets()
     secrets.add("stripe", SECRET)
     policy = policy or QueuePolicy()
@@ -79,6 +86,8 @@ async def acking_receiver(workspace, target_url, policy=None):
     forward = ForwardSettings(forwarder=Forwarder(timeout=5), route=lambda _d: [target_url], ack=True, queue=policy)
     settings = ReceiverSettings(inspect=lambda d: annotate_delivery(d, secrets), forward=forward)
     runner, urls = await start_server(create_app(workspace, settings), "127.0.0.1", 0)
+    if workers is not None:
+        workers.append(runner.app[RECORDER_KEY].send_first.__self__)
     try:
         yield urls[0]
     finally:
@@ -192,8 +201,12 @@ async def test_a_successful_manual_replay_settles_the_queued_item(workspace):
 async def test_a_paused_target_gets_nothing_until_resumed(workspace):
     target = await RecordingTarget().start()
     try:
-        async with acking_receiver(workspace, target.url + "/", QueuePolicy(idle_poll=0.05)) as url:
+        workers = []
+        async with acking_receiver(workspace, target.url + "/", QueuePolicy(idle_poll=0.05), workers) as url:
             await workspace.writer.submit(lambda store: store.queue_pause(target.url + "/", now_us()))
+            # A pause made elsewhere (`queue pause` in another process) is seen at the queue's
+            # next look: a send that starts before that look still goes out.
+            await await_until(lambda: bool(workers[0]._paused), what="the queue seeing the pause")
             async with httpx.AsyncClient() as client:
                 for _ in range(3):
                     await client.post(url + "/p", content=b"{}")
