@@ -75,8 +75,10 @@ class QueueTable:
         return QueueSnapshot([QueueItem(*row) for row in rows], later, self.paused_targets())
 
     def queue_update(self, item_id: int, state: str, tries: int, next_at_us: int, outcome: str | None) -> None:
-        self.execute("UPDATE forward_queue SET state = ?, tries = ?, next_at_us = ?, last_outcome = ? WHERE id = ?",
-                     (state, tries, next_at_us, outcome, item_id))
+        """A send's outcome on its item, if the item still waits: one cancelled or settled by a
+        replay while it was being sent keeps that state."""
+        self.execute("UPDATE forward_queue SET state = ?, tries = ?, next_at_us = ?, last_outcome = ? "
+                     "WHERE id = ? AND state = 'pending'", (state, tries, next_at_us, outcome, item_id))
 
     def queue_counts(self) -> dict[str, int]:
         return dict(self.execute("SELECT state, count(*) FROM forward_queue GROUP BY state").fetchall())

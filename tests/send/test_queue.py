@@ -401,3 +401,15 @@ async def test_a_send_that_raises_is_a_failed_try_on_its_schedule_not_a_loop(wor
     [item] = workspace.store.queue_items(("dead",))
     assert item.tries == 2 and target.received == []
     assert [a.error_message for a in workspace.store.attempts(1)] == ["not sent: RuntimeError: a flaw in re-signing"] * 2
+
+
+async def test_an_item_cancelled_while_it_is_being_sent_stays_cancelled(workspace, target):
+    # `queue cancel` from another process while the send is under way: the send finishes, and
+    # its outcome does not put the item back to pending or done.
+    target.delay = 0.5
+    async with working_queue(workspace, target.url + "/", QueuePolicy(max_attempts=3)) as (recorder, worker):
+        await recorder.record(make_delivery(body=b"slow"), is_durable=False, send_at_once=True)
+        await await_until(lambda: len(target.received) == 1, what="the send under way")
+        assert await workspace.writer.submit(lambda store: store.queue_cancel()) == 1
+        await await_until(lambda: workspace.store.attempts(1) != [], what="the attempt noted")
+        assert workspace.store.queue_counts() == {"cancelled": 1}
