@@ -16,7 +16,6 @@ the way from the sender to the target.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import itertools
 import time
 from collections import OrderedDict, deque
@@ -26,16 +25,13 @@ from dataclasses import dataclass, field
 from hookinspect.errors import StoreError, one_line
 from hookinspect.model import Attempt, Delivery, SentRequest
 from hookinspect.send.forward import Forwarder, Resigner
+from hookinspect.send.retries import DEFAULT_MAX_ATTEMPTS, DEFAULT_SCHEDULE, next_state
 from hookinspect.store.queue import QueueItem, QueueSnapshot
 from hookinspect.store.sqlite import Store
 from hookinspect.store.writer import Insert
 from hookinspect.values import now_us
 from hookinspect.workspace import ChangeKind, StoreChange, Workspace
 
-# Seconds to wait before each retry: Standard Webhooks' recommended schedule
-# (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h).
-DEFAULT_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
-DEFAULT_MAX_ATTEMPTS = len(DEFAULT_SCHEDULE)
 # Recorded deliveries kept for their first send at most, by count and by body bytes (the
 # oldest are read back if needed).
 FRESH_KEPT = 1024
@@ -57,45 +53,14 @@ READ_LIMIT = 512
 DUE_KEPT_SECONDS = 0.25
 # Due items kept in memory at most; past it they wait in the store for the next look.
 DUE_KEPT = 10_000
+# Waiting items a wake looks through at most for one that can start.
+MEMORY_SCAN = 256
 # Deliveries of items waiting in memory read along with those a send needs now.
 READ_AHEAD = 64
 # A look reads this many items per free slot of each target.
 LOOK_SLOTS = 16
 # How often an outcome that could not be written (a full disk) is written again.
 STORE_RETRY_SECONDS = 2.0
-# The longest wait a target's Retry-After can impose on one delivery.
-MAX_RETRY_AFTER_SECONDS = 86_400.0
-
-
-def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
-    """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date), at most a day:
-    the header comes from whatever answers at the target, and any digits may be in it."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER_SECONDS)
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return min(max(0.0, moment.timestamp() - (now if now is not None else time.time())), MAX_RETRY_AFTER_SECONDS)
-
-
-def next_state(attempt: Attempt, tries: int, max_attempts: int, schedule: tuple[float, ...]) -> tuple[str, float]:
-    """(state, delay in seconds) after an attempt: done on 2xx, dead on 410 or when out of tries."""
-    if attempt.is_success:
-        return "done", 0.0
-    if attempt.response is not None and attempt.response.status == 410:
-        return "dead", 0.0
-    if tries >= max_attempts:
-        return "dead", 0.0
-    delay = float(schedule[min(tries, len(schedule) - 1)])
-    if attempt.response is not None:
-        asked = retry_after_seconds(attempt.response.headers.get("retry-after"))
-        if asked is not None:
-            delay = max(delay, asked)
-    return "pending", delay
 
 
 @dataclass
@@ -192,26 +157,24 @@ class ForwardQueueWorker:
                 sleep_for = self.policy.idle_poll
                 snapshot = None
                 if self._due and time.monotonic() < self._due_until:
-                    due, look, paused = list(self._due), self._due_look, self._paused  # no read of the store
+                    look, paused = self._due_look, self._paused  # no read of the store
                     sleep_for = min(sleep_for, self._due_until - time.monotonic())
                 else:
-                    self._due.clear()  # what is queued during the look is kept beside what it reads
+                    # The store is the truth again (what was kept may have been cancelled meanwhile);
+                    # what this process queues during the look is kept beside what it reads.
+                    kept, self._due = self._due, deque()
                     snapshot = await self._look()
-                    if snapshot is None:  # the store is failing: the recorder has said why; look again soon
-                        due, look, paused = [], self._due_look, self._paused
+                    look, paused = self._due_look, self._paused
+                    if snapshot is None:  # the store is failing: the recorder has said why; keep what was kept
+                        self._due = deque([*kept, *self._due])
                     else:
                         read = {item.id for item in snapshot.due}
-                        due = [*snapshot.due, *(item for item in self._due if item.id not in read)]
-                        look, paused = self._due_look, snapshot.paused
-                if snapshot is not None:
-                    self._next_due_us = snapshot.next_at_us
+                        self._due = deque([*snapshot.due, *(item for item in self._due if item.id not in read)])
+                        self._next_due_us = snapshot.next_at_us
                 if self._next_due_us is not None:
                     sleep_for = min(sleep_for, (self._next_due_us - now_us()) / 1e6)
                 self._settled_at = {i: g for i, g in self._settled_at.items() if g > look}
-                starting = [item for item in due if self._may_send(item, look, paused)]
-                started = {item.id for item in starting}
-                self._due = deque() if self.policy.ordered else deque(  # ordered: only a look knows each oldest
-                    item for item in due if item.id not in started and self._waits_for_room(item, look, paused))
+                starting = self._take_startable(look, paused)
                 if starting:
                     # One read for all of them: a thread hop per delivery would cost more than its send.
                     deliveries = await self._read_deliveries(starting)
@@ -251,6 +214,30 @@ class ForwardQueueWorker:
         self._due_until = time.monotonic() + DUE_KEPT_SECONDS
         self._look_left = bool(skip) or len(snapshot.due) >= limit
         return snapshot
+
+    def _take_startable(self, look: int, paused: frozenset[str]) -> list[QueueItem]:
+        """The due items that start now (each takes a slot of its target), from the front of those
+        waiting; those that may start later stay, in order. Stops once every target it has met
+        is full, or after MEMORY_SCAN items: a wake costs in proportion to what can start, not
+        to a backlog of thousands."""
+        if self.policy.ordered:  # only a look knows each target's oldest item: nothing is kept
+            due, self._due = list(self._due), deque()
+            return [item for item in due if self._may_send(item, look, paused)]
+        starting: list[QueueItem] = []
+        kept: list[QueueItem] = []
+        for _ in range(min(len(self._due), MEMORY_SCAN)):
+            item = self._due[0]
+            target = self._targets.get(item.target)
+            if target is not None and not self._has_room(target) and \
+                    not any(self._has_room(other) for other in self._targets.values()):
+                break  # every target is full: the rest waits as it is
+            self._due.popleft()
+            if self._may_send(item, look, paused):
+                starting.append(item)
+            elif self._waits_for_room(item, look, paused):
+                kept.append(item)
+        self._due.extendleft(reversed(kept))
+        return starting
 
     def _waits_for_room(self, item: QueueItem, look: int, paused: frozenset[str]) -> bool:
         """Whether a due item that did not start now may start when its target has a free slot."""

@@ -15,16 +15,10 @@ from hookinspect.intake.receiver import (
     create_app,
     start_server,
 )
-from hookinspect.model import Attempt, Headers, Response, SentRequest
 from hookinspect.recorder import Recorder
 from hookinspect.send.forward import Forwarder
-from hookinspect.send.queue import (
-    DEFAULT_SCHEDULE,
-    ForwardQueueWorker,
-    QueuePolicy,
-    next_state,
-    retry_after_seconds,
-)
+from hookinspect.send.queue import ForwardQueueWorker, QueuePolicy
+from hookinspect.send.retries import retry_after_seconds
 from hookinspect.signing.registry import Secrets, annotate_delivery, resigner_for
 from hookinspect.store.sqlite import Store
 from hookinspect.values import now_us
@@ -32,26 +26,6 @@ from hookinspect.workspace import StoreChange
 from tests.factories import RecordingTarget, await_until, fill_disk, free_port, make_delivery
 
 SECRET = "whsec_queue"
-
-
-def attempt(status=None):
-    response = None if status is None else Response(status=status, headers=Headers([("Retry-After", "120")] if status == 503 else []))
-    return Attempt(delivery_seq=1, kind="queue", target_url="http://t/", request=SentRequest(method="POST", url="http://t/"),
-                   response=response, error_kind=None if status else "connect")
-
-
-def test_success_ends_410_stops_others_back_off():
-    assert next_state(attempt(204), 1, 10, DEFAULT_SCHEDULE) == ("done", 0.0)
-    assert next_state(attempt(410), 1, 10, DEFAULT_SCHEDULE) == ("dead", 0.0)
-    assert next_state(attempt(500), 1, 10, DEFAULT_SCHEDULE) == ("pending", 5.0)
-    assert next_state(attempt(None), 2, 10, DEFAULT_SCHEDULE) == ("pending", 300.0)
-    assert next_state(attempt(500), 3, 3, DEFAULT_SCHEDULE) == ("dead", 0.0)
-
-
-def test_retry_after_is_honoured_when_longer():
-    assert next_state(attempt(503), 1, 10, DEFAULT_SCHEDULE) == ("pending", 120.0)
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412480 - 30) == 30
-    assert retry_after_seconds("soon") is None
 
 
 async def test_a_busy_queue_sends_each_delivery_once(store_path, workspace, target):
