@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--mitmdump", default=shutil.which("mitmdump"),
                         help="mitmdump to compare with (it needs its own venv on this Python): --mitmdump /path/to/mitmdump")
+    parser.add_argument("--checkout", help="also run another checkout's listen --forward-to (an earlier release)")
     args = parser.parse_args()
     body_path = body_file(2048)
     body = body_path.read_bytes()
@@ -101,6 +102,16 @@ def main() -> None:
             stop(workers_proxy)
         rows = [("direct to target", direct), *references, ("through hookinspect", through),
                 ("through hookinspect, 2 workers", through_workers)]
+        if args.checkout:
+            other_port = free_port()
+            other = start_listen(other_port, Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "store.db",
+                                 "--forward-to", f"http://127.0.0.1:{target_port}/", checkout=args.checkout)
+            try:
+                run_wrk(f"http://127.0.0.1:{other_port}/hook", body_path, 16, 1)
+                rows.append(("through --checkout", run_wrk(f"http://127.0.0.1:{other_port}/hook", body_path, 16,
+                                                           args.seconds)))
+            finally:
+                stop(other)
         if args.mitmdump:
             mitm_port = free_port()
             flows = Path(tempfile.mkdtemp(prefix="hookinspect-bench-")) / "flows"
