@@ -132,7 +132,16 @@ def read_until(stream, text: str, timeout: float = 15.0) -> str:
     import threading
 
     lines: queue.Queue[bytes] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in iter(stream.readline, b"")], daemon=True).start()
+
+    def pump() -> None:
+        # It stops reading at the line awaited: the rest of the pipe is the caller's (a later
+        # communicate() reading the same stream from another thread broke the buffered reader).
+        for line in iter(stream.readline, b""):
+            lines.put(line)
+            if text in line.decode(errors="replace"):
+                return
+
+    threading.Thread(target=pump, daemon=True).start()
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
