@@ -24,6 +24,8 @@ from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.http_parser import HttpResponseParser
 
+from hookinspect.errors import one_line
+
 # Idle keep-alive connections kept per host.
 MAX_IDLE_PER_HOST = 32
 READ_SIZE = 256 * 1024
@@ -187,7 +189,7 @@ class HTTPClient:
                 raise _StaleConnection() from exc
             if isinstance(exc, HttpProcessingError):
                 kind = "reset" if "Not enough data" in str(exc) else "protocol"
-                raise HTTPClientError(kind, f"bad or incomplete response: {_first_line(exc)}") from None
+                raise HTTPClientError(kind, f"bad or incomplete response: {one_line(exc.message, 200)}") from None
             if isinstance(exc, ConnectionResetError) and not exc.strerror:
                 raise HTTPClientError("reset", f"connection closed: {exc}") from None
             raise HTTPClientError("reset", f"connection reset: {exc.strerror or exc}") from None
@@ -247,12 +249,6 @@ def _response(message, chunks: list[bytes], truncated: bool) -> RawResponse:  # 
                        http_version=f"{message.version.major}.{message.version.minor}",
                        headers=[(bytes(k), bytes(v)) for k, v in message.raw_headers],
                        body=b"".join(chunks), truncated=truncated)
-
-
-def _first_line(exc: Exception) -> str:
-    """aiohttp's parse errors span several lines (a caret under the bad byte): the first that says."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return next((line for line in lines if not line.startswith(("400,", "message:"))), lines[0] if lines else "?")
 
 
 class _StaleConnection(Exception):
