@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import signal
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,38 +50,58 @@ def run_relay(
     trust_proxy: bool = typer.Option(False, "--trust-proxy", help="Take the public URL from X-Forwarded-Proto/-Host (only behind your own reverse proxy)."),
     as_json: bool = typer.Option(False, "--json", help="Say on stdout, as one JSON object per line, when the relay is up (its URLs) and when it stopped."),
     allowed_host: list[str] = ALLOWED_HOST_OPTION,
+    log_format: str = typer.Option("text", "--log-format", help="How the log on stderr is written: text, or json (one object a line: time, level, event, message, channel hash, status, latency). Example: --log-format json"),
+    log_requests: bool = typer.Option(False, "--log-requests", help="Log every request to a channel and every stream's end (at most 1,000 lines a second). Example: --log-requests"),
+    metrics_token: str | None = typer.Option(None, "--metrics-token", envvar="HOOKINSPECT_METRICS_TOKEN", help="/metrics answers only with this token (Authorization: Bearer …); a relay on a public address shows no /metrics without one. HOOKINSPECT_METRICS_TOKEN keeps it out of `ps`."),
+    metrics_per_channel: bool = typer.Option(False, "--metrics-per-channel", help="Label the backlog per channel (a short hash of its id): one series per channel with subscribers."),
+    drain_seconds: float = typer.Option(10.0, "--drain-seconds", min=0.0, help="On SIGTERM: stop accepting, answer what is in flight, end streams with `restart`, and exit within this. Example: --drain-seconds 20"),
+    replicas_ack: int = typer.Option(0, "--replicas-ack", min=0, help="With --storage redis: answer a sender 200 only once this many Redis replicas have the event (WAIT); 503 when they do not in time. Example: --replicas-ack 1"),
+    replicas_timeout: float = typer.Option(1.0, "--replicas-timeout", min=0.01, help="Seconds --replicas-ack waits for the replicas before answering 503."),
 ) -> None:
     """Run the relay: senders POST to /<channel>, subscribers stream it (smee-compatible)."""
     # Imported here: the server pulls in aiohttp, which other commands need not load at start-up.
     from hookinspect.intake.receiver import is_loopback, start_server
     from hookinspect.net.guard import ANY_HOST, HostRule
     from hookinspect.net.server import OutOfFilesReporter
+    from hookinspect.relay.log import RelayLog
     from hookinspect.relay.server import RelaySettings, create_relay_app
     out = Output()
     # Every option is checked before the storage opens: a mistyped command leaves nothing behind.
     port = checked_port(port)
+    if log_format not in ("text", "json"):
+        raise UsageError(f"--log-format {log_format!r}: choose text or json")
+    if replicas_ack and storage_url is None:
+        raise UsageError("--replicas-ack needs --storage redis://… (or redis+sentinel://…): SQLite has no replicas")
+    log = RelayLog(_json_log_line if log_format == "json" else _text_log_line(out), requests=log_requests)
     settings = RelaySettings(max_body=parse_size(max_body), rate_per_second=rate, rate_burst=burst,
                              address_rate_per_second=rate, address_burst=burst,
                              keep_per_channel=keep, max_age_seconds=max_age_days * 86400, trust_proxy=trust_proxy,
-                             channels_per_minute=channels_per_minute, max_channels=max_channels, on_state=out.warn,
+                             channels_per_minute=channels_per_minute, max_channels=max_channels, log=log,
+                             metrics_token=metrics_token, metrics_open=is_loopback(host),
+                             metrics_per_channel=metrics_per_channel, drain_seconds=drain_seconds,
                              # A public bind answers every name unless told which (a page cannot rebind
                              # what it can reach directly); a loopback one only its own and those given.
                              hosts=HostRule.for_bind(host, allowed_host or ([] if is_loopback(host) else [ANY_HOST])))
-    storage = open_relay_storage(storage_url, data, durability)
+    storage = open_relay_storage(storage_url, data, durability, replicas_ack, replicas_timeout)
     where = redact_url(storage_url)[0] if storage_url else str(data)
 
     async def serve() -> None:
-        asyncio.get_running_loop().set_exception_handler(OutOfFilesReporter(out.warn))
+        say = functools.partial(log.state, "connections.limit")
+        asyncio.get_running_loop().set_exception_handler(OutOfFilesReporter(say))
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):  # before binding: a stop that comes early still stops cleanly
             loop.add_signal_handler(sig, stop.set)
         runner, urls = await start_server(create_relay_app(storage, settings), host, port,
-                                          max_connections=max_connections)
+                                          max_connections=max_connections, say=say, shutdown_seconds=drain_seconds)
         if not is_loopback(host):
-            out.warn(f"relay on {host}: reachable from other machines (that is its job; put TLS in front of it)")
-        out.stderr.print(Text.assemble(("hookinspect relay ", "bold"), "on ", (", ".join(urls), "bold cyan"),
-                                       "  data ", (where, "cyan"), ("  (Ctrl+C to stop)", "dim")))
+            log.state("relay.public", f"relay on {host}: reachable from other machines (that is its job; put TLS "
+                      "in front of it)" + ("" if metrics_token else "; /metrics is off without --metrics-token"))
+        if log_format == "json":
+            log.state("relay.started", f"relay on {', '.join(urls)}", level="info", urls=urls, data=where)
+        else:
+            out.stderr.print(Text.assemble(("hookinspect relay ", "bold"), "on ", (", ".join(urls), "bold cyan"),
+                                           "  data ", (where, "cyan"), ("  (Ctrl+C to stop)", "dim")))
         if as_json:
             out.json({"type": "started", "urls": urls, "data": where}, one_line=True)
         try:
@@ -86,14 +109,31 @@ def run_relay(
         finally:
             await runner.cleanup()
             storage.close()
+            log.state("relay.stopped", "stopped", level="info")
             if as_json:
                 out.json({"type": "stopped"}, one_line=True)
 
     asyncio.run(serve())
 
 
-def open_relay_storage(url: str | None, data: Path, durability: str | None = None) -> RelayStorage:
-    """SQLite in `data`, or the shared store `url` names (redis://, rediss://, unix://)."""
+def _json_log_line(record: dict) -> None:
+    from hookinspect.relay.log import json_line
+    sys.stderr.write(json_line(record) + "\n")
+    sys.stderr.flush()
+
+
+def _text_log_line(out: Output) -> Callable[[dict], None]:
+    def show(record: dict) -> None:
+        if record["level"] == "warning":
+            out.warn(record["message"])
+        elif record["event"] != "relay.stopped":  # said on --json's stdout, and by the shell's prompt
+            out.info(record["message"])
+    return show
+
+
+def open_relay_storage(url: str | None, data: Path, durability: str | None = None, replicas_ack: int = 0,
+                       replicas_timeout: float = 1.0) -> RelayStorage:
+    """SQLite in `data`, or the shared store `url` names (redis://, rediss://, unix://, redis+sentinel://)."""
     if durability is not None and durability.lower() not in SYNCHRONOUS:
         raise UsageError(f"--durability {durability!r}: choose power or process")
     if url is None:
@@ -102,10 +142,11 @@ def open_relay_storage(url: str | None, data: Path, durability: str | None = Non
     if durability is not None:
         raise UsageError("--durability applies to --data; with --storage, Redis's own persistence decides it "
                          "(appendonly yes, appendfsync always)")
-    if not url.startswith(("redis://", "rediss://", "unix://")):
-        raise UsageError(f"--storage {url!r}: give a Redis URL, e.g. redis://127.0.0.1:6379/0 (without it, --data is used)")
+    if not url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+        raise UsageError(f"--storage {url!r}: give a Redis URL, e.g. redis://127.0.0.1:6379/0 or "
+                         "redis+sentinel://host:26379,host:26380/mymaster/0 (without it, --data is used)")
     from hookinspect.relay.redis_storage import RedisRelayStorage
-    return RedisRelayStorage(url)
+    return RedisRelayStorage(url, replicas_ack=replicas_ack, replicas_timeout=replicas_timeout)
 
 
 @channel_app.command("new")

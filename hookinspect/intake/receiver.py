@@ -412,12 +412,16 @@ def listen_error(host: str, port: int, exc: OSError, port_flag: str = "--port") 
 
 async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                        sock: socket.socket | None = None,
-                       max_connections: int | None = None) -> tuple[web.AppRunner, list[str]]:
+                       max_connections: int | None = None, say: Callable[[str], None] | None = None,
+                       shutdown_seconds: float = 60.0) -> tuple[web.AppRunner, list[str]]:
     """Start serving on host:port, or on a bound `sock`; returns the runner (for cleanup) and the base URLs.
-    `max_connections` (else the receiver settings', else what the descriptor limit allows) caps open connections."""
+    `max_connections` (else the receiver settings', else what the descriptor limit allows) caps open connections;
+    `say` (else the receiver's events, else stderr) takes the server's own lines; the runner's cleanup
+    answers what is in flight for up to `shutdown_seconds`."""
     raise_file_limit()  # before the connection cap is derived from it
     settings = app.get(SETTINGS_KEY)
-    report = (lambda line: _emit(settings, ReceiverEvent("rejected", message=line))) if settings else _say_on_stderr
+    report = say or ((lambda line: _emit(settings, ReceiverEvent("rejected", message=line))) if settings
+                     else _say_on_stderr)
     runner = BoundedRunner(
         app,
         max_connections=max_connections or (settings.max_connections if settings else None),
@@ -425,6 +429,7 @@ async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int
         on_unreadable=_keep_unreadable(app),
         access_log=None,
         handle_signals=False,
+        shutdown_timeout=shutdown_seconds,
         # aiohttp arms this when a connection opens and again after each answer: a connection
         # that sends nothing, or trickles its headers, is closed after it (aiohttp's default is an hour).
         keepalive_timeout=settings.read_timeout if settings else DEFAULT_READ_TIMEOUT,

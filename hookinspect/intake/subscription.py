@@ -29,7 +29,7 @@ from hookinspect.errors import StoreError, UsageError, one_line
 from hookinspect.model import REENCODED_NOTE, Delivery, Headers
 from hookinspect.recorder import Recorder
 from hookinspect.relay.sealing import SealError, open_sealed
-from hookinspect.relay.sse import TOO_LARGE, ServerSentEvent, read_events
+from hookinspect.relay.sse import RESTART, TOO_LARGE, ServerSentEvent, read_events
 from hookinspect.relay.storage import Claim
 from hookinspect.values import MAX_NUMBER, now_us, parse_number
 
@@ -40,6 +40,13 @@ BACKOFF = (0.5, 1, 2, 4, 8, 15, 30)
 # A stream silent for this long is dead (relays ping every 30 s, smee.io too): reconnect.
 SILENCE_SECONDS = 120.0
 CONNECT_SECONDS = 10.0
+# After a relay said it restarts: reconnect this often, for this long, before backing off.
+RESTART_RETRY_SECONDS = 0.25
+RESTART_PATIENCE_SECONDS = 30.0
+
+
+class RelayRestarting(Exception):
+    """The relay ended the stream to restart (it is draining): resume at once."""
 
 
 class RelayRefused(Exception):
@@ -162,6 +169,8 @@ class RelaySubscriber:
         """Subscribe until cancelled, reconnecting with backoff (reset once a connection worked)."""
         failures = 0
         down_since: str | None = None
+        restarting_until = 0.0  # monotonic: until then, a relay that said it restarts is retried quickly
+        restart_said = False
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_SECONDS, sock_read=SILENCE_SECONDS)
         # No decompression: a relay's events are read as sent (and counted against the bound so).
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
@@ -171,6 +180,9 @@ class RelaySubscriber:
                 try:
                     await self._stream(session)
                     reason = "the relay closed the stream"
+                except RelayRestarting:
+                    reason = "the relay is restarting"
+                    restarting_until, restart_said = time.monotonic() + RESTART_PATIENCE_SECONDS, False
                 except SealError as exc:  # retrying cannot help; the relay keeps the events for a right key
                     self.on_state(f"stopped: cannot open a sealed event: {exc} ({self.seal_key_source}); "
                                   "nothing was stored from it, and the relay keeps it")
@@ -202,6 +214,12 @@ class RelaySubscriber:
                     if failures < len(self.sources):
                         self.on_state(f"{channel_url(failed)} failed ({reason}); trying {channel_url(self.source)}")
                         continue
+                if time.monotonic() < restarting_until:  # back in a moment: said once, then retried quietly
+                    if not restart_said:
+                        self.on_state(f"{channel_url(self.source)} is restarting; resuming as soon as it answers")
+                        restart_said = True
+                    await asyncio.sleep(RESTART_RETRY_SECONDS)
+                    continue
                 delay = BACKOFF[min(failures, len(BACKOFF) - 1)]
                 self.on_state(f"disconnected since {down_since} ({reason}); reconnecting in {delay:g} s")
                 await asyncio.sleep(delay)
@@ -245,6 +263,8 @@ class RelaySubscriber:
                     self.on_state(f"caught up {caught_up} missed deliver{'y' if caught_up == 1 else 'ies'}; live")
                 is_live = True
                 continue
+            if event.event == RESTART:
+                raise RelayRestarting()
             if event.event == TOO_LARGE:
                 self.on_state(f"event {event.id or '?'} is over {self.max_event_bytes} bytes (bodies over "
                               f"{self.max_body} bytes; listen --max-body): skipped, nothing stored")

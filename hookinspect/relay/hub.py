@@ -9,6 +9,7 @@ from collections import OrderedDict, deque
 from dataclasses import replace
 
 from hookinspect.errors import StoreError
+from hookinspect.relay.metrics import RelayMetrics
 from hookinspect.relay.storage import RelayEvent, RelayStorage
 
 
@@ -30,7 +31,8 @@ class BatchingAppender:
     SLOW_INLINE_SECONDS = 0.005
     THREAD_ONLY_SECONDS = 10.0
 
-    def __init__(self, storage: RelayStorage, hub: ChannelHub) -> None:
+    def __init__(self, storage: RelayStorage, hub: ChannelHub, metrics: RelayMetrics | None = None) -> None:
+        self.metrics = metrics or RelayMetrics()
         self.storage = storage
         self.hub = hub
         self._pending: list[tuple[RelayEvent, asyncio.Future[int]]] = []
@@ -72,6 +74,7 @@ class BatchingAppender:
         if ids is None:
             return None
         took = time.monotonic() - started
+        self.metrics.storage_seconds.labels("append").observe(took)
         self._inline_after = time.monotonic() + (self.THREAD_ONLY_SECONDS if took > self.SLOW_INLINE_SECONDS
                                                  else self.QUIET_SECONDS)
         self._committed([event], ids)
@@ -85,7 +88,8 @@ class BatchingAppender:
                 batch, self._pending = self._pending[: self.MAX_BATCH], self._pending[self.MAX_BATCH:]
                 self._in_thread = True
                 try:
-                    ids = await asyncio.to_thread(self.storage.append_many, [event for event, _ in batch])
+                    with self.metrics.timed("append"):
+                        ids = await asyncio.to_thread(self.storage.append_many, [event for event, _ in batch])
                 except Exception as exc:  # noqa: BLE001 - every sender of the batch gets the error
                     for _, future in batch:
                         if not future.done():

@@ -24,6 +24,7 @@ from hookinspect.relay.state import (
     SETTINGS_KEY,
     RelaySettings,
     allow,
+    refused,
     sender_address,
 )
 from hookinspect.relay.storage import Channel, RelayEvent
@@ -51,8 +52,8 @@ async def ingest(request: web.Request, channel: Channel) -> web.Response:
                                  headers={"Retry-After": "1"})
     if not await allow(request.app, f"address {sender_address(request)}", settings.address_rate_per_second,
                         settings.address_burst):
-        return web.json_response({"error": "rate limit for your address exceeded"}, status=429,
-                                 headers={"Retry-After": "1"})
+        return refused("rate_limited_address", web.json_response(
+            {"error": "rate limit for your address exceeded"}, status=429, headers={"Retry-After": "1"}))
     if header_bytes(request) > settings.max_header_bytes:
         return web.json_response({"error": f"request headers over the relay's limit of {settings.max_header_bytes} bytes"},
                                  status=431, headers={"Connection": "close"})
@@ -66,8 +67,9 @@ async def ingest(request: web.Request, channel: Channel) -> web.Response:
         except BodyTooLarge:
             return body_too_large(settings)
         except OverBudget:
-            return web.json_response({"error": "the relay is busy receiving other bodies; retry shortly"}, status=503,
-                                     headers={"Retry-After": str(RETRY_AFTER_BUSY), "Connection": "close"})
+            return refused("busy", web.json_response(
+                {"error": "the relay is busy receiving other bodies; retry shortly"}, status=503,
+                headers={"Retry-After": str(RETRY_AFTER_BUSY), "Connection": "close"}))
         raw_path = request.raw_path
         path, _, query = raw_path.partition("?")
         tail = path[len(channel.id) + 1:] or "/"

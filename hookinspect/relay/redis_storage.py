@@ -24,16 +24,17 @@ import time
 from collections.abc import Callable
 
 import redis
-import redis.asyncio
 
 from hookinspect.errors import StoreError
 from hookinspect.formats.redaction import redact_url
+from hookinspect.relay.redis_address import RedisAddress, parse_redis_address
 from hookinspect.relay.storage import (
     Channel,
     ChannelLimitReached,
     Claim,
     RelayEvent,
     RelayStorage,
+    StateCallback,
     new_channel,
 )
 
@@ -67,6 +68,12 @@ return granted
 """
 
 
+# Counts a stream's entries after an id, up to a cap, without sending them.
+_COUNT_AFTER = """
+return #redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', tonumber(ARGV[2]))
+"""
+
+
 def shown(url: str) -> str:
     """A Redis URL as messages show it: without its password."""
     return redact_url(url)[0]
@@ -86,16 +93,21 @@ def id_to_entry(event_id: int) -> str:
 class RedisRelayStorage(RelayStorage):
     shared = True
 
-    def __init__(self, url: str, prefix: str = PREFIX) -> None:
+    def __init__(self, url: str, prefix: str = PREFIX, *, replicas_ack: int = 0, replicas_timeout: float = 1.0) -> None:
         self.url = url
+        self.address = parse_redis_address(url)
         self.prefix = prefix
+        # A failover promotes a replica: what the primary acknowledged and no replica had is
+        # gone. With replicas_ack, a sender's 200 waits until that many replicas have the event.
+        self.replicas_ack = replicas_ack
+        self.replicas_timeout = replicas_timeout
         try:
-            self._redis = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5,
-                                               health_check_interval=30)
+            self._redis = self.address.client(socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
             self._redis.ping()
         except (redis.RedisError, ValueError, OSError) as exc:
             raise StoreError(f"cannot reach Redis at {shown(url)}: {exc}") from None
         self._create_channel = self._redis.register_script(_CREATE_CHANNEL)
+        self._count_after = self._redis.register_script(_COUNT_AFTER)
 
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -107,24 +119,24 @@ class RedisRelayStorage(RelayStorage):
         channel, token = new_channel(is_public, seal_key)
         data = json.dumps({"public": is_public, "token_hash": channel.token_hash, "created_at": channel.created_at,
                            "seal_key": seal_key})
-        if not self._call(self._create_channel, keys=[self.key("channels")],
+        if not self._call("create_channel", self._create_channel, keys=[self.key("channels")],
                           args=[channel.id, -1 if max_channels is None else max_channels, data]):
             raise ChannelLimitReached()
         return channel, token
 
     def channel(self, channel_id: str) -> Channel | None:
-        raw = self._call(self._redis.hget, self.key("channels"), channel_id)
+        raw = self._call("hget", self._redis.hget, self.key("channels"), channel_id)
         if raw is None:
             return None
         data = json.loads(raw)
         return Channel(channel_id, data["public"], data["token_hash"], data["created_at"], data.get("seal_key"))
 
     def set_claim(self, channel_id: str, claim: Claim) -> None:
-        self._call(self._redis.hset, self.key("claims", channel_id), claim.subscriber,
+        self._call("hset", self._redis.hset, self.key("claims", channel_id), claim.subscriber,
                    json.dumps({"filter": claim.filter, "default": claim.is_default, "seen_at": claim.seen_at}))
 
     def claims(self, channel_id: str) -> list[Claim]:
-        found = self._call(self._redis.hgetall, self.key("claims", channel_id))
+        found = self._call("hgetall", self._redis.hgetall, self.key("claims", channel_id))
         claims = []
         for name, raw in sorted(found.items()):
             data = json.loads(raw)
@@ -132,7 +144,7 @@ class RedisRelayStorage(RelayStorage):
         return claims
 
     def delete_claim(self, channel_id: str, subscriber: str) -> bool:
-        return bool(self._call(self._redis.hdel, self.key("claims", channel_id), subscriber))
+        return bool(self._call("hdel", self._redis.hdel, self.key("claims", channel_id), subscriber))
 
     # -- events ------------------------------------------------------------------------------
 
@@ -147,25 +159,36 @@ class RedisRelayStorage(RelayStorage):
                 "h": json.dumps(event.headers, ensure_ascii=True), "b": event.body, "s": int(event.sealed)})
         for channel in dict.fromkeys(event.channel for event in events):
             pipe.publish(self.key("new"), channel)
-        results = self._call(pipe.execute)
+        if self.replicas_ack:
+            pipe.execute_command("WAIT", self.replicas_ack, max(1, int(self.replicas_timeout * 1000)))
+        results = self._call("append", pipe.execute)
+        if self.replicas_ack and results[-1] < self.replicas_ack:
+            # Stored on the primary (a subscriber may get it), but a failover could lose it: the
+            # sender is not acknowledged, and sends it again (at least once).
+            raise StoreError(f"{results[-1]} of the {self.replicas_ack} Redis replicas asked for (--replicas-ack) "
+                             f"confirmed within {self.replicas_timeout:g} s")
         return [entry_to_id(entry) for entry in results[:len(events)]]
 
     def events_after(self, channel_id: str, after_id: int, limit: int = 500) -> list[RelayEvent]:
         start = "(" + id_to_entry(after_id) if after_id > 0 else "-"
-        entries = self._call(self._redis.xrange, self.key("events", channel_id), start, "+", limit)
+        entries = self._call("xrange", self._redis.xrange, self.key("events", channel_id), start, "+", limit)
         return [self._event(channel_id, entry, fields) for entry, fields in entries]
 
+    def count_after(self, channel_id: str, after_id: int, cap: int) -> int:
+        start = "(" + id_to_entry(after_id) if after_id > 0 else "-"
+        return int(self._call("count_after", self._count_after, keys=[self.key("events", channel_id)], args=[start, cap]))
+
     def last_event_id(self, channel_id: str, skip: int = 0) -> int:
-        entries = self._call(self._redis.xrevrange, self.key("events", channel_id), "+", "-", skip + 1)
+        entries = self._call("xrevrange", self._redis.xrevrange, self.key("events", channel_id), "+", "-", skip + 1)
         return entry_to_id(entries[-1][0]) if len(entries) == skip + 1 else 0
 
     def prune(self, keep_per_channel: int, max_age_seconds: float) -> int:
         cutoff_ms = int((time.time() - max_age_seconds) * 1000)
         removed = 0
-        for channel in self._call(self._redis.hkeys, self.key("channels")):
+        for channel in self._call("hkeys", self._redis.hkeys, self.key("channels")):
             stream = self.key("events", channel.decode())
-            removed += self._call(self._redis.xtrim, stream, minid=f"{cutoff_ms}-0", approximate=False)
-            removed += self._call(self._redis.xtrim, stream, maxlen=keep_per_channel, approximate=False)
+            removed += self._call("xtrim", self._redis.xtrim, stream, minid=f"{cutoff_ms}-0", approximate=False)
+            removed += self._call("xtrim", self._redis.xtrim, stream, maxlen=keep_per_channel, approximate=False)
         return removed
 
     def close(self) -> None:
@@ -174,18 +197,18 @@ class RedisRelayStorage(RelayStorage):
     # -- what a shared store adds -----------------------------------------------------------
 
     async def watch(self, notify: Callable[[str], None], resync: Callable[[], None],
-                    on_state: Callable[[str], None] = lambda _message: None) -> None:
+                    on_state: StateCallback = lambda _event, _message, level="warning": None) -> None:
         """Call `notify(channel)` whenever any instance stores events, until cancelled; after
         each (re)subscription `resync()` wakes every subscriber (something may have come
         while this instance was not listening)."""
         failures = 0
         while True:
-            client = redis.asyncio.Redis.from_url(self.url, socket_connect_timeout=5)
+            client = self.address.async_client(socket_connect_timeout=5)
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(self.key("new"))
                     if failures:
-                        on_state("Redis notifications work again")
+                        on_state("redis.notifications_recovered", "Redis notifications work again", level="info")
                     failures = 0
                     resync()
                     async for message in pubsub.listen():
@@ -194,14 +217,14 @@ class RedisRelayStorage(RelayStorage):
             except (redis.RedisError, OSError) as exc:
                 delay = PUBSUB_BACKOFF[min(failures, len(PUBSUB_BACKOFF) - 1)]
                 if not failures:  # said once, not at every retry
-                    on_state(f"Redis notifications lost ({exc}); retrying until Redis answers")
+                    on_state("redis.notifications_lost", f"Redis notifications lost ({exc}); retrying until Redis answers")
                 failures += 1
                 await asyncio.sleep(delay)
             finally:
                 await client.aclose()
 
     def rate_limiter(self) -> SharedRateLimiter:
-        return SharedRateLimiter(self.url, self.key("bucket"))
+        return SharedRateLimiter(self.address, self.key("bucket"), lambda: self.on_round_trip("rate_lease"))
 
     # -- the parts ---------------------------------------------------------------------------
 
@@ -210,7 +233,8 @@ class RedisRelayStorage(RelayStorage):
                           fields[b"q"].decode(), [tuple(pair) for pair in json.loads(fields[b"h"])],  # type: ignore[misc]
                           fields[b"b"], fields.get(b"s") == b"1")
 
-    def _call(self, function, *args, **kwargs):  # noqa: ANN001, ANN202 - any redis call
+    def _call(self, operation: str, function, *args, **kwargs):  # noqa: ANN001, ANN202 - any redis call
+        self.on_round_trip(operation)
         try:
             return function(*args, **kwargs)
         except redis.RedisError as exc:
@@ -224,8 +248,9 @@ class SharedRateLimiter:
 
     LEASE_SECONDS = 1.0
 
-    def __init__(self, url: str, prefix: str) -> None:
-        self._client = redis.asyncio.Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+    def __init__(self, address: RedisAddress, prefix: str, on_round_trip: Callable[[], None] = lambda: None) -> None:
+        self._on_round_trip = on_round_trip
+        self._client = address.async_client(socket_connect_timeout=5, socket_timeout=5)
         self._take = self._client.register_script(_TAKE_TOKENS)
         self._prefix = prefix
         self._leases: dict[str, tuple[int, float]] = {}  # key -> (tokens left, taken at)
@@ -248,6 +273,7 @@ class SharedRateLimiter:
         self._taking[key] = done
         try:
             lease = max(1, min(64, burst // 32))
+            self._on_round_trip()
             try:
                 granted = int(await self._take(keys=[self._prefix + ":" + key], args=[rate, burst, lease]))
             except (redis.RedisError, OSError):

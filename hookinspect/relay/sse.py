@@ -12,6 +12,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 TOO_LARGE = "too-large"  # the type of the event standing in for one over the bound (no data)
+# The last event a draining relay sends: resume at once, on another instance or on this one
+# once it is back (relay/stream.py sends it, intake/subscription.py acts on it).
+RESTART = "restart"
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,6 @@ who a request comes from."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -24,6 +23,8 @@ from hookinspect.relay.claims import (
 )
 from hookinspect.relay.hub import BatchingAppender, ChannelHub
 from hookinspect.relay.limits import RateLimiter
+from hookinspect.relay.log import RelayLog
+from hookinspect.relay.metrics import OUTCOME, RelayMetrics
 from hookinspect.relay.storage import RelayStorage
 
 PING_SECONDS = 30.0
@@ -53,7 +54,14 @@ class RelaySettings:
     # X-Forwarded-Proto/-Host name the public URL only behind a proxy the operator trusts
     # (relay --trust-proxy); otherwise any sender could make /new redirect to a host of theirs.
     trust_proxy: bool = False
-    on_state: Callable[[str], None] = field(default=lambda _message: None)  # a shared store's notifications
+    log: RelayLog = field(default_factory=RelayLog)
+    # Who may read /metrics: with a token, whoever sends it; without one, everyone when `metrics_open`
+    # (a loopback relay), nobody otherwise (a public relay's /metrics answers 404).
+    metrics_token: str | None = None
+    metrics_open: bool = True
+    metrics_per_channel: bool = False  # a label per channel (hashed): as many series as busy channels
+    # Seconds a SIGTERM's drain may take: answering what is in flight, ending streams with `restart`.
+    drain_seconds: float = 10.0
     # The Host names the relay answers (see http_guard): loopback and the bound address by default.
     hosts: HostRule = field(default_factory=lambda: HostRule.for_bind("127.0.0.1"))
     claims_refresh_seconds: float = REFRESH_SECONDS
@@ -66,20 +74,27 @@ STORAGE_DOWN = "the relay cannot reach its storage right now; retry shortly"
 class StorageHealth:
     """Says once when the relay's storage fails and once when it works again (not per request)."""
 
-    def __init__(self, on_state: Callable[[str], None]) -> None:
-        self.on_state = on_state
+    def __init__(self, log: RelayLog) -> None:
+        self.log = log
         self.failing: str | None = None
 
     def failed(self, exc: StoreError) -> web.Response:
         if self.failing is None:
-            self.on_state(f"storing fails: {exc.message}; senders get 503 until it works again")
+            self.log.state("storage.failing", f"storing fails: {exc.message}; senders get 503 until it works again")
         self.failing = exc.message
-        return web.json_response({"error": STORAGE_DOWN}, status=503, headers={"Retry-After": "5"})
+        return refused("storage_failed", web.json_response({"error": STORAGE_DOWN}, status=503,
+                                                           headers={"Retry-After": "5"}))
 
     def worked(self) -> None:
         if self.failing is not None:
             self.failing = None
-            self.on_state("storing works again")
+            self.log.state("storage.recovered", "storing works again", level="info")
+
+
+def refused(outcome: str, response: web.Response) -> web.Response:
+    """`response`, counted in /metrics and the log as `outcome` rather than by its status alone."""
+    response[OUTCOME] = outcome
+    return response
 
 
 STORAGE_KEY = web.AppKey("relay_storage", RelayStorage)
@@ -92,6 +107,7 @@ ROUTER_KEY = web.AppKey("relay_claims", ClaimRouter)
 HEALTH_KEY = web.AppKey("relay_storage_health", StorageHealth)
 CHANNELS_KEY = web.AppKey("relay_channels", dict)
 BUDGET_KEY = web.AppKey("relay_body_budget", BodyBudget)
+METRICS_KEY = web.AppKey("relay_metrics", RelayMetrics)
 
 
 def base_url(request: web.Request) -> str:

@@ -75,6 +75,10 @@ class RelayEvent:
                 + len(self.path) + len(self.query) + len(self.method))
 
 
+# What a store says of its own state: (event, message, level=...), as RelayLog.state takes it.
+StateCallback = Callable[..., None]
+
+
 class ChannelLimitReached(Exception):
     """The relay holds as many channels as its operator allows."""
 
@@ -131,6 +135,9 @@ class RelayStorage(ABC):
         to a thread and back; None when it cannot be done at once (then the caller uses a thread)."""
         return None
 
+    # Told of each round trip to a server (its operation) for the relay's metrics.
+    on_round_trip: Callable[[str], None] = staticmethod(lambda _operation: None)
+
     # Whether what append_now committed still needs `sync` before its senders are answered.
     syncs_after_append_now = False
     # Bytes committed between two calls of `checkpoint`, for a backend that keeps a log.
@@ -148,6 +155,10 @@ class RelayStorage(ABC):
     def events_after(self, channel_id: str, after_id: int, limit: int = 500) -> list[RelayEvent]: ...
 
     @abstractmethod
+    def count_after(self, channel_id: str, after_id: int, cap: int) -> int:
+        """How many events of a channel come after `after_id`, counted up to `cap`."""
+
+    @abstractmethod
     def last_event_id(self, channel_id: str, skip: int = 0) -> int:
         """The newest event id of a channel, or (`skip`) the id just before its `skip` newest
         events (0 when there is none)."""
@@ -163,7 +174,7 @@ class RelayStorage(ABC):
         return LocalRateLimiter()
 
     async def watch(self, notify: Callable[[str], None], resync: Callable[[], None],
-                    on_state: Callable[[str], None] = lambda _message: None) -> None:
+                    on_state: StateCallback = lambda _event, _message, level="warning": None) -> None:
         """For a shared store: call `notify(channel)` when another instance stores events. One
         process alone learns of its own events without it."""
         return None
@@ -353,6 +364,11 @@ class SqliteRelayStorage(RelayStorage):
                 "WHERE channel = ? AND id > ? ORDER BY id LIMIT ?", (channel_id, after_id, limit)).fetchall()
         return [RelayEvent(r[0], r[1], r[2], r[3], r[4], r[5], [tuple(p) for p in json.loads(r[6])], bytes(r[7]),  # type: ignore[misc]
                            bool(r[8])) for r in rows]
+
+    def count_after(self, channel_id: str, after_id: int, cap: int) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM (SELECT 1 FROM events WHERE channel = ? AND id > ? LIMIT ?)",
+                                      (channel_id, after_id, cap)).fetchone()[0]
 
     def last_event_id(self, channel_id: str, skip: int = 0) -> int:
         with self._lock:

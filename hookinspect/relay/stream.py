@@ -18,10 +18,13 @@ from hookinspect.relay.claims import (
     Subscription,
     parse_claim,
 )
+from hookinspect.relay.metrics import StreamState
+from hookinspect.relay.sse import RESTART
 from hookinspect.relay.state import (
     CLOSING_KEY,
     HEALTH_KEY,
     HUB_KEY,
+    METRICS_KEY,
     NEEDS_TOKEN,
     ROUTER_KEY,
     SETTINGS_KEY,
@@ -90,12 +93,14 @@ def raw_fields(event: RelayEvent, remote: str | None) -> dict:
     }
 
 
+# The last event of a stream that a draining relay ends: resume now (`retry` ms), elsewhere or here.
+RESTART_EVENT = f"event: {RESTART}\nretry: 250\ndata: {{}}\n\n".encode()
+
+
 async def subscribe(request: web.Request, channel: Channel) -> web.StreamResponse:
     if not channel.accepts_token(token_of(request)):
         return web.json_response({"error": NEEDS_TOKEN}, status=401)
     storage = request.app[STORAGE_KEY]
-    settings = request.app[SETTINGS_KEY]
-    hub = request.app[HUB_KEY]
     router = request.app[ROUTER_KEY]
     subscription = _subscription(request, channel)
     if isinstance(subscription, web.Response):
@@ -120,47 +125,70 @@ async def subscribe(request: web.Request, channel: Channel) -> web.StreamRespons
         last_id = await asyncio.to_thread(storage.last_event_id, channel.id, skip)
     # Only now: everything posted after a subscriber sees `ready` reaches it.
     await response.write(b"event: ready\ndata: {}\n\n")
+    metrics = request.app[METRICS_KEY]
+    opened = time.monotonic()
+    with metrics.stream(channel.id, last_id) as state:
+        try:
+            await _send(request, response, channel, subscription, state, include_raw, include_smee)
+        except (ConnectionResetError, asyncio.CancelledError, StoreError):  # a failing store ends the stream: clients resume
+            pass
+        if request.app[CLOSING_KEY].is_set():
+            try:  # the relay is draining: the subscriber resumes at once instead of backing off
+                await response.write(RESTART_EVENT)
+            except (ConnectionResetError, asyncio.CancelledError):
+                pass
+    request.app[SETTINGS_KEY].log.request("stream", channel.id, 200, time.monotonic() - opened, "ended",
+                                          request.remote)
+    return response
+
+
+async def _send(request: web.Request, response: web.StreamResponse, channel: Channel, subscription: Subscription,
+                state: StreamState, include_raw: bool, include_smee: bool) -> None:
+    """Send the channel's events after `state.cursor` as they come, until the relay closes."""
+    storage = request.app[STORAGE_KEY]
+    settings = request.app[SETTINGS_KEY]
+    hub = request.app[HUB_KEY]
+    router = request.app[ROUTER_KEY]
+    metrics = request.app[METRICS_KEY]
+    closing = request.app[CLOSING_KEY]
     last_ping = renewed = time.monotonic()
     is_caught_up = False
-    closing = request.app[CLOSING_KEY]
-    try:
-        while not closing.is_set():
-            waiter = hub.waiter(channel.id)
-            events = hub.recent_after(channel.id, last_id, 500)
-            if events is None:  # catching up from further back than memory reaches
-                events = await asyncio.to_thread(storage.events_after, channel.id, last_id, 500)
-            if events and channel.seal_key is None:
-                claims = router.cached(channel.id)
-                if claims is None:  # read at most once a second: other instances' subscribers may claim
-                    claims = await asyncio.to_thread(router.claims, channel.id)
-                scanned_to = events[-1].id
-                events = router.select(events, subscription, claims)
-                if not events:  # none of these is this subscriber's: look further
-                    last_id = scanned_to
-                    continue
-            if events:
-                chunk = bytearray()
-                for event in events:
-                    data = json.dumps(smee_payload(event, include_raw, include_smee=include_smee), separators=(",", ":"))
-                    chunk += f"id: {event.id}\ndata: {data}\n\n".encode()
-                    last_id = event.id
-                await response.write(bytes(chunk))
+    while not closing.is_set():
+        waiter = hub.waiter(channel.id)
+        events = hub.recent_after(channel.id, state.cursor, 500)
+        if events is None:  # catching up from further back than memory reaches
+            with metrics.timed("read"):
+                events = await asyncio.to_thread(storage.events_after, channel.id, state.cursor, 500)
+        if events and channel.seal_key is None:
+            claims = router.cached(channel.id)
+            if claims is None:  # read at most once a second: other instances' subscribers may claim
+                claims = await asyncio.to_thread(router.claims, channel.id)
+            scanned_to = events[-1].id
+            events = router.select(events, subscription, claims)
+            if not events:  # none of these is this subscriber's: look further
+                state.cursor = scanned_to
                 continue
-            if not is_caught_up:  # the backlog is sent; smee-client ignores named events
-                await response.write(b"event: caught-up\ndata: {}\n\n")
-                is_caught_up = True
-            if time.monotonic() - last_ping >= settings.ping_seconds:
-                await response.write(b"event: ping\ndata: {}\n\n")
-                last_ping = time.monotonic()
-            if subscription.subscriber is not None and time.monotonic() - renewed >= RENEW_SECONDS:
-                # A connected laptop's claim stays alive; one gone for good lapses after the TTL.
-                await asyncio.to_thread(router.register, channel.id, subscription, request.query.get("claim", ""))
-                renewed = time.monotonic()
-            try:
-                async with asyncio.timeout(settings.ping_seconds):  # no task per wait, unlike wait_for
-                    await waiter.wait()
-            except TimeoutError:
-                pass
-    except (ConnectionResetError, asyncio.CancelledError, StoreError):  # a failing store ends the stream: clients resume
-        pass
-    return response
+        if events:
+            chunk = bytearray()
+            for event in events:
+                data = json.dumps(smee_payload(event, include_raw, include_smee=include_smee), separators=(",", ":"))
+                chunk += f"id: {event.id}\ndata: {data}\n\n".encode()
+            await response.write(bytes(chunk))
+            state.cursor = events[-1].id
+            metrics.delivered.inc(len(events))
+            continue
+        if not is_caught_up:  # the backlog is sent; smee-client ignores named events
+            await response.write(b"event: caught-up\ndata: {}\n\n")
+            is_caught_up = True
+        if time.monotonic() - last_ping >= settings.ping_seconds:
+            await response.write(b"event: ping\ndata: {}\n\n")
+            last_ping = time.monotonic()
+        if subscription.subscriber is not None and time.monotonic() - renewed >= RENEW_SECONDS:
+            # A connected laptop's claim stays alive; one gone for good lapses after the TTL.
+            await asyncio.to_thread(router.register, channel.id, subscription, request.query.get("claim", ""))
+            renewed = time.monotonic()
+        try:
+            async with asyncio.timeout(settings.ping_seconds):  # no task per wait, unlike wait_for
+                await waiter.wait()
+        except TimeoutError:
+            pass

@@ -8,6 +8,7 @@ import pytest
 
 from hookinspect.intake.receiver import start_server
 from hookinspect.relay.hub import BatchingAppender, ChannelHub
+from hookinspect.relay.log import RelayLog
 from hookinspect.relay.server import create_relay_app, retention_limits
 from hookinspect.relay.state import BUDGET_KEY, RelaySettings
 from hookinspect.relay.storage import RelayEvent, SqliteRelayStorage
@@ -417,7 +418,8 @@ def test_relay_durability_mistakes_are_one_line(tmp_path, args, said):
 async def test_a_full_disk_is_503_and_one_line_and_the_relay_recovers_by_itself(tmp_path):
     storage = SqliteRelayStorage(tmp_path / "relay")
     said: list[str] = []
-    runner, urls = await start_server(create_relay_app(storage, RelaySettings(on_state=said.append)), "127.0.0.1", 0)
+    runner, urls = await start_server(create_relay_app(storage, RelaySettings(log=RelayLog(
+        lambda record: said.append(record["message"]) if record["event"].startswith("storage.") else None))), "127.0.0.1", 0)
     try:
         async with httpx.AsyncClient() as client:
             channel = (await client.post(f"{urls[0]}/api/channels", json={"public": True})).json()["url"]
