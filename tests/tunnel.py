@@ -38,9 +38,9 @@ def start_listen_tracked(*args, **kwargs) -> tuple[subprocess.Popen, str]:
     return proc, url
 
 
-def start_relay(data: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+def start_relay(data: Path, port: int | None = None, *extra: str) -> tuple[subprocess.Popen, str]:
     port = port or free_port()
-    proc = subprocess.Popen(hookinspect_cmd("relay", "--port", str(port), "--data", str(data), "--rate", "10000"),
+    proc = subprocess.Popen(hookinspect_cmd("relay", "--port", str(port), "--data", str(data), "--rate", "10000", *extra),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     STARTED.append(proc)
     url = f"http://127.0.0.1:{port}"

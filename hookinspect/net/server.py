@@ -224,6 +224,12 @@ class Connection(RequestHandler):
             self._parser_chosen = True
             if needs_lenient_parser(data):
                 self._parser = self._lenient_parser()
+        payload = self._last_payload
+        if (self._close or self._force_close) and payload is not None and not payload.is_eof() and self._parser:
+            # Stopping: aiohttp drops what arrives now, and the request whose body is on its way
+            # would wait out the drain and get no answer. Its body is still read (nothing after it).
+            self._parser.feed_data(data)
+            return
         super().data_received(data)
         if self._messages:
             self._last_payload = self._messages[-1][1]
