@@ -100,13 +100,15 @@ def hookinspect_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "hookinspect", *args]
 
 
-def start_listen(store: Path, *args: str, port: int | None = None, cwd: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """`hookinspect listen` as a real subprocess; returns it and its base URL once it answers."""
+def start_listen(store: Path, *args: str, port: int | None = None, cwd: Path | None = None,
+                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`hookinspect listen` as a real subprocess (with `env` added to the environment); returns it
+    and its base URL once it answers."""
     port = port or free_port()
     proc = subprocess.Popen(
         hookinspect_cmd("listen", "--port", str(port), "--store", str(store), *args),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd or store.parent,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url, proc)

@@ -48,6 +48,16 @@ def pings(port: int) -> bool:
         return False
 
 
+def replicas_in_sync(port: int) -> int:
+    """Replicas of the Redis on `port` that are online (past their first sync)."""
+    try:
+        info = redis.Redis(port=port, socket_timeout=0.5).info("replication")
+    except redis.RedisError:
+        return 0
+    return sum(1 for key, value in info.items()
+               if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online")
+
+
 class SentinelGroup:
     """A primary, one replica and three Sentinels (quorum 2) that fail over a second after the
     primary stops answering."""
@@ -63,7 +73,7 @@ class SentinelGroup:
         self.sentinel_ports = [free_port() for _ in range(3)]
         for index, port in enumerate(self.sentinel_ports):
             self.procs.append(self._start_sentinel(index, port))
-        wait_until(lambda: self._replicas_of(self.primary_port) >= 1, 20, "the replica in sync")
+        wait_until(lambda: replicas_in_sync(self.primary_port) >= 1, 20, "the replica in sync")
         wait_until(self._sentinels_agree, 20, "three Sentinels watching the primary and each other")
 
     @property
@@ -83,14 +93,6 @@ class SentinelGroup:
         binary = redis_binary("redis-sentinel") or redis_binary()
         argv = [binary, str(config)] + ([] if binary.endswith("redis-sentinel") else ["--sentinel"])
         return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-
-    def _replicas_of(self, port: int) -> int:
-        try:
-            info = redis.Redis(port=port, socket_timeout=0.5).info("replication")
-        except redis.RedisError:
-            return 0
-        return sum(1 for key, value in info.items()
-                   if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online")
 
     def _sentinels_agree(self) -> bool:
         for port in self.sentinel_ports:
@@ -132,7 +134,7 @@ class SentinelGroup:
     def wait_for_replica(self, timeout: float = 30.0) -> float:
         """Seconds until the primary has a replica in sync again."""
         started = time.monotonic()
-        wait_until(lambda: self._replicas_of(self.ports[self.primary_name()]) >= 1, timeout, "a replica in sync again")
+        wait_until(lambda: replicas_in_sync(self.ports[self.primary_name()]) >= 1, timeout, "a replica in sync again")
         return time.monotonic() - started
 
     def stop(self) -> None:
