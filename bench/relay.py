@@ -14,7 +14,9 @@ arrived at the target), and the CPU time per delivery of every process, for:
     probot/smee.io, kept on 127.0.0.1 by a preload this script writes) with smee-client: the
     pipeline users would pick instead, same sender, same target, same run;
   - one relay on Redis, and two relay instances on one Redis (the sender alternates between
-    them; the laptop knows both) when Debian's redis-server is installed.
+    them; the laptop knows both) when Debian's redis-server is installed; the Redis relay with
+    /metrics scraped every second, and with --replicas-ack 1 (a replica of that Redis runs
+    beside it), for what each costs.
 Each process is its own: five or six share the machine's cores, so the CPU per delivery says
 where the time goes.
 """
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -188,6 +191,8 @@ class Pipeline:
             storage = ["--storage", redis_url] if redis_url else ["--data", str(work / "relay")]
             if kind == "sqlite process":
                 storage += ["--durability", "process"]
+            if kind == REPLICAS_ACK:
+                storage += ["--replicas-ack", "1"]
             self.relays.append(start(hookinspect("relay", "--port", str(port), *storage), port, self.env))
             relay_urls.append(f"http://127.0.0.1:{port}")
         public = ["--public"] if kind == "sqlite, smee-client" else []  # smee-client sends no token
@@ -257,14 +262,31 @@ class Pipeline:
                 stop(proc)
 
 
+SCRAPED = "redis, /metrics 1/s"
+REPLICAS_ACK = "redis --replicas-ack 1"
+
+
+def scrape_every_second(urls: list[str], stop_scraping: threading.Event) -> None:
+    """What Prometheus does, 15 times as often as its default: GET /metrics of every relay."""
+    import urllib.request
+    bases = {url.rsplit("/", 1)[0] for url in urls}
+    while not stop_scraping.wait(1.0):
+        for base in bases:
+            urllib.request.urlopen(f"{base}/metrics", timeout=10).read()
+
+
 def run(pipeline: Pipeline, count: int, connections: int, rate: float, redis_pid: int | None) -> dict:
     pids = pipeline.processes()
+    stop_scraping = threading.Event()
+    if pipeline.kind == SCRAPED:
+        threading.Thread(target=scrape_every_second, args=(pipeline.urls, stop_scraping), daemon=True).start()
     if redis_pid and pipeline.kind.startswith("redis"):
         pids["redis-server"] = [redis_pid]
     before = {name: sum(cpu_seconds(pid) for pid in group) for name, group in pids.items()}
     sender = subprocess.Popen([sys.executable, "-c", SENDER, ",".join(pipeline.urls), str(count), str(connections),
                                str(rate), "1" if pipeline.numbered else "0"], stdout=subprocess.PIPE, text=True)
     report, _ = sender.communicate(timeout=600)
+    stop_scraping.set()
     said = json.loads(report)
     accepted = said["statuses"].get("200", 0)
     warmed = 0 if pipeline.kind == "bare" else 1
@@ -284,14 +306,16 @@ def run(pipeline: Pipeline, count: int, connections: int, rate: float, redis_pid
             "cpu_ms_per_delivery": {name: 1000 * seconds / max(1, len(arrived)) for name, seconds in cpu.items()}}
 
 
-def start_redis(work: Path) -> tuple[subprocess.Popen[bytes], str] | None:
+def start_redis(work: Path, replica_of: int | None = None) -> tuple[subprocess.Popen[bytes], str] | None:
     binary = shutil.which("redis-server")
     if binary is None:
         return None
     port = free_port()
-    (work / "redis").mkdir()
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(work / "redis"),
-                             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--logfile", ""],
+    directory = work / ("redis-replica" if replica_of else "redis")
+    directory.mkdir()
+    replica = ["--replicaof", "127.0.0.1", str(replica_of)] if replica_of else []
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+                             "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--logfile", "", *replica],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
     return proc, f"redis://127.0.0.1:{port}/0"
@@ -309,7 +333,7 @@ def main() -> None:
     parser.add_argument("--steady-seconds", type=int, default=20)
     parser.add_argument("--no-redis", action="store_true", help="only the bare target and the SQLite relay")
     parser.add_argument("--only", choices=("bare", "sqlite", "sqlite process", "sqlite, smee-client", SMEE, "redis",
-                                           "redis x2", "sqlite of --checkout"),
+                                           "redis x2", SCRAPED, REPLICAS_ACK, "sqlite of --checkout"),
                         action="append", help="only this pipeline (repeatable)")
     parser.add_argument("--smee-client", type=Path, metavar="DIR",
                         help="a directory where `npm install smee-client@5` ran: adds our relay with smee-client "
@@ -331,8 +355,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         redis = None if args.no_redis else start_redis(work)
+        replica = None
         if redis is not None:
-            kinds += ["redis", "redis x2"]
+            kinds += ["redis", "redis x2", SCRAPED, REPLICAS_ACK]
+            replica = start_redis(work, replica_of=int(redis[1].rsplit(":", 1)[1].split("/")[0]))
         elif not args.no_redis:
             print("redis-server not installed: the Redis rows are left out")
         if args.only:
@@ -367,8 +393,9 @@ def main() -> None:
                     if result["answers"]:
                         print(f"{'':33} other answers: {result['answers']}", flush=True)
         finally:
-            if redis is not None:
-                stop(redis[0])
+            for server in (replica, redis):
+                if server is not None:
+                    stop(server[0])
 
 
 if __name__ == "__main__":
