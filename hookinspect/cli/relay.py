@@ -60,8 +60,8 @@ def run_relay(
 ) -> None:
     """Run the relay: senders POST to /<channel>, subscribers stream it (smee-compatible)."""
     # Imported here: the server pulls in aiohttp, which other commands need not load at start-up.
-    from hookinspect.intake.receiver import is_loopback, start_server
-    from hookinspect.net.guard import ANY_HOST, HostRule
+    from hookinspect.intake.receiver import start_server
+    from hookinspect.net.guard import ANY_HOST, HostRule, is_loopback
     from hookinspect.net.server import OutOfFilesReporter
     from hookinspect.relay.log import RelayLog
     from hookinspect.relay.server import RelaySettings, create_relay_app

@@ -40,8 +40,8 @@ def serve_web(path: Path, host: str, port: int, *, target: str | None = None, se
     """Run the web inspector until Ctrl+C or SIGTERM (also what `listen --web` starts)."""
     # Imported here: the server pulls in aiohttp, which other commands need not load at start-up.
     from hookinspect.formats.targets import validate_target
-    from hookinspect.intake.receiver import is_loopback, start_server
-    from hookinspect.net.guard import HostRule
+    from hookinspect.intake.receiver import start_server
+    from hookinspect.net.guard import HostRule, is_loopback
     from hookinspect.web.server import WebSettings, create_web_app
     from hookinspect.workspace import Workspace
 

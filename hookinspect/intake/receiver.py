@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 import socket
 import sys
@@ -390,16 +389,6 @@ def _say_on_stderr(line: str) -> None:
     print(f"hookinspect: {escape_controls(line, keep_newlines=False)}", file=sys.stderr, flush=True)
 
 
-def is_loopback(host: str) -> bool:
-    """True for addresses only this machine can reach."""
-    if host in ("localhost", "localhost.localdomain"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def listen_error(host: str, port: int, exc: OSError, port_flag: str = "--port") -> NetworkError:
     """The one-line error for an address that cannot be bound, with the hint that fits its cause
     (`port_flag` names the option that chose this port)."""
@@ -411,17 +400,15 @@ def listen_error(host: str, port: int, exc: OSError, port_flag: str = "--port") 
 
 
 async def start_server(app: web.Application, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
-                       sock: socket.socket | None = None,
-                       max_connections: int | None = None, say: Callable[[str], None] | None = None,
-                       shutdown_seconds: float = 60.0) -> tuple[web.AppRunner, list[str]]:
-    """Start serving on host:port, or on a bound `sock`; returns the runner (for cleanup) and the base URLs.
-    `max_connections` (else the receiver settings', else what the descriptor limit allows) caps open connections;
-    `say` (else the receiver's events, else stderr) takes the server's own lines; the runner's cleanup
-    answers what is in flight for up to `shutdown_seconds`."""
+                       sock: socket.socket | None = None, max_connections: int | None = None,
+                       say: Callable[[str], None] | None = None, shutdown_seconds: float = 60.0,
+                       ) -> tuple[web.AppRunner, list[str]]:
+    """Serve on host:port (or a bound `sock`); the runner (its cleanup answers what is in flight for up
+    to `shutdown_seconds`) and the base URLs. `max_connections`: else the settings', else the fd limit's;
+    `say` takes the server's own lines (else the receiver's events, else stderr)."""
     raise_file_limit()  # before the connection cap is derived from it
     settings = app.get(SETTINGS_KEY)
-    report = say or ((lambda line: _emit(settings, ReceiverEvent("rejected", message=line))) if settings
-                     else _say_on_stderr)
+    report = say or ((lambda line: _emit(settings, ReceiverEvent("rejected", message=line))) if settings else _say_on_stderr)
     runner = BoundedRunner(
         app,
         max_connections=max_connections or (settings.max_connections if settings else None),

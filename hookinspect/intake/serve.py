@@ -18,7 +18,6 @@ from hookinspect.errors import HookinspectError, UsageError
 from hookinspect.intake.receiver import (
     ReceiverSettings,
     create_app,
-    is_loopback,
     listen_error,
     start_server,
 )
@@ -32,6 +31,7 @@ from hookinspect.intake.workers import (
     stop_workers,
     workers_unavailable,
 )
+from hookinspect.net.guard import is_loopback
 from hookinspect.net.server import OutOfFilesReporter
 from hookinspect.store.owner import owning
 from hookinspect.store.schema import check_writable

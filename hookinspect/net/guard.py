@@ -70,9 +70,8 @@ class HostRule:
         """Loopback names, the bound address and the names given explicitly."""
         given = [host_name(name) if name != ANY_HOST else ANY_HOST for name in allowed]
         bound = host_name(bind_host)
-        is_loopback_bind = bound in LOOPBACK_NAMES or _is_loopback_ip(bound)
         return cls(names=frozenset({*LOOPBACK_NAMES, *given, bound} - {ANY_HOST, ""}),
-                   any_ip=not is_loopback_bind, any_host=ANY_HOST in given)
+                   any_ip=not is_loopback(bound), any_host=ANY_HOST in given)
 
     def allows(self, host_header: str | None) -> bool:
         if self.any_host:
@@ -83,6 +82,12 @@ class HostRule:
         if self.any_ip and is_ip_literal(name):
             return True
         return _is_loopback_ip(name)
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses (and names) only this machine can reach."""
+    name = host_name(host)
+    return name in LOOPBACK_NAMES or _is_loopback_ip(name)
 
 
 def _is_loopback_ip(name: str) -> bool:
