@@ -11,7 +11,9 @@ unanswered, each drain's length, and the longest a delivery waited between its 2
 target.
 
 Failover: a primary, one replica and three Sentinels; the relay on `redis+sentinel://`; a
-sender at `--failover-rate`. After 3 s the primary is killed (-9); once the Sentinels have
+sender at `--failover-rate`. After 3 s the replica falls 0.5 s behind (its link to the primary
+holds everything back, as a slow or broken link does) and the primary is killed (-9) at the end
+of it; once the Sentinels have
 promoted the replica the old primary is started again (a service manager's restart) and
 becomes a replica. Run with `--replicas-ack 1` and without; prints acknowledged events lost
 (missing from the new primary), the longest time without an acknowledgement, and how long
@@ -37,6 +39,8 @@ import httpx  # noqa: E402
 from bench._common import free_port, stop  # noqa: E402
 from bench.relay import TARGET, get_json, hookinspect, start  # noqa: E402
 from tests.redis_servers import SentinelGroup, redis_binary, start_redis_server  # noqa: E402
+
+LAG_SECONDS = 0.5
 
 
 class Sender(threading.Thread):
@@ -151,6 +155,10 @@ def failover(work: Path, rate: float, replicas_ack: bool) -> None:
         sender = Sender([f"http://127.0.0.1:{port}/{channel}"], rate, retry_unanswered=False)
         sender.start()
         time.sleep(3)  # steady traffic before the primary dies
+        # The replica falls behind for LAG_SECONDS first (its link holds everything back): what
+        # the primary acknowledges meanwhile is on no replica when the primary dies.
+        group.hold_replication()
+        time.sleep(LAG_SECONDS)
         killed = time.monotonic()
         group.kill("a")
         took = group.wait_for_failover("a")

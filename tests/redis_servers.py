@@ -4,9 +4,12 @@ its own and stopped by its PID. Needs Debian's redis-server (and redis-sentinel 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -58,17 +61,69 @@ def replicas_in_sync(port: int) -> int:
                if key.startswith("slave") and isinstance(value, dict) and value.get("state") == "online")
 
 
+class ReplicationLink(threading.Thread):
+    """The primary's address as everyone else knows it: a TCP relay that can hold back what the
+    primary sends its replica (a replica falling behind, as across a slow or broken link).
+    Freezing the replica would not do (the kernel keeps receiving for it), and a link for the
+    replica alone neither: the Sentinels point a replica back at the primary's own address."""
+
+    def __init__(self, primary_port: int) -> None:
+        super().__init__(daemon=True)
+        self.primary_port = primary_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held = threading.Event()
+
+    def run(self) -> None:
+        while True:
+            try:
+                replica, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                primary = socket.create_connection(("127.0.0.1", self.primary_port), timeout=5)
+            except OSError:
+                replica.close()
+                continue
+            primary.settimeout(None)
+            replicating = threading.Event()  # this connection is a replica's (it asked for PSYNC)
+            threading.Thread(target=self._pump, args=(replica, primary, replicating, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(primary, replica, replicating, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, replicating: threading.Event, from_primary: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if not from_primary and (b"\r\nPSYNC\r\n" in data or b"\r\nREPLCONF\r\n" in data):
+                    replicating.set()
+                if from_primary and replicating.is_set() and self.held.is_set():
+                    continue  # never reaches the replica
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
 class SentinelGroup:
     """A primary, one replica and three Sentinels (quorum 2) that fail over a second after the
-    primary stops answering."""
+    primary stops answering. The replica reaches its primary through a ReplicationLink."""
 
     def __init__(self, work: Path) -> None:
         self.work = work
         self.procs: list[subprocess.Popen[bytes]] = []
-        self.primary, self.primary_port = start_redis_server(work / "a")
+        self.primary, a_port = start_redis_server(work / "a")
+        self.link = ReplicationLink(a_port)
+        self.link.start()
+        self.primary_port = self.link.port  # as the Sentinels, the replica and the relay know it
         self.ports = {"a": self.primary_port}
-        replica, replica_port = start_redis_server(work / "b", None, "--replicaof", "127.0.0.1", str(self.primary_port))
-        self.ports["b"] = replica_port
+        self.own_ports = {"a": a_port}
+        replica, replica_port = start_redis_server(work / "b", None, "--replicaof", "127.0.0.1", str(self.link.port))
+        self.ports["b"] = self.own_ports["b"] = replica_port
         self.servers = {"a": self.primary, "b": replica}
         self.sentinel_ports = [free_port() for _ in range(3)]
         for index, port in enumerate(self.sentinel_ports):
@@ -118,10 +173,14 @@ class SentinelGroup:
         self.servers[name].send_signal(signal.SIGKILL)
         self.servers[name].wait(timeout=10)
 
+    def hold_replication(self) -> None:
+        """From now on the replica gets nothing more from the first primary."""
+        self.link.held.set()
+
     def restart(self, name: str) -> None:
         """Back on its port with its own data, as a service manager restarts it; the Sentinels
         make it a replica of whoever is primary now."""
-        self.servers[name], _ = start_redis_server(self.work / name, self.ports[name])
+        self.servers[name], _ = start_redis_server(self.work / name, self.own_ports[name])
 
     def wait_for_failover(self, away_from: str, timeout: float = 30.0) -> float:
         started = time.monotonic()
@@ -140,6 +199,7 @@ class SentinelGroup:
     def stop(self) -> None:
         for proc in [*self.procs, *self.servers.values()]:
             stop(proc)
+        self.link.close()
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
