@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.exposition import choose_encoder
 
 # What a request to a channel came to; a response may name its own (`response[OUTCOME]`).
@@ -50,6 +50,7 @@ class StreamState:
 
 class RelayMetrics:
     def __init__(self, per_channel: bool = False) -> None:
+        disable_created_metrics()  # `*_created` series: a timestamp per counter nobody graphs
         self.per_channel = per_channel
         self.registry = CollectorRegistry(auto_describe=True)
         prefix = "hookinspect_relay_"
