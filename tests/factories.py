@@ -165,7 +165,7 @@ def stop_process(proc: subprocess.Popen[bytes]) -> tuple[str, str]:
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-    return out.decode(errors="replace"), err.decode(errors="replace")
+    return (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")
 
 
 class RecordingTarget:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from tests.factories import free_port, wait_until
+from tests.factories import free_port, stop_process, wait_until
 
 SERVICE = "relay"
 
@@ -198,15 +198,6 @@ class SentinelGroup:
 
     def stop(self) -> None:
         for proc in [*self.procs, *self.servers.values()]:
-            stop(proc)
+            stop_process(proc)
         self.link.close()
 
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()

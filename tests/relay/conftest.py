@@ -4,7 +4,8 @@ skip with one line (`.ci/run` installs it)."""
 
 import pytest
 
-from tests.redis_servers import redis_binary, start_redis_server, stop
+from tests.factories import stop_process
+from tests.redis_servers import redis_binary, start_redis_server
 
 
 @pytest.fixture
@@ -15,4 +16,4 @@ def redis_url(tmp_path):
     try:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        stop(proc)
+        stop_process(proc)

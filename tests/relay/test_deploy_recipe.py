@@ -19,8 +19,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.factories import free_port, hookinspect_cmd, read_until, store_count, wait_until
-from tests.redis_servers import pings, redis_binary, replicas_in_sync, stop
+from tests.factories import (
+    free_port,
+    hookinspect_cmd,
+    read_until,
+    stop_process,
+    store_count,
+    wait_until,
+)
+from tests.redis_servers import pings, redis_binary, replicas_in_sync
 from tests.tunnel import STARTED, start_listen_tracked, stop_leftover_processes  # noqa: F401
 
 README = Path(__file__).parents[2] / "README.md"
@@ -46,7 +53,7 @@ def processes():
     started: list[subprocess.Popen] = []
     yield started
     for proc in reversed(started):
-        stop(proc)
+        stop_process(proc)
 
 
 def test_the_deploy_recipe_runs_as_written(tmp_path, processes):
