@@ -24,6 +24,10 @@ from hookinspect.values import (
 # The kind of every attempt an import brought: where a file says a delivery went is recorded
 # and shown, but never chosen as a target by anything that sends (replay, the TUI, the web page).
 IMPORTED_KIND = "import"
+# The kind of the attempt a record middleware stores with each delivery: the app's own answer,
+# where it was recorded (a staging app, say). Like an import's, its URL is shown, never a target.
+RECORDED_KIND = "recorded"
+FOREIGN_KINDS = (IMPORTED_KIND, RECORDED_KIND)
 
 
 class Headers:

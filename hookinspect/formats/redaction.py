@@ -38,6 +38,9 @@ class Redaction:
     headers: frozenset[str] = SECRET_HEADERS
     query_keys: frozenset[str] = SECRET_QUERY_KEYS
     json_paths: tuple[str, ...] = ()  # e.g. "$.data.object.customer_email"
+    # Signature headers (a name with "signature" or "hmac" in it) left as they are: a recording
+    # keeps them so that a delivery still verifies; an export masks them.
+    keep_signatures: bool = False
 
     @classmethod
     def from_config(cls, table: Any) -> Redaction:
@@ -54,6 +57,8 @@ class Redaction:
 
     def is_secret_header(self, name: str) -> bool:
         lowered = name.lower()
+        if self.keep_signatures and ("signature" in lowered or "hmac" in lowered):
+            return False
         return lowered in self.headers or any(word in lowered for word in SECRET_HEADER_WORDS)
 
     def is_secret_query_key(self, key: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 from hookinspect.errors import UsageError
 from hookinspect.formats.diff import Change, DiffOptions, diff_messages
 from hookinspect.formats.targets import validate_target
-from hookinspect.model import Attempt, Delivery
+from hookinspect.model import RECORDED_KIND, Attempt, Delivery
 from hookinspect.send.forward import DEFAULT_TIMEOUT, Forwarder, Resigner
 from hookinspect.workspace import Workspace
 
@@ -38,11 +38,13 @@ class AnswerDiff:
 
 
 def recorded_answer(attempts: list[Attempt]) -> Attempt | None:
-    """The answer recorded when the delivery was first forwarded (else first replayed)."""
+    """The app's own answer where the delivery was recorded, else the answer to its first
+    forward, else to its first replay."""
     answered = [a for a in attempts if a.response is not None]
-    for attempt in answered:
-        if attempt.kind in ("forward", "queue"):
-            return attempt
+    for kinds in ((RECORDED_KIND,), ("forward", "queue")):
+        for attempt in answered:
+            if attempt.kind in kinds:
+                return attempt
     return answered[0] if answered else None
 
 

@@ -14,7 +14,7 @@ from hookinspect.workspace import Workspace
 
 
 def last_own_target(store: Store, seq: int) -> str | None:
-    """Where a delivery was last sent from here: never a target only an imported file named."""
+    """Where a delivery was last sent from here: never a target only an imported file or a recording named."""
     last = store.last_attempt(seq, own=True)
     return last.target_url if last else None
 
@@ -38,8 +38,9 @@ def default_targets(store: Store, seqs: list[int], configured: str | None) -> di
         else:
             missing.append(seq)
     if imported:
-        raise UsageError(f"no target for {_numbers(imported)}: the only one recorded came from an imported file, "
-                         "which is not trusted to choose where a delivery (re-signed with your secrets) goes",
+        raise UsageError(f"no target for {_numbers(imported)}: the only one known came from an imported file or a "
+                         "recording elsewhere, which is not trusted to choose where a delivery (re-signed with your "
+                         "secrets) goes",
                          "pass --to URL if you mean it")
     if missing:
         raise UsageError(f"no target for {_numbers(missing)}: never sent anywhere", "pass --to URL or set forward_to in hookinspect.toml")

@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from hookinspect.model import IMPORTED_KIND, Attempt, Headers, Response, SentRequest
+from hookinspect.model import FOREIGN_KINDS, Attempt, Headers, Response, SentRequest
 
 # The one definition of "latest": the newest start, and of two that started in the same
 # microsecond, the one stored last. Listings, filters and `last_attempt` all use it.
@@ -76,8 +76,8 @@ class AttemptTable:
 
     def last_attempt(self, seq: int, *, own: bool = False) -> Attempt | None:
         """The latest attempt of a delivery (numbered like in `attempts`), or None; `own`: the
-        latest one made here, not brought by an import."""
-        mine = f" AND kind != '{IMPORTED_KIND}'" if own else ""
+        latest one made here, not brought by an import or a recording."""
+        mine = f" AND kind NOT IN {FOREIGN_KINDS!r}" if own else ""
         row = self.execute(f"{_SELECT} WHERE delivery_seq = ?{mine} ORDER BY {LATEST_FIRST} LIMIT 1", (seq,)).fetchone()
         if row is None:
             return None

@@ -1,0 +1,94 @@
+"""One request an app answered, as a record middleware saw it, and the delivery it becomes.
+
+The middleware only keeps references to what passed by (header pairs, body chunks); building
+the delivery, detecting its provider and redacting it happen in the writer thread, so the
+request that is being answered pays for none of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hookinspect.model import RECORDED_KIND, Attempt, Delivery, Headers, Response, SentRequest
+from hookinspect.values import now_us
+
+# A note on a delivery the app did not read to its end: what was recorded is what it read.
+PARTIAL_BODY_NOTE = "recorded inside the app, which read {read} of {declared} body bytes: the rest was not seen"
+CUT_BODY_NOTE = "recorded inside the app; the body was longer than the recorder's max_body ({limit} bytes) and is cut"
+
+
+@dataclass
+class Exchange:
+    method: str
+    path: str  # as on the request line, percent-encoding kept, without the query
+    query: str
+    url: str  # the app's URL for this request: where the recorded answer came from
+    headers: list[tuple[bytes, bytes]]
+    http_version: str = "1.1"
+    remote: str | None = None
+    started_us: int = field(default_factory=now_us)
+    body_chunks: list[bytes] = field(default_factory=list)
+    body_size: int = 0
+    body_cut: bool = False  # longer than max_body: the rest went to the app, not to the recording
+    status: int | None = None
+    reason: str = ""
+    answer_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    answer_chunks: list[bytes] = field(default_factory=list)
+    answer_size: int = 0
+    answer_cut: bool = False
+    error: str | None = None  # the app raised instead of answering
+    latency_ms: float | None = None
+
+    def add_body(self, chunk: bytes, limit: int) -> None:
+        if self.body_size + len(chunk) > limit:
+            chunk = chunk[:max(0, limit - self.body_size)]
+            self.body_cut = True
+        if chunk:
+            self.body_chunks.append(chunk)
+            self.body_size += len(chunk)
+
+    def add_answer(self, chunk: bytes, limit: int) -> None:
+        if self.answer_size + len(chunk) > limit:
+            chunk = chunk[:max(0, limit - self.answer_size)]
+            self.answer_cut = True
+        if chunk:
+            self.answer_chunks.append(chunk)
+            self.answer_size += len(chunk)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(self.body_chunks)
+
+    def declared_length(self) -> int | None:
+        for name, value in self.headers:
+            if name.lower() == b"content-length":
+                try:
+                    return int(value)
+                except ValueError:
+                    return None
+        return None
+
+    def delivery(self) -> Delivery:
+        delivery = Delivery(method=self.method, path=self.path, query=self.query, http_version=self.http_version,
+                            remote_addr=self.remote, received_us=self.started_us, source="record",
+                            headers=Headers.from_raw(self.headers), body=self.body)
+        declared = self.declared_length()
+        if self.body_cut:
+            delivery.note = CUT_BODY_NOTE.format(limit=self.body_size)
+        elif declared is not None and declared > self.body_size:
+            delivery.note = PARTIAL_BODY_NOTE.format(read=self.body_size, declared=declared)
+        return delivery
+
+    def attempt(self, delivery: Delivery) -> Attempt:
+        """The app's own answer, as one attempt of kind `recorded`."""
+        response = None
+        if self.status is not None:
+            response = Response(status=self.status, reason=self.reason, headers=Headers.from_raw(self.answer_headers),
+                                body=b"".join(self.answer_chunks))
+        return Attempt(delivery_seq=0, kind=RECORDED_KIND, target_url=self.url,
+                       request=SentRequest(method=delivery.method, url=self.url, headers=delivery.headers,
+                                           body=delivery.body),
+                       response=response, response_truncated=self.answer_cut, latency_ms=self.latency_ms,
+                       error_kind=None if response is not None else "other",
+                       error_message=None if response is not None else (self.error or "the app did not answer"),
+                       started_us=self.started_us)

@@ -1,0 +1,171 @@
+"""Where recordings go, without making the app wait: a bounded queue and one writer thread.
+
+The request being answered only puts its Exchange on the queue (never blocking); when the
+queue is full the recording is dropped and counted, and the log says so once until recording
+works again. The writer thread builds each delivery, detects its provider (as `listen` does),
+leaves out what the rules do not select, redacts, and writes: to a store file through the
+one capture path (Recorder: group commit, one transaction per batch), or to a relay channel
+as the request itself. A failure to write (a full disk, a relay away) is counted the same way
+and never reaches the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from hookinspect.errors import StoreError
+from hookinspect.formats.redaction import redact, redact_attempt
+from hookinspect.model import Attempt, Delivery, Headers
+from hookinspect.record.exchange import Exchange
+from hookinspect.record.settings import RecordSettings
+from hookinspect.signing.registry import Secrets, annotate_delivery, may_be_from_a_provider
+
+log = logging.getLogger("hookinspect.record")
+BATCH = 256  # recordings written in one go at most (one transaction for a store)
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
+
+
+class RecordingSink:
+    def __init__(self, settings: RecordSettings, secrets: Secrets | None = None) -> None:
+        self.settings = settings
+        self.secrets = secrets or Secrets()
+        self.recorded = 0
+        self.left_out = 0  # not selected once their provider was known
+        self.dropped = 0  # selected, and not recorded: the queue was full or writing failed
+        self._failing: str | None = None  # why recordings are being dropped, said once
+        self._queue: queue.Queue[Exchange | None] = queue.Queue(settings.queue)
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="hookinspect-record", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)  # what is queued when the app's process ends is still written
+
+    def finish(self, exchange: Exchange) -> None:
+        """The app answered (or raised): queue the exchange, unless it cannot be a webhook the
+        rules want (no provider cue in its headers or body, when a provider is needed)."""
+        if self.settings.needs_provider and not may_be_from_a_provider(Headers.from_raw(exchange.headers),
+                                                                        exchange.body):
+            return
+        self.offer(exchange)
+
+    def offer(self, exchange: Exchange) -> None:
+        """From the request's thread or loop: queue it, or drop it and count it."""
+        try:
+            self._queue.put_nowait(exchange)
+        except queue.Full:
+            self._dropped(1, f"{self.settings.queue} recordings wait already (the writer is behind)")
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Write what is queued (for up to `timeout` seconds), then stop the writer."""
+        if not self._thread.is_alive():
+            return
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+    # -- the writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        write = self._store_writer() if self.settings.store is not None else self._relay_writer()
+        while True:
+            batch = [self._queue.get()]
+            while len(batch) < BATCH:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            done = None in batch
+            items = [item for exchange in batch if exchange is not None if (item := self._prepared(exchange))]
+            if items:
+                try:
+                    write(items)
+                except Exception as exc:  # noqa: BLE001 - a failure to record must never reach the app
+                    self._dropped(len(items), f"{type(exc).__name__}: {exc}" if not isinstance(exc, StoreError)
+                                  else exc.message)
+                else:
+                    self._recorded(len(items))
+            if done:
+                write(None)  # closes what the writer holds
+                return
+
+    def _prepared(self, exchange: Exchange) -> tuple[Delivery, Attempt] | None:
+        delivery = exchange.delivery()
+        try:
+            annotate_delivery(delivery, self.secrets)
+        except Exception:  # noqa: BLE001 - a flaw in a check must not cost the recording
+            delivery.provider = delivery.provider or None
+        if not self.settings.wants_provider(delivery.provider):
+            self.left_out += 1
+            return None
+        attempt = exchange.attempt(delivery)
+        delivery, _ = redact(delivery, self.settings.redaction)
+        attempt, _ = redact_attempt(attempt, self.settings.redaction)
+        return delivery, attempt
+
+    def _store_writer(self) -> Callable[[list[tuple[Delivery, Attempt]] | None], None]:
+        from hookinspect.recorder import Recorder
+        from hookinspect.workspace import Workspace
+
+        loop = asyncio.new_event_loop()
+        state: dict[str, object] = {}
+
+        def write(items: list[tuple[Delivery, Attempt]] | None) -> None:
+            if items is None:
+                if "workspace" in state:
+                    state["workspace"].close()  # type: ignore[attr-defined]
+                loop.close()
+                return
+            if "workspace" not in state:  # opened on first use, again after a failure to open
+                state["workspace"] = Workspace(self.settings.store, create=True)
+                state["recorder"] = Recorder(state["workspace"])  # type: ignore[arg-type]
+            recorder: Recorder = state["recorder"]  # type: ignore[assignment]
+
+            async def record_all() -> None:
+                results = await asyncio.gather(*(recorder.record(delivery, attempts=(attempt,))
+                                                 for delivery, attempt in items), return_exceptions=True)
+                failed = [result for result in results if isinstance(result, BaseException)]
+                if failed:
+                    raise failed[0]
+            loop.run_until_complete(record_all())
+        return write
+
+    def _relay_writer(self) -> Callable[[list[tuple[Delivery, Attempt]] | None], None]:
+        import httpx
+        client = httpx.Client(timeout=10)
+        channel = (self.settings.relay or "").rstrip("/")
+
+        def write(items: list[tuple[Delivery, Attempt]] | None) -> None:
+            if items is None:
+                client.close()
+                return
+            for delivery, _ in items:  # the request itself: the relay keeps it as it came
+                headers = [(k, v) for k, v in delivery.headers.raw() if k.decode("latin-1").lower() not in HOP_BY_HOP]
+                url = channel + delivery.path + (f"?{delivery.query}" if delivery.query else "")
+                answer = client.request(delivery.method, url, headers=headers, content=delivery.body)
+                if answer.status_code >= 300:
+                    raise RuntimeError(f"the relay answered {answer.status_code}")
+        return write
+
+    # -- saying so once ------------------------------------------------------------------------
+
+    def _dropped(self, count: int, why: str) -> None:
+        with self._lock:
+            self.dropped += count
+            if self._failing is None:
+                log.warning("hookinspect record: recordings are dropped (%s); the app is not affected; "
+                            "counting until recording works again", why)
+            self._failing = why
+
+    def _recorded(self, count: int) -> None:
+        with self._lock:
+            self.recorded += count
+            if self._failing is not None:
+                log.warning("hookinspect record: recording works again; %d recordings were dropped so far",
+                            self.dropped)
+                self._failing = None
