@@ -253,3 +253,14 @@ def fill_disk(directory: Path) -> Path:
     finally:
         os.close(fd)
     return filler
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_block(marker: str) -> str:
+    """The fenced block after `<!-- marker -->` in the README: what a test runs as written."""
+    import re
+    found = re.search(rf"<!-- {re.escape(marker)} -->\n```\w*\n(.*?)```", README.read_text(), re.S)
+    assert found, f"the README has no block marked {marker}"
+    return found.group(1)

@@ -23,6 +23,7 @@ from tests.factories import (
     free_port,
     hookinspect_cmd,
     read_until,
+    readme_block,
     stop_process,
     store_count,
     wait_until,
@@ -30,14 +31,9 @@ from tests.factories import (
 from tests.redis_servers import pings, redis_binary, replicas_in_sync
 from tests.tunnel import STARTED, start_listen_tracked, stop_leftover_processes  # noqa: F401
 
-README = Path(__file__).parents[2] / "README.md"
-
 
 def recipe_block(name: str) -> str:
-    """The fenced block after `<!-- deploy: name -->` in the README."""
-    found = re.search(rf"<!-- deploy: {re.escape(name)} -->\n```\w*\n(.*?)```", README.read_text(), re.S)
-    assert found, f"the README has no deploy block {name}"
-    return found.group(1)
+    return readme_block(f"deploy: {name}")
 
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
