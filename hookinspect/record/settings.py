@@ -63,7 +63,8 @@ class RecordSettings:
 def record_settings(*, store: str | os.PathLike[str] | None = None, record_to: str | None = None,
                     paths: tuple[str, ...] | list[str] = (), methods: tuple[str, ...] | list[str] = (),
                     providers: tuple[str, ...] | list[str] = (), max_body: int | str | None = None,
-                    redaction: Redaction | None = None, environ: dict[str, str] | None = None) -> RecordSettings:
+                    queue: int = DEFAULT_QUEUE, redaction: Redaction | None = None,
+                    environ: dict[str, str] | None = None) -> RecordSettings:
     """Settings from the middleware's arguments, else from HOOKINSPECT_RECORD; off when neither
     names a store or a relay. A wrong one is a UsageError (the app should not start with it)."""
     given: dict[str, str] = {}
@@ -73,6 +74,8 @@ def record_settings(*, store: str | os.PathLike[str] | None = None, record_to: s
     record_to = record_to if record_to is not None else given.get("relay")
     if store is not None and record_to is not None:
         raise UsageError("record: give a store or a relay channel, not both")
+    if queue < 1:
+        raise UsageError(f"record: queue must be at least 1 (recordings waiting for the writer), got {queue}")
     if record_to is not None and not record_to.startswith(("http://", "https://")):
         raise UsageError(f"record: {record_to!r} is not a relay channel URL (https://relay.example.com/<channel>)")
     size = max_body if max_body is not None else given.get("max_body")
@@ -81,7 +84,7 @@ def record_settings(*, store: str | os.PathLike[str] | None = None, record_to: s
         paths=tuple(paths) or _listed(given.get("paths")),
         methods=tuple(m.upper() for m in (tuple(methods) or _listed(given.get("methods")))),
         providers=tuple(p.lower() for p in (tuple(providers) or _listed(given.get("providers")))),
-        max_body=parse_size(str(size)) if size is not None else DEFAULT_MAX_BODY,
+        max_body=parse_size(str(size)) if size is not None else DEFAULT_MAX_BODY, queue=queue,
         redaction=redaction or _file_redaction())
 
 
