@@ -80,14 +80,14 @@ class Exchange:
         return delivery
 
     def attempt(self, delivery: Delivery) -> Attempt:
-        """The app's own answer, as one attempt of kind `recorded`."""
+        """The app's own answer, as one attempt of kind `recorded`. Its request is the delivery
+        itself, so it is not stored twice: the attempt keeps only its method and URL."""
         response = None
         if self.status is not None:
             response = Response(status=self.status, reason=self.reason, headers=Headers.from_raw(self.answer_headers),
                                 body=b"".join(self.answer_chunks))
         return Attempt(delivery_seq=0, kind=RECORDED_KIND, target_url=self.url,
-                       request=SentRequest(method=delivery.method, url=self.url, headers=delivery.headers,
-                                           body=delivery.body),
+                       request=SentRequest(method=delivery.method, url=self.url),
                        response=response, response_truncated=self.answer_cut, latency_ms=self.latency_ms,
                        error_kind=None if response is not None else "other",
                        error_message=None if response is not None else (self.error or "the app did not answer"),

@@ -1,0 +1,153 @@
+"""The cost of hookinspect.record to the app it wraps, on loopback.
+
+    python bench/record.py [--seconds 5] [--rounds 3] [--connections 16] [--memory-requests 100000]
+
+A minimal FastAPI app under uvicorn and a minimal Flask app under werkzeug's threaded server,
+each answering POST /webhooks/{provider} and POST /api/orders alike, are run without the
+middleware and with it (`paths=["/webhooks/*"]`, into a store file). wrk posts 2 KiB JSON for
+`--seconds`, in `--rounds` alternating rounds; the script prints the median requests per
+second of each and the ratios: a selected path (every request recorded) against the bare app
+on the same path, and a path the rules leave out against the bare app on it.
+
+Then memory: the FastAPI app with the middleware takes `--memory-requests` posts to the
+selected path; its resident memory after the first tenth and at the end is printed, with how
+many were recorded and dropped (the store's count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import body_file, free_port, require_wrk, rss_kib, run_wrk, stop, wait_port  # noqa: E402
+
+APPS = {
+    "fastapi": textwrap.dedent("""
+        from fastapi import FastAPI, Request
+        from hookinspect.record import ASGIRecorder
+
+        app = FastAPI()
+
+        @app.post("/webhooks/{provider}")
+        async def webhook(provider: str, request: Request):
+            return {"received": provider, "bytes": len(await request.body())}
+
+        @app.post("/api/orders")
+        async def orders(request: Request):
+            return {"received": "order", "bytes": len(await request.body())}
+
+        if RECORD:
+            app = ASGIRecorder(app, store="webhooks.db", paths=["/webhooks/*"])
+    """),
+    "flask": textwrap.dedent("""
+        from flask import Flask, request
+        from hookinspect.record import WSGIRecorder
+
+        app = Flask(__name__)
+
+        @app.post("/webhooks/<provider>")
+        def webhook(provider):
+            return {"received": provider, "bytes": len(request.get_data())}
+
+        @app.post("/api/orders")
+        def orders():
+            return {"received": "order", "bytes": len(request.get_data())}
+
+        if RECORD:
+            app.wsgi_app = WSGIRecorder(app.wsgi_app, store="webhooks.db", paths=["/webhooks/*"])
+    """),
+}
+WERKZEUG = "import sys\nfrom werkzeug.serving import run_simple\nimport app\nrun_simple('127.0.0.1', int(sys.argv[1]), app.app, threaded=True)\n"
+
+
+def start_app(framework: str, record: bool, work: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    directory = Path(tempfile.mkdtemp(prefix=f"{framework}-", dir=work))
+    (directory / "app.py").write_text(f"RECORD = {record}\n" + APPS[framework])
+    port = free_port()
+    if framework == "fastapi":
+        argv = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
+                "--no-access-log", "--log-level", "warning"]
+    else:
+        (directory / "serve.py").write_text(WERKZEUG)
+        argv = [sys.executable, "serve.py", str(port)]
+    proc = subprocess.Popen(argv, cwd=directory, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_port(port)
+    return proc, port, directory / "webhooks.db"
+
+
+def throughput(framework: str, seconds: int, rounds: int, connections: int, work: Path, body: Path) -> None:
+    figures: dict[tuple[bool, str], list[float]] = {}
+    for _ in range(rounds):
+        for record in (False, True):
+            proc, port, _ = start_app(framework, record, work)
+            try:
+                # The path left out first: the recordings of the other are still being written after it.
+                for path in ("/api/orders", "/webhooks/stripe"):
+                    run_wrk(f"http://127.0.0.1:{port}{path}", body, connections, 1)  # warm up
+                    result = run_wrk(f"http://127.0.0.1:{port}{path}", body, connections, seconds)
+                    if result["errors"] or result["non2xx"]:
+                        raise SystemExit(f"{framework}: {result['errors']} errors, {result['non2xx']} not 2xx on {path}")
+                    figures.setdefault((record, path), []).append(result["rps"])
+            finally:
+                stop(proc)
+    median = {key: statistics.median(values) for key, values in figures.items()}
+    for path, what in (("/webhooks/stripe", "selected (recorded)"), ("/api/orders", "left out by the rules")):
+        bare, recorded = median[(False, path)], median[(True, path)]
+        print(f"{framework:8} {what:22} bare {bare:7.0f} req/s   with the middleware {recorded:7.0f} req/s   "
+              f"ratio {recorded / bare:.2f}", flush=True)
+
+
+def memory(requests: int, connections: int, work: Path, body: Path) -> None:
+    proc, port, store = start_app("fastapi", True, work)
+    try:
+        url = f"http://127.0.0.1:{port}/webhooks/stripe"
+        done = 0
+        early = None
+        started = time.monotonic()
+        while done < requests:
+            result = run_wrk(url, body, connections, 5)
+            done += int(result["requests"])
+            if early is None and done >= requests // 10:
+                early = (done, rss_kib(proc.pid))
+        late = rss_kib(proc.pid)
+        took = time.monotonic() - started
+    finally:
+        stop(proc)  # SIGTERM: what is queued is written at exit
+    from hookinspect.store.sqlite import Store
+    with Store(store) as opened:
+        stored = opened.count()
+    assert early is not None
+    print(f"memory, fastapi with the middleware: {early[1] / 1024:.1f} MiB after {early[0]:,} requests, "
+          f"{late / 1024:.1f} MiB after {done:,} ({took:.0f} s); recorded {stored:,}, "
+          f"not recorded {done - stored:,}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--memory-requests", type=int, default=100_000)
+    parser.add_argument("--only", choices=("fastapi", "flask", "memory"), action="append")
+    args = parser.parse_args()
+    require_wrk()
+    body = body_file(2048)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for framework in ("fastapi", "flask"):
+            if not args.only or framework in args.only:
+                throughput(framework, args.seconds, args.rounds, args.connections, work, body)
+        if not args.only or "memory" in args.only:
+            memory(args.memory_requests, args.connections, work, body)
+
+
+if __name__ == "__main__":
+    main()
