@@ -42,7 +42,7 @@ class ASGIRecorder:
         async def receive_and_keep() -> Message:
             message = await receive()
             if message["type"] == "http.request":
-                exchange.add_body(message.get("body", b""), max_body)
+                exchange.request_body.add(message.get("body", b""), max_body)
             return message
 
         async def send_and_keep(message: Message) -> None:
@@ -50,7 +50,7 @@ class ASGIRecorder:
                 exchange.status = message["status"]
                 exchange.answer_headers = list(message.get("headers", ()))
             elif message["type"] == "http.response.body":
-                exchange.add_answer(message.get("body", b""), max_answer)
+                exchange.answer.add(message.get("body", b""), max_answer)
             await send(message)
 
         started = time.perf_counter()

@@ -18,6 +18,26 @@ CUT_BODY_NOTE = "recorded inside the app; the body was longer than the recorder'
 
 
 @dataclass
+class Kept:
+    """Bytes that passed by, kept up to a limit (the rest passes on, unkept)."""
+
+    chunks: list[bytes] = field(default_factory=list)
+    size: int = 0
+    cut: bool = False  # more passed than the limit
+
+    def add(self, chunk: bytes, limit: int) -> None:
+        if self.size + len(chunk) > limit:
+            chunk = chunk[:max(0, limit - self.size)]
+            self.cut = True
+        if chunk:
+            self.chunks.append(chunk)
+            self.size += len(chunk)
+
+    def joined(self) -> bytes:
+        return b"".join(self.chunks)
+
+
+@dataclass
 class Exchange:
     method: str
     path: str  # as on the request line, percent-encoding kept, without the query
@@ -27,37 +47,18 @@ class Exchange:
     http_version: str = "1.1"
     remote: str | None = None
     started_us: int = field(default_factory=now_us)
-    body_chunks: list[bytes] = field(default_factory=list)
-    body_size: int = 0
-    body_cut: bool = False  # longer than max_body: the rest went to the app, not to the recording
+    # The body as the app read it: longer than max_body, the rest went to the app, not the recording.
+    request_body: Kept = field(default_factory=Kept)
     status: int | None = None
     reason: str = ""
     answer_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    answer_chunks: list[bytes] = field(default_factory=list)
-    answer_size: int = 0
-    answer_cut: bool = False
+    answer: Kept = field(default_factory=Kept)
     error: str | None = None  # the app raised instead of answering
     latency_ms: float | None = None
 
-    def add_body(self, chunk: bytes, limit: int) -> None:
-        if self.body_size + len(chunk) > limit:
-            chunk = chunk[:max(0, limit - self.body_size)]
-            self.body_cut = True
-        if chunk:
-            self.body_chunks.append(chunk)
-            self.body_size += len(chunk)
-
-    def add_answer(self, chunk: bytes, limit: int) -> None:
-        if self.answer_size + len(chunk) > limit:
-            chunk = chunk[:max(0, limit - self.answer_size)]
-            self.answer_cut = True
-        if chunk:
-            self.answer_chunks.append(chunk)
-            self.answer_size += len(chunk)
-
     @property
     def body(self) -> bytes:
-        return b"".join(self.body_chunks)
+        return self.request_body.joined()
 
     def declared_length(self) -> int | None:
         for name, value in self.headers:
@@ -73,10 +74,10 @@ class Exchange:
                             remote_addr=self.remote, received_us=self.started_us, source="record",
                             headers=Headers.from_raw(self.headers), body=self.body)
         declared = self.declared_length()
-        if self.body_cut:
-            delivery.note = CUT_BODY_NOTE.format(limit=self.body_size)
-        elif declared is not None and declared > self.body_size:
-            delivery.note = PARTIAL_BODY_NOTE.format(read=self.body_size, declared=declared)
+        if self.request_body.cut:
+            delivery.note = CUT_BODY_NOTE.format(limit=self.request_body.size)
+        elif declared is not None and declared > self.request_body.size:
+            delivery.note = PARTIAL_BODY_NOTE.format(read=self.request_body.size, declared=declared)
         return delivery
 
     def attempt(self, delivery: Delivery) -> Attempt:
@@ -85,10 +86,10 @@ class Exchange:
         response = None
         if self.status is not None:
             response = Response(status=self.status, reason=self.reason, headers=Headers.from_raw(self.answer_headers),
-                                body=b"".join(self.answer_chunks))
+                                body=self.answer.joined())
         return Attempt(delivery_seq=0, kind=RECORDED_KIND, target_url=self.url,
                        request=SentRequest(method=delivery.method, url=self.url),
-                       response=response, response_truncated=self.answer_cut, latency_ms=self.latency_ms,
+                       response=response, response_truncated=self.answer.cut, latency_ms=self.latency_ms,
                        error_kind=None if response is not None else "other",
                        error_message=None if response is not None else (self.error or "the app did not answer"),
                        started_us=self.started_us)

@@ -47,7 +47,7 @@ class WSGIRecorder:
             write = start_response(status, headers, exc_info) if exc_info is not None else start_response(status, headers)
 
             def write_and_keep(data: bytes) -> Any:
-                exchange.add_answer(data, max_answer)
+                exchange.answer.add(data, max_answer)
                 return write(data)
             return write_and_keep
 
@@ -73,7 +73,7 @@ class _KeptInput:
         self._stream, self._exchange, self._limit = stream, exchange, limit
 
     def _kept(self, data: bytes) -> bytes:
-        self._exchange.add_body(data, self._limit)
+        self._exchange.request_body.add(data, self._limit)
         return data
 
     def read(self, *size: int) -> bytes:
@@ -100,7 +100,7 @@ class _KeptAnswer:
 
     def __iter__(self) -> Iterator[bytes]:
         for chunk in self._result:
-            self._exchange.add_answer(chunk, self._limit)
+            self._exchange.answer.add(chunk, self._limit)
             yield chunk
 
     def close(self) -> None:
