@@ -13,7 +13,7 @@ from typing import Any
 
 from hookinspect.record.exchange import Exchange
 from hookinspect.record.settings import record_settings
-from hookinspect.record.sink import RecordingSink
+from hookinspect.record.writer_process import open_sink
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -28,8 +28,10 @@ class ASGIRecorder:
 
     def __init__(self, app: ASGIApp, **options: Any) -> None:
         self.app = app
-        self.settings = record_settings(**{k: v for k, v in options.items() if k != "secrets"})
-        self.sink = RecordingSink(self.settings, options.get("secrets")) if self.settings.is_on else None
+        own = ("secrets", "writer")
+        self.settings = record_settings(**{k: v for k, v in options.items() if k not in own})
+        self.sink = (open_sink(self.settings, options.get("secrets"), options.get("writer", "process"))
+                     if self.settings.is_on else None)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sink = self.sink

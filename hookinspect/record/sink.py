@@ -1,4 +1,5 @@
-"""Where recordings go, without making the app wait: a bounded queue and one writer thread.
+"""Where recordings go, without making the app wait: a bounded queue and one writer thread
+(in the middleware's writer process, record/writer_process.py, or in the app's own).
 
 The request being answered only puts its Exchange on the queue (never blocking); when the
 queue is full the recording is dropped and counted, and the log says so once until recording
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -30,30 +32,44 @@ BATCH = 256  # recordings written in one go at most (one transaction for a store
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 
 
+def may_be_selected(settings: RecordSettings, exchange: Exchange) -> bool:
+    """Whether an answered exchange can be one the rules want: no provider cue in its headers or
+    body is enough to leave it out when the rules need a provider (the exact check comes later)."""
+    return not settings.needs_provider or may_be_from_a_provider(Headers.from_raw(exchange.headers), exchange.body)
+
+
 class RecordingSink:
-    def __init__(self, settings: RecordSettings, secrets: Secrets | None = None) -> None:
+    def __init__(self, settings: RecordSettings, secrets: Secrets | None = None,
+                 say: Callable[[str], None] | None = None) -> None:
         self.settings = settings
         self.secrets = secrets or Secrets()
+        self.say = say or (lambda line: log.warning("%s", line))
         self.recorded = 0
         self.left_out = 0  # not selected once their provider was known
         self.dropped = 0  # selected, and not recorded: the queue was full or writing failed
         self._failing: str | None = None  # why recordings are being dropped, said once
-        self._queue: queue.Queue[Exchange | None] = queue.Queue(settings.queue)
         self._lock = threading.Lock()
+        self._start()
+        atexit.register(self.close)  # what is queued when the app's process ends is still written
+
+    def _start(self) -> None:
+        # A server that forks its workers after loading the app (gunicorn --preload) leaves this
+        # thread behind in the parent: each process starts its own on first use.
+        self._pid = os.getpid()
+        self._queue: queue.Queue[Exchange | None] = queue.Queue(self.settings.queue)
         self._thread = threading.Thread(target=self._run, name="hookinspect-record", daemon=True)
         self._thread.start()
-        atexit.register(self.close)  # what is queued when the app's process ends is still written
 
     def finish(self, exchange: Exchange) -> None:
         """The app answered (or raised): queue the exchange, unless it cannot be a webhook the
         rules want (no provider cue in its headers or body, when a provider is needed)."""
-        if self.settings.needs_provider and not may_be_from_a_provider(Headers.from_raw(exchange.headers),
-                                                                        exchange.body):
-            return
-        self.offer(exchange)
+        if may_be_selected(self.settings, exchange):
+            self.offer(exchange)
 
     def offer(self, exchange: Exchange) -> None:
         """From the request's thread or loop: queue it, or drop it and count it."""
+        if self._pid != os.getpid():
+            self._start()
         try:
             self._queue.put_nowait(exchange)
         except queue.Full:
@@ -158,14 +174,20 @@ class RecordingSink:
         with self._lock:
             self.dropped += count
             if self._failing is None:
-                log.warning("hookinspect record: recordings are dropped (%s); the app is not affected; "
-                            "counting until recording works again", why)
+                self.say(dropped_line(why))
             self._failing = why
 
     def _recorded(self, count: int) -> None:
         with self._lock:
             self.recorded += count
             if self._failing is not None:
-                log.warning("hookinspect record: recording works again; %d recordings were dropped so far",
-                            self.dropped)
+                self.say(recovered_line(self.dropped))
                 self._failing = None
+
+
+def dropped_line(why: str) -> str:
+    return f"hookinspect record: recordings are dropped ({why}); the app is not affected; counting until recording works again"
+
+
+def recovered_line(dropped: int) -> str:
+    return f"hookinspect record: recording works again; {dropped} recordings were dropped so far"

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 from hookinspect.record.exchange import Exchange
 from hookinspect.record.settings import record_settings
-from hookinspect.record.sink import RecordingSink
+from hookinspect.record.writer_process import open_sink
 
 StartResponse = Callable[..., Callable[[bytes], Any]]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -28,8 +28,10 @@ class WSGIRecorder:
 
     def __init__(self, app: WSGIApp, **options: Any) -> None:
         self.app = app
-        self.settings = record_settings(**{k: v for k, v in options.items() if k != "secrets"})
-        self.sink = RecordingSink(self.settings, options.get("secrets")) if self.settings.is_on else None
+        own = ("secrets", "writer")
+        self.settings = record_settings(**{k: v for k, v in options.items() if k not in own})
+        self.sink = (open_sink(self.settings, options.get("secrets"), options.get("writer", "process"))
+                     if self.settings.is_on else None)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         sink = self.sink

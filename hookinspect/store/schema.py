@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from hookinspect.errors import StoreError, StoreFullError
@@ -165,7 +166,7 @@ def open_connection(path: Path, *, create: bool, durability: str = "power") -> s
     except sqlite3.Error as exc:
         raise StoreError(f"cannot open store {path}: {exc}") from None
     try:
-        _prepare(conn, path, SYNCHRONOUS[durability])
+        _prepare_when_free(conn, path, SYNCHRONOUS[durability])
     except sqlite3.DatabaseError as exc:
         conn.close()
         if "not a database" in str(exc) and not _has_sqlite_header(path):
@@ -211,12 +212,28 @@ def check_intact(conn: sqlite3.Connection, path: Path) -> None:
                          "move it aside and start a new store; `sqlite3 FILE .recover` may save its contents")
 
 
+def _prepare_when_free(conn: sqlite3.Connection, path: Path, synchronous: str) -> None:
+    """_prepare, again while another process holds the new store (two opening it at once: one
+    switching it to WAL is refused at once, without SQLite's busy wait), for up to 10 s."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            _prepare(conn, path, synchronous)
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # the other process's creation takes milliseconds
+
+
 def _prepare(conn: sqlite3.Connection, path: Path, synchronous: str) -> None:
     conn.execute("PRAGMA busy_timeout = 10000")
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    # One statement, one snapshot: read one at a time, a store another process is creating
+    # could show its tables without its id yet, and pass for a database of another program.
+    app_id, version, tables = conn.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id), (SELECT user_version FROM pragma_user_version), "
+        "(SELECT count(*) FROM sqlite_master)").fetchone()
     if app_id != APPLICATION_ID:
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         if app_id != 0 or tables:
             raise StoreError(f"{path} is an SQLite database of another program; it was left untouched")
     elif version > SCHEMA_VERSION:

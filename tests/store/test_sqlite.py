@@ -245,3 +245,26 @@ def test_opening_the_store_again_in_the_writers_process_keeps_other_readers_in_s
         proc.stdin.write("\n")
         proc.stdin.flush()
         proc.wait(timeout=30)
+
+
+def test_a_store_being_created_by_another_process_is_never_taken_for_a_foreign_one(tmp_path):
+    """Its tables and its id are committed together; a reader that looked at them one at a
+    time could see the first without the second."""
+    import multiprocessing
+    context = multiprocessing.get_context("fork")
+    for n in range(100):
+        path = tmp_path / f"s{n}.db"
+        creator = context.Process(target=_create_store, args=(str(path),))
+        creator.start()
+        while creator.is_alive() or not path.exists():
+            if path.exists():
+                try:
+                    Store(path).close()
+                except StoreError as exc:
+                    assert "another program" not in exc.message
+                    raise
+        creator.join(10)
+
+
+def _create_store(path: str) -> None:
+    Store(path).close()
