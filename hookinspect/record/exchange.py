@@ -60,6 +60,21 @@ class Exchange:
     def body(self) -> bytes:
         return self.request_body.joined()
 
+    def wire(self) -> tuple:
+        """Plain values for the pipe to the writer process (pickled far faster than the dataclasses)."""
+        return (self.method, self.path, self.query, self.url, self.headers, self.http_version, self.remote,
+                self.started_us, self.body, self.request_body.cut, self.status, self.reason, self.answer_headers,
+                self.answer.joined(), self.answer.cut, self.error, self.latency_ms)
+
+    @classmethod
+    def from_wire(cls, values: tuple) -> Exchange:
+        (method, path, query, url, headers, http_version, remote, started_us, body, body_cut, status, reason,
+         answer_headers, answer, answer_cut, error, latency_ms) = values
+        return cls(method=method, path=path, query=query, url=url, headers=headers, http_version=http_version,
+                   remote=remote, started_us=started_us, request_body=Kept([body], len(body), body_cut), status=status,
+                   reason=reason, answer_headers=answer_headers, answer=Kept([answer], len(answer), answer_cut),
+                   error=error, latency_ms=latency_ms)
+
     def declared_length(self) -> int | None:
         for name, value in self.headers:
             if name.lower() == b"content-length":
