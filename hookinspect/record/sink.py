@@ -139,7 +139,7 @@ class RecordingSink:
                 return
             if "workspace" not in state:  # opened on first use, again after a failure to open
                 # Commits survive the app's crash, not a power cut: a recording is a copy, and
-                # an fsync per batch cost the writer a quarter of its time.
+                # the fsync of each batch was a quarter of the writer's time in a profile.
                 state["workspace"] = Workspace(self.settings.store, create=True, durability="process")
                 state["recorder"] = Recorder(state["workspace"])  # type: ignore[arg-type]
             recorder: Recorder = state["recorder"]  # type: ignore[assignment]
