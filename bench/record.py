@@ -27,7 +27,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import body_file, free_port, require_wrk, rss_kib, run_wrk, stop, wait_port  # noqa: E402
+from bench._common import (  # noqa: E402
+    body_file,
+    cpu_seconds,
+    free_port,
+    require_wrk,
+    rss_kib,
+    run_wrk,
+    stop,
+    wait_port,
+)
 
 APPS = {
     "fastapi": textwrap.dedent("""
@@ -83,8 +92,15 @@ def start_app(framework: str, record: bool, work: Path) -> tuple[subprocess.Pope
     return proc, port, directory / "webhooks.db"
 
 
+def process_cpu(proc: subprocess.Popen[bytes]) -> dict[str, float]:
+    """CPU seconds so far of the app's process and of the writer process it started (if any)."""
+    kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    return {"app": cpu_seconds(proc.pid), "writer": sum(cpu_seconds(int(kid)) for kid in kids)}
+
+
 def throughput(framework: str, seconds: int, rounds: int, connections: int, work: Path, body: Path) -> None:
     figures: dict[tuple[bool, str], list[float]] = {}
+    cpu: dict[tuple[bool, str], list[dict[str, float]]] = {}
     for _ in range(rounds):
         for record in (False, True):
             proc, port, _ = start_app(framework, record, work)
@@ -92,7 +108,11 @@ def throughput(framework: str, seconds: int, rounds: int, connections: int, work
                 # The path left out first: the recordings of the other are still being written after it.
                 for path in ("/api/orders", "/webhooks/stripe"):
                     run_wrk(f"http://127.0.0.1:{port}{path}", body, connections, 1)  # warm up
+                    before = process_cpu(proc)
                     result = run_wrk(f"http://127.0.0.1:{port}{path}", body, connections, seconds)
+                    after = process_cpu(proc)
+                    cpu.setdefault((record, path), []).append(
+                        {name: (after[name] - before[name]) * 1e6 / max(1, result["requests"]) for name in after})
                     if result["errors"] or result["non2xx"]:
                         raise SystemExit(f"{framework}: {result['errors']} errors, {result['non2xx']} not 2xx on {path}")
                     figures.setdefault((record, path), []).append(result["rps"])
@@ -101,8 +121,12 @@ def throughput(framework: str, seconds: int, rounds: int, connections: int, work
     median = {key: statistics.median(values) for key, values in figures.items()}
     for path, what in (("/webhooks/stripe", "selected (recorded)"), ("/api/orders", "left out by the rules")):
         bare, recorded = median[(False, path)], median[(True, path)]
+        app_bare = statistics.median(c["app"] for c in cpu[(False, path)])
+        app_recorded = statistics.median(c["app"] for c in cpu[(True, path)])
+        writer = statistics.median(c["writer"] for c in cpu[(True, path)])
         print(f"{framework:8} {what:22} bare {bare:7.0f} req/s   with the middleware {recorded:7.0f} req/s   "
-              f"ratio {recorded / bare:.2f}", flush=True)
+              f"ratio {recorded / bare:.2f}   CPU per request: app {app_bare:.0f} -> {app_recorded:.0f} us, "
+              f"writer process {writer:.0f} us", flush=True)
 
 
 def memory(requests: int, connections: int, work: Path, body: Path) -> None:

@@ -43,7 +43,7 @@ def main() -> None:
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()
     while (values := read_frame(stdin)) is not None:
-        sink.offer(Exchange.from_wire(values))
+        sink.offer(Exchange.from_wire(values), wait=True)
     sink.close(timeout=30)
     stop.set()
     reporter.join()

@@ -66,12 +66,14 @@ class RecordingSink:
         if may_be_selected(self.settings, exchange):
             self.offer(exchange)
 
-    def offer(self, exchange: Exchange) -> None:
-        """From the request's thread or loop: queue it, or drop it and count it."""
+    def offer(self, exchange: Exchange, wait: bool = False) -> None:
+        """From the request's thread or loop: queue it, or drop it and count it. The writer
+        process, which has nothing else to do, `wait`s: the pipe behind it then fills, and the
+        app counts what does not fit."""
         if self._pid != os.getpid():
             self._start()
         try:
-            self._queue.put_nowait(exchange)
+            self._queue.put(exchange, block=wait)
         except queue.Full:
             self._dropped(1, f"{self.settings.queue} recordings wait already (the writer is behind)")
 
