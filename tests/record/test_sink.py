@@ -47,10 +47,10 @@ class InThreadServer:
         self.thread.join(15)
 
 
-def post_many(url: str, count: int) -> list[int]:
+def post_many(url: str, count: int, pad: int = 0) -> list[int]:
     async def run() -> list[int]:
         async with httpx.AsyncClient(timeout=30) as client:
-            answers = await asyncio.gather(*(client.post(f"{url}/webhooks/x", content=b'{"n":%d}' % n)
+            answers = await asyncio.gather(*(client.post(f"{url}/webhooks/x", content=b'{"n":%d,"pad":"%s"}' % (n, b"x" * pad))
                                              for n in range(count)))
         return [answer.status_code for answer in answers]
     return asyncio.run(run())
@@ -88,8 +88,9 @@ def test_a_busy_store_fills_the_queue_and_what_does_not_fit_is_dropped_not_waite
     blocker = sqlite3.connect(store, timeout=1)
     blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the store: the recorder's writer waits
     try:
-        assert post_many(server.url, 200) == [202] * 200  # answered while nothing can be stored
-        # Beyond the queues (the app's, the writer's) and what the pipe between them holds.
+        # Answered while nothing can be stored; 64 KiB each, so that the pipe to the writer (1 MiB)
+        # and its queue (50) fill at once.
+        assert post_many(server.url, 200, pad=64 * 1024) == [202] * 200
         wait_until(lambda: recorder.sink.dropped > 0, 20, "recordings dropped while the store is busy")
         blocker.rollback()
         wait_until(lambda: recorder.sink.dropped + recorder.sink.recorded == 200, 60, "every recording settled")
