@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from hookinspect.record.exchange import Exchange
-from hookinspect.record.settings import record_settings
 from hookinspect.record.writer_process import open_sink
 
 Scope = MutableMapping[str, Any]
@@ -28,10 +27,7 @@ class ASGIRecorder:
 
     def __init__(self, app: ASGIApp, **options: Any) -> None:
         self.app = app
-        own = ("secrets", "writer")
-        self.settings = record_settings(**{k: v for k, v in options.items() if k not in own})
-        self.sink = (open_sink(self.settings, options.get("secrets"), options.get("writer", "process"))
-                     if self.settings.is_on else None)
+        self.settings, self.sink = open_sink(options)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sink = self.sink

@@ -221,11 +221,16 @@ class ProcessSink:
         self._failing = why
 
 
-def open_sink(settings: RecordSettings, secrets: Secrets | None, writer: str) -> RecordingSink | ProcessSink:
-    """Where a recorder's exchanges go: a writer process (the default), or a thread of this one."""
-    if writer == "process":
-        return ProcessSink(settings, secrets)
-    if writer == "thread":
-        return RecordingSink(settings, secrets)
-    from hookinspect.errors import UsageError
-    raise UsageError(f"record: writer must be process or thread, got {writer!r}")
+def open_sink(options: dict[str, Any]) -> tuple[RecordSettings, RecordingSink | ProcessSink | None]:
+    """A middleware's settings from its options (record_settings' and `secrets`, `writer`), and
+    where its exchanges go: a writer process (the default), a thread of this one, or nowhere
+    when recording is off."""
+    from hookinspect.record.settings import record_settings
+    settings = record_settings(**{key: value for key, value in options.items() if key not in ("secrets", "writer")})
+    writer, secrets = options.get("writer", "process"), options.get("secrets")
+    if writer not in ("process", "thread"):
+        from hookinspect.errors import UsageError
+        raise UsageError(f"record: writer must be process or thread, got {writer!r}")
+    if not settings.is_on:
+        return settings, None
+    return settings, ProcessSink(settings, secrets) if writer == "process" else RecordingSink(settings, secrets)

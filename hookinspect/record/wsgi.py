@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import quote
 
 from hookinspect.record.exchange import Exchange
-from hookinspect.record.settings import record_settings
 from hookinspect.record.writer_process import open_sink
 
 StartResponse = Callable[..., Callable[[bytes], Any]]
@@ -28,10 +27,7 @@ class WSGIRecorder:
 
     def __init__(self, app: WSGIApp, **options: Any) -> None:
         self.app = app
-        own = ("secrets", "writer")
-        self.settings = record_settings(**{k: v for k, v in options.items() if k not in own})
-        self.sink = (open_sink(self.settings, options.get("secrets"), options.get("writer", "process"))
-                     if self.settings.is_on else None)
+        self.settings, self.sink = open_sink(options)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         sink = self.sink
