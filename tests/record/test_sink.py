@@ -133,8 +133,8 @@ def test_thread_mode_records_in_the_apps_own_process(tmp_path):
     server = InThreadServer(recorder)
     try:
         assert post_many(server.url, 10) == [202] * 10
-        wait_until(lambda: store_count(store) == 10, 20, "10 recorded by a thread")
-        assert recorder.sink.recorded == 10
+        # The count follows the commit: wait for both.
+        wait_until(lambda: store_count(store) == 10 and recorder.sink.recorded == 10, 20, "10 recorded by a thread")
     finally:
         server.stop()
         recorder.close()
