@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import os
 import queue
@@ -28,6 +29,9 @@ from hookinspect.record.settings import RecordSettings
 from hookinspect.signing.registry import Secrets, annotate_delivery, may_be_from_a_provider
 
 log = logging.getLogger("hookinspect.record")
+# A writer takes a batch and says how many of it were written, and the first error if not all
+# were; None closes what it holds.
+Writer = Callable[[list[tuple[Delivery, Attempt]] | None], tuple[int, Exception | None]]
 BATCH = 256  # recordings written in one go at most (one transaction for a store)
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 
@@ -102,22 +106,22 @@ class RecordingSink:
             items = [item for exchange in batch if exchange is not None if (item := self._prepared(exchange))]
             if items:
                 try:
-                    write(items)
+                    written, error = write(items)
                 except Exception as exc:  # noqa: BLE001 - a failure to record must never reach the app
-                    self._dropped(len(items), f"{type(exc).__name__}: {exc}" if not isinstance(exc, StoreError)
-                                  else exc.message)
-                else:
-                    self._recorded(len(items))
+                    written, error = 0, exc
+                if written:
+                    self._recorded(written)
+                if error is not None:
+                    self._dropped(len(items) - written, error.message if isinstance(error, StoreError)
+                                  else f"{type(error).__name__}: {error}")
             if done:
                 write(None)  # closes what the writer holds
                 return
 
     def _prepared(self, exchange: Exchange) -> tuple[Delivery, Attempt] | None:
         delivery = exchange.delivery()
-        try:
+        with contextlib.suppress(Exception):  # a flaw in a check must not cost the recording
             annotate_delivery(delivery, self.secrets)
-        except Exception:  # noqa: BLE001 - a flaw in a check must not cost the recording
-            delivery.provider = delivery.provider or None
         if not self.settings.wants_provider(delivery.provider):
             self.left_out += 1
             return None
@@ -126,50 +130,52 @@ class RecordingSink:
         attempt, _ = redact_attempt(attempt, self.settings.redaction)
         return delivery, attempt
 
-    def _store_writer(self) -> Callable[[list[tuple[Delivery, Attempt]] | None], None]:
+    def _store_writer(self) -> Writer:
         from hookinspect.recorder import Recorder
         from hookinspect.workspace import Workspace
 
         loop = asyncio.new_event_loop()
-        state: dict[str, object] = {}
+        recorder: Recorder | None = None
 
-        def write(items: list[tuple[Delivery, Attempt]] | None) -> None:
+        def write(items: list[tuple[Delivery, Attempt]] | None) -> tuple[int, Exception | None]:
+            nonlocal recorder
             if items is None:
-                if "workspace" in state:
-                    state["workspace"].close()  # type: ignore[attr-defined]
+                if recorder is not None:
+                    recorder.workspace.close()
                 loop.close()
-                return
-            if "workspace" not in state:  # opened on first use, again after a failure to open
+                return 0, None
+            if recorder is None:  # opened on first use, again after a failure to open
                 # Commits survive the app's crash, not a power cut: a recording is a copy, and
                 # the fsync of each batch was a quarter of the writer's time in a profile.
-                state["workspace"] = Workspace(self.settings.store, create=True, durability="process")
-                state["recorder"] = Recorder(state["workspace"])  # type: ignore[arg-type]
-            recorder: Recorder = state["recorder"]  # type: ignore[assignment]
+                recorder = Recorder(Workspace(self.settings.store, create=True, durability="process"))
 
-            async def record_all() -> None:
-                results = await asyncio.gather(*(recorder.record(delivery, attempts=(attempt,))
-                                                 for delivery, attempt in items), return_exceptions=True)
-                failed = [result for result in results if isinstance(result, BaseException)]
-                if failed:
-                    raise failed[0]
-            loop.run_until_complete(record_all())
+            async def record_all() -> list[object]:
+                return await asyncio.gather(*(recorder.record(delivery, attempts=(attempt,))  # type: ignore[union-attr]
+                                              for delivery, attempt in items), return_exceptions=True)
+            results = loop.run_until_complete(record_all())
+            failed = [result for result in results if isinstance(result, Exception)]
+            return len(results) - len(failed), failed[0] if failed else None
         return write
 
-    def _relay_writer(self) -> Callable[[list[tuple[Delivery, Attempt]] | None], None]:
+    def _relay_writer(self) -> Writer:
         import httpx
         client = httpx.Client(timeout=10)
         channel = (self.settings.relay or "").rstrip("/")
 
-        def write(items: list[tuple[Delivery, Attempt]] | None) -> None:
+        def write(items: list[tuple[Delivery, Attempt]] | None) -> tuple[int, Exception | None]:
             if items is None:
                 client.close()
-                return
-            for delivery, _ in items:  # the request itself: the relay keeps it as it came
+                return 0, None
+            for written, (delivery, _) in enumerate(items):  # the request itself: the relay keeps it as it came
                 headers = [(k, v) for k, v in delivery.headers.raw() if k.decode("latin-1").lower() not in HOP_BY_HOP]
                 url = channel + delivery.path + (f"?{delivery.query}" if delivery.query else "")
-                answer = client.request(delivery.method, url, headers=headers, content=delivery.body)
+                try:
+                    answer = client.request(delivery.method, url, headers=headers, content=delivery.body)
+                except httpx.HTTPError as exc:
+                    return written, exc
                 if answer.status_code >= 300:
-                    raise RuntimeError(f"the relay answered {answer.status_code}")
+                    return written, RuntimeError(f"the relay answered {answer.status_code}")
+            return len(items), None
         return write
 
     # -- saying so once ------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 restart of two instances on one Redis loses and repeats nothing."""
 
 import asyncio
+import contextlib
 import json
 import signal
 import socket
@@ -13,6 +14,7 @@ import httpx
 
 from tests.factories import (
     RecordingTarget,
+    await_until,
     free_port,
     hookinspect_cmd,
     read_until,
@@ -47,11 +49,14 @@ def test_sigterm_answers_what_is_in_flight_and_the_laptop_resumes_at_once_after_
     listen, _ = start_listen_tracked(store, "--source", channel["url"])
     assert httpx.post(channel["url"], content=b'{"n":0}').status_code == 200
     wait_until(lambda: store_count(store) == 1, 20, "the first delivery at the laptop")
-    # A sender is halfway through its body when the relay is told to stop.
+    # A sender is halfway through its body when the relay is told to stop. It asks to continue
+    # first, so its request is in the relay's hands (100 Continue) before the signal.
     sender = socket.create_connection(("127.0.0.1", port), timeout=10)
     path = channel["url"].removeprefix(url)
-    sender.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 7\r\n\r\n{{\"n\"".encode())
-    time.sleep(0.2)  # the slow sender's pause, the situation under test (not a wait for a condition)
+    sender.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 7\r\n"
+                   "Expect: 100-continue\r\n\r\n".encode())
+    assert sender.recv(100).startswith(b"HTTP/1.1 100")
+    sender.sendall(b'{"n"')
     asked = time.monotonic()
     relay.send_signal(signal.SIGTERM)
     read_until(relay.stderr, "stopping", 10)
@@ -132,23 +137,28 @@ async def test_a_rolling_restart_of_two_instances_loses_nothing_and_no_laptop_wa
                         break
                     failures.append(f"#{n} at {url}: {status}")
                 n += 1
-                await asyncio.sleep(max(0.0, 0.01 - (time.monotonic() - started)))  # 100/s
+                with contextlib.suppress(TimeoutError):  # paced at 100/s until told to stop
+                    await asyncio.wait_for(stop.wait(), max(0.0, 0.01 - (time.monotonic() - started)))
+
+    async def traffic(count: int, what: str) -> None:
+        """Until `count` more deliveries have reached the laptop through the instances."""
+        wanted = len(arrived) + count
+        await await_until(lambda: len(arrived) >= wanted or sender.done(), 30, what)
 
     sender = asyncio.create_task(send())
     try:
-        await asyncio.sleep(2)  # the steady traffic before the restart, not a wait for a condition
+        await traffic(150, "steady traffic before the restarts")
         for index in (0, 1):  # restart A, then B, as a deploy does
             relays[index].send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(relays[index].wait, 10) == 0
             relays[index] = start_instance(index)
             await asyncio.to_thread(wait_until_up, urls[index], relays[index])
-            await asyncio.sleep(1.5)  # traffic on both again before the next one restarts
+            await traffic(150, f"traffic on both instances after instance {index} restarted")
     finally:
         stop.set()
         await sender
-    deadline = time.monotonic() + 30
-    while set(sent) - set(arrived) and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    with contextlib.suppress(AssertionError):  # what did not arrive is reported just below
+        await await_until(lambda: not set(sent) - set(arrived), 30, "every acknowledged delivery at the laptop")
     await target.stop()
     assert not failures
     assert not set(sent) - set(arrived), f"lost: {sorted(set(sent) - set(arrived))[:10]}"
