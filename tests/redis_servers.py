@@ -177,12 +177,10 @@ class SentinelGroup:
         """From now on the replica gets nothing more from the first primary."""
         self.link.held.set()
 
-    def restart(self, name: str, *, following: bool = False) -> None:
+    def restart(self, name: str) -> None:
         """Back on its port with its own data, as a service manager restarts it; the Sentinels
-        make it a replica of whoever is primary now (about 15 s later), or (`following`) it starts
-        as one, as configuration management that asks the Sentinels first would start it."""
-        replica_of = ("--replicaof", "127.0.0.1", str(self.own_ports[self.primary_name()])) if following else ()
-        self.servers[name], _ = start_redis_server(self.work / name, self.own_ports[name], *replica_of)
+        make it a replica of whoever is primary now (about 15 s later)."""
+        self.servers[name], _ = start_redis_server(self.work / name, self.own_ports[name])
 
     def wait_for_failover(self, away_from: str, timeout: float = 30.0) -> float:
         started = time.monotonic()

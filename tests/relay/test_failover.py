@@ -80,7 +80,7 @@ def test_with_replicas_ack_a_kill_9_of_the_primary_loses_no_acknowledged_event(s
         sentinel_group.wait_for_failover("a")
         promoted = time.monotonic()
         # Its only replica is primary now: nothing can be acknowledged until a replica is back.
-        sentinel_group.restart("a", following=True)  # bench/relay_ops.py times the plain restart
+        sentinel_group.restart("a")
         sentinel_group.wait_for_replica(60)
         replicated = time.monotonic()
         acked_before = len(sender.acked)
