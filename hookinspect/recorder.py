@@ -75,15 +75,45 @@ class Recorder:
                 self.send_first(insert, written)
             await written
         except StoreError as exc:
-            if self.failing is None or type(self.failing) is not type(exc):  # said once, not per request
-                self.workspace.changes.announce(StoreChange(ChangeKind.FAILING, message=exc.message))
-            self.failing = exc
+            self._failed(exc)
             raise
+        self._stored(insert)
+        return Recorded(delivery, targets, bool(queued))
+
+    def record_batch(self, items: Sequence[tuple[Delivery, Sequence[Attempt]]], *, is_durable: bool = True) -> None:
+        """From a thread without an event loop (the record middleware's writer): store several
+        deliveries, each with its attempts, in one transaction, as one job for the writer rather
+        than one each; returns after COMMIT. Raises StoreError if they could not be stored (then
+        none is). Annotation, when this recorder has it, happens here, in the caller's thread."""
+        inserts = []
+        for delivery, attempts in items:
+            if self.annotate is not None or delivery.note == REENCODED_NOTE:
+                self._annotate_now(delivery)
+            targets = tuple(self.route(delivery)) if self.route is not None and self.queue_forwards else ()
+            inserts.append(Insert(delivery, targets, tuple(attempts)))
+
+        def store_all(store: Store) -> None:
+            store.insert_deliveries([insert.delivery for insert in inserts])
+            for insert in inserts:
+                insert.apply_rest(store)
+        try:
+            self.workspace.writer.submit(store_all, is_durable=is_durable, blocking=True)
+        except StoreError as exc:
+            self._failed(exc)
+            raise
+        for insert in inserts:
+            self._stored(insert)
+
+    def _failed(self, exc: StoreError) -> None:
+        if self.failing is None or type(self.failing) is not type(exc):  # said once, not per request
+            self.workspace.changes.announce(StoreChange(ChangeKind.FAILING, message=exc.message))
+        self.failing = exc
+
+    def _stored(self, insert: Insert) -> None:
         if self.failing is not None:
             self.failing = None
             self.workspace.changes.announce(StoreChange(ChangeKind.RECOVERED, message="capture resumed: deliveries are stored again"))
-        self.workspace.announce_recorded(delivery, tuple(zip(insert.queue_ids, queued, strict=True)))
-        return Recorded(delivery, targets, bool(queued))
+        self.workspace.announce_recorded(insert.delivery, tuple(zip(insert.queue_ids, insert.enqueue_to, strict=True)))
 
     def reject(self, rejection: Rejection) -> None:
         """Keep a refused request for `ls --rejected`, without making the refusal wait for it.
@@ -130,12 +160,15 @@ class Recorder:
         await asyncio.gather(*self._writes, return_exceptions=True)
 
     async def _annotate(self, delivery: Delivery) -> None:
+        if self.annotate is not None and len(delivery.body) > INLINE_ANNOTATE_LIMIT:
+            await asyncio.to_thread(self._annotate_now, delivery)
+        else:
+            self._annotate_now(delivery)
+
+    def _annotate_now(self, delivery: Delivery) -> None:
         if self.annotate is not None:
             try:
-                if len(delivery.body) > INLINE_ANNOTATE_LIMIT:
-                    await asyncio.to_thread(self.annotate, delivery)
-                else:
-                    self.annotate(delivery)
+                self.annotate(delivery)
             except Exception as exc:  # noqa: BLE001 - a flaw in a check must not cost the capture
                 # Whatever a sender put in its headers, the delivery is stored; `show` says the
                 # check itself failed, so the flaw is seen and can be reported.

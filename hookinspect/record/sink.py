@@ -12,13 +12,13 @@ and never reaches the app.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from hookinspect.errors import StoreError
@@ -33,6 +33,9 @@ log = logging.getLogger("hookinspect.record")
 # were; None closes what it holds.
 Writer = Callable[[list[tuple[Delivery, Attempt]] | None], tuple[int, Exception | None]]
 BATCH = 256  # recordings written in one go at most (one transaction for a store)
+# How long the writer lets recordings gather after the first of a batch: a commit costs more
+# than the rows in it, and a recording is a copy nobody waits for.
+LINGER_SECONDS = 0.02
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host", "content-length"}
 
 
@@ -97,6 +100,8 @@ class RecordingSink:
         write = self._store_writer() if self.settings.store is not None else self._relay_writer()
         while True:
             batch = [self._queue.get()]
+            if batch[0] is not None and self._queue.qsize() < BATCH:
+                time.sleep(LINGER_SECONDS)
             while len(batch) < BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
@@ -134,7 +139,6 @@ class RecordingSink:
         from hookinspect.recorder import Recorder
         from hookinspect.workspace import Workspace
 
-        loop = asyncio.new_event_loop()
         recorder: Recorder | None = None
 
         def write(items: list[tuple[Delivery, Attempt]] | None) -> tuple[int, Exception | None]:
@@ -142,19 +146,16 @@ class RecordingSink:
             if items is None:
                 if recorder is not None:
                     recorder.workspace.close()
-                loop.close()
                 return 0, None
             if recorder is None:  # opened on first use, again after a failure to open
                 # Commits survive the app's crash, not a power cut: a recording is a copy, and
                 # the fsync of each batch was a quarter of the writer's time in a profile.
                 recorder = Recorder(Workspace(self.settings.store, create=True, durability="process"))
-
-            async def record_all() -> list[object]:
-                return await asyncio.gather(*(recorder.record(delivery, attempts=(attempt,))  # type: ignore[union-attr]
-                                              for delivery, attempt in items), return_exceptions=True)
-            results = loop.run_until_complete(record_all())
-            failed = [result for result in results if isinstance(result, Exception)]
-            return len(results) - len(failed), failed[0] if failed else None
+            try:  # the batch is one transaction: all of it is written, or none
+                recorder.record_batch([(delivery, (attempt,)) for delivery, attempt in items])
+            except StoreError as exc:
+                return 0, exc
+            return len(items), None
         return write
 
     def _relay_writer(self) -> Writer:
