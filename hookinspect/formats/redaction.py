@@ -4,6 +4,7 @@ token-like query values, and JSON paths the user names (`[redact]` in hookinspec
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
@@ -26,6 +27,7 @@ SECRET_HEADERS = frozenset({
     "x-square-hmacsha256-signature", "x-razorpay-signature", "paddle-signature", "x-hubspot-signature-v3",
 })
 SECRET_HEADER_WORDS = ("signature", "token", "secret", "password", "api-key", "apikey", "auth", "cookie", "hmac")
+_SECRET_HEADER_WORD = re.compile("|".join(map(re.escape, SECRET_HEADER_WORDS)))  # one C scan, not nine
 SECRET_QUERY_KEYS = frozenset({
     "token", "access_token", "refresh_token", "id_token", "api_key", "apikey", "key", "secret", "client_secret",
     "signature", "sig", "password", "code", "auth", "session",
@@ -59,7 +61,7 @@ class Redaction:
         lowered = name.lower()
         if self.keep_signatures and ("signature" in lowered or "hmac" in lowered):
             return False
-        return lowered in self.headers or any(word in lowered for word in SECRET_HEADER_WORDS)
+        return lowered in self.headers or _SECRET_HEADER_WORD.search(lowered) is not None
 
     def is_secret_query_key(self, key: str) -> bool:
         lowered = unquote_plus(key).lower()
@@ -108,6 +110,8 @@ def redact_query(query: str, rules: Redaction = DEFAULT_REDACTION) -> tuple[str,
 
 def redact_url(url: str, rules: Redaction = DEFAULT_REDACTION) -> tuple[str, list[str]]:
     """A URL with secret query values masked, and user info (`user:password@`) removed."""
+    if "?" not in url and "@" not in url:
+        return url, []  # nothing that could be masked
     parts = urlsplit(url)
     query, masked = redact_query(parts.query, rules)
     netloc = parts.netloc

@@ -1,16 +1,24 @@
 """The record middleware's writer process (`python -m hookinspect.record.child`, started by
-record/writer_process.ProcessSink): settings first, then exchanges until the pipe closes, each
-handed to a RecordingSink; its counts, and what it has to say, go back as JSON lines."""
+record/writer_process.ProcessSink): settings first, then exchanges until the pipe closes,
+written a pipeful at a time by a RecordingSink in this thread; its counts, and what it has to
+say, go back as JSON lines."""
 
 from __future__ import annotations
 
 import json
 import sys
 import threading
+import time
 
 from hookinspect.record.exchange import Exchange
-from hookinspect.record.sink import RecordingSink
-from hookinspect.record.writer_process import COUNTS, REPORT_SECONDS, read_frame
+from hookinspect.record.sink import LINGER_SECONDS, RecordingSink
+from hookinspect.record.writer_process import (
+    COUNTS,
+    PIPE_BYTES,
+    REPORT_SECONDS,
+    read_frame,
+    split_frames,
+)
 
 
 def main() -> None:
@@ -24,7 +32,7 @@ def main() -> None:
             out.write(json.dumps({"say": line}) + "\n")
             out.flush()
 
-    sink = RecordingSink(settings, secrets, say=say)
+    sink = RecordingSink(settings, secrets, say=say, threaded=False)
     stop = threading.Event()
 
     def report() -> None:
@@ -42,9 +50,16 @@ def main() -> None:
 
     reporter = threading.Thread(target=report, daemon=True)
     reporter.start()
-    while (values := read_frame(stdin)) is not None:
-        sink.offer(Exchange.from_wire(values), wait=True)
-    sink.close(timeout=30)
+    pending = b""
+    # Whatever the pipe holds is one batch. After a small one the writer waits a little, so
+    # the next holds more (a commit costs more than its rows) and the app's writes to the pipe
+    # mostly find nobody to wake. While it writes, the pipe fills; when full, the app drops.
+    while chunk := stdin.read1(PIPE_BYTES):
+        values, pending = split_frames(pending + chunk)
+        sink.write([Exchange.from_wire(value) for value in values])
+        if len(chunk) < PIPE_BYTES // 2:
+            time.sleep(LINGER_SECONDS)
+    sink.close()
     stop.set()
     reporter.join()
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from hookinspect.config import parse_size
@@ -47,7 +49,12 @@ class RecordSettings:
         """What can be told before the app runs: the method and the path."""
         if self.methods and method.upper() not in self.methods:
             return False
-        return not self.paths or any(fnmatch.fnmatchcase(path, pattern) for pattern in self.paths)
+        return not self.paths or self._path_pattern.match(path) is not None
+
+    @cached_property
+    def _path_pattern(self) -> re.Pattern[str]:
+        # Every request passes here, chosen or not: one compiled match, not one per pattern.
+        return re.compile("|".join(f"(?:{fnmatch.translate(pattern)})" for pattern in self.paths))
 
     @property
     def needs_provider(self) -> bool:

@@ -46,8 +46,11 @@ def may_be_selected(settings: RecordSettings, exchange: Exchange) -> bool:
 
 
 class RecordingSink:
+    """In the app's process (`threaded`): a bounded queue and the writer thread behind it. In
+    the writer process, which has nothing else to do, the caller hands batches to `write`."""
+
     def __init__(self, settings: RecordSettings, secrets: Secrets | None = None,
-                 say: Callable[[str], None] | None = None) -> None:
+                 say: Callable[[str], None] | None = None, threaded: bool = True) -> None:
         self.settings = settings
         self.secrets = secrets or Secrets()
         self.say = say or (lambda line: log.warning("%s", line))
@@ -56,8 +59,11 @@ class RecordingSink:
         self.dropped = 0  # selected, and not recorded: the queue was full or writing failed
         self._failing: str | None = None  # why recordings are being dropped, said once
         self._lock = threading.Lock()
-        self._start()
-        atexit.register(self.close)  # what is queued when the app's process ends is still written
+        self._writer: Writer | None = None  # opened on the first batch
+        self._thread: threading.Thread | None = None
+        if threaded:
+            self._start()
+            atexit.register(self.close)  # what is queued when the app's process ends is still written
 
     def _start(self) -> None:
         # A server that forks its workers after loading the app (gunicorn --preload) leaves this
@@ -73,19 +79,20 @@ class RecordingSink:
         if may_be_selected(self.settings, exchange):
             self.offer(exchange)
 
-    def offer(self, exchange: Exchange, wait: bool = False) -> None:
-        """From the request's thread or loop: queue it, or drop it and count it. The writer
-        process, which has nothing else to do, `wait`s: the pipe behind it then fills, and the
-        app counts what does not fit."""
+    def offer(self, exchange: Exchange) -> None:
+        """From the request's thread or loop: queue it, or drop it and count it."""
         if self._pid != os.getpid():
             self._start()
         try:
-            self._queue.put(exchange, block=wait)
+            self._queue.put_nowait(exchange)
         except queue.Full:
             self._dropped(1, f"{self.settings.queue} recordings wait already (the writer is behind)")
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (for up to `timeout` seconds), then stop the writer."""
+        if self._thread is None:
+            self._close_writer()
+            return
         if not self._thread.is_alive():
             return
         try:
@@ -94,10 +101,9 @@ class RecordingSink:
             return
         self._thread.join(timeout)
 
-    # -- the writer thread ---------------------------------------------------------------------
+    # -- the writer ------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        write = self._store_writer() if self.settings.store is not None else self._relay_writer()
         while True:
             batch = [self._queue.get()]
             if batch[0] is not None and self._queue.qsize() < BATCH:
@@ -107,21 +113,34 @@ class RecordingSink:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            done = None in batch
-            items = [item for exchange in batch if exchange is not None if (item := self._prepared(exchange))]
-            if items:
-                try:
-                    written, error = write(items)
-                except Exception as exc:  # noqa: BLE001 - a failure to record must never reach the app
-                    written, error = 0, exc
-                if written:
-                    self._recorded(written)
-                if error is not None:
-                    self._dropped(len(items) - written, error.message if isinstance(error, StoreError)
-                                  else f"{type(error).__name__}: {error}")
-            if done:
-                write(None)  # closes what the writer holds
+            self.write([exchange for exchange in batch if exchange is not None])
+            if None in batch:
+                self._close_writer()
                 return
+
+    def write(self, exchanges: list[Exchange]) -> None:
+        """Build, select, redact and write recordings, BATCH at a time; count what was written
+        and what was not (a failure to record never reaches the caller)."""
+        for start in range(0, len(exchanges), BATCH):
+            items = [item for exchange in exchanges[start:start + BATCH] if (item := self._prepared(exchange))]
+            if not items:
+                continue
+            try:
+                if self._writer is None:
+                    self._writer = self._store_writer() if self.settings.store is not None else self._relay_writer()
+                written, error = self._writer(items)
+            except Exception as exc:  # noqa: BLE001 - a failure to record must never reach the app
+                written, error = 0, exc
+            if written:
+                self._recorded(written)
+            if error is not None:
+                self._dropped(len(items) - written, error.message if isinstance(error, StoreError)
+                              else f"{type(error).__name__}: {error}")
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer(None)
+            self._writer = None
 
     def _prepared(self, exchange: Exchange) -> tuple[Delivery, Attempt] | None:
         delivery = exchange.delivery()
@@ -193,7 +212,7 @@ class RecordingSink:
             self.recorded += count
             # "Works again" once the writer has caught up: while it stays behind, a batch that
             # went through between two drops would make the log say it every batch.
-            if self._failing is not None and self._queue.empty():
+            if self._failing is not None and (self._thread is None or self._queue.empty()):
                 self.say(recovered_line(self.dropped))
                 self._failing = None
 

@@ -55,6 +55,20 @@ def read_frame(stream: IO[bytes]) -> Any:
     return pickle.loads(stream.read(size))  # noqa: S301 - frames come from the parent process only
 
 
+def split_frames(data: bytes) -> tuple[list[Any], bytes]:
+    """The whole frames at the start of `data`, unpickled, and the bytes of the one cut short."""
+    items, at = [], 0
+    view = memoryview(data)
+    while len(data) - at >= FRAME.size:
+        (size,) = FRAME.unpack_from(data, at)
+        if len(data) - at - FRAME.size < size:
+            break
+        items.append(pickle.loads(view[at + FRAME.size:at + FRAME.size + size]))  # noqa: S301 - from the parent only
+        at += FRAME.size + size
+    view.release()
+    return items, data[at:]
+
+
 class ProcessSink:
     """The app's side: the same interface as RecordingSink (finish, offer, close, the counts)."""
 
@@ -68,6 +82,7 @@ class ProcessSink:
         self._failing: str | None = None
         self._fallback: RecordingSink | None = None
         self._child: subprocess.Popen[bytes] | None = None
+        self._child_ended = False
         self._started_at = 0.0
         self._start_child()
         import atexit
@@ -101,8 +116,9 @@ class ProcessSink:
             return
         data = frame(exchange.wire())
         with self._lock:
-            if (self._pid != os.getpid() or self._child is None or self._child.poll() is not None) \
-                    and not self._restart_locked():
+            # A child that ended is seen by the write (a broken pipe), not by asking for its
+            # exit status: that is a system call on every request.
+            if (self._pid != os.getpid() or self._child is None or self._child_ended) and not self._restart_locked():
                 self._drop_locked(1, "the writer process is starting again")
                 return
             if self._pending:
@@ -114,6 +130,7 @@ class ProcessSink:
                 self._drop_locked(1, "the pipe to the writer process is full (the writer is behind)")
                 return
             except OSError:  # the child ended: the next offer starts another
+                self._child_ended = True
                 self._drop_locked(1, "the writer process ended")
                 return
             self._sent += 1
@@ -157,7 +174,7 @@ class ProcessSink:
             log.warning("hookinspect record: no writer process (%s); recording in a thread of this process", exc)
             self._fallback = RecordingSink(self.settings, self._secrets)
             return False
-        self._child, self._fd = child, fd
+        self._child, self._fd, self._child_ended = child, fd, False
         self._counts = dict.fromkeys(COUNTS, 0)
         threading.Thread(target=self._read_reports, args=(child,), name="hookinspect-record-reports",
                          daemon=True).start()
@@ -193,6 +210,9 @@ class ProcessSink:
             with self._lock:
                 if child is self._child:
                     self._counts = {name: int(report.get(name, 0)) for name in COUNTS}
+        with self._lock:  # its output ended: so did the child
+            if child is self._child:
+                self._child_ended = True
 
     def _finish_frame(self) -> None:
         """Write the rest of a frame, waiting as long as the child takes. Offers meanwhile see
@@ -207,8 +227,8 @@ class ProcessSink:
         try:
             while rest:
                 rest = rest[os.write(self._fd, rest):]
-        except OSError:
-            pass  # the child ended: the next offer starts another and counts what it lost
+        except OSError:  # the child ended: the next offer starts another and counts what it lost
+            self._child_ended = True
         finally:
             with contextlib.suppress(OSError):
                 os.set_blocking(self._fd, False)
