@@ -101,13 +101,14 @@ def process_cpu(proc: subprocess.Popen[bytes]) -> dict[str, float]:
 def throughput(framework: str, seconds: int, rounds: int, connections: int, work: Path, body: Path) -> None:
     figures: dict[tuple[bool, str], list[float]] = {}
     cpu: dict[tuple[bool, str], list[dict[str, float]]] = {}
+    answered = stored = 0  # selected requests answered by the apps with the middleware, and recorded
     for _ in range(rounds):
         for record in (False, True):
-            proc, port, _ = start_app(framework, record, work)
+            proc, port, store = start_app(framework, record, work)
             try:
                 # The path left out first: the recordings of the other are still being written after it.
                 for path in ("/api/orders", "/webhooks/stripe"):
-                    run_wrk(f"http://127.0.0.1:{port}{path}", body, connections, 1)  # warm up
+                    warm = run_wrk(f"http://127.0.0.1:{port}{path}", body, connections, 1)
                     before = process_cpu(proc)
                     result = run_wrk(f"http://127.0.0.1:{port}{path}", body, connections, seconds)
                     after = process_cpu(proc)
@@ -116,17 +117,27 @@ def throughput(framework: str, seconds: int, rounds: int, connections: int, work
                     if result["errors"] or result["non2xx"]:
                         raise SystemExit(f"{framework}: {result['errors']} errors, {result['non2xx']} not 2xx on {path}")
                     figures.setdefault((record, path), []).append(result["rps"])
+                    if record and path == "/webhooks/stripe":
+                        answered += int(warm["requests"] + result["requests"])
             finally:
-                stop(proc)
+                stop(proc)  # SIGTERM: what is queued is written at exit
+            if record:
+                stored += store_count(store)
     median = {key: statistics.median(values) for key, values in figures.items()}
     for path, what in (("/webhooks/stripe", "selected (recorded)"), ("/api/orders", "left out by the rules")):
         bare, recorded = median[(False, path)], median[(True, path)]
+        # Each round's ratio pairs runs seconds apart: this machine's speed drifts more than that.
+        paired = [with_it / without for with_it, without in zip(figures[(True, path)], figures[(False, path)], strict=True)]
         app_bare = statistics.median(c["app"] for c in cpu[(False, path)])
         app_recorded = statistics.median(c["app"] for c in cpu[(True, path)])
         writer = statistics.median(c["writer"] for c in cpu[(True, path)])
         print(f"{framework:8} {what:22} bare {bare:7.0f} req/s   with the middleware {recorded:7.0f} req/s   "
-              f"ratio {recorded / bare:.2f}   CPU per request: app {app_bare:.0f} -> {app_recorded:.0f} us, "
+              f"ratio {recorded / bare:.2f} (per round: median {statistics.median(paired):.2f}, "
+              f"{min(paired):.2f}-{max(paired):.2f})   CPU per request: app {app_bare:.0f} -> {app_recorded:.0f} us, "
               f"writer process {writer:.0f} us", flush=True)
+    # wrk counts the answers it read; a few in flight when a run stops are recorded uncounted.
+    print(f"{framework:8} recorded {stored:,} of the {answered:,} selected requests answered "
+          f"({answered - stored:,} dropped, or more recorded than counted if negative)", flush=True)
 
 
 def memory(requests: int, connections: int, work: Path, body: Path) -> None:
@@ -145,14 +156,20 @@ def memory(requests: int, connections: int, work: Path, body: Path) -> None:
         took = time.monotonic() - started
     finally:
         stop(proc)  # SIGTERM: what is queued is written at exit
-    from hookinspect.store.sqlite import Store
-    with Store(store) as opened:
-        stored = opened.count()
+    stored = store_count(store)
     assert early is not None
     # wrk counts the answers it read; requests still in flight when a run stops are answered
     # (and recorded) without being counted, so the store may hold a few more than wrk's count.
     print(f"memory, fastapi with the middleware: {early[1] / 1024:.1f} MiB after {early[0]:,} requests, "
           f"{late / 1024:.1f} MiB after {done:,} ({took:.0f} s); the store holds {stored:,}", flush=True)
+
+
+def store_count(store: Path) -> int:
+    from hookinspect.store.sqlite import Store
+    if not store.exists():
+        return 0
+    with Store(store, create=False) as opened:
+        return opened.count()
 
 
 def main() -> None:

@@ -113,6 +113,22 @@ class _KeptAnswer:
                 self._finish(self._exchange)
 
 
+# Header names by environ key, spelled once: every request of a sender brings the same ones.
+# Bounded, since the keys are the sender's to choose.
+_HEADER_NAMES: dict[str, bytes] = {}
+_HEADER_NAMES_KEPT = 512
+
+
+def _header_name(key: str) -> bytes:
+    """`HTTP_X_HUB_SIGNATURE_256` -> `X-Hub-Signature-256`."""
+    name = _HEADER_NAMES.get(key)
+    if name is None:
+        name = "-".join(part.capitalize() for part in key.removeprefix("HTTP_").split("_")).encode("latin-1")
+        if len(_HEADER_NAMES) < _HEADER_NAMES_KEPT:
+            _HEADER_NAMES[key] = name
+    return name
+
+
 def _exchange(environ: dict[str, Any]) -> Exchange:
     raw = environ.get("REQUEST_URI") or environ.get("RAW_URI")
     if raw and raw.startswith("/"):
@@ -120,15 +136,8 @@ def _exchange(environ: dict[str, Any]) -> Exchange:
     else:  # PATH_INFO is decoded (as latin-1 bytes): encode it again
         decoded = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")).encode("latin-1").decode("utf-8", "replace")
         path, query = quote(decoded or "/", safe="/:@!$&'()*+,;=-._~"), environ.get("QUERY_STRING", "")
-    headers = []
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            name = key[5:]
-        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
-            name = key
-        else:
-            continue
-        headers.append(("-".join(part.capitalize() for part in name.split("_")).encode("latin-1"), value.encode("latin-1")))
+    headers = [(_header_name(key), value.encode("latin-1")) for key, value in environ.items()
+               if key.startswith("HTTP_") or (key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value)]
     host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
     url = f"{environ.get('wsgi.url_scheme', 'http')}://{host}{path}" + (f"?{query}" if query else "")
     version = environ.get("SERVER_PROTOCOL", "HTTP/1.1").removeprefix("HTTP/")
