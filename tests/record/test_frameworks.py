@@ -47,13 +47,18 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 def test_a_staging_app_records_webhooks_that_replay_and_check_locally(framework, served, verifying_app, tmp_path):
     app = served(framework, tmp_path / framework)
     sent = [stripe_delivery(), github_delivery()]
+    answers = []
     with httpx.Client(timeout=10) as client:
-        answers = [client.post(app.url + target, content=body, headers=headers) for target, body, headers in sent]
+        # One at a time, each stored before the next: a threaded server may finish answering the
+        # first after the second, and the numbers below (#1 Stripe, #2 GitHub) follow the store.
+        for count, (target, body, headers) in enumerate(sent, start=1):
+            answers.append(client.post(app.url + target, content=body, headers=headers))
+            wait_until(lambda count=count: app.store.exists() and store_count(app.store) >= count, 20,
+                       f"recording {count} in the store")
         assert client.get(app.url + "/health").status_code == 404  # not selected: not recorded
         assert client.post(app.url + "/elsewhere", content=b"{}").status_code in (404, 405)
     assert [answer.json() for answer in answers] == [{"received": "stripe", "bytes": len(sent[0][1])},
                                                      {"received": "github", "bytes": len(sent[1][1])}]
-    wait_until(lambda: app.store.exists() and store_count(app.store) >= 2, 20, "two recordings in the store")
     with Store(app.store) as store:
         recorded = [store.get(seq) for seq in sorted(store.seqs())]
         attempts = [store.attempts(delivery.seq) for delivery in recorded]
