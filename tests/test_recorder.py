@@ -12,7 +12,7 @@ from hookinspect.formats.samples import build_sample_request, find_sample
 from hookinspect.intake.importing import import_deliveries, parse_import
 from hookinspect.intake.receiver import ForwardSettings, ReceiverSettings, create_app, start_server
 from hookinspect.intake.subscription import RelaySubscriber
-from hookinspect.model import Delivery, ExportItem
+from hookinspect.model import RECORDED_KIND, Attempt, Delivery, ExportItem, SentRequest
 from hookinspect.recorder import Recorder
 from hookinspect.relay.server import RelaySettings, create_relay_app
 from hookinspect.relay.storage import SqliteRelayStorage
@@ -146,3 +146,28 @@ async def test_small_and_big_bodies_are_annotated(workspace, size):
     recorded = await Recorder(workspace, annotate=lambda d: annotate_delivery(d, Secrets())).record(
         Delivery(method="POST", path="/stripe", headers=request.headers, body=body))
     assert recorded.delivery.event_type == "payment_intent.succeeded" and not recorded.is_queued
+
+
+async def test_a_batch_from_a_thread_is_recorded_alike_in_one_transaction(workspace):
+    """The record middleware's writer hands over many deliveries at once: each gets the same
+    annotation, routing, queue and announcement as one recorded alone, and all of them are
+    stored or none is."""
+    request = signed_sample("http://hooks.example/stripe")
+    changes: list[StoreChange] = []
+    workspace.changes.subscribe(changes.append)
+    same = recorder_for(workspace)
+    batch = [(Delivery(method="POST", path="/stripe", headers=request.headers, body=request.body, source="record"),
+              (Attempt(delivery_seq=0, kind=RECORDED_KIND, target_url="http://staging.example/stripe",
+                       request=SentRequest(method="POST", url="http://staging.example/stripe")),))
+             for _ in range(3)]
+    await asyncio.to_thread(same.record_batch, batch)
+    stored = [workspace.store.get(seq) for seq in workspace.store.seqs()]
+    assert len(stored) == 3 and {d.verdict for d in stored} == {"valid"}
+    assert [[a.kind for a in workspace.store.attempts(d.seq)] for d in stored] == [[RECORDED_KIND]] * 3
+    assert workspace.store.queue_counts() == {"pending": 3}
+    assert [change.kind for change in changes] == ["deliveries", "queued"] * 3
+
+    clash = Delivery(method="POST", path="/stripe", body=b"{}", id=stored[0].id)  # stored already: the batch fails
+    with pytest.raises(Exception):  # noqa: B017, PT011 - SQLite's constraint error, whatever its class
+        await asyncio.to_thread(same.record_batch, [(Delivery(method="POST", path="/fine", body=b"{}"), ()), (clash, ())])
+    assert workspace.store.count() == 3  # not the first of that batch either
