@@ -2,8 +2,8 @@
 
     python bench/record.py [--seconds 5] [--rounds 3] [--connections 16] [--memory-requests 100000]
 
-A minimal FastAPI app under uvicorn and a minimal Flask app under werkzeug's threaded server,
-each answering POST /webhooks/{provider} and POST /api/orders alike, are run without the
+A minimal FastAPI app under uvicorn and a minimal Flask app under werkzeug's threaded server
+(and under gunicorn with two sync workers, when gunicorn is installed), each answering POST /webhooks/{provider} and POST /api/orders alike, are run without the
 middleware and with it (`paths=["/webhooks/*"]`, into a store file). wrk posts 2 KiB JSON for
 `--seconds`, in `--rounds` alternating rounds; the script prints the median requests per
 second of each and the ratios: a selected path (every request recorded) against the bare app
@@ -17,6 +17,7 @@ many were recorded and dropped (the store's count).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import subprocess
 import sys
@@ -79,11 +80,14 @@ WERKZEUG = "import sys\nfrom werkzeug.serving import run_simple\nimport app\nrun
 
 def start_app(framework: str, record: bool, work: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
     directory = Path(tempfile.mkdtemp(prefix=f"{framework}-", dir=work))
-    (directory / "app.py").write_text(f"RECORD = {record}\n" + APPS[framework])
+    (directory / "app.py").write_text(f"RECORD = {record}\n" + APPS[framework.removesuffix("-gunicorn")])
     port = free_port()
     if framework == "fastapi":
         argv = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
                 "--no-access-log", "--log-level", "warning"]
+    elif framework == "flask-gunicorn":  # what a deployment runs: one sync worker a core
+        argv = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
+                "--log-level", "warning", "app:app"]
     else:
         (directory / "serve.py").write_text(WERKZEUG)
         argv = [sys.executable, "serve.py", str(port)]
@@ -93,9 +97,20 @@ def start_app(framework: str, record: bool, work: Path) -> tuple[subprocess.Pope
 
 
 def process_cpu(proc: subprocess.Popen[bytes]) -> dict[str, float]:
-    """CPU seconds so far of the app's process and of the writer process it started (if any)."""
-    kids = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
-    return {"app": cpu_seconds(proc.pid), "writer": sum(cpu_seconds(int(kid)) for kid in kids)}
+    """CPU seconds so far of the app's processes (a server's workers too) and of the writer
+    processes they started (if any)."""
+    spent = {"app": 0.0, "writer": 0.0}
+    pending = [proc.pid]
+    while pending:
+        pid = pending.pop()
+        try:
+            is_writer = b"hookinspect.record.child" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            spent["writer" if is_writer else "app"] += cpu_seconds(pid)
+        except OSError:  # ended meanwhile
+            continue
+        pending += [int(kid) for kid in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True,
+                                                       text=True).stdout.split()]
+    return spent
 
 
 def throughput(framework: str, seconds: int, rounds: int, connections: int, work: Path, body: Path) -> None:
@@ -178,13 +193,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--memory-requests", type=int, default=100_000)
-    parser.add_argument("--only", choices=("fastapi", "flask", "memory"), action="append")
+    parser.add_argument("--only", choices=("fastapi", "flask", "flask-gunicorn", "memory"), action="append")
     args = parser.parse_args()
     require_wrk()
     body = body_file(2048)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for framework in ("fastapi", "flask"):
+        for framework in ("fastapi", "flask", "flask-gunicorn"):
+            if framework == "flask-gunicorn" and importlib.util.find_spec("gunicorn") is None:
+                print("flask-gunicorn: left out (pip install gunicorn)")
+                continue
             if not args.only or framework in args.only:
                 throughput(framework, args.seconds, args.rounds, args.connections, work, body)
         if not args.only or "memory" in args.only:
