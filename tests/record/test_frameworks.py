@@ -7,14 +7,25 @@ that checks its own secrets, diff against that app's answer, and become a fixtur
 import hashlib
 import hmac
 import json
+import os
 import subprocess
+import sys
+import textwrap
 import time
 
 import httpx
 import pytest
 
 from hookinspect.store.sqlite import Store
-from tests.factories import hookinspect_cmd, store_count, wait_until
+from tests.factories import (
+    free_port,
+    hookinspect_cmd,
+    stop_process,
+    store_count,
+    wait_until,
+    wait_until_up,
+)
+from tests.record.conftest import DJANGO_SETTINGS, DJANGO_URLS
 
 STAGING_STRIPE = "whsec_staging_secret"
 STAGING_GITHUB = "staging-github-secret"
@@ -99,3 +110,41 @@ def test_a_staging_app_records_webhooks_that_replay_and_check_locally(framework,
     for _ in range(3):
         checked = cli("check", str(fixture), "--target", verifying_app, *LOCAL, "--json")
         assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+DJANGO_ASGI = """
+from django.core.asgi import get_asgi_application
+from hookinspect.record import ASGIRecorder
+
+application = ASGIRecorder(get_asgi_application(), store="webhooks.db", paths=["/webhooks/*"])
+"""
+
+
+def test_django_s_asgi_application_records_too(tmp_path):
+    """The README's Django line, `asgi.py` with ASGIRecorder, served by uvicorn."""
+    pytest.importorskip("django")
+    pytest.importorskip("uvicorn")
+    (tmp_path / "settings.py").write_text(DJANGO_SETTINGS)
+    (tmp_path / "urls.py").write_text(textwrap.dedent(DJANGO_URLS))
+    (tmp_path / "asgi.py").write_text(DJANGO_ASGI)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "uvicorn", "asgi:application", "--host", "127.0.0.1", "--port",
+                               str(port), "--no-access-log"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              env={**os.environ, "PYTHONPATH": str(tmp_path), "DJANGO_SETTINGS_MODULE": "settings"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, server, timeout=30)
+        target, body, headers = stripe_delivery()
+        answer = httpx.post(url + target, content=body, headers=headers, timeout=10)
+        assert answer.json() == {"received": "stripe", "bytes": len(body)}
+        store = tmp_path / "webhooks.db"
+        wait_until(lambda: store.exists() and store_count(store) >= 1, 20, "the recording in the store")
+    finally:
+        stop_process(server)
+    with Store(store) as opened:
+        [delivery] = [opened.get(seq) for seq in opened.seqs()]
+        [kept] = opened.attempts(delivery.seq)
+    assert delivery.body == body and delivery.target == target and delivery.provider == "stripe"
+    assert kept.kind == "recorded" and json.loads(kept.response.body) == answer.json()
+    verified = cli("verify", str(delivery.seq), "--store", str(store), "--secret", f"stripe={STAGING_STRIPE}", "--json")
+    assert json.loads(verified.stdout)["verdict"] == "valid", verified.stdout
