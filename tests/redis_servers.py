@@ -72,7 +72,14 @@ class ReplicationLink(threading.Thread):
         self.primary_port = primary_port
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.held = threading.Event()
+        self._open: list[threading.Event] = []  # each open connection's "held"
+
+    def hold(self) -> None:
+        """The connections open now pass nothing more from the primary to a replica. Those made
+        later (a restarted primary, a replica after a failover) pass everything: the Sentinels may
+        well fail over back to a restarted primary, through this same address."""
+        for held in self._open:
+            held.set()
 
     def run(self) -> None:
         while True:
@@ -87,15 +94,18 @@ class ReplicationLink(threading.Thread):
                 continue
             primary.settimeout(None)
             replicating = threading.Event()  # this connection is a replica's (it asked for PSYNC)
-            threading.Thread(target=self._pump, args=(replica, primary, replicating, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(primary, replica, replicating, True), daemon=True).start()
+            held = threading.Event()
+            self._open.append(held)
+            threading.Thread(target=self._pump, args=(replica, primary, replicating, held, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(primary, replica, replicating, held, True), daemon=True).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, replicating: threading.Event, from_primary: bool) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, replicating: threading.Event, held: threading.Event,
+              from_primary: bool) -> None:
         try:
             while data := source.recv(65536):
                 if not from_primary and (b"\r\nPSYNC\r\n" in data or b"\r\nREPLCONF\r\n" in data):
                     replicating.set()
-                if from_primary and replicating.is_set() and self.held.is_set():
+                if from_primary and replicating.is_set() and held.is_set():
                     continue  # never reaches the replica
                 sink.sendall(data)
         except OSError:
@@ -175,7 +185,7 @@ class SentinelGroup:
 
     def hold_replication(self) -> None:
         """From now on the replica gets nothing more from the first primary."""
-        self.link.held.set()
+        self.link.hold()
 
     def restart(self, name: str) -> None:
         """Back on its port with its own data, as a service manager restarts it; the Sentinels
